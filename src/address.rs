@@ -1,0 +1,83 @@
+//! Addresses: one member at one provider, written `PROVIDER/EMAIL`.
+//!
+//! The email part is trimmed and lowercased, because members are keyed by
+//! email compared case-insensitively; the email *as written* travels in the
+//! attributes and is what providers receive.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A member at a provider, e.g. `community/jane.doe@example.com`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(transparent)]
+pub struct Address(String);
+
+impl Address {
+    /// Builds the address of `email` at `provider`, normalising the email.
+    #[must_use]
+    pub fn new(provider: &str, email: &str) -> Self {
+        Self(format!("{provider}/{}", normalize_email(email)))
+    }
+
+    /// Parses `PROVIDER/EMAIL` as typed by a user (for `--target`, `state rm`, ...).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (provider, email) = text
+            .split_once('/')
+            .ok_or_else(|| format!("`{text}` is not an address; expected `PROVIDER/EMAIL`"))?;
+        if provider.is_empty() || email.trim().is_empty() {
+            return Err(format!("`{text}` is not an address; expected `PROVIDER/EMAIL`"));
+        }
+        Ok(Self::new(provider, email))
+    }
+
+    /// The provider name part.
+    #[must_use]
+    pub fn provider(&self) -> &str {
+        self.0.split_once('/').map_or("", |(p, _)| p)
+    }
+
+    /// The normalised email part.
+    #[must_use]
+    pub fn email(&self) -> &str {
+        self.0.split_once('/').map_or("", |(_, e)| e)
+    }
+
+    /// The address as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Trims and lowercases an email so that two spellings of one inbox compare equal.
+#[must_use]
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_normalises_email_but_keeps_provider() {
+        let a = Address::new("Community", "  Jane.Doe@Example.com ");
+        assert_eq!(a.as_str(), "Community/jane.doe@example.com");
+        assert_eq!(a.provider(), "Community");
+        assert_eq!(a.email(), "jane.doe@example.com");
+    }
+
+    #[test]
+    fn parse_rejects_text_without_provider() {
+        assert!(Address::parse("jane@example.com").is_err());
+        assert!(Address::parse("/jane@example.com").is_err());
+        assert_eq!(Address::parse("c/J@x.io").unwrap().as_str(), "c/j@x.io");
+    }
+}

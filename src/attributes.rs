@@ -1,0 +1,219 @@
+//! The resolved attributes of one member at one provider.
+//!
+//! These are what a provider is asked to carry out and what the state
+//! records: catalog names are already turned into the provider's remote ids,
+//! and fields the provider type has no notion of are already dropped. Plan
+//! compares two of these; nothing secret is ever held here (a direct-add
+//! password is referenced by the env var or file that holds it).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// How a member is brought into a provider.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// An invitation email (Networked `method=1`, Aptly bulk invite).
+    #[default]
+    Invite,
+    /// A Networked direct add (`method=2`): the account is created at once and
+    /// the credentials are mailed.
+    Direct,
+}
+
+impl Method {
+    fn is_invite(&self) -> bool {
+        *self == Method::Invite
+    }
+}
+
+/// One member's resolved attributes at one provider.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Attributes {
+    /// The email as written in the config (trimmed).
+    pub email: String,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Given name (explicit, or derived from `name` for providers that need it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    /// Family name (explicit, or derived from `name` for providers that need it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    /// Phone number, sent as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    /// Remote role ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// Remote plan ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plans: Vec<String>,
+    /// Remote group ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// Remote id of the primary group (one of `groups`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_group: Option<String>,
+    /// Remote position ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub positions: Vec<String>,
+    /// Remote id of the member's manager.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manager_id: Option<String>,
+    /// Message included with the invitation (sent once, never updated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Invite or direct add (used once, never updated).
+    #[serde(default, skip_serializing_if = "Method::is_invite")]
+    pub method: Method,
+    /// Name of the env var holding the direct-add password (never its value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    /// Path of the file holding the direct-add password (never its content).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<String>,
+    /// Aptly `existingUser` object, passed through as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub existing_user: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// One attribute that differs between two attribute sets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttributeChange {
+    /// The attribute's name, as in the config.
+    pub field: &'static str,
+    /// The old value, rendered for people (`(none)` when absent).
+    pub before: String,
+    /// The new value, rendered for people.
+    pub after: String,
+}
+
+fn render_opt(value: Option<&String>) -> String {
+    value.map_or_else(|| "(none)".to_owned(), |v| format!("{v:?}"))
+}
+
+fn render_list(values: &[String]) -> String {
+    if values.is_empty() {
+        "[]".to_owned()
+    } else {
+        format!("[{}]", values.join(", "))
+    }
+}
+
+impl Attributes {
+    /// The membership attributes that differ from `newer`.
+    ///
+    /// `note`, `method`, the password references and `existing_user` only
+    /// shape the first invitation, so changing them later changes nothing at
+    /// the provider and is not an update. The email's case is not compared
+    /// either: addresses are case-insensitive.
+    #[must_use]
+    pub fn changes_to(&self, newer: &Attributes) -> Vec<AttributeChange> {
+        let mut out = Vec::new();
+        let mut scalar = |field, a: &Option<String>, b: &Option<String>| {
+            if a != b {
+                out.push(AttributeChange { field, before: render_opt(a.as_ref()), after: render_opt(b.as_ref()) });
+            }
+        };
+        scalar("name", &self.name, &newer.name);
+        scalar("first_name", &self.first_name, &newer.first_name);
+        scalar("last_name", &self.last_name, &newer.last_name);
+        scalar("phone", &self.phone, &newer.phone);
+        scalar("primary_group", &self.primary_group, &newer.primary_group);
+        scalar("manager_id", &self.manager_id, &newer.manager_id);
+        let mut list = |field, a: &[String], b: &[String]| {
+            if !same_set(a, b) {
+                out.push(AttributeChange { field, before: render_list(a), after: render_list(b) });
+            }
+        };
+        list("roles", &self.roles, &newer.roles);
+        list("plans", &self.plans, &newer.plans);
+        list("groups", &self.groups, &newer.groups);
+        list("positions", &self.positions, &newer.positions);
+        out.sort_by_key(|c| field_order(c.field));
+        out
+    }
+
+    /// Renders the membership attributes as `field: value` lines, for diffs.
+    #[must_use]
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = vec![format!("email: {}", self.email)];
+        push_opt(&mut lines, "name", self.name.as_ref());
+        push_opt(&mut lines, "first_name", self.first_name.as_ref());
+        push_opt(&mut lines, "last_name", self.last_name.as_ref());
+        push_opt(&mut lines, "phone", self.phone.as_ref());
+        push_list(&mut lines, "roles", &self.roles);
+        push_list(&mut lines, "plans", &self.plans);
+        push_list(&mut lines, "groups", &self.groups);
+        push_opt(&mut lines, "primary_group", self.primary_group.as_ref());
+        push_list(&mut lines, "positions", &self.positions);
+        push_opt(&mut lines, "manager_id", self.manager_id.as_ref());
+        if self.method == Method::Direct {
+            lines.push("method: direct".to_owned());
+        }
+        lines
+    }
+}
+
+fn push_opt(lines: &mut Vec<String>, field: &str, value: Option<&String>) {
+    if let Some(value) = value {
+        lines.push(format!("{field}: {value}"));
+    }
+}
+
+fn push_list(lines: &mut Vec<String>, field: &str, values: &[String]) {
+    if !values.is_empty() {
+        lines.push(format!("{field}: {}", render_list(values)));
+    }
+}
+
+fn field_order(field: &str) -> usize {
+    const ORDER: [&str; 10] =
+        ["name", "first_name", "last_name", "phone", "roles", "plans", "groups", "primary_group", "positions", "manager_id"];
+    ORDER.iter().position(|f| *f == field).unwrap_or(ORDER.len())
+}
+
+/// Order-insensitive comparison: `roles: [a, b]` and `[b, a]` are the same membership.
+fn same_set(a: &[String], b: &[String]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut a: Vec<&String> = a.iter().collect();
+    let mut b: Vec<&String> = b.iter().collect();
+    a.sort_unstable();
+    b.sort_unstable();
+    a == b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attrs() -> Attributes {
+        Attributes { email: "a@x.io".into(), roles: vec!["r1".into(), "r2".into()], ..Attributes::default() }
+    }
+
+    #[test]
+    fn reordered_lists_and_notes_are_not_changes() {
+        let mut b = attrs();
+        b.roles.reverse();
+        b.note = Some("hello".into());
+        b.email = "A@X.io".into();
+        assert!(attrs().changes_to(&b).is_empty());
+    }
+
+    #[test]
+    fn changed_role_and_name_are_reported_in_field_order() {
+        let mut b = attrs();
+        b.roles = vec!["r3".into()];
+        b.name = Some("Jo".into());
+        let changes = attrs().changes_to(&b);
+        assert_eq!(changes.len(), 2);
+        assert_eq!(changes[0].field, "name");
+        assert_eq!(changes[0].before, "(none)");
+        assert_eq!(changes[1].after, "[r3]");
+    }
+}

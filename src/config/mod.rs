@@ -1,0 +1,89 @@
+//! Configuration: the YAML model, loading, validation and resolution.
+//!
+//! [`load`] reads every file, merges them, checks everything that can be
+//! checked without the network, and resolves catalog names into remote ids.
+//! The result, [`Config`], is what plan and apply work on; nothing below
+//! this module sees YAML.
+
+mod load;
+pub mod locate;
+pub mod model;
+pub mod problem;
+mod resolve;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use load::{load, load_str, parse_file, MAX_FILE_BYTES};
+pub use problem::{Place, Problem};
+
+use crate::address::Address;
+use crate::attributes::Attributes;
+use crate::provider::ProviderSettings;
+
+/// The default config file, in the current directory.
+pub const DEFAULT_CONFIG: &str = "memberctl.yaml";
+
+/// The default `safety.max_changes`.
+pub const DEFAULT_MAX_CHANGES: usize = 100;
+
+/// A loaded, validated and resolved configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The files read, in load order.
+    pub files: Vec<PathBuf>,
+    /// SHA-256 of the files' names and contents, to tie a plan to its config.
+    pub digest: String,
+    /// Providers by name.
+    pub providers: BTreeMap<String, ProviderSettings>,
+    /// What each address should look like.
+    pub desired: BTreeMap<Address, Attributes>,
+    /// How many members the files declare.
+    pub member_count: usize,
+    /// `safety.max_changes`.
+    pub max_changes: usize,
+    /// `invites.resend_after`.
+    pub resend_after: Option<Duration>,
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A named file or directory does not exist.
+    #[error("config file `{}` not found", path.display())]
+    NotFound {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A directory holds no YAML files.
+    #[error("no `*.yaml` or `*.yml` files in `{}`", path.display())]
+    EmptyDirectory {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// A file could not be read.
+    #[error("cannot read `{}`", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The files were read but are not valid.
+    #[error("{} in the configuration", count(problems.len()))]
+    Invalid {
+        /// Every problem found, in file and line order.
+        problems: Vec<Problem>,
+    },
+}
+
+fn count(n: usize) -> String {
+    if n == 1 {
+        "1 problem".to_owned()
+    } else {
+        format!("{n} problems")
+    }
+}

@@ -1,0 +1,266 @@
+//! The configuration file format: the serde types the loader reads and the
+//! JSON Schema (`memberctl schema`) is generated from.
+//!
+//! Every struct captures keys it does not know in an `unknown` map instead of
+//! failing on the first one, so that validation can report all of them, each
+//! with its location and a "did you mean".
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::attributes::Method;
+use crate::provider::{InviteEndpoint, ProviderKind, UncertainPolicy};
+
+/// Keys a struct did not recognise, with their values.
+pub type UnknownKeys = BTreeMap<String, serde_yaml::Value>;
+
+/// A catalog: logical name → (provider name → remote id).
+pub type Catalog = BTreeMap<String, BTreeMap<String, String>>;
+
+/// One configuration file.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields, title = "memberctl configuration")]
+pub struct ConfigFile {
+    /// Format version; must be `1`.
+    pub version: Option<u32>,
+    /// Targets, by a name you choose (used in addresses: `NAME/EMAIL`).
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// Role names → remote id at each provider.
+    pub roles: Catalog,
+    /// Paid plan names → remote id at each provider (Networked monetization plans).
+    pub plans: Catalog,
+    /// Group names → remote id at each provider (Aptly groups).
+    pub groups: Catalog,
+    /// Position names → remote id at each provider (Aptly positions).
+    pub positions: Catalog,
+    /// Values a member gets when it does not set them.
+    pub defaults: Option<Defaults>,
+    /// Limits that stop an apply before it sends anything.
+    pub safety: Option<Safety>,
+    /// Invitation lifecycle settings.
+    pub invites: Option<Invites>,
+    /// The people, keyed by email.
+    pub members: Vec<MemberConfig>,
+    #[serde(flatten)]
+    #[schemars(skip)]
+    #[doc(hidden)]
+    pub unknown: UnknownKeys,
+}
+
+/// The keys [`ConfigFile`] knows, for "did you mean".
+pub const CONFIG_KEYS: &[&str] =
+    &["version", "providers", "roles", "plans", "groups", "positions", "defaults", "safety", "invites", "members"];
+
+/// One provider (a community, a tenant, or the sandbox).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// The provider type.
+    #[serde(rename = "type")]
+    pub kind: ProviderKind,
+    /// API base URL (defaults: networked `https://backend.networked.co`, aptly
+    /// `https://api.us.aptlydone.com`). `http://` is refused unless the host is loopback.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// networked: the env var that holds the `x-api-key` (default `NETWORKED_API_KEY`).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// aptly: the env var that holds the bearer token (default `APTLY_TOKEN`).
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// aptly: the tenant id (a UUID).
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// networked: `bulk` (invites/emails, the default) or `single` (addExternalUsers).
+    #[serde(default)]
+    pub invite_endpoint: Option<InviteEndpoint>,
+    /// Most members per request (default 100; 1 for networked `single`).
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    /// Most requests in flight at once (default 4).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// Most requests started per second (default 10; 0 = unlimited).
+    #[serde(default)]
+    pub rate_limit: Option<f64>,
+    /// Per-request timeout, e.g. `30s`, `2m` (default `30s`).
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// Most attempts per request, the first included (default 5).
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// What to do with members whose last send had no known outcome:
+    /// `send_again` (default; a duplicate answer adopts them) or `hold`.
+    #[serde(default)]
+    pub uncertain: Option<UncertainPolicy>,
+    /// sandbox: the outbox file (JSON lines), relative to this config file
+    /// (default `memberctl.outbox.jsonl`).
+    #[serde(default)]
+    pub outbox: Option<String>,
+    /// What the provider may do: any of `invite`, `update`, `remove`
+    /// (sandbox default: all three; networked and aptly can only invite).
+    #[serde(default)]
+    pub capabilities: Option<Vec<CapabilityName>>,
+    #[serde(flatten)]
+    #[schemars(skip)]
+    #[doc(hidden)]
+    pub unknown: UnknownKeys,
+}
+
+/// The keys [`ProviderConfig`] knows.
+pub const PROVIDER_KEYS: &[&str] = &[
+    "type",
+    "base_url",
+    "api_key_env",
+    "token_env",
+    "tenant_id",
+    "invite_endpoint",
+    "batch_size",
+    "concurrency",
+    "rate_limit",
+    "timeout",
+    "max_attempts",
+    "uncertain",
+    "outbox",
+    "capabilities",
+];
+
+/// One capability a provider can be given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CapabilityName {
+    /// Invite members.
+    Invite,
+    /// Update members' attributes.
+    Update,
+    /// Remove members.
+    Remove,
+}
+
+/// Defaults applied to every member that does not set the field.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct Defaults {
+    /// Providers a member joins when it names none.
+    pub providers: Option<Vec<String>>,
+    /// Roles a member gets when it names none.
+    pub roles: Option<Vec<String>>,
+    /// Plans a member gets when it names none.
+    pub plans: Option<Vec<String>>,
+    /// Groups a member gets when it names none.
+    pub groups: Option<Vec<String>>,
+    /// Invitation note when the member has none.
+    pub note: Option<String>,
+    #[serde(flatten)]
+    #[schemars(skip)]
+    #[doc(hidden)]
+    pub unknown: UnknownKeys,
+}
+
+/// The keys [`Defaults`] knows.
+pub const DEFAULTS_KEYS: &[&str] = &["providers", "roles", "plans", "groups", "note"];
+
+/// Safety limits.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct Safety {
+    /// Apply refuses a plan that invites or removes more members than this
+    /// (default 100); `--max-changes N` overrides it for one run.
+    pub max_changes: Option<usize>,
+    #[serde(flatten)]
+    #[schemars(skip)]
+    #[doc(hidden)]
+    pub unknown: UnknownKeys,
+}
+
+/// The keys [`Safety`] knows.
+pub const SAFETY_KEYS: &[&str] = &["max_changes"];
+
+/// Invitation lifecycle.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct Invites {
+    /// Propose re-sending invitations unconfirmed for this long, e.g. `14d`
+    /// (default: never).
+    pub resend_after: Option<String>,
+    #[serde(flatten)]
+    #[schemars(skip)]
+    #[doc(hidden)]
+    pub unknown: UnknownKeys,
+}
+
+/// The keys [`Invites`] knows.
+pub const INVITES_KEYS: &[&str] = &["resend_after"];
+
+/// One person.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct MemberConfig {
+    /// Email address: the member's key (trimmed, compared case-insensitively, sent as written).
+    pub email: String,
+    /// Display name (networked requires a name; aptly derives first and last
+    /// name from it when they are not given: the last word is the last name).
+    pub name: Option<String>,
+    /// Given name (aptly `firstName`).
+    pub first_name: Option<String>,
+    /// Family name (aptly `lastName`).
+    pub last_name: Option<String>,
+    /// Phone number, sent as written (aptly `mobilePhone`).
+    pub phone: Option<String>,
+    /// Role names (networked takes exactly one). Default: `defaults.roles`.
+    pub roles: Option<Vec<String>>,
+    /// Plan names (networked only). Default: `defaults.plans`.
+    pub plans: Option<Vec<String>>,
+    /// Group names (aptly only). Default: `defaults.groups`.
+    pub groups: Option<Vec<String>>,
+    /// The primary group's name (one of `groups`; aptly `isPrimaryOrg`).
+    pub primary_group: Option<String>,
+    /// Position names (aptly only).
+    pub positions: Option<Vec<String>>,
+    /// The manager's remote user id (aptly `managerId`).
+    pub manager_id: Option<String>,
+    /// Message included with the invitation. Default: `defaults.note`.
+    pub note: Option<String>,
+    /// Provider names this member joins. Default: `defaults.providers`.
+    pub providers: Option<Vec<String>>,
+    /// `invite` (default) or `direct` (networked direct add, `method=2`).
+    pub method: Option<Method>,
+    /// direct: the env var holding the initial password (never put it in YAML).
+    pub password_env: Option<String>,
+    /// direct: a file holding the initial password, relative to this config file.
+    pub password_file: Option<String>,
+    /// aptly `existingUser` object, passed through as written (default `{}`).
+    pub existing_user: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(flatten)]
+    #[schemars(skip)]
+    #[doc(hidden)]
+    pub unknown: UnknownKeys,
+}
+
+/// The keys [`MemberConfig`] knows.
+pub const MEMBER_KEYS: &[&str] = &[
+    "email",
+    "name",
+    "first_name",
+    "last_name",
+    "phone",
+    "roles",
+    "plans",
+    "groups",
+    "primary_group",
+    "positions",
+    "manager_id",
+    "note",
+    "providers",
+    "method",
+    "password_env",
+    "password_file",
+    "existing_user",
+];

@@ -1,0 +1,401 @@
+//! Merging config files and resolving members into per-address attributes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use super::load::Source;
+use super::model::{Catalog, ConfigFile, MemberConfig};
+use super::problem::{suggestion, Pending};
+use super::validate::{check_catalog, check_unknown_keys, is_valid_email, provider_settings, singular, Report};
+use super::{Config, DEFAULT_MAX_CHANGES};
+use crate::address::{normalize_email, Address};
+use crate::attributes::{Attributes, Method};
+use crate::provider::{CatalogKind, ProviderKind, ProviderSettings};
+
+/// A value and the file and path that defined it.
+struct Origin<T> {
+    value: T,
+    file: usize,
+    path: String,
+}
+
+/// Merged defaults, each with where it came from.
+#[derive(Default)]
+struct Defaults<'a> {
+    providers: Option<Origin<&'a Vec<String>>>,
+    roles: Option<Origin<&'a Vec<String>>>,
+    plans: Option<Origin<&'a Vec<String>>>,
+    groups: Option<Origin<&'a Vec<String>>>,
+    note: Option<&'a String>,
+}
+
+fn duplicate(pending: &mut Vec<Pending>, file: usize, path: String, first: (usize, String), what: String) {
+    pending.push(Pending {
+        file,
+        path,
+        at_key: true,
+        message: format!("{what} is defined twice"),
+        hint: Some("keep one definition".to_owned()),
+        known: None,
+        also: Some(first),
+    });
+}
+
+/// Sets `slot` once; a second definition is a duplicate naming both places.
+fn set_once<T>(pending: &mut Vec<Pending>, slot: &mut Option<Origin<T>>, value: T, file: usize, path: String, what: &str) {
+    if let Some(first) = slot {
+        duplicate(pending, file, path, (first.file, first.path.clone()), what.to_owned());
+    } else {
+        *slot = Some(Origin { value, file, path });
+    }
+}
+
+/// Merges, validates and resolves. Problems go to `pending`; the returned
+/// config is only meaningful when none were added.
+pub(crate) fn resolve(sources: &[Source], parsed: &[Option<ConfigFile>], digest: String, pending: &mut Vec<Pending>) -> Config {
+    let files: Vec<(usize, &ConfigFile)> = parsed.iter().enumerate().filter_map(|(i, f)| f.as_ref().map(|f| (i, f))).collect();
+    let dir_of = |i: usize| sources[i].path.parent().map_or_else(|| Path::new(".").to_owned(), Path::to_owned);
+
+    // Providers, catalogs and settings merge by key.
+    let mut providers: BTreeMap<String, ProviderSettings> = BTreeMap::new();
+    let mut provider_origin: HashMap<&str, (usize, String)> = HashMap::new();
+    let mut catalogs: [(CatalogKind, Catalog); 4] =
+        [CatalogKind::Roles, CatalogKind::Plans, CatalogKind::Groups, CatalogKind::Positions].map(|k| (k, Catalog::new()));
+    let mut catalog_origin: HashMap<(usize, String), (usize, String)> = HashMap::new();
+    let mut defaults = Defaults::default();
+    let mut max_changes: Option<Origin<usize>> = None;
+    let mut resend_after: Option<Origin<&String>> = None;
+
+    for &(file, config) in &files {
+        let mut report = Report { file, pending };
+        check_unknown_keys(&mut report, config);
+        if let Some(version) = config.version {
+            if version != 1 {
+                report.at(
+                    "version",
+                    format!("config `version: {version}` is not supported"),
+                    "this memberctl reads `version: 1`; a newer memberctl may read this file".to_owned(),
+                );
+            }
+        }
+        for (name, provider) in &config.providers {
+            let path = format!("providers.{name}");
+            if let Some(first) = provider_origin.get(name.as_str()) {
+                duplicate(pending, file, path, first.clone(), format!("provider `{name}`"));
+                continue;
+            }
+            let mut report = Report { file, pending };
+            if name.is_empty() || name.contains('/') || name.chars().any(char::is_whitespace) {
+                report.at_key(path.clone(), format!("provider name `{name}` cannot be used in addresses"), "use letters, digits, `-` and `_`".to_owned());
+            }
+            provider_origin.insert(name, (file, path));
+            providers.insert(name.clone(), provider_settings(&mut report, name, provider, &dir_of(file)));
+        }
+        for (slot, (kind, merged)) in catalogs.iter_mut().enumerate() {
+            let source = match kind {
+                CatalogKind::Roles => &config.roles,
+                CatalogKind::Plans => &config.plans,
+                CatalogKind::Groups => &config.groups,
+                CatalogKind::Positions => &config.positions,
+            };
+            for (name, ids) in source {
+                let path = format!("{}.{name}", kind.key());
+                if let Some(first) = catalog_origin.get(&(slot, name.clone())) {
+                    duplicate(pending, file, path, first.clone(), format!("{} `{name}`", singular(*kind)));
+                    continue;
+                }
+                catalog_origin.insert((slot, name.clone()), (file, path));
+                merged.insert(name.clone(), ids.clone());
+            }
+        }
+        if let Some(d) = &config.defaults {
+            if let Some(v) = &d.providers {
+                set_once(pending, &mut defaults.providers, v, file, "defaults.providers".into(), "`defaults.providers`");
+            }
+            if let Some(v) = &d.roles {
+                set_once(pending, &mut defaults.roles, v, file, "defaults.roles".into(), "`defaults.roles`");
+            }
+            if let Some(v) = &d.plans {
+                set_once(pending, &mut defaults.plans, v, file, "defaults.plans".into(), "`defaults.plans`");
+            }
+            if let Some(v) = &d.groups {
+                set_once(pending, &mut defaults.groups, v, file, "defaults.groups".into(), "`defaults.groups`");
+            }
+            if d.note.is_some() {
+                defaults.note = d.note.as_ref();
+            }
+        }
+        if let Some(n) = config.safety.as_ref().and_then(|s| s.max_changes) {
+            set_once(pending, &mut max_changes, n, file, "safety.max_changes".into(), "`safety.max_changes`");
+        }
+        if let Some(r) = config.invites.as_ref().and_then(|i| i.resend_after.as_ref()) {
+            set_once(pending, &mut resend_after, r, file, "invites.resend_after".into(), "`invites.resend_after`");
+        }
+    }
+
+    for &(file, _) in files.iter().take(1) {
+        let mut report = Report { file, pending };
+        for (kind, catalog) in &catalogs {
+            check_catalog(&mut report, *kind, catalog, &providers);
+        }
+    }
+    // Catalog problems belong to the file that defined the entry; re-home them.
+    rehome_catalog_problems(pending, &catalog_origin, &catalogs);
+
+    let resend_after = resend_after.and_then(|origin| match humantime::parse_duration(origin.value) {
+        Ok(d) => Some(d),
+        Err(_) => {
+            Report { file: origin.file, pending }.at(
+                origin.path,
+                format!("`{}` is not a duration", origin.value),
+                "write e.g. `14d` or `72h`".to_owned(),
+            );
+            None
+        }
+    });
+
+    // Defaults must name things that exist.
+    let catalog = |kind: CatalogKind| &catalogs.iter().find(|(k, _)| *k == kind).expect("all kinds present").1;
+    if let Some(origin) = &defaults.providers {
+        for (i, name) in origin.value.iter().enumerate() {
+            if !providers.contains_key(name) {
+                Report { file: origin.file, pending }.at(
+                    format!("{}[{i}]", origin.path),
+                    format!("unknown provider `{name}`"),
+                    suggestion(name, "providers", providers.keys().map(String::as_str)),
+                );
+            }
+        }
+    }
+    for (kind, origin) in [(CatalogKind::Roles, &defaults.roles), (CatalogKind::Plans, &defaults.plans), (CatalogKind::Groups, &defaults.groups)] {
+        if let Some(origin) = origin {
+            for (i, name) in origin.value.iter().enumerate() {
+                if !catalog(kind).contains_key(name) {
+                    Report { file: origin.file, pending }.at(
+                        format!("{}[{i}]", origin.path),
+                        format!("unknown {} `{name}`", singular(kind)),
+                        suggestion(name, kind.key(), catalog(kind).keys().map(String::as_str)),
+                    );
+                }
+            }
+        }
+    }
+
+    let mut desired = BTreeMap::new();
+    let mut seen: HashMap<String, (usize, String)> = HashMap::new();
+    let mut member_count = 0;
+    let only_provider: Option<Vec<String>> = (providers.len() == 1).then(|| providers.keys().cloned().collect());
+    for &(file, config) in &files {
+        for (index, member) in config.members.iter().enumerate() {
+            member_count += 1;
+            let path = format!("members[{index}]");
+            let email = member.email.trim();
+            let mut report = Report { file, pending };
+            if email.is_empty() {
+                report.at_key(path.clone(), "member has no `email`", "every member needs `email:`".to_owned());
+                continue;
+            }
+            if !is_valid_email(email) {
+                report.at(format!("{path}.email"), format!("`{email}` is not a valid email address"), "write it as `name@example.com`".to_owned());
+            }
+            let key = normalize_email(email);
+            if let Some(first) = seen.get(&key) {
+                duplicate(pending, file, format!("{path}.email"), first.clone(), format!("member `{email}`"));
+                continue;
+            }
+            seen.insert(key, (file, format!("{path}.email")));
+            let context = MemberContext {
+                providers: &providers,
+                catalogs: &catalogs,
+                defaults: &defaults,
+                only_provider: only_provider.as_ref(),
+                dir: &dir_of(file),
+            };
+            resolve_member(&mut Report { file, pending }, &path, member, &context, &mut desired);
+        }
+    }
+
+    let max_changes = max_changes.map_or(DEFAULT_MAX_CHANGES, |o| o.value);
+    Config { files: sources.iter().map(|s| s.path.clone()).collect(), digest, providers, desired, member_count, max_changes, resend_after }
+}
+
+/// Moves catalog problems (reported against file 0) to the file that defined the entry.
+fn rehome_catalog_problems(pending: &mut [Pending], origin: &HashMap<(usize, String), (usize, String)>, catalogs: &[(CatalogKind, Catalog); 4]) {
+    for problem in pending.iter_mut() {
+        for (slot, (kind, _)) in catalogs.iter().enumerate() {
+            let Some(rest) = problem.path.strip_prefix(kind.key()).and_then(|r| r.strip_prefix('.')) else { continue };
+            let name = rest.split('.').next().unwrap_or_default();
+            if let Some((file, _)) = origin.get(&(slot, name.to_owned())) {
+                problem.file = *file;
+            }
+        }
+    }
+}
+
+struct MemberContext<'a> {
+    providers: &'a BTreeMap<String, ProviderSettings>,
+    catalogs: &'a [(CatalogKind, Catalog); 4],
+    defaults: &'a Defaults<'a>,
+    only_provider: Option<&'a Vec<String>>,
+    dir: &'a Path,
+}
+
+impl MemberContext<'_> {
+    fn catalog(&self, kind: CatalogKind) -> &Catalog {
+        &self.catalogs.iter().find(|(k, _)| *k == kind).expect("all kinds present").1
+    }
+}
+
+/// Names from the member, else from defaults; the path says where they were written.
+fn names_for<'a>(own: Option<&'a Vec<String>>, default: Option<&'a Origin<&'a Vec<String>>>, path: &str) -> (Vec<&'a String>, Option<String>) {
+    match (own, default) {
+        (Some(v), _) => (v.iter().collect(), Some(path.to_owned())),
+        (None, Some(d)) => (d.value.iter().collect(), None),
+        (None, None) => (Vec::new(), None),
+    }
+}
+
+/// Splits `name` into first and last name: the last word is the last name.
+#[must_use]
+pub fn split_name(name: &str) -> (Option<String>, Option<String>) {
+    let name = name.trim();
+    match name.rsplit_once(char::is_whitespace) {
+        Some((first, last)) => (Some(first.trim().to_owned()), Some(last.to_owned())),
+        None if name.is_empty() => (None, None),
+        None => (Some(name.to_owned()), None),
+    }
+}
+
+fn resolve_member(report: &mut Report<'_>, path: &str, member: &MemberConfig, ctx: &MemberContext<'_>, desired: &mut BTreeMap<Address, Attributes>) {
+    let email = member.email.trim();
+    let provider_names: Vec<&String> = match (&member.providers, &ctx.defaults.providers, ctx.only_provider) {
+        (Some(v), _, _) => v.iter().collect(),
+        (None, Some(d), _) => d.value.iter().collect(),
+        (None, None, Some(only)) => only.iter().collect(),
+        (None, None, None) => {
+            report.at_key(
+                path.to_owned(),
+                format!("member `{email}` joins no provider"),
+                "set `providers:` on the member, or `defaults.providers`".to_owned(),
+            );
+            return;
+        }
+    };
+    let method = member.method.unwrap_or_default();
+    if method == Method::Direct && member.password_env.is_none() && member.password_file.is_none() {
+        report.at(format!("{path}.method"), format!("direct add of `{email}` needs a password source"), "set `password_env` (an env var name) or `password_file`".to_owned());
+    }
+    if method == Method::Invite && (member.password_env.is_some() || member.password_file.is_some()) {
+        let key = if member.password_env.is_some() { "password_env" } else { "password_file" };
+        report.at_key(format!("{path}.{key}"), format!("`{key}` is only used with `method: direct`"), "add `method: direct`, or remove it".to_owned());
+    }
+    if let Some(var) = &member.password_env {
+        if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            report.at(format!("{path}.password_env"), format!("`{var}` is not an environment variable name"), "name the env var that holds the password, never the password".to_owned());
+        }
+    }
+    let lists = [
+        (CatalogKind::Roles, names_for(member.roles.as_ref(), ctx.defaults.roles.as_ref(), &format!("{path}.roles"))),
+        (CatalogKind::Plans, names_for(member.plans.as_ref(), ctx.defaults.plans.as_ref(), &format!("{path}.plans"))),
+        (CatalogKind::Groups, names_for(member.groups.as_ref(), ctx.defaults.groups.as_ref(), &format!("{path}.groups"))),
+        (CatalogKind::Positions, names_for(member.positions.as_ref(), None, &format!("{path}.positions"))),
+    ];
+    // Names must exist in their catalog (defaults were checked once already).
+    for (kind, (names, written_at)) in &lists {
+        let Some(at) = written_at else { continue };
+        for (i, name) in names.iter().enumerate() {
+            if !ctx.catalog(*kind).contains_key(name.as_str()) {
+                report.at(format!("{at}[{i}]"), format!("unknown {} `{name}`", singular(*kind)), suggestion(name, kind.key(), ctx.catalog(*kind).keys().map(String::as_str)));
+            }
+        }
+    }
+    if let Some(primary) = &member.primary_group {
+        if !lists[2].1 .0.iter().any(|g| *g == primary) {
+            report.at(format!("{path}.primary_group"), format!("primary group `{primary}` is not one of the member's groups"), "add it to `groups`".to_owned());
+        }
+    }
+    for (i, provider_name) in provider_names.iter().enumerate() {
+        let Some(settings) = ctx.providers.get(provider_name.as_str()) else {
+            let at = if member.providers.is_some() { format!("{path}.providers[{i}]") } else { format!("{path}.email") };
+            report.at(at, format!("unknown provider `{provider_name}`"), suggestion(provider_name, "providers", ctx.providers.keys().map(String::as_str)));
+            continue;
+        };
+        let kind = settings.kind;
+        if method == Method::Direct && kind == ProviderKind::Aptly {
+            report.at(format!("{path}.method"), format!("aptly provider `{provider_name}` has no direct add"), "use `method: invite` for aptly, or list the member twice under different providers".to_owned());
+        }
+        let mut ids: [Vec<String>; 4] = Default::default();
+        for (slot, (catalog_kind, (names, written_at))) in lists.iter().enumerate() {
+            if !kind.uses(*catalog_kind) {
+                continue;
+            }
+            for name in names {
+                let Some(entry) = ctx.catalog(*catalog_kind).get(name.as_str()) else { continue };
+                if let Some(id) = entry.get(provider_name.as_str()) {
+                    ids[slot].push(id.clone());
+                } else {
+                    let at = written_at.clone().unwrap_or_else(|| format!("{path}.email"));
+                    report.at(
+                        at,
+                        format!("{} `{name}` has no id for provider `{provider_name}`", singular(*catalog_kind)),
+                        format!("add `{provider_name}: <id>` under `{}.{name}`, or leave `{provider_name}` out of this member's providers", catalog_kind.key()),
+                    );
+                }
+            }
+        }
+        let [roles, plans, groups, positions] = ids;
+        let primary_group = member
+            .primary_group
+            .as_ref()
+            .filter(|_| kind.uses(CatalogKind::Groups))
+            .and_then(|g| ctx.catalog(CatalogKind::Groups).get(g))
+            .and_then(|ids| ids.get(provider_name.as_str()))
+            .cloned();
+        let mut attributes = Attributes {
+            email: email.to_owned(),
+            name: member.name.as_ref().map(|n| n.trim().to_owned()),
+            first_name: member.first_name.clone(),
+            last_name: member.last_name.clone(),
+            phone: None,
+            roles,
+            plans,
+            groups,
+            primary_group,
+            positions,
+            manager_id: None,
+            note: member.note.clone().or_else(|| ctx.defaults.note.cloned()),
+            method,
+            password_env: member.password_env.clone(),
+            password_file: member.password_file.as_ref().map(|f| ctx.dir.join(f).to_string_lossy().into_owned()),
+            existing_user: None,
+        };
+        match kind {
+            ProviderKind::Networked => {
+                if attributes.name.is_none() {
+                    let joined = [&member.first_name, &member.last_name].iter().filter_map(|p| p.as_deref()).collect::<Vec<_>>().join(" ");
+                    attributes.name = (!joined.is_empty()).then_some(joined);
+                }
+                attributes.first_name = None;
+                attributes.last_name = None;
+            }
+            ProviderKind::Aptly => {
+                let (first, last) = member.name.as_deref().map_or((None, None), split_name);
+                attributes.first_name = member.first_name.clone().or(first);
+                attributes.last_name = member.last_name.clone().or(last);
+                attributes.phone.clone_from(&member.phone);
+                attributes.manager_id.clone_from(&member.manager_id);
+                attributes.existing_user.clone_from(&member.existing_user);
+                attributes.note = None;
+            }
+            ProviderKind::Sandbox => {
+                attributes.phone.clone_from(&member.phone);
+                attributes.manager_id.clone_from(&member.manager_id);
+                attributes.existing_user.clone_from(&member.existing_user);
+            }
+        }
+        for (message, hint) in kind.validate_member(&attributes, settings) {
+            report.at(format!("{path}.email"), format!("{message} (at `{provider_name}`)"), hint);
+        }
+        desired.insert(Address::new(provider_name, email), attributes);
+    }
+}

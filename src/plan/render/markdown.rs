@@ -1,0 +1,151 @@
+//! The pull-request comment rendering of a plan.
+//!
+//! It opens with a hidden marker so a pipeline can find and update its
+//! earlier comment, then the summary line, prominent warnings, a table per
+//! provider and the attribute details folded in `<details>`. A comment is
+//! kept under [`MARKDOWN_BUDGET`] characters (GitHub refuses 65,536): rows
+//! past the budget are summarised as counts, and the comment says so.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use crate::plan::{Action, Change, Plan};
+
+/// The hidden marker that starts every comment.
+pub const MARKER: &str = "<!-- memberctl-plan -->";
+
+/// The most characters a comment may have.
+pub const MARKDOWN_BUDGET: usize = 60_000;
+
+/// Room kept for the closing lines after the budget is reached.
+const RESERVE: usize = 4_000;
+
+fn icon(action: Action) -> &'static str {
+    match action {
+        Action::Invite => "➕ invite",
+        Action::Resend => "🔁 resend",
+        Action::Update => "✏️ update",
+        Action::Remove => "➖ remove",
+        Action::Manual => "⚠️ manual",
+    }
+}
+
+/// Escapes text for a table cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ").replace('<', "&lt;")
+}
+
+fn what_changes(change: &Change) -> String {
+    if !change.fields.is_empty() {
+        return change.fields.iter().map(|f| format!("{}: {} → {}", f.field, f.before, f.after)).collect::<Vec<_>>().join("; ");
+    }
+    match change.action {
+        Action::Invite | Action::Resend => change.after.as_ref().map_or_else(String::new, |a| {
+            let mut parts = Vec::new();
+            if let Some(n) = &a.name {
+                parts.push(n.clone());
+            }
+            if !a.roles.is_empty() {
+                parts.push(format!("roles: {}", a.roles.join(", ")));
+            }
+            if !a.plans.is_empty() {
+                parts.push(format!("plans: {}", a.plans.join(", ")));
+            }
+            if !a.groups.is_empty() {
+                parts.push(format!("groups: {}", a.groups.join(", ")));
+            }
+            parts.join("; ")
+        }),
+        _ => String::new(),
+    }
+}
+
+/// Writes the comment.
+pub fn markdown(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
+    let mut doc = String::with_capacity(8 * 1024);
+    let _ = writeln!(doc, "{MARKER}");
+    let _ = writeln!(doc, "### memberctl plan\n");
+    if plan.no_changes {
+        let _ = writeln!(doc, "**No changes.** Membership matches the configuration.");
+        for warning in &plan.warnings {
+            let _ = writeln!(doc, "\n> [!WARNING]\n> {}", cell(warning));
+        }
+        return out.write_all(doc.as_bytes());
+    }
+    let _ = writeln!(doc, "**{}**\n", plan.summary.line());
+    let mut warnings: Vec<String> = plan.warnings.clone();
+    if plan.summary.manual > 0 {
+        warnings.push(format!("{} change(s) cannot be made through the provider's API and need a person: see the ⚠️ rows.", plan.summary.manual));
+    }
+    for warning in &warnings {
+        let _ = writeln!(doc, "> [!WARNING]\n> {}\n", cell(warning));
+    }
+
+    let mut by_provider: BTreeMap<&str, Vec<&Change>> = BTreeMap::new();
+    for change in &plan.changes {
+        by_provider.entry(change.provider.as_str()).or_default().push(change);
+    }
+    let body_budget = MARKDOWN_BUDGET - RESERVE;
+    let mut shown = 0usize;
+    let mut truncated = false;
+    for (provider, changes) in &by_provider {
+        let kind = plan.providers.get(*provider).map_or_else(|| "not configured".to_owned(), |s| s.kind.to_string());
+        let mut counts: BTreeMap<Action, usize> = BTreeMap::new();
+        for c in changes {
+            *counts.entry(c.action).or_default() += 1;
+        }
+        let counts = counts.iter().map(|(a, n)| format!("{n} {}", a.as_str())).collect::<Vec<_>>().join(", ");
+        let _ = writeln!(doc, "#### `{provider}` ({kind}): {counts}\n");
+        if truncated {
+            continue;
+        }
+        let _ = writeln!(doc, "| Address | Action | What changes |\n|---|---|---|");
+        for change in changes {
+            if doc.len() > body_budget / 2 {
+                truncated = true;
+                break;
+            }
+            let _ = writeln!(doc, "| `{}` | {} | {} |", cell(change.address.as_str()), icon(change.action), cell(&what_changes(change)));
+            shown += 1;
+        }
+        doc.push('\n');
+    }
+    // Details: one fenced diff per change, until the budget is used.
+    let mut details = String::new();
+    let mut detailed = 0usize;
+    for change in &plan.changes {
+        let mut entry = String::new();
+        let _ = writeln!(entry, "{} {} {}", change.action.symbol(), change.action.as_str(), change.address);
+        for f in &change.fields {
+            let _ = writeln!(entry, "-   {}: {}\n+   {}: {}", f.field, f.before, f.field, f.after);
+        }
+        if change.fields.is_empty() {
+            if let Some(after) = &change.after {
+                for line in after.lines().iter().skip(1) {
+                    let _ = writeln!(entry, "    {line}");
+                }
+            }
+        }
+        if let Some(reason) = &change.reason {
+            let _ = writeln!(entry, "#   {reason}");
+        }
+        if doc.len() + details.len() + entry.len() > body_budget {
+            truncated = true;
+            break;
+        }
+        details.push_str(&entry.replace("```", "'''"));
+        detailed += 1;
+    }
+    if !details.is_empty() {
+        let _ = writeln!(doc, "<details><summary>Details ({detailed} of {} changes)</summary>\n\n```diff\n{details}```\n</details>\n", plan.changes.len());
+    }
+    if truncated {
+        let _ = writeln!(
+            doc,
+            "> [!NOTE]\n> This plan is large: the tables show {shown} and the details {detailed} of {} changes, to stay under {MARKDOWN_BUDGET} characters. Run `memberctl plan` or see the pipeline's saved plan for all of them.\n",
+            plan.changes.len()
+        );
+    }
+    out.write_all(doc.as_bytes())
+}

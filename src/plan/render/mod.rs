@@ -1,0 +1,40 @@
+//! Rendering a plan: terraform-like text, JSON, and a pull-request comment.
+//!
+//! Every renderer writes to an `io::Write` as it goes, so a plan with
+//! 100,000 changes is streamed rather than built up in one string.
+
+mod markdown;
+mod text;
+
+use std::io::{self, Write};
+
+pub use markdown::{markdown, MARKDOWN_BUDGET, MARKER};
+pub use text::text;
+
+use super::Plan;
+
+/// The output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// terraform-like text.
+    Text,
+    /// The JSON documented by `schema/plan.schema.json`.
+    Json,
+    /// A pull-request comment.
+    Markdown,
+}
+
+/// Writes `plan` as JSON (also the saved-plan format).
+pub fn json(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, plan).map_err(io::Error::other)?;
+    out.write_all(b"\n")
+}
+
+/// Writes `plan` in `format`; `color` applies to text only.
+pub fn render(plan: &Plan, format: Format, color: bool, out: &mut dyn Write) -> io::Result<()> {
+    match format {
+        Format::Text => text(plan, color, out),
+        Format::Json => json(plan, out),
+        Format::Markdown => markdown(plan, out),
+    }
+}

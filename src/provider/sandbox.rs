@@ -1,0 +1,167 @@
+//! The built-in `sandbox` provider: no network, no account.
+//!
+//! It records every operation as one JSON line in a local outbox file and
+//! answers with the same per-email outcome model as the real providers: an
+//! email already present is `adopted`, an update or removal of an email that
+//! is not there fails. Its capabilities come from the config, so tests can
+//! make it invite-only like the real APIs.
+
+use std::collections::HashSet;
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use super::{BatchError, BoxFuture, Operation, OperationKind, Outcome, Provider, ProviderSettings, RemoteIds};
+use crate::address::normalize_email;
+use crate::attributes::{Attributes, Method};
+
+/// One outbox line.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OutboxRecord {
+    /// `invite`, `resend`, `update` or `remove`.
+    pub op: OperationKind,
+    /// The provider name.
+    pub provider: String,
+    /// The email as sent.
+    pub email: String,
+    /// When it was recorded.
+    pub at: String,
+    /// What was sent.
+    pub attributes: Attributes,
+}
+
+/// The sandbox client.
+pub struct Sandbox {
+    settings: ProviderSettings,
+    /// Emails present, loaded from the outbox on first use.
+    members: Mutex<Option<HashSet<String>>>,
+}
+
+impl Sandbox {
+    /// Builds a client; the outbox is read on first send.
+    #[must_use]
+    pub fn new(settings: ProviderSettings) -> Self {
+        Self { settings, members: Mutex::new(None) }
+    }
+
+    fn outbox(&self) -> PathBuf {
+        self.settings.outbox.clone().unwrap_or_else(|| PathBuf::from("memberctl.outbox.jsonl"))
+    }
+
+    fn error(&self, what: &str, err: &std::io::Error) -> BatchError {
+        BatchError {
+            uncertain: false,
+            fatal: true,
+            message: format!("sandbox `{}`: cannot {what} `{}`: {err}", self.settings.name, self.outbox().display()),
+            hint: Some("check that the outbox's directory exists and is writable".to_owned()),
+        }
+    }
+
+    fn load(&self) -> Result<HashSet<String>, BatchError> {
+        let path = self.outbox();
+        let mut present = HashSet::new();
+        let file = match std::fs::File::open(&path) {
+            Ok(file) => file,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(present),
+            Err(err) => return Err(self.error("read the outbox", &err)),
+        };
+        for line in BufReader::new(file).lines() {
+            let line = line.map_err(|err| self.error("read the outbox", &err))?;
+            // A line torn by a crash is skipped: it was never answered.
+            let Ok(record) = serde_json::from_str::<OutboxRecord>(&line) else { continue };
+            if record.provider != self.settings.name {
+                continue;
+            }
+            let email = normalize_email(&record.email);
+            match record.op {
+                OperationKind::Invite | OperationKind::Resend | OperationKind::Update => {
+                    present.insert(email);
+                }
+                OperationKind::Remove => {
+                    present.remove(&email);
+                }
+            }
+        }
+        Ok(present)
+    }
+
+    fn send_now(&self, batch: &[Operation]) -> Result<Vec<Outcome>, BatchError> {
+        let mut guard = self.members.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if guard.is_none() {
+            *guard = Some(self.load()?);
+        }
+        let present = guard.as_mut().expect("loaded above");
+        let mut lines = String::new();
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let at = crate::clock::now_rfc3339();
+        for (index, op) in batch.iter().enumerate() {
+            let email = normalize_email(&op.attributes.email);
+            let outcome = match op.kind {
+                OperationKind::Invite if present.contains(&email) => {
+                    Outcome::Adopted { message: "Email already exists".to_owned() }
+                }
+                OperationKind::Invite | OperationKind::Resend => {
+                    let ids = RemoteIds {
+                        invite_id: Some(format!("sbx-{}-{index}", at.replace([':', '-'], ""))),
+                        user_id: None,
+                        timestamp_ms: None,
+                    };
+                    if op.attributes.method == Method::Direct {
+                        Outcome::Added(ids)
+                    } else {
+                        Outcome::Invited(ids)
+                    }
+                }
+                OperationKind::Update if present.contains(&email) => Outcome::Updated,
+                OperationKind::Remove if present.contains(&email) => Outcome::Removed,
+                OperationKind::Update | OperationKind::Remove => {
+                    Outcome::Failed { reason: "not a member of the sandbox".to_owned() }
+                }
+            };
+            if matches!(outcome, Outcome::Invited(_) | Outcome::Added(_) | Outcome::Updated | Outcome::Removed) {
+                if op.kind == OperationKind::Remove {
+                    present.remove(&email);
+                } else {
+                    present.insert(email);
+                }
+                let record = OutboxRecord {
+                    op: op.kind,
+                    provider: self.settings.name.clone(),
+                    email: op.attributes.email.clone(),
+                    at: at.clone(),
+                    attributes: op.attributes.clone(),
+                };
+                lines.push_str(&serde_json::to_string(&record).expect("outbox records serialise"));
+                lines.push('\n');
+            }
+            outcomes.push(outcome);
+        }
+        if !lines.is_empty() {
+            let mut file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.outbox())
+                .map_err(|err| self.error("open the outbox", &err))?;
+            file.write_all(lines.as_bytes()).map_err(|err| self.error("write the outbox", &err))?;
+            file.sync_data().map_err(|err| self.error("sync the outbox", &err))?;
+        }
+        Ok(outcomes)
+    }
+}
+
+impl Provider for Sandbox {
+    fn settings(&self) -> &ProviderSettings {
+        &self.settings
+    }
+
+    fn batches(&self, operations: Vec<Operation>) -> Vec<Vec<Operation>> {
+        super::chunk(operations, self.settings.batch_size)
+    }
+
+    fn send<'a>(&'a self, batch: &'a [Operation]) -> BoxFuture<'a, Result<Vec<Outcome>, BatchError>> {
+        Box::pin(async move { self.send_now(batch) })
+    }
+}

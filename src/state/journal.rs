@@ -1,0 +1,170 @@
+//! The apply journal: every batch's intent and outcome, appended and fsynced.
+//!
+//! Before a batch is sent its intent is appended; as soon as its answer
+//! arrives the outcomes are appended. Each entry is one JSON line, so a write
+//! costs O(batch), not O(state). At the end of apply the journal is folded
+//! into the state with one atomic write and removed. A run that finds a
+//! journal (a crash, a kill) replays it first: outcomes are recorded as they
+//! were, and intents with no outcome make their addresses `uncertain`.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{file, State, StateError, StatePaths};
+use crate::provider::{Operation, Outcome};
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+enum Entry {
+    Begin { lineage: Uuid, serial: u64, at: String },
+    Intent { batch: u64, provider: String, ops: Vec<Operation> },
+    Outcome { batch: u64, at: String, outcomes: Vec<Outcome> },
+}
+
+/// What replaying a journal found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Replay {
+    /// Batches whose outcome was recorded.
+    pub completed: usize,
+    /// Batches sent (or about to be) with no recorded outcome.
+    pub interrupted: usize,
+    /// Addresses left uncertain by those.
+    pub uncertain: Vec<String>,
+}
+
+/// Replays the journal, if any, onto `state` (in memory only).
+///
+/// Returns the state to use and what was replayed; `None` when there is no
+/// journal. A state that did not exist yet takes the journal's lineage.
+pub fn replay(paths: &StatePaths, state: Option<State>) -> Result<(Option<State>, Option<Replay>), StateError> {
+    let path = paths.journal();
+    let handle = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((state, None)),
+        Err(e) => return Err(StateError::io("read", &path, e)),
+    };
+    let mut state = state;
+    let mut intents: HashMap<u64, Vec<Operation>> = HashMap::new();
+    let mut order: Vec<u64> = Vec::new();
+    let mut replay = Replay::default();
+    for line in BufReader::new(handle).lines() {
+        let line = line.map_err(|e| StateError::io("read", &path, e))?;
+        // The last line may be torn by a crash mid-write; it was not fsynced,
+        // so nothing after it was acted on.
+        let Ok(entry) = serde_json::from_str::<Entry>(&line) else { break };
+        match entry {
+            Entry::Begin { lineage, serial, .. } => match &state {
+                Some(s) if s.lineage != lineage => {
+                    return Err(StateError::JournalMismatch { path, journal: lineage, state: s.lineage })
+                }
+                Some(_) => {}
+                None => state = Some(State { lineage, serial, resources: std::collections::BTreeMap::new() }),
+            },
+            Entry::Intent { batch, ops, .. } => {
+                order.push(batch);
+                intents.insert(batch, ops);
+            }
+            Entry::Outcome { batch, at, outcomes } => {
+                if let (Some(ops), Some(state)) = (intents.remove(&batch), state.as_mut()) {
+                    for (op, outcome) in ops.iter().zip(&outcomes) {
+                        state.record(op, outcome, &at);
+                    }
+                    replay.completed += 1;
+                }
+            }
+        }
+    }
+    let now = crate::clock::now_rfc3339();
+    if let Some(state) = state.as_mut() {
+        for batch in order {
+            if let Some(ops) = intents.remove(&batch) {
+                replay.interrupted += 1;
+                for op in &ops {
+                    let reason = "memberctl stopped before the answer was recorded".to_owned();
+                    state.record(op, &Outcome::Uncertain { reason }, &now);
+                    replay.uncertain.push(op.address.to_string());
+                }
+            }
+        }
+    }
+    Ok((state, Some(replay)))
+}
+
+/// Records an apply: journal entries as it goes, one state write at the end.
+pub struct Recorder {
+    paths: StatePaths,
+    state: State,
+    journal: File,
+    next_batch: u64,
+    /// Bytes appended to the journal so far.
+    pub journal_bytes: u64,
+}
+
+impl Recorder {
+    /// Starts a journal for changes to `state`. Any earlier journal must have
+    /// been folded in first.
+    pub fn begin(paths: &StatePaths, state: State) -> Result<Recorder, StateError> {
+        let path = paths.journal();
+        let journal = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(|e| StateError::io("create", &path, e))?;
+        file::sync_dir(paths.dir())?;
+        let mut recorder = Recorder { paths: paths.clone(), state, journal, next_batch: 0, journal_bytes: 0 };
+        let begin = Entry::Begin { lineage: recorder.state.lineage, serial: recorder.state.serial, at: crate::clock::now_rfc3339() };
+        recorder.append(&begin)?;
+        Ok(recorder)
+    }
+
+    fn append(&mut self, entry: &Entry) -> Result<(), StateError> {
+        let mut line = serde_json::to_vec(entry).expect("journal entries serialise");
+        line.push(b'\n');
+        let path = self.paths.journal();
+        self.journal.write_all(&line).map_err(|e| StateError::io("append to", &path, e))?;
+        self.journal.sync_data().map_err(|e| StateError::io("sync", &path, e))?;
+        self.journal_bytes += line.len() as u64;
+        Ok(())
+    }
+
+    /// Appends a batch's intent; answers the batch id for [`Recorder::outcome`].
+    pub fn intent(&mut self, provider: &str, ops: &[Operation]) -> Result<u64, StateError> {
+        let batch = self.next_batch;
+        self.next_batch += 1;
+        self.append(&Entry::Intent { batch, provider: provider.to_owned(), ops: ops.to_vec() })?;
+        Ok(batch)
+    }
+
+    /// Appends a batch's outcomes and records them in the state in memory.
+    pub fn outcome(&mut self, batch: u64, ops: &[Operation], outcomes: &[Outcome]) -> Result<(), StateError> {
+        let at = crate::clock::now_rfc3339();
+        self.append(&Entry::Outcome { batch, at: at.clone(), outcomes: outcomes.to_vec() })?;
+        for (op, outcome) in ops.iter().zip(outcomes) {
+            self.state.record(op, outcome, &at);
+        }
+        Ok(())
+    }
+
+    /// The state as recorded so far.
+    #[must_use]
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Folds everything into the state file (one atomic write, serial + 1)
+    /// and removes the journal. Answers the state and the bytes written.
+    pub fn finish(mut self) -> Result<(State, u64), StateError> {
+        self.state.serial += 1;
+        let bytes = file::write(&self.paths, &self.state)?;
+        let path = self.paths.journal();
+        drop(self.journal);
+        std::fs::remove_file(&path).map_err(|e| StateError::io("remove", &path, e))?;
+        file::sync_dir(self.paths.dir())?;
+        Ok((self.state, bytes))
+    }
+}

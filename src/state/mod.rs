@@ -1,0 +1,236 @@
+//! State: the local record of what memberctl has done.
+//!
+//! The state file is JSON (`format_version`, `lineage`, `serial`,
+//! `resources` sorted by address). This module is the only code that writes
+//! it: [`file`] does atomic writes with a backup, [`lock`] guards runs, and
+//! [`journal`] records every batch's intent and outcome during apply so that
+//! a crash loses nothing the provider confirmed.
+
+pub mod file;
+pub mod journal;
+pub mod lock;
+mod record;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::address::Address;
+use crate::attributes::Attributes;
+use crate::provider::RemoteIds;
+
+pub use journal::Recorder;
+pub use lock::{Lock, LockInfo};
+
+/// The state format this memberctl writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The default state file, in the current directory.
+pub const DEFAULT_STATE: &str = "memberctl.state.json";
+
+/// What is known about an address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// An invitation was sent.
+    Invited,
+    /// The member was added directly.
+    Added,
+    /// The provider already had the member.
+    Adopted,
+    /// A request was sent but its outcome is unknown.
+    Uncertain,
+}
+
+impl Status {
+    /// The word used in output.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Invited => "invited",
+            Status::Added => "added",
+            Status::Adopted => "adopted",
+            Status::Uncertain => "uncertain",
+        }
+    }
+}
+
+/// One address's record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Resource {
+    /// `PROVIDER/EMAIL`.
+    pub address: Address,
+    /// The provider name.
+    pub provider: String,
+    /// The email as last sent.
+    pub email: String,
+    /// What is known.
+    pub status: Status,
+    /// The attributes last applied (remote ids, not catalog names).
+    pub attributes: Attributes,
+    /// Remote ids the provider returned.
+    #[serde(default)]
+    pub remote: RemoteIds,
+    /// When the address was first recorded.
+    pub created_at: String,
+    /// When the record last changed.
+    pub updated_at: String,
+    /// When the last invitation was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invited_at: Option<String>,
+    /// How many times the invitation was re-sent.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resends: u32,
+    /// The provider's last words about it (adoption or uncertainty reason).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// The state, in memory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct State {
+    /// Minted when the state is created; never changes.
+    pub lineage: Uuid,
+    /// Incremented on every write.
+    pub serial: u64,
+    /// Records by address.
+    pub resources: BTreeMap<Address, Resource>,
+}
+
+impl State {
+    /// A new, empty state with a fresh lineage.
+    #[must_use]
+    pub fn new() -> Self {
+        Self { lineage: Uuid::new_v4(), serial: 0, resources: BTreeMap::new() }
+    }
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The state file and its companions.
+#[derive(Clone, Debug)]
+pub struct StatePaths {
+    /// The state file.
+    pub state: PathBuf,
+}
+
+impl StatePaths {
+    /// The paths for a state file.
+    #[must_use]
+    pub fn new(state: impl Into<PathBuf>) -> Self {
+        Self { state: state.into() }
+    }
+
+    fn with_suffix(&self, suffix: &str) -> PathBuf {
+        let mut name = self.state.file_name().unwrap_or_default().to_os_string();
+        name.push(suffix);
+        self.state.with_file_name(name)
+    }
+
+    /// `STATE.backup`: the previous version.
+    #[must_use]
+    pub fn backup(&self) -> PathBuf {
+        self.with_suffix(".backup")
+    }
+
+    /// `STATE.lock`.
+    #[must_use]
+    pub fn lock(&self) -> PathBuf {
+        self.with_suffix(".lock")
+    }
+
+    /// `STATE.journal`.
+    #[must_use]
+    pub fn journal(&self) -> PathBuf {
+        self.with_suffix(".journal")
+    }
+
+    /// The directory holding the state.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        match self.state.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        }
+    }
+}
+
+/// Why state could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The file is not valid state JSON.
+    #[error("state file `{}` is corrupt: {detail}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        detail: String,
+    },
+    /// The file was written by a newer memberctl.
+    #[error("state file `{}` has format version {found}, newer than this memberctl reads ({FORMAT_VERSION})", path.display())]
+    NewerFormat {
+        /// The file.
+        path: PathBuf,
+        /// The version found.
+        found: u32,
+    },
+    /// Another run holds the lock.
+    #[error("state `{}` is locked by {holder}", path.display())]
+    Locked {
+        /// The state file.
+        path: PathBuf,
+        /// Who holds it.
+        holder: String,
+    },
+    /// The journal belongs to another state.
+    #[error("journal `{}` belongs to state lineage {journal}, not {state}", path.display())]
+    JournalMismatch {
+        /// The journal.
+        path: PathBuf,
+        /// Its lineage.
+        journal: Uuid,
+        /// The state's.
+        state: Uuid,
+    },
+    /// No record at an address.
+    #[error("no resource at `{address}` in the state")]
+    NoSuchAddress {
+        /// The address.
+        address: String,
+    },
+    /// A record exists already.
+    #[error("`{address}` is already in the state")]
+    AlreadyExists {
+        /// The address.
+        address: String,
+    },
+    /// File system trouble.
+    #[error("cannot {action} `{}`", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StateError {
+    pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
+        StateError::Io { action, path: path.to_owned(), source }
+    }
+}

@@ -1,0 +1,67 @@
+//! How one outcome changes the state: the single rule used live during
+//! apply, when replaying a journal, and by the `state` commands.
+
+use super::{Resource, State, Status};
+use crate::provider::{Operation, OperationKind, Outcome, RemoteIds};
+
+impl State {
+    /// Records `outcome` of `op` at time `now`.
+    pub fn record(&mut self, op: &Operation, outcome: &Outcome, now: &str) {
+        let existing = self.resources.get(&op.address);
+        let created_at = existing.map_or_else(|| now.to_owned(), |r| r.created_at.clone());
+        let resends = existing.map_or(0, |r| r.resends);
+        let fresh = |status: Status, remote: RemoteIds, message: Option<String>| Resource {
+            address: op.address.clone(),
+            provider: op.address.provider().to_owned(),
+            email: op.attributes.email.clone(),
+            status,
+            attributes: op.attributes.clone(),
+            remote,
+            created_at: created_at.clone(),
+            updated_at: now.to_owned(),
+            invited_at: Some(now.to_owned()),
+            resends: resends + u32::from(op.kind == OperationKind::Resend),
+            message,
+        };
+        match (op.kind, outcome) {
+            (_, Outcome::Invited(remote)) => {
+                let resource = fresh(Status::Invited, remote.clone(), None);
+                self.resources.insert(op.address.clone(), resource);
+            }
+            (_, Outcome::Added(remote)) => {
+                let resource = fresh(Status::Added, remote.clone(), None);
+                self.resources.insert(op.address.clone(), resource);
+            }
+            (_, Outcome::Adopted { message }) => {
+                let mut resource = fresh(Status::Adopted, RemoteIds::default(), Some(message.clone()));
+                if let Some(old) = existing {
+                    resource.remote = old.remote.clone();
+                    resource.invited_at.clone_from(&old.invited_at);
+                }
+                self.resources.insert(op.address.clone(), resource);
+            }
+            (_, Outcome::Updated) => {
+                if let Some(resource) = self.resources.get_mut(&op.address) {
+                    resource.attributes = op.attributes.clone();
+                    resource.email.clone_from(&op.attributes.email);
+                    resource.updated_at = now.to_owned();
+                }
+            }
+            (_, Outcome::Removed) => {
+                self.resources.remove(&op.address);
+            }
+            (OperationKind::Invite | OperationKind::Resend, Outcome::Uncertain { reason }) => {
+                // A resend of a known invitation stays invited: the first one arrived.
+                if existing.is_some_and(|r| r.status != Status::Uncertain) {
+                    return;
+                }
+                let resource = fresh(Status::Uncertain, RemoteIds::default(), Some(reason.clone()));
+                self.resources.insert(op.address.clone(), resource);
+            }
+            // A refused invitation leaves no trace (or leaves an earlier
+            // uncertain record as it was); a failed or uncertain update or
+            // removal leaves the old record, so the next plan proposes it again.
+            (_, Outcome::Failed { .. } | Outcome::Uncertain { .. }) => {}
+        }
+    }
+}
