@@ -11,3 +11,6 @@ pub mod provider;
 pub mod config;
 pub mod state;
 pub mod plan;
+pub mod apply;
+pub mod error;
+pub mod cli;

@@ -176,6 +176,8 @@ pub struct Plan {
     pub no_changes: bool,
     /// True when apply has something it can carry out.
     pub applyable: bool,
+    /// `safety.max_changes` from the config the plan was made with.
+    pub max_changes: usize,
     /// Things a reader should know (uncertain outcomes, narrowing).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -279,6 +281,7 @@ pub fn compute(config: &Config, state: Option<&State>, scope: &Scope, now: Syste
         changes,
         summary,
         applyable,
+        max_changes: config.max_changes,
         warnings,
     }
 }

@@ -100,6 +100,8 @@ pub struct Recorder {
     state: State,
     journal: File,
     next_batch: u64,
+    /// Batches whose intent is written but whose outcome is not yet.
+    open: HashMap<u64, Vec<Operation>>,
     /// Bytes appended to the journal so far.
     pub journal_bytes: u64,
 }
@@ -116,7 +118,7 @@ impl Recorder {
             .open(&path)
             .map_err(|e| StateError::io("create", &path, e))?;
         file::sync_dir(paths.dir())?;
-        let mut recorder = Recorder { paths: paths.clone(), state, journal, next_batch: 0, journal_bytes: 0 };
+        let mut recorder = Recorder { paths: paths.clone(), state, journal, next_batch: 0, open: HashMap::new(), journal_bytes: 0 };
         let begin = Entry::Begin { lineage: recorder.state.lineage, serial: recorder.state.serial, at: crate::clock::now_rfc3339() };
         recorder.append(&begin)?;
         Ok(recorder)
@@ -137,6 +139,7 @@ impl Recorder {
         let batch = self.next_batch;
         self.next_batch += 1;
         self.append(&Entry::Intent { batch, provider: provider.to_owned(), ops: ops.to_vec() })?;
+        self.open.insert(batch, ops.to_vec());
         Ok(batch)
     }
 
@@ -144,6 +147,7 @@ impl Recorder {
     pub fn outcome(&mut self, batch: u64, ops: &[Operation], outcomes: &[Outcome]) -> Result<(), StateError> {
         let at = crate::clock::now_rfc3339();
         self.append(&Entry::Outcome { batch, at: at.clone(), outcomes: outcomes.to_vec() })?;
+        self.open.remove(&batch);
         for (op, outcome) in ops.iter().zip(outcomes) {
             self.state.record(op, outcome, &at);
         }
@@ -158,7 +162,19 @@ impl Recorder {
 
     /// Folds everything into the state file (one atomic write, serial + 1)
     /// and removes the journal. Answers the state and the bytes written.
+    ///
+    /// Batches still open (sent, but abandoned before their answer, as on a
+    /// second Ctrl-C) leave their addresses `uncertain`.
     pub fn finish(mut self) -> Result<(State, u64), StateError> {
+        let now = crate::clock::now_rfc3339();
+        let mut open: Vec<(u64, Vec<Operation>)> = self.open.drain().collect();
+        open.sort_by_key(|(batch, _)| *batch);
+        for (_, ops) in open {
+            for op in &ops {
+                let reason = "the apply was interrupted before the answer arrived".to_owned();
+                self.state.record(op, &Outcome::Uncertain { reason }, &now);
+            }
+        }
         self.state.serial += 1;
         let bytes = file::write(&self.paths, &self.state)?;
         let path = self.paths.journal();

@@ -234,3 +234,44 @@ impl StateError {
         StateError::Io { action, path: path.to_owned(), source }
     }
 }
+
+/// The state as a run sees it, after any journal left by a crash is replayed.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The state (none yet on a first run).
+    pub state: Option<State>,
+    /// What the journal held, when there was one.
+    pub replay: Option<journal::Replay>,
+}
+
+/// Reads the state and replays a leftover journal in memory, writing nothing.
+///
+/// The serial is advanced as the fold will advance it, so a plan saved now
+/// still matches after apply has folded the journal.
+pub fn load(paths: &StatePaths) -> Result<Loaded, StateError> {
+    let state = file::read(paths)?;
+    let (mut state, replay) = journal::replay(paths, state)?;
+    if replay.is_some() {
+        if let Some(s) = state.as_mut() {
+            s.serial += 1;
+        }
+    }
+    Ok(Loaded { state, replay })
+}
+
+/// Reads the state and folds a leftover journal into it for good (one
+/// atomic write), as apply and the `state` commands do before changing it.
+pub fn load_and_recover(paths: &StatePaths) -> Result<Loaded, StateError> {
+    let state = file::read(paths)?;
+    let (state, replay) = journal::replay(paths, state)?;
+    if let (Some(s), Some(_)) = (&state, &replay) {
+        let mut s = s.clone();
+        s.serial += 1;
+        file::write(paths, &s)?;
+        let journal = paths.journal();
+        std::fs::remove_file(&journal).map_err(|e| StateError::io("remove", &journal, e))?;
+        file::sync_dir(paths.dir())?;
+        return Ok(Loaded { state: Some(s), replay });
+    }
+    Ok(Loaded { state, replay })
+}

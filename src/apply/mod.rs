@@ -1,0 +1,276 @@
+//! Apply: carry a plan out through the providers, recording every outcome.
+//!
+//! Before anything is sent: the plan must match the state (not stale), the
+//! safety brake must allow it, and every credential and password must be
+//! readable. Then each provider's operations are grouped into batches and
+//! sent with bounded concurrency; every batch's intent and outcome go to the
+//! journal as they happen. One provider failing (bad key, host down) stops
+//! that provider only; the others' successes are recorded all the same.
+
+mod cancel;
+mod report;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use cancel::Cancel;
+pub use report::{ApplyReport, Event, Reporter, Silent};
+
+use crate::address::Address;
+use crate::plan::{Action, Plan};
+use crate::provider::{self, Operation, Outcome, Provider};
+use crate::state::{Recorder, State, StateError};
+
+/// Why an apply did not start or could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The saved plan does not match the state any more.
+    #[error("stale plan: {reason}")]
+    Stale {
+        /// What differs.
+        reason: String,
+    },
+    /// The safety brake.
+    #[error("the plan invites or removes {count} members, more than the limit of {limit}")]
+    TooManyChanges {
+        /// Invitations, resends and removals in the plan.
+        count: usize,
+        /// The limit in force.
+        limit: usize,
+    },
+    /// Credentials or passwords missing: nothing was sent.
+    #[error("cannot start: {}", problems.first().map_or("", |p| p.0.as_str()))]
+    Preflight {
+        /// Each problem and its hint.
+        problems: Vec<(String, String)>,
+    },
+    /// Recording failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// Refuses a saved plan made against another state, or an older one.
+pub fn check_fresh(plan: &Plan, state: Option<&State>) -> Result<(), ApplyError> {
+    let stale = |reason: String| Err(ApplyError::Stale { reason });
+    match (plan.lineage, state) {
+        (None, None) => Ok(()),
+        (None, Some(_)) => stale("it was made when no state existed, and a state exists now".to_owned()),
+        (Some(_), None) => stale("it was made against a state that no longer exists".to_owned()),
+        (Some(lineage), Some(state)) if lineage != state.lineage => {
+            stale(format!("it was made against state lineage {lineage}, but the state's lineage is {}", state.lineage))
+        }
+        (Some(_), Some(state)) if plan.serial != state.serial => {
+            stale(format!("it was made at state serial {}, but the state is at serial {}", plan.serial, state.serial))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Applies the safety brake.
+pub fn check_brake(plan: &Plan, override_limit: Option<usize>) -> Result<(), ApplyError> {
+    let limit = override_limit.unwrap_or(plan.max_changes);
+    let count = plan.summary.braked();
+    if count > limit {
+        return Err(ApplyError::TooManyChanges { count, limit });
+    }
+    Ok(())
+}
+
+/// Builds the clients and checks every secret the plan needs, before any request.
+pub fn preflight(plan: &Plan, env: &dyn Fn(&str) -> Option<String>) -> Result<BTreeMap<String, Arc<dyn Provider>>, ApplyError> {
+    let mut problems = Vec::new();
+    let mut clients: BTreeMap<String, Arc<dyn Provider>> = BTreeMap::new();
+    for change in plan.changes.iter().filter(|c| c.action != Action::Manual) {
+        if !clients.contains_key(&change.provider) && !problems.iter().any(|(_, _, p): &(String, String, String)| *p == change.provider) {
+            let Some(settings) = plan.providers.get(&change.provider) else {
+                problems.push((format!("provider `{}` is not configured", change.provider), "add it back to the config".to_owned(), change.provider.clone()));
+                continue;
+            };
+            match provider::build(settings, env) {
+                Ok(client) => {
+                    clients.insert(change.provider.clone(), Arc::from(client));
+                }
+                Err(err) => {
+                    let hint = match &err {
+                        provider::ProviderError::MissingCredential { var, .. } => format!("export {var}=... (the provider's API credential) and run again"),
+                        _ => "fix the provider's settings".to_owned(),
+                    };
+                    problems.push((err.to_string(), hint, change.provider.clone()));
+                }
+            }
+        }
+        if let Some(after) = &change.after {
+            if matches!(change.action, Action::Invite | Action::Resend) {
+                if let Err(reason) = provider::credentials::read_password(after) {
+                    problems.push((format!("`{}`: {reason}", change.address), "set it, or use `method: invite`".to_owned(), String::new()));
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(clients)
+    } else {
+        Err(ApplyError::Preflight { problems: problems.into_iter().map(|(m, h, _)| (m, h)).collect() })
+    }
+}
+
+/// The operations of a plan, per provider, in address order.
+fn operations(plan: &Plan) -> BTreeMap<String, Vec<Operation>> {
+    let mut out: BTreeMap<String, Vec<Operation>> = BTreeMap::new();
+    for change in &plan.changes {
+        let Some(kind) = change.action.operation() else { continue };
+        let attributes = match kind {
+            provider::OperationKind::Remove => change.before.clone(),
+            _ => change.after.clone(),
+        };
+        let Some(attributes) = attributes else { continue };
+        out.entry(change.provider.clone()).or_default().push(Operation {
+            address: change.address.clone(),
+            kind,
+            attributes,
+            repeat: change.repeat,
+        });
+    }
+    out
+}
+
+/// How long in-flight batches may finish after a cancel before they are
+/// abandoned (their addresses then become `uncertain`).
+pub const GRACE: Duration = Duration::from_secs(10);
+
+/// Carries `plan` out. `clients` come from [`preflight`]. Returns the
+/// final state as written and what happened.
+pub async fn run(
+    plan: &Plan,
+    clients: BTreeMap<String, Arc<dyn Provider>>,
+    recorder: Recorder,
+    reporter: Arc<dyn Reporter>,
+    cancel: Cancel,
+) -> Result<(State, ApplyReport), ApplyError> {
+    let recorder = Arc::new(Mutex::new(recorder));
+    let mut report = ApplyReport::default();
+    for change in plan.changes.iter().filter(|c| c.action == Action::Manual) {
+        report.manual.push(change.address.clone());
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut total = 0;
+    for (provider_name, ops) in operations(plan) {
+        let Some(client) = clients.get(&provider_name).cloned() else { continue };
+        total += ops.len();
+        let permits = Arc::new(tokio::sync::Semaphore::new(client.settings().concurrency.max(1)));
+        let stopped = Arc::new(Mutex::new(None::<String>));
+        for batch in client.batches(ops) {
+            let client = Arc::clone(&client);
+            let permits = Arc::clone(&permits);
+            let stopped = Arc::clone(&stopped);
+            let recorder = Arc::clone(&recorder);
+            let cancel = cancel.clone();
+            let provider_name = provider_name.clone();
+            tasks.spawn(async move {
+                let _permit = permits.acquire_owned().await.expect("semaphore never closes");
+                if cancel.is_cancelled() {
+                    return BatchResult::not_sent(batch, "not sent: the apply was interrupted".to_owned(), false);
+                }
+                if let Some(reason) = stopped.lock().expect("poisoned").clone() {
+                    return BatchResult::not_sent(batch, format!("not sent: {reason}"), false);
+                }
+                let id = match recorder.lock().expect("poisoned").intent(&provider_name, &batch) {
+                    Ok(id) => id,
+                    Err(err) => return BatchResult::state_error(batch, err),
+                };
+                let (outcomes, fatal) = match client.send(&batch).await {
+                    Ok(mut outcomes) => {
+                        outcomes.truncate(batch.len());
+                        while outcomes.len() < batch.len() {
+                            outcomes.push(Outcome::Uncertain { reason: "the provider's answer did not mention this email".to_owned() });
+                        }
+                        (outcomes, None)
+                    }
+                    Err(err) => {
+                        let reason = err.message.clone();
+                        let outcome = if err.uncertain { Outcome::Uncertain { reason: reason.clone() } } else { Outcome::Failed { reason: reason.clone() } };
+                        let fatal = err.fatal.then(|| (err.message.clone(), err.hint.clone()));
+                        if err.fatal {
+                            stopped.lock().expect("poisoned").get_or_insert(reason);
+                        }
+                        (vec![outcome; batch.len()], fatal)
+                    }
+                };
+                if let Err(err) = recorder.lock().expect("poisoned").outcome(id, &batch, &outcomes) {
+                    return BatchResult::state_error(batch, err);
+                }
+                BatchResult { provider: provider_name, results: batch.into_iter().map(|op| op.address).zip(outcomes).collect(), fatal, state_error: None, sent: true }
+            });
+        }
+    }
+    reporter.event(&Event::Start { operations: total, batches: tasks.len() });
+    let mut done = 0usize;
+    let mut state_error = None;
+    let interrupted = AtomicBool::new(false);
+    loop {
+        let next = tokio::select! {
+            biased;
+            joined = tasks.join_next() => joined,
+            () = cancel.cancelled(), if !interrupted.load(Ordering::Relaxed) => {
+                interrupted.store(true, Ordering::Relaxed);
+                reporter.event(&Event::Interrupted { grace: GRACE });
+                continue;
+            }
+            () = tokio::time::sleep(GRACE), if interrupted.load(Ordering::Relaxed) => {
+                // In-flight batches did not finish in time: abandon them;
+                // the recorder marks their addresses uncertain.
+                tasks.abort_all();
+                continue;
+            }
+        };
+        let Some(joined) = next else { break };
+        let Ok(result) = joined else { continue };
+        done += result.results.len();
+        if let Some(err) = result.state_error {
+            state_error.get_or_insert(err);
+        }
+        if let Some((message, hint)) = &result.fatal {
+            reporter.event(&Event::ProviderStopped { provider: &result.provider, message, hint: hint.as_deref() });
+        }
+        reporter.event(&Event::Batch { provider: &result.provider, results: &result.results, done, total, sent: result.sent });
+        report.add(&result.results);
+    }
+    report.interrupted = interrupted.load(Ordering::Relaxed) || cancel.is_cancelled();
+    let recorder = Arc::try_unwrap(recorder).map_err(|_| ()).expect("all tasks finished").into_inner().expect("poisoned");
+    report.journal_bytes = recorder.journal_bytes;
+    let (state, bytes) = recorder.finish()?;
+    report.state_bytes = bytes;
+    if let Some(err) = state_error {
+        return Err(ApplyError::State(err));
+    }
+    Ok((state, report))
+}
+
+struct BatchResult {
+    provider: String,
+    results: Vec<(Address, Outcome)>,
+    fatal: Option<(String, Option<String>)>,
+    state_error: Option<StateError>,
+    sent: bool,
+}
+
+impl BatchResult {
+    fn not_sent(batch: Vec<Operation>, reason: String, sent: bool) -> Self {
+        let provider = batch.first().map(|op| op.address.provider().to_owned()).unwrap_or_default();
+        BatchResult {
+            provider,
+            results: batch.into_iter().map(|op| (op.address, Outcome::Failed { reason: reason.clone() })).collect(),
+            fatal: None,
+            state_error: None,
+            sent,
+        }
+    }
+
+    fn state_error(batch: Vec<Operation>, err: StateError) -> Self {
+        let mut result = Self::not_sent(batch, format!("not recorded: {err}"), false);
+        result.state_error = Some(err);
+        result
+    }
+}
