@@ -131,12 +131,12 @@ pub fn render(error: &Error) -> String {
 
 fn render_problem(out: &mut String, problem: &Problem) {
     let _ = writeln!(out, "error: {}", problem.message);
-    let _ = writeln!(out, "  --> {}", problem.place);
+    let _ = writeln!(out, "{}--> {}", " ".repeat(problem.place.position.map_or(1, |p| p.line.to_string().len())), problem.place);
     if let (Some(pos), Some(line)) = (problem.place.position, &problem.snippet) {
         let number = pos.line.to_string();
-        let pad = " ".repeat(number.len());
+        let pad = " ".repeat(number.len() + 1);
         let caret_pad: String = line.chars().take(pos.column.saturating_sub(1)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
-        let _ = writeln!(out, "{pad} |\n{number} | {line}\n{pad} | {caret_pad}^");
+        let _ = writeln!(out, "{pad}|\n{number} | {line}\n{pad}| {caret_pad}^");
     }
     if let Some(hint) = &problem.hint {
         let _ = writeln!(out, "hint: {hint}");

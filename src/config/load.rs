@@ -16,6 +16,9 @@ use super::{Config, ConfigError};
 /// are a few tens of MiB at most; anything larger is a mistake or an attack.
 pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Longer source lines are not quoted under an error.
+const MAX_SNIPPET: usize = 240;
+
 /// One config file as read.
 pub(crate) struct Source {
     pub path: PathBuf,
@@ -168,7 +171,10 @@ fn locate(sources: &[Source], pending: Vec<Pending>) -> Vec<Problem> {
                 let first = Place { file: sources[*file].path.clone(), position: position_of(*file, path, true) };
                 message = format!("{message} (first defined at {first})");
             }
-            let snippet = position.and_then(|pos| sources[p.file].text.lines().nth(pos.line.saturating_sub(1)).map(str::to_owned));
+            let snippet = position
+                .and_then(|pos| sources[p.file].text.lines().nth(pos.line.saturating_sub(1)))
+                .filter(|line| line.len() <= MAX_SNIPPET)
+                .map(redact_line);
             (p.file, Problem { place: Place { file: sources[p.file].path.clone(), position }, snippet, message, hint: p.hint })
         })
         .collect();
@@ -178,4 +184,18 @@ fn locate(sources: &[Source], pending: Vec<Pending>) -> Vec<Problem> {
     });
     problems.dedup_by(|(_, a), (_, b)| a == b);
     problems.into_iter().map(|(_, p)| p).collect()
+}
+
+/// Hides the value on a line whose key looks like a secret, so an error's
+/// snippet never echoes a password someone put in YAML by mistake.
+fn redact_line(line: &str) -> String {
+    const SECRET_KEYS: [&str; 5] = ["password", "passwd", "secret", "token", "api_key"];
+    if let Some((key, value)) = line.split_once(':') {
+        let bare = key.trim().trim_start_matches("- ").trim_matches(['"', '\'']).to_lowercase();
+        let is_reference = bare.ends_with("_env") || bare.ends_with("_file");
+        if !is_reference && !value.trim().is_empty() && SECRET_KEYS.iter().any(|k| bare.contains(k)) {
+            return format!("{key}: [redacted]");
+        }
+    }
+    line.to_owned()
 }

@@ -57,16 +57,20 @@ pub struct Pending {
     pub also: Option<(usize, String)>,
 }
 
-/// The candidate closest to `word`, if it is close enough to be a typo.
+/// The candidate closest to `word`, if it is close enough to be a typo, or
+/// failing that one that extends it (`api_key` for `api_key_env`).
 #[must_use]
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).clamp(1, 3);
+    let lower = word.to_lowercase();
+    let candidates: Vec<&'a str> = candidates.into_iter().collect();
     candidates
-        .into_iter()
-        .map(|c| (edit_distance(&word.to_lowercase(), &c.to_lowercase()), c))
+        .iter()
+        .map(|c| (edit_distance(&lower, &c.to_lowercase()), *c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
+        .or_else(|| candidates.iter().copied().find(|c| lower.len() >= 3 && c.to_lowercase().starts_with(&lower)))
 }
 
 /// A hint that proposes the closest candidate, or lists them all.

@@ -37,8 +37,13 @@ fn cell(text: &str) -> String {
 }
 
 fn what_changes(change: &Change) -> String {
+    let by_hand = change.wanted.map(|w| format!("{} by hand", w.as_str()));
     if !change.fields.is_empty() {
-        return change.fields.iter().map(|f| format!("{}: {} → {}", f.field, f.before, f.after)).collect::<Vec<_>>().join("; ");
+        let fields = change.fields.iter().map(|f| format!("{}: {} → {}", f.field, f.before, f.after)).collect::<Vec<_>>().join("; ");
+        return by_hand.map_or(fields.clone(), |b| format!("{b}: {fields}"));
+    }
+    if let Some(by_hand) = by_hand {
+        return by_hand;
     }
     match change.action {
         Action::Invite | Action::Resend => change.after.as_ref().map_or_else(String::new, |a| {

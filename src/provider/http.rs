@@ -1,0 +1,908 @@
+//! The HTTP layer shared by every HTTP provider.
+//!
+//! One [`HttpClient`] per configured provider does everything that is not
+//! vendor-specific: it refuses plain `http://` except on loopback, sends a
+//! `User-Agent` of `memberctl/<version>`, applies the connect and request
+//! timeouts, enforces the provider's rate limit across all of its concurrent
+//! batches, retries with exponential backoff and full jitter, honours
+//! `Retry-After`, and turns every way a request can go wrong into one clear
+//! [`BatchError`] line that names the provider, the endpoint and the HTTP
+//! status, but never a credential.
+//!
+//! # Retries
+//! An attempt is retried when it gets HTTP 429 or 5xx, times out, or fails
+//! to connect or to read the answer; never on any other 4xx. The wait before
+//! attempt `n + 1` is a random duration in `[0, base * 2^(n-1)]` (capped at
+//! [`MAX_BACKOFF`]), or the server's `Retry-After` (delta-seconds or an HTTP
+//! date) capped at [`HttpClient::retry_after_cap`]. The base is 200 ms; the
+//! env var `MEMBERCTL_BACKOFF_MS` (read once per process) overrides it, which
+//! is how tests keep retries fast.
+//!
+//! # Uncertainty
+//! An attempt *may have been delivered* when the server could have acted on
+//! it without memberctl seeing the answer: a timeout after the connection was
+//! made, a connection closed before the answer, an unreadable answer, or HTTP
+//! 502/504 (a proxy that may have forwarded the request). When the final
+//! result is a failure and any attempt may have been delivered, the error is
+//! `uncertain`. When the final result is an answer, [`Reply::maybe_delivered_before`]
+//! tells the provider that an earlier attempt may have arrived, so that a
+//! "duplicate" in that answer is read as "it got there the first time". HTTP
+//! 429, 500 and 503 are taken as "not acted upon".
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::{StatusCode, Url};
+use serde::Serialize;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use super::{BatchError, ProviderError, ProviderSettings, Secret};
+
+/// Default base of the exponential backoff.
+pub const DEFAULT_BACKOFF: Duration = Duration::from_millis(200);
+/// Longest wait between two attempts computed by the backoff itself.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Default cap on a server's `Retry-After`.
+pub const DEFAULT_RETRY_AFTER_CAP: Duration = Duration::from_secs(60);
+/// Longest answer body read; a longer one is an error.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// How many bytes of an unreadable body an error message quotes.
+const QUOTE_BYTES: usize = 100;
+
+/// The backoff base: `MEMBERCTL_BACKOFF_MS` when set to a number, else
+/// [`DEFAULT_BACKOFF`]. Read once per process.
+#[must_use]
+pub fn default_backoff() -> Duration {
+    static BASE: OnceLock<Duration> = OnceLock::new();
+    *BASE.get_or_init(|| {
+        std::env::var("MEMBERCTL_BACKOFF_MS")
+            .ok()
+            .and_then(|text| text.trim().parse::<u64>().ok())
+            .map_or(DEFAULT_BACKOFF, Duration::from_millis)
+    })
+}
+
+/// How a provider authenticates. The value is held as a [`Secret`] and sent
+/// as a header marked sensitive, so it never shows in Debug output.
+pub enum Auth {
+    /// A named header carrying the key as is (Networked `x-api-key`).
+    Header {
+        /// Header name, lowercase.
+        name: &'static str,
+        /// The key.
+        secret: Secret,
+    },
+    /// `Authorization: Bearer <token>` (Aptly).
+    Bearer(Secret),
+}
+
+/// A successful (2xx) answer with a JSON body.
+#[derive(Debug)]
+pub struct Reply {
+    /// The HTTP status.
+    pub status: u16,
+    /// The parsed body.
+    pub json: serde_json::Value,
+    /// How many attempts were made, this one included.
+    pub attempts: u32,
+    /// An earlier attempt of this request may have reached the server.
+    pub maybe_delivered_before: bool,
+}
+
+/// A request that ended without a usable 2xx answer.
+#[derive(Debug)]
+pub struct Failure {
+    /// The error for the whole batch.
+    pub error: BatchError,
+    /// The final HTTP status, when there was an answer.
+    pub status: Option<u16>,
+    /// The final answer's body when it was JSON (a 4xx refusal, say), so a
+    /// one-user endpoint can read the provider's reason.
+    pub json: Option<serde_json::Value>,
+}
+
+impl From<Failure> for BatchError {
+    fn from(failure: Failure) -> Self {
+        failure.error
+    }
+}
+
+/// The body of one request, serialised once and resent as is on retries.
+struct Body {
+    bytes: Vec<u8>,
+    content_type: &'static str,
+}
+
+/// What one attempt came to.
+enum Attempt {
+    /// Done: an answer to hand back, or a failure not worth retrying.
+    Done(Result<Reply, Failure>),
+    /// Worth another attempt.
+    Retry {
+        /// One line saying what went wrong.
+        message: String,
+        /// The status, when there was an answer.
+        status: Option<u16>,
+        /// The server asked for this wait.
+        retry_after: Option<Duration>,
+        /// This attempt may have reached the server.
+        maybe_delivered: bool,
+        /// The connection could not be made at all (DNS, refused, TLS).
+        unreachable: bool,
+    },
+}
+
+/// Spaces requests at least `interval` apart, across all concurrent senders.
+struct RateLimiter {
+    interval: Duration,
+    next: Mutex<Option<Instant>>,
+}
+
+impl RateLimiter {
+    async fn wait(&self) {
+        let slot = {
+            let mut next = self.next.lock().await;
+            let now = Instant::now();
+            let slot = next.map_or(now, |at| at.max(now));
+            *next = Some(slot + self.interval);
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+}
+
+/// The HTTP client of one provider.
+pub struct HttpClient {
+    client: reqwest::Client,
+    base: Url,
+    label: String,
+    credential_env: String,
+    credential_kind: &'static str,
+    auth: (HeaderName, HeaderValue),
+    /// The credential itself, kept only to scrub it from messages.
+    secret: Secret,
+    max_attempts: u32,
+    timeout: Duration,
+    limiter: Option<RateLimiter>,
+    /// Base of the exponential backoff (see the module docs).
+    pub backoff_base: Duration,
+    /// Longest `Retry-After` honoured; a longer one is cut to this.
+    pub retry_after_cap: Duration,
+}
+
+/// Whether `url`'s host is a loopback address (127.0.0.0/8, `::1`) or `localhost`.
+#[must_use]
+pub fn is_loopback(url: &Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return ip.is_loopback();
+    }
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    host == "localhost" || host.ends_with(".localhost")
+}
+
+impl HttpClient {
+    /// Builds the client of one provider from its settings.
+    ///
+    /// Fails when the base URL is missing or unusable, is plain `http://` on
+    /// a host that is not loopback, or when the credential cannot be sent as
+    /// a header value.
+    pub fn new(settings: &ProviderSettings, auth: Auth) -> Result<Self, ProviderError> {
+        let base_error = |reason: String| ProviderError::BaseUrl {
+            provider: settings.name.clone(),
+            reason,
+        };
+        let raw = settings
+            .base_url
+            .clone()
+            .or_else(|| settings.kind.default_base_url().map(str::to_owned))
+            .ok_or_else(|| base_error("no `base_url` is configured".to_owned()))?;
+        let base = Url::parse(raw.trim())
+            .map_err(|err| base_error(format!("`base_url` `{raw}` is not a URL: {err}")))?;
+        if !base.username().is_empty() || base.password().is_some() {
+            // Not quoted: the URL itself carries a credential.
+            return Err(base_error(
+                "`base_url` must not carry a user name or password; credentials come from the environment".to_owned(),
+            ));
+        }
+        match base.scheme() {
+            "https" => {}
+            "http" if is_loopback(&base) => {}
+            "http" => {
+                return Err(base_error(format!(
+                "`base_url` `{raw}` uses plain http://, which is only allowed for loopback hosts \
+                     (127.0.0.1, ::1, localhost); use https://"
+            )))
+            }
+            other => {
+                return Err(base_error(format!(
+                    "`base_url` `{raw}` has the scheme `{other}`; use https://"
+                )))
+            }
+        }
+        if base.host_str().is_none_or(str::is_empty) {
+            return Err(base_error(format!("`base_url` `{raw}` has no host")));
+        }
+        if base.query().is_some() || base.fragment().is_some() {
+            return Err(base_error(format!(
+                "`base_url` `{raw}` must not have a query or fragment"
+            )));
+        }
+
+        let credential_env = settings.credential_env.clone().unwrap_or_default();
+        let (name, value, credential_kind, secret) = match auth {
+            Auth::Header { name, secret } => (
+                HeaderName::from_static(name),
+                HeaderValue::from_str(secret.expose()),
+                "API key",
+                secret,
+            ),
+            Auth::Bearer(secret) => (
+                reqwest::header::AUTHORIZATION,
+                HeaderValue::from_str(&format!("Bearer {}", secret.expose())),
+                "bearer token",
+                secret,
+            ),
+        };
+        let mut value = value.map_err(|_| ProviderError::Setup {
+            provider: settings.name.clone(),
+            reason: format!("the value of `{credential_env}` cannot be sent in an HTTP header (control characters?)"),
+        })?;
+        value.set_sensitive(true);
+
+        let timeout = if settings.timeout_ms == 0 {
+            Duration::from_millis(super::defaults::TIMEOUT_MS)
+        } else {
+            settings.timeout()
+        };
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("memberctl/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|err| ProviderError::Setup {
+                provider: settings.name.clone(),
+                reason: describe(&err),
+            })?;
+        let limiter =
+            (settings.rate_limit.is_finite() && settings.rate_limit > 0.0).then(|| RateLimiter {
+                interval: Duration::from_secs_f64(1.0 / settings.rate_limit),
+                next: Mutex::new(None),
+            });
+        Ok(Self {
+            client,
+            base,
+            label: format!("{} `{}`", settings.kind, settings.name),
+            credential_env,
+            credential_kind,
+            auth: (name, value),
+            secret,
+            max_attempts: settings.max_attempts.max(1),
+            timeout,
+            limiter,
+            backoff_base: default_backoff(),
+            retry_after_cap: DEFAULT_RETRY_AFTER_CAP,
+        })
+    }
+
+    /// The full URL of an endpoint path such as `/auth/v1/user/bulk-invite`.
+    #[must_use]
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.base.as_str().trim_end_matches('/'))
+    }
+
+    /// The provider's type and name (``networked `community` ``), the prefix of
+    /// every message about this provider.
+    #[must_use]
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// POSTs `body` as `application/json`.
+    pub async fn post_json<T: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &T,
+    ) -> Result<Reply, Failure> {
+        let bytes = serde_json::to_vec(body).map_err(|err| Failure {
+            error: BatchError {
+                uncertain: false,
+                fatal: false,
+                message: format!(
+                    "{}: cannot encode the request for {path}: {err}",
+                    self.label
+                ),
+                hint: None,
+            },
+            status: None,
+            json: None,
+        })?;
+        let body = Body {
+            bytes,
+            content_type: "application/json",
+        };
+        self.post(path, &body, &[]).await
+    }
+
+    /// POSTs `fields` as `application/x-www-form-urlencoded`, encoded as
+    /// `curl --data-urlencode` does (see [`encode_form`]).
+    ///
+    /// A field named `password` is a secret: should the provider echo it in
+    /// an error, it is scrubbed from the message like the credential is.
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Result<Reply, Failure> {
+        let body = Body {
+            bytes: encode_form(fields).into_bytes(),
+            content_type: "application/x-www-form-urlencoded",
+        };
+        let secrets: Vec<&str> = fields
+            .iter()
+            .filter(|(name, _)| *name == "password")
+            .map(|(_, value)| *value)
+            .collect();
+        self.post(path, &body, &secrets).await
+    }
+
+    /// Replaces the credential and `extra` secrets (as written and
+    /// percent-encoded) in text that quotes a provider's answer.
+    #[must_use]
+    pub fn scrub(&self, text: &str, extra: &[&str]) -> String {
+        let mut out = text.to_owned();
+        for secret in std::iter::once(self.secret.expose()).chain(extra.iter().copied()) {
+            if secret.len() < 3 {
+                continue;
+            }
+            let mut encoded = String::new();
+            percent_encode(&mut encoded, secret);
+            let escaped = format!("{secret:?}");
+            let escaped = &escaped[1..escaped.len() - 1];
+            for form in [secret, encoded.as_str(), escaped] {
+                if !form.is_empty() && out.contains(form) {
+                    out = out.replace(form, "[redacted]");
+                }
+            }
+        }
+        out
+    }
+
+    async fn post(&self, path: &str, body: &Body, secrets: &[&str]) -> Result<Reply, Failure> {
+        self.post_attempts(path, body, secrets)
+            .await
+            .map_err(|mut failure| {
+                failure.error.message = self.scrub(&failure.error.message, secrets);
+                failure.error.hint = failure.error.hint.map(|hint| self.scrub(&hint, secrets));
+                failure
+            })
+    }
+
+    async fn post_attempts(
+        &self,
+        path: &str,
+        body: &Body,
+        secrets: &[&str],
+    ) -> Result<Reply, Failure> {
+        let url = self.endpoint(path);
+        let what = format!("{}: POST {url}", self.label);
+        let allowed = self.max_attempts;
+        let mut maybe_delivered = false;
+        let mut all_unreachable = true;
+        let mut last = (String::new(), None);
+        for attempt in 1..=allowed {
+            if let Some(limiter) = &self.limiter {
+                limiter.wait().await;
+            }
+            match self
+                .attempt(&url, &what, body, attempt, maybe_delivered)
+                .await
+            {
+                Attempt::Done(result) => return result,
+                Attempt::Retry {
+                    message,
+                    status,
+                    retry_after,
+                    maybe_delivered: delivered,
+                    unreachable,
+                } => {
+                    maybe_delivered |= delivered;
+                    all_unreachable &= unreachable;
+                    if attempt < allowed {
+                        let wait = self.wait_before(attempt, retry_after);
+                        log::info!(
+                            "{what}: attempt {attempt}/{allowed} failed: {}; retrying in {} ms",
+                            self.scrub(&message, secrets),
+                            wait.as_millis()
+                        );
+                        tokio::time::sleep(wait).await;
+                    }
+                    last = (message, status);
+                }
+            }
+        }
+        let (message, status) = last;
+        let tries = if allowed == 1 {
+            "1 attempt".to_owned()
+        } else {
+            format!("{allowed} attempts")
+        };
+        let error = if all_unreachable {
+            BatchError {
+                uncertain: false,
+                fatal: true,
+                message: format!(
+                    "{what}: cannot reach the provider: {message} (gave up after {tries})"
+                ),
+                hint: Some(
+                    "check `base_url` and the network (DNS, firewall, proxy, TLS certificates)"
+                        .to_owned(),
+                ),
+            }
+        } else {
+            BatchError {
+                uncertain: maybe_delivered,
+                fatal: false,
+                message: format!("{what}: {message} (gave up after {tries})"),
+                hint: Some(if maybe_delivered {
+                    "the request may have reached the provider: its emails are marked uncertain, and the `uncertain` \
+                     policy decides on the next apply"
+                        .to_owned()
+                } else {
+                    "the provider kept failing; try again later, or lower `concurrency` or `rate_limit`".to_owned()
+                }),
+            }
+        };
+        Err(Failure {
+            error,
+            status,
+            json: None,
+        })
+    }
+
+    async fn attempt(
+        &self,
+        url: &str,
+        what: &str,
+        body: &Body,
+        attempt: u32,
+        delivered_before: bool,
+    ) -> Attempt {
+        log::debug!("{what}: attempt {attempt}/{}", self.max_attempts);
+        let request = self
+            .client
+            .post(url)
+            .header(CONTENT_TYPE, body.content_type)
+            .header(self.auth.0.clone(), self.auth.1.clone())
+            .body(body.bytes.clone());
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(err) => return self.transport_error(&err),
+        };
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|text| parse_retry_after(text, SystemTime::now()));
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("no content type")
+            .to_owned();
+        let bytes = match read_body(response).await {
+            Ok(bytes) => bytes,
+            Err(BodyError::TooLarge) => {
+                return Attempt::Done(Err(Failure {
+                    error: BatchError {
+                        uncertain: status.is_success() || delivered_before,
+                        fatal: false,
+                        message: format!(
+                            "{what}: HTTP {status} with a body larger than {MAX_BODY_BYTES} bytes"
+                        ),
+                        hint: None,
+                    },
+                    status: Some(status.as_u16()),
+                    json: None,
+                }))
+            }
+            Err(BodyError::Read(err)) => {
+                let message = if err.is_timeout() {
+                    format!(
+                        "HTTP {status}, then no complete answer within {} ms",
+                        self.timeout.as_millis()
+                    )
+                } else {
+                    format!(
+                        "HTTP {status}, then the answer could not be read: {}",
+                        describe(&err)
+                    )
+                };
+                return Attempt::Retry {
+                    message,
+                    status: Some(status.as_u16()),
+                    retry_after: None,
+                    maybe_delivered: true,
+                    unreachable: false,
+                };
+            }
+        };
+        let json = serde_json::from_slice::<serde_json::Value>(&bytes);
+
+        if status.is_success() {
+            return Attempt::Done(match json {
+                Ok(json) => Ok(Reply { status: status.as_u16(), json, attempts: attempt, maybe_delivered_before: delivered_before }),
+                Err(err) => Err(Failure {
+                    error: BatchError {
+                        uncertain: true,
+                        fatal: false,
+                        message: format!(
+                            "{what}: HTTP {status} with a body that is not valid JSON ({err}; {content_type}): {}",
+                            quote(&bytes)
+                        ),
+                        hint: Some(
+                            "the request reached the provider but its answer cannot be read: the emails are marked \
+                             uncertain"
+                                .to_owned(),
+                        ),
+                    },
+                    status: Some(status.as_u16()),
+                    json: None,
+                }),
+            });
+        }
+        let summary = summarize(json.as_ref().ok(), &bytes, &content_type);
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            let var = &self.credential_env;
+            return Attempt::Done(Err(Failure {
+                error: BatchError {
+                    uncertain: delivered_before,
+                    fatal: true,
+                    message: format!(
+                        "{what}: HTTP {status}: the {} from the env var `{var}` was refused ({summary})",
+                        self.credential_kind
+                    ),
+                    hint: Some(format!(
+                        "check that `{var}` holds a valid {} for this provider, with the rights to invite members \
+                         (its value is never printed)",
+                        self.credential_kind
+                    )),
+                },
+                status: Some(status.as_u16()),
+                json: json.ok(),
+            }));
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            return Attempt::Retry {
+                message: format!("HTTP {status}: {summary}"),
+                status: Some(status.as_u16()),
+                retry_after,
+                maybe_delivered: status == StatusCode::BAD_GATEWAY
+                    || status == StatusCode::GATEWAY_TIMEOUT,
+                unreachable: false,
+            };
+        }
+        let (fatal, hint) = match status.as_u16() {
+            300..=399 => (true, "the API answered with a redirect: check `base_url` (memberctl does not follow redirects)"),
+            404 | 405 => (true, "check `base_url`: the endpoint does not exist there"),
+            413 => (false, "the request was too large: lower `batch_size` for this provider"),
+            _ => (false, "the provider refused the request; nothing in it was carried out"),
+        };
+        Attempt::Done(Err(Failure {
+            error: BatchError {
+                uncertain: delivered_before,
+                fatal,
+                message: format!("{what}: HTTP {status}: {summary}"),
+                hint: Some(hint.to_owned()),
+            },
+            status: Some(status.as_u16()),
+            json: json.ok(),
+        }))
+    }
+
+    fn transport_error(&self, err: &reqwest::Error) -> Attempt {
+        if err.is_connect() {
+            Attempt::Retry {
+                message: describe(err),
+                status: None,
+                retry_after: None,
+                maybe_delivered: false,
+                unreachable: true,
+            }
+        } else if err.is_timeout() {
+            Attempt::Retry {
+                message: format!("no answer within {} ms", self.timeout.as_millis()),
+                status: None,
+                retry_after: None,
+                maybe_delivered: true,
+                unreachable: false,
+            }
+        } else {
+            Attempt::Retry {
+                message: format!("the connection failed before an answer: {}", describe(err)),
+                status: None,
+                retry_after: None,
+                maybe_delivered: true,
+                unreachable: false,
+            }
+        }
+    }
+
+    /// The wait before the attempt after `attempt`: the server's
+    /// `Retry-After` (capped), else full-jitter exponential backoff.
+    fn wait_before(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        if let Some(wait) = retry_after {
+            return wait.min(self.retry_after_cap);
+        }
+        let ceiling = self
+            .backoff_base
+            .saturating_mul(1 << (attempt.saturating_sub(1)).min(20))
+            .min(MAX_BACKOFF);
+        Duration::from_millis(fastrand::u64(0..=ceiling.as_millis() as u64))
+    }
+}
+
+enum BodyError {
+    TooLarge,
+    Read(reqwest::Error),
+}
+
+async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, BodyError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Read)? {
+        if bytes.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(BodyError::TooLarge);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+/// The innermost cause of an error: for reqwest that is the line that
+/// matters ("Connection refused", "invalid peer certificate: ...").
+fn describe(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut deepest = err;
+    while let Some(source) = deepest.source() {
+        deepest = source;
+    }
+    deepest.to_string()
+}
+
+/// Quotes the first bytes of a body, escaped, on one line.
+fn quote(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        return "(empty body)".to_owned();
+    }
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(QUOTE_BYTES)]);
+    let mut out = format!("{text:?}");
+    if bytes.len() > QUOTE_BYTES {
+        out.push_str(" (first 100 bytes)");
+    }
+    out
+}
+
+/// What a refusal said: the JSON `message` (or `error`) when there is one,
+/// else the quoted start of the body.
+fn summarize(json: Option<&serde_json::Value>, bytes: &[u8], content_type: &str) -> String {
+    if let Some(json) = json {
+        if let Some(message) = provider_message(json) {
+            return message;
+        }
+        let mut text = json.to_string();
+        if text.len() > 200 {
+            let mut end = 200;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+            text.push_str("...");
+        }
+        return text;
+    }
+    if bytes.is_empty() {
+        return "empty body".to_owned();
+    }
+    format!("non-JSON body ({content_type}): {}", quote(bytes))
+}
+
+/// The human-readable message of a JSON answer: `message` (a string or a
+/// list of strings, as `NestJS` gives), else a string `error`.
+#[must_use]
+pub fn provider_message(json: &serde_json::Value) -> Option<String> {
+    let strings = |value: &serde_json::Value| -> Option<String> {
+        match value {
+            serde_json::Value::String(text) if !text.trim().is_empty() => {
+                Some(text.trim().to_owned())
+            }
+            serde_json::Value::Array(items) => {
+                let parts: Vec<&str> = items.iter().filter_map(serde_json::Value::as_str).collect();
+                (!parts.is_empty()).then(|| parts.join("; "))
+            }
+            _ => None,
+        }
+    };
+    json.get("message")
+        .and_then(strings)
+        .or_else(|| json.get("error").and_then(strings))
+}
+
+/// Encodes form fields the way `curl --data-urlencode` does: every byte but
+/// `A-Z a-z 0-9 - . _ ~` becomes `%XX` (a space is `%20`, `@` is `%40`).
+#[must_use]
+pub fn encode_form(fields: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for (index, (name, value)) in fields.iter().enumerate() {
+        if index > 0 {
+            out.push('&');
+        }
+        percent_encode(&mut out, name);
+        out.push('=');
+        percent_encode(&mut out, value);
+    }
+    out
+}
+
+fn percent_encode(out: &mut String, text: &str) {
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+}
+
+/// Parses a `Retry-After` value: delta-seconds or an HTTP date (a date in
+/// the past means "now").
+#[must_use]
+pub fn parse_retry_after(text: &str, now: SystemTime) -> Option<Duration> {
+    let text = text.trim();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(Duration::from_secs(text.parse::<u64>().unwrap_or(u64::MAX)));
+    }
+    let at = parse_http_date(text)?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Parses an HTTP date in any of the three forms RFC 9110 lists:
+/// `Sun, 06 Nov 1994 08:49:37 GMT`, `Sunday, 06-Nov-94 08:49:37 GMT` and
+/// `Sun Nov  6 08:49:37 1994`.
+#[must_use]
+pub fn parse_http_date(text: &str) -> Option<SystemTime> {
+    let (day, month, year, time) = if let Some((_, rest)) = text.split_once(',') {
+        let parts: Vec<&str> = rest
+            .split(|c: char| c.is_whitespace() || c == '-')
+            .filter(|p| !p.is_empty())
+            .collect();
+        match parts.as_slice() {
+            [day, month, year, time, zone]
+                if zone.eq_ignore_ascii_case("GMT") || zone.eq_ignore_ascii_case("UTC") =>
+            {
+                (*day, *month, *year, *time)
+            }
+            _ => return None,
+        }
+    } else {
+        match text.split_whitespace().collect::<Vec<_>>().as_slice() {
+            [_, month, day, time, year] => (*day, *month, *year, *time),
+            _ => return None,
+        }
+    };
+    let day: u32 = day.parse().ok()?;
+    let month = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ]
+    .iter()
+    .position(|m| month.len() >= 3 && month[..3].eq_ignore_ascii_case(m))? as u32
+        + 1;
+    let mut year: i64 = year.parse().ok()?;
+    if year < 100 {
+        // RFC 850's two-digit years: the RFC 9110 50-year rule, simplified.
+        year += if year < 70 { 2000 } else { 1900 };
+    }
+    let mut clock = time.split(':').map(str::parse::<u64>);
+    let (Some(Ok(hour)), Some(Ok(minute)), Some(Ok(second)), None) =
+        (clock.next(), clock.next(), clock.next(), clock.next())
+    else {
+        return None;
+    };
+    if !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    let seconds = u64::try_from(days).ok()? * 86_400 + hour * 3600 + minute * 60 + second;
+    Some(UNIX_EPOCH + Duration::from_secs(seconds))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month = i64::from(month);
+    let day_of_year =
+        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_dates_in_all_three_forms() {
+        let expected = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(expected)
+        );
+        assert_eq!(
+            parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"),
+            Some(expected)
+        );
+        assert_eq!(parse_http_date("Sun Nov  6 08:49:37 1994"), Some(expected));
+        assert_eq!(parse_http_date("yesterday"), None);
+    }
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let now = UNIX_EPOCH + Duration::from_secs(784_111_770);
+        assert_eq!(parse_retry_after(" 3 ", now), Some(Duration::from_secs(3)));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn form_encoding_matches_curl_data_urlencode() {
+        assert_eq!(
+            encode_form(&[
+                ("email", "example9@yopmail.com"),
+                ("name", "Example User 9"),
+                ("password", "Aa1235678@")
+            ]),
+            "email=example9%40yopmail.com&name=Example%20User%209&password=Aa1235678%40"
+        );
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for url in [
+            "http://127.0.0.1:8080",
+            "http://127.1.2.3/",
+            "http://[::1]:9/",
+            "http://localhost",
+            "http://LOCALHOST.",
+        ] {
+            assert!(is_loopback(&Url::parse(url).unwrap()), "{url}");
+        }
+        for url in [
+            "http://example.com",
+            "http://10.0.0.1",
+            "http://localhost.example.com",
+            "http://[::2]",
+        ] {
+            assert!(!is_loopback(&Url::parse(url).unwrap()), "{url}");
+        }
+    }
+
+    #[test]
+    fn quotes_are_short_and_escaped() {
+        let html = format!("<html>\n<body>{}</body></html>", "x".repeat(200));
+        let quoted = quote(html.as_bytes());
+        assert!(quoted.starts_with("\"<html>\\n<body>xxx"), "{quoted}");
+        assert!(quoted.ends_with("(first 100 bytes)"));
+    }
+}

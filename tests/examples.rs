@@ -1,0 +1,100 @@
+//! Tests that keep the docs honest: examples validate, committed schemas
+//! match `memberctl schema`, `--help` is snapshotted.
+
+use crate::support::harness::Test;
+
+fn repo() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn every_example_config_validates() {
+    let mut seen = 0;
+    for entry in std::fs::read_dir(repo().join("examples")).expect("examples dir") {
+        let dir = entry.expect("entry").path();
+        if !dir.join("memberctl.yaml").exists() {
+            continue;
+        }
+        seen += 1;
+        let out = Test::new().cmd(&["validate", "-c", dir.join("memberctl.yaml").to_str().expect("utf-8")]);
+        assert_eq!(out.code, 0, "{} does not validate:\n{}", dir.display(), out.rendered());
+    }
+    assert!(seen >= 2, "expected the quickstart and networked-and-aptly examples, found {seen}");
+}
+
+#[test]
+fn networked_and_aptly_example_plans_without_credentials() {
+    let example = repo().join("examples/networked-and-aptly/memberctl.yaml");
+    let out = Test::new().cmd(&["plan", "-c", example.to_str().expect("utf-8"), "--detailed-exitcode"]).expect(2);
+    insta::assert_snapshot!("networked_and_aptly_plan", out.rendered());
+}
+
+#[test]
+fn committed_config_schema_matches_memberctl_schema() {
+    let out = Test::new().cmd(&["schema"]).expect(0);
+    let committed = std::fs::read_to_string(repo().join("schema/memberctl.schema.json")).expect("schema/memberctl.schema.json");
+    assert!(committed == out.stdout, "schema/memberctl.schema.json is stale: run `cargo run -- schema > schema/memberctl.schema.json`");
+    let schema: serde_json::Value = serde_json::from_str(&committed).expect("schema is JSON");
+    assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
+}
+
+#[test]
+fn committed_plan_schema_matches_memberctl_schema_plan() {
+    let out = Test::new().cmd(&["schema", "--plan"]).expect(0);
+    let committed = std::fs::read_to_string(repo().join("schema/plan.schema.json")).expect("schema/plan.schema.json");
+    assert!(committed == out.stdout, "schema/plan.schema.json is stale: run `cargo run -- schema --plan > schema/plan.schema.json`");
+}
+
+/// Every property in the config schema has a description, for editors.
+#[test]
+fn every_schema_property_is_described() {
+    let out = Test::new().cmd(&["schema"]).expect(0);
+    let schema: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let mut missing = Vec::new();
+    let mut check = |name: &str, props: &serde_json::Map<String, serde_json::Value>| {
+        for (key, value) in props {
+            if value.get("description").is_none() {
+                missing.push(format!("{name}.{key}"));
+            }
+        }
+    };
+    check("root", schema["properties"].as_object().expect("root properties"));
+    for (name, def) in schema["definitions"].as_object().expect("definitions") {
+        if let Some(props) = def.get("properties").and_then(|p| p.as_object()) {
+            check(name, props);
+        }
+    }
+    assert!(missing.is_empty(), "undocumented schema properties: {missing:?}");
+}
+
+#[test]
+fn help_is_snapshotted() {
+    let out = Test::new().cmd(&["--help"]).expect(0);
+    insta::assert_snapshot!("help", out.stdout);
+    let out = Test::new().cmd(&["plan", "--help"]).expect(0);
+    insta::assert_snapshot!("help_plan", out.stdout);
+    let out = Test::new().cmd(&["apply", "--help"]).expect(0);
+    insta::assert_snapshot!("help_apply", out.stdout);
+    let out = Test::new().cmd(&["state", "--help"]).expect(0);
+    insta::assert_snapshot!("help_state", out.stdout);
+}
+
+/// The README's commands exist: every `memberctl ...` line in a shell block
+/// parses (the quickstart itself runs in `lifecycle`).
+#[test]
+fn readme_commands_parse() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
+    let mut checked = 0;
+    for line in readme.lines() {
+        let line = line.trim().trim_start_matches("$ ");
+        let Some(rest) = line.strip_prefix("memberctl ") else { continue };
+        let words: Vec<&str> = rest.split_whitespace().take_while(|w| !w.starts_with('#') && *w != "|" && *w != ">" && *w != "&&").collect();
+        let mut args = vec!["memberctl"];
+        args.extend(words.iter().copied());
+        args.push("--help");
+        let out = Test::new().cmd(&args[1..]);
+        assert_eq!(out.code, 0, "README line `{line}` does not parse:\n{}", out.rendered());
+        checked += 1;
+    }
+    assert!(checked >= 5, "expected the README to show memberctl commands, found {checked}");
+}

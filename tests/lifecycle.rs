@@ -1,0 +1,278 @@
+//! The core loop on the sandbox provider: plan → apply → plan, updates,
+//! removals, manual changes, saved plans, every output format.
+
+use crate::support::harness::Test;
+
+pub const QUICKSTART: &str = r#"version: 1
+providers:
+  sandbox:
+    type: sandbox
+    outbox: outbox.jsonl
+roles:
+  member: { sandbox: role-member }
+  moderator: { sandbox: role-moderator }
+plans:
+  pro: { sandbox: plan-pro }
+defaults:
+  providers: [sandbox]
+  roles: [member]
+members:
+  - email: jane.doe@example.com
+    name: Jane Doe
+    plans: [pro]
+  - email: Sam.Lee@example.com
+    name: Sam Lee
+    roles: [moderator]
+  - email: kim@example.com
+    name: Kim Park
+"#;
+
+fn invite_only(yaml: &str) -> String {
+    yaml.replace("    outbox: outbox.jsonl\n", "    outbox: outbox.jsonl\n    capabilities: [invite]\n")
+}
+
+/// Issue #2's "done when" sequence.
+#[test]
+fn quickstart_converges_then_update_and_remove() {
+    let t = Test::new().config(QUICKSTART);
+    let out = t.cmd(&["plan", "--detailed-exitcode"]).expect(2);
+    insta::assert_snapshot!("quickstart_first_plan", out.rendered());
+    let out = t.cmd(&["apply", "--auto-approve"]).expect(0);
+    insta::assert_snapshot!("quickstart_apply", out.rendered());
+    t.cmd(&["plan", "--detailed-exitcode"]).expect(0);
+    assert_eq!(t.read("outbox.jsonl").lines().count(), 3);
+
+    // Edit a role: `~`, apply, converge.
+    let edited = QUICKSTART.replace("    roles: [moderator]\n", "    roles: [member]\n");
+    let t = t.config(&edited);
+    let out = t.cmd(&["plan", "--detailed-exitcode"]).expect(2);
+    insta::assert_snapshot!("quickstart_update_plan", out.rendered());
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    t.cmd(&["plan", "--detailed-exitcode"]).expect(0);
+
+    // Delete a member: `-`.
+    let t = t.config(&edited.replace("  - email: kim@example.com\n    name: Kim Park\n", ""));
+    let out = t.cmd(&["plan", "--detailed-exitcode"]).expect(2);
+    assert!(out.stdout.contains("  - remove sandbox/kim@example.com"), "{}", out.rendered());
+    assert!(out.stdout.contains("Plan: 0 to invite, 0 to update, 1 to remove, 0 manual."));
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    t.cmd(&["plan", "--detailed-exitcode"]).expect(0);
+    let state: serde_json::Value = serde_json::from_str(&t.read("memberctl.state.json")).expect("state json");
+    assert_eq!(state["resources"].as_array().expect("resources").len(), 2);
+    assert_eq!(state["serial"], 3);
+}
+
+#[test]
+fn every_plan_format_is_snapshotted() {
+    let t = Test::new().config(&invite_only(QUICKSTART));
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    let changed = invite_only(QUICKSTART)
+        .replace("    roles: [moderator]\n", "    roles: [member]\n")
+        .replace("  - email: kim@example.com\n    name: Kim Park\n", "  - email: new@example.com\n    name: New Person\n");
+    let t = t.config(&changed);
+    insta::assert_snapshot!("format_text", t.cmd(&["plan"]).expect(0).rendered());
+    let json = t.cmd(&["plan", "--format", "json"]).expect(0);
+    insta::assert_snapshot!("format_json", json.rendered());
+    insta::assert_snapshot!("format_markdown", t.cmd(&["plan", "--format", "markdown"]).expect(0).rendered());
+
+    // The JSON validates against the committed plan schema.
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/plan.schema.json")).expect("schema")).expect("json");
+    let instance: serde_json::Value = serde_json::from_str(&json.stdout).expect("plan json");
+    let validator = jsonschema::validator_for(&schema).expect("valid schema");
+    let errors: Vec<String> = validator.iter_errors(&instance).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "plan JSON does not match schema/plan.schema.json: {errors:?}");
+    assert_eq!(instance["summary"]["manual"], 2);
+    assert_eq!(instance["summary"]["invite"], 1);
+    assert_eq!(instance["applyable"], true);
+}
+
+#[test]
+fn manual_changes_are_recorded_with_mark_done() {
+    let t = Test::new().config(&invite_only(QUICKSTART));
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    let t = t.config(&invite_only(QUICKSTART).replace("    roles: [moderator]\n", "    roles: [member]\n"));
+    let out = t.cmd(&["plan"]).expect(0);
+    assert!(out.stdout.contains("! manual sandbox/sam.lee@example.com (update)"), "{}", out.rendered());
+    assert!(out.stdout.contains("memberctl state mark-done sandbox/sam.lee@example.com"));
+    // Apply carries out nothing, and says so.
+    let out = t.cmd(&["apply", "--auto-approve"]).expect(0);
+    assert!(out.stdout.contains("Nothing memberctl can carry out"), "{}", out.rendered());
+    let out = t.cmd(&["state", "mark-done", "sandbox/sam.lee@example.com"]).expect(0);
+    insta::assert_snapshot!("mark_done", out.rendered());
+    t.cmd(&["plan", "--detailed-exitcode"]).expect(0);
+}
+
+#[test]
+fn saved_plan_applies_exactly_and_refuses_when_stale() {
+    let t = Test::new().config(QUICKSTART);
+    t.cmd(&["plan", "--out", "first.plan"]).expect(0);
+    t.cmd(&["plan", "--out", "second.plan"]).expect(0);
+    // Config changes after the plan do not change what a saved plan does.
+    let t = t.config(&QUICKSTART.replace("  - email: kim@example.com\n    name: Kim Park\n", ""));
+    let out = t.cmd(&["apply", "first.plan", "--auto-approve"]).expect(0);
+    assert!(out.stdout.contains("3 invited"), "{}", out.rendered());
+    let out = t.cmd(&["apply", "second.plan", "--auto-approve"]).expect(1);
+    insta::assert_snapshot!("stale_plan_first_state", out.rendered());
+    // A plan made against an older serial is stale too.
+    t.cmd(&["plan", "--out", "third.plan"]).expect(0);
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    let out = t.cmd(&["apply", "third.plan", "--auto-approve"]).expect(1);
+    assert!(out.stderr.contains("error: stale plan: it was made at state serial 1, but the state is at serial 2"), "{}", out.rendered());
+}
+
+#[test]
+fn apply_without_terminal_needs_auto_approve() {
+    let t = Test::new().config(QUICKSTART);
+    let out = t.cmd(&["apply"]).expect(1);
+    insta::assert_snapshot!("apply_needs_auto_approve", out.rendered());
+    assert!(!t.path().join("memberctl.state.json").exists());
+    assert!(!t.path().join("outbox.jsonl").exists());
+}
+
+#[test]
+fn safety_brake_refuses_large_plans() {
+    let yaml = QUICKSTART.replace("members:\n", "safety:\n  max_changes: 2\nmembers:\n");
+    let t = Test::new().config(&yaml);
+    let out = t.cmd(&["apply", "--auto-approve"]).expect(1);
+    assert!(out.stderr.contains("error: the plan invites or removes 3 members, more than the limit of 2"), "{}", out.rendered());
+    assert!(out.stderr.contains("--max-changes N"));
+    assert!(!t.path().join("outbox.jsonl").exists(), "nothing may be sent");
+    t.cmd(&["apply", "--auto-approve", "--max-changes", "3"]).expect(0);
+}
+
+#[test]
+fn target_and_provider_narrow_the_plan() {
+    let t = Test::new().config(QUICKSTART);
+    let out = t.cmd(&["plan", "--target", "sandbox/KIM@example.com"]).expect(0);
+    assert!(out.stdout.contains("Plan: 1 to invite"), "{}", out.rendered());
+    assert!(out.stdout.contains("narrowed"));
+    t.cmd(&["apply", "--auto-approve", "--target", "sandbox/kim@example.com"]).expect(0);
+    let out = t.cmd(&["plan"]).expect(0);
+    assert!(out.stdout.contains("Plan: 2 to invite"), "{}", out.rendered());
+    let out = t.cmd(&["plan", "--provider", "sandbx"]).expect(1);
+    assert!(out.stderr.contains("did you mean `sandbox`?"), "{}", out.rendered());
+    let out = t.cmd(&["plan", "--target", "sandbox/nobody@example.com"]).expect(1);
+    assert!(out.stderr.contains("no address `sandbox/nobody@example.com`"), "{}", out.rendered());
+}
+
+#[test]
+fn duplicate_answer_adopts_the_member() {
+    // Someone was invited outside memberctl: the sandbox already has them.
+    let t = Test::new().config(QUICKSTART).file(
+        "outbox.jsonl",
+        "{\"op\":\"invite\",\"provider\":\"sandbox\",\"email\":\"kim@example.com\",\"at\":\"2025-01-01T00:00:00Z\",\"attributes\":{\"email\":\"kim@example.com\"}}\n",
+    );
+    let out = t.cmd(&["apply", "--auto-approve"]).expect(0);
+    assert!(out.stdout.contains("2 invited, 0 added, 1 adopted"), "{}", out.rendered());
+    assert!(out.stdout.contains("sandbox/kim@example.com  Email already exists"), "{}", out.rendered());
+    t.cmd(&["plan", "--detailed-exitcode"]).expect(0);
+    let out = t.cmd(&["state", "show", "sandbox/kim@example.com"]).expect(0);
+    assert!(out.stdout.contains("status: adopted"), "{}", out.rendered());
+}
+
+#[test]
+fn init_writes_a_starter_that_runs_and_refuses_to_overwrite() {
+    let t = Test::new();
+    let out = t.cmd(&["init"]).expect(0);
+    insta::assert_snapshot!("init", out.rendered());
+    assert!(t.read("memberctl.yaml").starts_with("# yaml-language-server: $schema=schema/memberctl.schema.json"));
+    assert!(t.path().join("schema/memberctl.schema.json").exists());
+    t.cmd(&["validate"]).expect(0);
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    t.cmd(&["plan", "--detailed-exitcode"]).expect(0);
+    let before = t.read("memberctl.yaml");
+    let out = t.cmd(&["init"]).expect(1);
+    assert!(out.stderr.contains("already exists; not overwriting it"), "{}", out.rendered());
+    assert_eq!(t.read("memberctl.yaml"), before);
+}
+
+#[test]
+fn config_directory_merges_files() {
+    let t = Test::new()
+        .file("conf/00-providers.yaml", "version: 1\nproviders:\n  sandbox: { type: sandbox, outbox: ../outbox.jsonl }\nroles:\n  member: { sandbox: r1 }\ndefaults:\n  roles: [member]\n")
+        .file("conf/10-team-a.yml", "members:\n  - email: a@example.com\n    name: A A\n")
+        .file("conf/20-team-b.yaml", "members:\n  - email: b@example.com\n    name: B B\n")
+        .file("conf/README.md", "not yaml");
+    let out = t.cmd(&["validate", "-c", "conf"]).expect(0);
+    assert!(out.stdout.contains("2 member(s), 2 address(es) at 1 provider(s)"), "{}", out.rendered());
+    let t = t.file("conf/30-dup.yaml", "roles:\n  member: { sandbox: r2 }\nmembers:\n  - email: A@example.com\n");
+    let out = t.cmd(&["validate", "-c", "conf"]).expect(1);
+    insta::assert_snapshot!("duplicates_across_files", out.rendered());
+}
+
+#[test]
+fn invalid_config_reports_every_problem_with_locations() {
+    let yaml = r#"version: 1
+providers:
+  community:
+    type: networked
+    api_key_env: NETWORKED_API_KEY
+  workforce:
+    type: aptly
+    tenant_id: not-a-uuid
+    batch_sise: 10
+roles:
+  member: { community: 69baa36beddb9f0012fdf101, workforce: bbc5418c-8d81-4756-b3e6-84e1e87f06c3 }
+  moderator: { comunity: 69baa36beddb9f0012fdf102 }
+  admin: { community: xyz }
+groups:
+  eng: { community: 69baa36beddb9f0012fdf103 }
+defaults:
+  providers: [community]
+  roles: [member]
+members:
+  - email: jane.doe@example.com
+    name: Jane Doe
+  - emial: x@example.com
+  - email: JANE.doe@example.com
+    name: Jane
+  - email: bad-email
+    name: Bad
+    roles: [membr]
+  - email: single@example.com
+    name: Cher
+    providers: [workforce]
+    password: hunter2
+  - email: two@example.com
+    name: Two Roles
+    roles: [member, admin]
+  - email: direct@example.com
+    name: Direct Add
+    method: direct
+  - email: nowhere@example.com
+    name: No Where
+    providers: [comunity]
+"#;
+    let out = Test::new().config(yaml).cmd(&["validate"]).expect(1);
+    assert!(!out.rendered().contains("hunter2"), "a password in YAML must not be echoed");
+    insta::assert_snapshot!("invalid_config", out.rendered());
+}
+
+#[test]
+fn yaml_syntax_and_type_errors_have_locations() {
+    let t = Test::new().config("version: 1\nmembers:\n  - email: a@example.com\n    roles: member\n");
+    insta::assert_snapshot!("type_error", t.cmd(&["validate"]).expect(1).rendered());
+    let t = Test::new().config("version: 1\nmembers: [\n  - email: a@example.com\n");
+    insta::assert_snapshot!("syntax_error", t.cmd(&["validate"]).expect(1).rendered());
+    let t = Test::new();
+    insta::assert_snapshot!("missing_config", t.cmd(&["plan"]).expect(1).rendered());
+}
+
+#[test]
+fn hostile_yaml_is_refused_quickly() {
+    // Billion laughs: nine levels of nine-fold aliases.
+    let mut bomb = String::from("version: 1\nmembers: []\nlol0: &l0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+    for i in 1..10 {
+        let p = i - 1;
+        bomb.push_str(&format!("lol{i}: &l{i} [*l{p},*l{p},*l{p},*l{p},*l{p},*l{p},*l{p},*l{p},*l{p}]\n"));
+    }
+    let out = Test::new().config(&bomb).cmd(&["validate"]);
+    assert_eq!(out.code, 1, "{}", out.rendered());
+    assert!(out.stderr.contains("repetition limit"), "{}", out.rendered());
+    // Deep nesting.
+    let deep = format!("version: 1\nmembers: []\nnested: {}{}\n", "[".repeat(10_000), "]".repeat(10_000));
+    let out = Test::new().config(&deep).cmd(&["validate"]);
+    assert_eq!(out.code, 1, "{}", out.rendered());
+    assert!(out.stderr.contains("recursion limit"), "{}", out.rendered());
+}

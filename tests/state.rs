@@ -1,0 +1,124 @@
+//! State safety: corrupt and newer files left untouched, locking, journal
+//! recovery, and the `state` commands.
+
+use crate::lifecycle::QUICKSTART;
+use crate::support::harness::Test;
+
+#[test]
+fn corrupt_truncated_and_newer_state_is_reported_and_untouched() {
+    let t = Test::new().config(QUICKSTART);
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    let good = t.read("memberctl.state.json");
+    for (name, bytes) in [
+        ("truncated", good[..good.len() / 2].to_owned()),
+        ("garbage", "\u{0}\u{1}not json".to_owned()),
+        ("empty", String::new()),
+        ("newer", good.replace("\"format_version\": 1", "\"format_version\": 99")),
+    ] {
+        t.write("memberctl.state.json", &bytes);
+        for args in [&["plan"][..], &["apply", "--auto-approve"][..], &["state", "rm", "sandbox/kim@example.com"][..]] {
+            let out = t.cmd(args).expect(1);
+            assert!(out.stderr.contains("error: state file"), "{name}: {}", out.rendered());
+            assert_eq!(t.read("memberctl.state.json"), bytes, "{name}: the state file must be left byte for byte");
+        }
+        if name == "newer" {
+            insta::assert_snapshot!("newer_state", t.cmd(&["plan"]).rendered());
+        }
+        if name == "truncated" {
+            insta::assert_snapshot!("truncated_state", t.cmd(&["plan"]).rendered());
+        }
+    }
+}
+
+#[test]
+fn writes_keep_a_backup_of_the_previous_state() {
+    let t = Test::new().config(QUICKSTART);
+    t.cmd(&["apply", "--auto-approve", "--target", "sandbox/kim@example.com"]).expect(0);
+    let first = t.read("memberctl.state.json");
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    assert_eq!(t.read("memberctl.state.json.backup"), first);
+    assert!(!t.path().join("memberctl.state.json.journal").exists(), "the journal is folded and removed");
+}
+
+#[test]
+fn a_held_lock_stops_a_second_run_and_names_the_holder() {
+    let t = Test::new().config(QUICKSTART);
+    // Hold the lock from this process, as a concurrent run would.
+    let paths = memberctl::state::StatePaths::new(t.path().join("memberctl.state.json"));
+    let lock = memberctl::state::Lock::acquire(&paths, "apply", std::time::Duration::ZERO).expect("lock");
+    let out = t.cmd(&["apply", "--auto-approve"]).expect(1);
+    assert!(out.stderr.contains("is locked by `memberctl apply` (pid "), "{}", out.rendered());
+    assert!(out.stderr.contains("--lock-timeout"), "{}", out.rendered());
+    assert!(!t.path().join("outbox.jsonl").exists());
+    let out = t.cmd(&["state", "unlock"]).expect(1);
+    assert!(out.stderr.contains("is locked by"), "unlock must not break a live lock: {}", out.rendered());
+    // --lock-timeout waits for the holder.
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(lock);
+    });
+    t.cmd(&["apply", "--auto-approve", "--lock-timeout", "10s"]).expect(0);
+    releaser.join().expect("thread");
+}
+
+#[test]
+fn a_lock_left_by_a_dead_run_is_reported_and_taken_over() {
+    let t = Test::new()
+        .config(QUICKSTART)
+        .file("memberctl.state.json.lock", r#"{"pid":999999,"host":"ci-runner","command":"apply","since":"2026-01-15T09:00:00Z"}"#);
+    let out = t.cmd(&["state", "unlock"]).expect(0);
+    insta::assert_snapshot!("unlock_stale", out.rendered());
+    let t = t.file("memberctl.state.json.lock", r#"{"pid":999999,"host":"ci-runner","command":"apply","since":"2026-01-15T09:00:00Z"}"#);
+    let out = t.cmd(&["plan"]).expect(0);
+    assert!(out.stderr.contains("ended without releasing the state lock"), "{}", out.rendered());
+}
+
+#[test]
+fn journal_left_by_a_crash_is_recovered() {
+    let t = Test::new().config(QUICKSTART);
+    t.cmd(&["apply", "--auto-approve", "--target", "sandbox/kim@example.com"]).expect(0);
+    // Simulate a kill after a batch's intent and another batch's outcome
+    // reached the journal, but before the state was written.
+    let state: serde_json::Value = serde_json::from_str(&t.read("memberctl.state.json")).expect("json");
+    let lineage = state["lineage"].as_str().expect("lineage");
+    let jane = r#"{"email":"jane.doe@example.com","name":"Jane Doe","roles":["role-member"],"plans":["plan-pro"]}"#;
+    let sam = r#"{"email":"Sam.Lee@example.com","name":"Sam Lee","roles":["role-moderator"]}"#;
+    let journal = format!(
+        "{}\n{}\n{}\n{}\n{{\"t\":\"outcome\",\"batch\":1,\"at\":\"2026-01-15T09:29:00Z\",\"outc",
+        format_args!(r#"{{"t":"begin","lineage":"{lineage}","serial":1,"at":"2026-01-15T09:29:00Z"}}"#),
+        format_args!(r#"{{"t":"intent","batch":0,"provider":"sandbox","ops":[{{"address":"sandbox/jane.doe@example.com","kind":"invite","attributes":{},"repeat":false}}]}}"#, jane),
+        format_args!(r#"{{"t":"outcome","batch":0,"at":"2026-01-15T09:29:00Z","outcomes":[{{"result":"invited","invite_id":"inv-1"}}]}}"#),
+        format_args!(r#"{{"t":"intent","batch":1,"provider":"sandbox","ops":[{{"address":"sandbox/sam.lee@example.com","kind":"invite","attributes":{},"repeat":false}}]}}"#, sam),
+    );
+    let t = t.file("memberctl.state.json.journal", &journal);
+    // plan reads it without writing.
+    let out = t.cmd(&["plan"]).expect(0);
+    insta::assert_snapshot!("journal_plan", out.rendered());
+    assert!(t.path().join("memberctl.state.json.journal").exists(), "plan writes nothing");
+    // apply folds it, then re-sends the uncertain one.
+    let out = t.cmd(&["apply", "--auto-approve"]).expect(0);
+    assert!(out.stderr.contains("recovered it into the state"), "{}", out.rendered());
+    assert!(!t.path().join("memberctl.state.json.journal").exists());
+    t.cmd(&["plan", "--detailed-exitcode"]).expect(0);
+    let out = t.cmd(&["state", "show", "sandbox/jane.doe@example.com", "--format", "json"]).expect(0);
+    assert!(out.stdout.contains("\"invite_id\": \"inv-1\""), "the journaled outcome is kept: {}", out.rendered());
+}
+
+#[test]
+fn state_commands_list_show_rm_import() {
+    let t = Test::new().config(QUICKSTART);
+    t.cmd(&["apply", "--auto-approve", "--target", "sandbox/kim@example.com", "--target", "sandbox/jane.doe@example.com"]).expect(0);
+    insta::assert_snapshot!("state_list", t.cmd(&["state", "list"]).expect(0).rendered());
+    insta::assert_snapshot!("state_show", t.cmd(&["state", "show", "sandbox/kim@example.com"]).expect(0).rendered());
+    let out = t.cmd(&["state", "import", "sandbox/sam.lee@example.com", "--user-id", "u-42"]).expect(0);
+    assert!(out.stdout.contains("Imported `sandbox/sam.lee@example.com`"), "{}", out.rendered());
+    let out = t.cmd(&["plan", "--detailed-exitcode"]).expect(0);
+    assert!(out.stdout.contains("No changes"), "{}", out.rendered());
+    t.cmd(&["state", "rm", "sandbox/kim@example.com"]).expect(0);
+    let out = t.cmd(&["plan"]).expect(0);
+    assert!(out.stdout.contains("+ invite sandbox/kim@example.com"), "{}", out.rendered());
+    let out = t.cmd(&["state", "rm", "sandbox/nobody@example.com"]).expect(1);
+    assert!(out.stderr.contains("no resource at `sandbox/nobody@example.com`"), "{}", out.rendered());
+    let out = t.cmd(&["state", "import", "sandbox/jane.doe@example.com"]).expect(1);
+    assert!(out.stderr.contains("already in the state"), "{}", out.rendered());
+}

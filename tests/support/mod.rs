@@ -1,0 +1,7 @@
+//! Test support: the harness that runs the real binary, and fake provider servers.
+#![allow(dead_code)]
+
+pub mod fake_aptly;
+pub mod harness;
+pub mod fake_networked;
+pub mod fake_common;
