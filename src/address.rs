@@ -22,9 +22,8 @@ impl Address {
 
     /// Parses `PROVIDER/EMAIL` as typed by a user (for `--target`, `state rm`, ...).
     pub fn parse(text: &str) -> Result<Self, String> {
-        let (provider, email) = text
-            .split_once('/')
-            .ok_or_else(|| format!("`{text}` is not an address; expected `PROVIDER/EMAIL`"))?;
+        let (provider, email) =
+            text.split_once('/').ok_or_else(|| format!("`{text}` is not an address; expected `PROVIDER/EMAIL`"))?;
         if provider.is_empty() || email.trim().is_empty() {
             return Err(format!("`{text}` is not an address; expected `PROVIDER/EMAIL`"));
         }

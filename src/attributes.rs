@@ -22,6 +22,7 @@ pub enum Method {
 }
 
 impl Method {
+    #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes `&T`
     fn is_invite(&self) -> bool {
         *self == Method::Invite
     }
@@ -171,8 +172,18 @@ fn push_list(lines: &mut Vec<String>, field: &str, values: &[String]) {
 }
 
 fn field_order(field: &str) -> usize {
-    const ORDER: [&str; 10] =
-        ["name", "first_name", "last_name", "phone", "roles", "plans", "groups", "primary_group", "positions", "manager_id"];
+    const ORDER: [&str; 10] = [
+        "name",
+        "first_name",
+        "last_name",
+        "phone",
+        "roles",
+        "plans",
+        "groups",
+        "primary_group",
+        "positions",
+        "manager_id",
+    ];
     ORDER.iter().position(|f| *f == field).unwrap_or(ORDER.len())
 }
 

@@ -67,7 +67,7 @@ impl Error {
                 Some("run `memberctl init` to write a starter config, or pass `-c PATH`".to_owned())
             }
             Error::Config(ConfigError::EmptyDirectory { .. }) => Some("name a file, or a directory holding `*.yaml` files".to_owned()),
-            Error::Config(_) => None,
+            Error::Config(_) | Error::Io { .. } => None,
             Error::State(err) => match err {
                 StateError::Corrupt { path, .. } => Some(format!(
                     "the file was left untouched; restore it from `{}.backup` or from git",
@@ -93,7 +93,6 @@ impl Error {
                 ApplyError::State(_) => None,
             },
             Error::Usage { hint, .. } => hint.clone(),
-            Error::Io { .. } => None,
         }
     }
 }
@@ -131,11 +130,17 @@ pub fn render(error: &Error) -> String {
 
 fn render_problem(out: &mut String, problem: &Problem) {
     let _ = writeln!(out, "error: {}", problem.message);
-    let _ = writeln!(out, "{}--> {}", " ".repeat(problem.place.position.map_or(1, |p| p.line.to_string().len())), problem.place);
+    let _ = writeln!(
+        out,
+        "{}--> {}",
+        " ".repeat(problem.place.position.map_or(1, |p| p.line.to_string().len())),
+        problem.place
+    );
     if let (Some(pos), Some(line)) = (problem.place.position, &problem.snippet) {
         let number = pos.line.to_string();
         let pad = " ".repeat(number.len() + 1);
-        let caret_pad: String = line.chars().take(pos.column.saturating_sub(1)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+        let caret_pad: String =
+            line.chars().take(pos.column.saturating_sub(1)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
         let _ = writeln!(out, "{pad}|\n{number} | {line}\n{pad}| {caret_pad}^");
     }
     if let Some(hint) = &problem.hint {

@@ -1,16 +1,16 @@
-//! memberctl: declarative membership for SaaS platforms.
+//! memberctl: declarative membership for `SaaS` platforms.
 //!
 //! People, roles, plans and groups are declared in YAML; [`plan`] diffs that
 //! against a local state file and [`apply`] carries the difference out
 //! through [`provider`] clients, recording every outcome in [`state`].
 
 pub mod address;
-pub mod attributes;
-pub mod clock;
-pub mod provider;
-pub mod config;
-pub mod state;
-pub mod plan;
 pub mod apply;
-pub mod error;
+pub mod attributes;
 pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod plan;
+pub mod provider;
+pub mod state;

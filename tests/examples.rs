@@ -32,8 +32,12 @@ fn networked_and_aptly_example_plans_without_credentials() {
 #[test]
 fn committed_config_schema_matches_memberctl_schema() {
     let out = Test::new().cmd(&["schema"]).expect(0);
-    let committed = std::fs::read_to_string(repo().join("schema/memberctl.schema.json")).expect("schema/memberctl.schema.json");
-    assert!(committed == out.stdout, "schema/memberctl.schema.json is stale: run `cargo run -- schema > schema/memberctl.schema.json`");
+    let committed =
+        std::fs::read_to_string(repo().join("schema/memberctl.schema.json")).expect("schema/memberctl.schema.json");
+    assert!(
+        committed == out.stdout,
+        "schema/memberctl.schema.json is stale: run `cargo run -- schema > schema/memberctl.schema.json`"
+    );
     let schema: serde_json::Value = serde_json::from_str(&committed).expect("schema is JSON");
     assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
 }
@@ -42,7 +46,10 @@ fn committed_config_schema_matches_memberctl_schema() {
 fn committed_plan_schema_matches_memberctl_schema_plan() {
     let out = Test::new().cmd(&["schema", "--plan"]).expect(0);
     let committed = std::fs::read_to_string(repo().join("schema/plan.schema.json")).expect("schema/plan.schema.json");
-    assert!(committed == out.stdout, "schema/plan.schema.json is stale: run `cargo run -- schema --plan > schema/plan.schema.json`");
+    assert!(
+        committed == out.stdout,
+        "schema/plan.schema.json is stale: run `cargo run -- schema --plan > schema/plan.schema.json`"
+    );
 }
 
 /// Every property in the config schema has a description, for editors.
@@ -85,10 +92,21 @@ fn help_is_snapshotted() {
 fn readme_commands_parse() {
     let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
     let mut checked = 0;
+    let mut in_shell = false;
     for line in readme.lines() {
+        if line.starts_with("```") {
+            in_shell = line.trim() == "```sh";
+            continue;
+        }
+        if !in_shell {
+            continue;
+        }
         let line = line.trim().trim_start_matches("$ ");
         let Some(rest) = line.strip_prefix("memberctl ") else { continue };
-        let words: Vec<&str> = rest.split_whitespace().take_while(|w| !w.starts_with('#') && *w != "|" && *w != ">" && *w != "&&").collect();
+        let words: Vec<&str> = rest
+            .split_whitespace()
+            .take_while(|w| !w.starts_with('#') && *w != "|" && *w != ">" && *w != "&&")
+            .collect();
         let mut args = vec!["memberctl"];
         args.extend(words.iter().copied());
         args.push("--help");

@@ -66,9 +66,10 @@ fn quickstart_converges_then_update_and_remove() {
 fn every_plan_format_is_snapshotted() {
     let t = Test::new().config(&invite_only(QUICKSTART));
     t.cmd(&["apply", "--auto-approve"]).expect(0);
-    let changed = invite_only(QUICKSTART)
-        .replace("    roles: [moderator]\n", "    roles: [member]\n")
-        .replace("  - email: kim@example.com\n    name: Kim Park\n", "  - email: new@example.com\n    name: New Person\n");
+    let changed = invite_only(QUICKSTART).replace("    roles: [moderator]\n", "    roles: [member]\n").replace(
+        "  - email: kim@example.com\n    name: Kim Park\n",
+        "  - email: new@example.com\n    name: New Person\n",
+    );
     let t = t.config(&changed);
     insta::assert_snapshot!("format_text", t.cmd(&["plan"]).expect(0).rendered());
     let json = t.cmd(&["plan", "--format", "json"]).expect(0);
@@ -76,8 +77,10 @@ fn every_plan_format_is_snapshotted() {
     insta::assert_snapshot!("format_markdown", t.cmd(&["plan", "--format", "markdown"]).expect(0).rendered());
 
     // The JSON validates against the committed plan schema.
-    let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/plan.schema.json")).expect("schema")).expect("json");
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/plan.schema.json")).expect("schema"),
+    )
+    .expect("json");
     let instance: serde_json::Value = serde_json::from_str(&json.stdout).expect("plan json");
     let validator = jsonschema::validator_for(&schema).expect("valid schema");
     let errors: Vec<String> = validator.iter_errors(&instance).map(|e| e.to_string()).collect();
@@ -118,7 +121,11 @@ fn saved_plan_applies_exactly_and_refuses_when_stale() {
     t.cmd(&["plan", "--out", "third.plan"]).expect(0);
     t.cmd(&["apply", "--auto-approve"]).expect(0);
     let out = t.cmd(&["apply", "third.plan", "--auto-approve"]).expect(1);
-    assert!(out.stderr.contains("error: stale plan: it was made at state serial 1, but the state is at serial 2"), "{}", out.rendered());
+    assert!(
+        out.stderr.contains("error: stale plan: it was made at state serial 1, but the state is at serial 2"),
+        "{}",
+        out.rendered()
+    );
 }
 
 #[test]
@@ -135,7 +142,11 @@ fn safety_brake_refuses_large_plans() {
     let yaml = QUICKSTART.replace("members:\n", "safety:\n  max_changes: 2\nmembers:\n");
     let t = Test::new().config(&yaml);
     let out = t.cmd(&["apply", "--auto-approve"]).expect(1);
-    assert!(out.stderr.contains("error: the plan invites or removes 3 members, more than the limit of 2"), "{}", out.rendered());
+    assert!(
+        out.stderr.contains("error: the plan invites or removes 3 members, more than the limit of 2"),
+        "{}",
+        out.rendered()
+    );
     assert!(out.stderr.contains("--max-changes N"));
     assert!(!t.path().join("outbox.jsonl").exists(), "nothing may be sent");
     t.cmd(&["apply", "--auto-approve", "--max-changes", "3"]).expect(0);

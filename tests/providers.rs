@@ -11,8 +11,8 @@ use memberctl::attributes::{Attributes, Method};
 use memberctl::provider::aptly::Aptly;
 use memberctl::provider::networked::Networked;
 use memberctl::provider::{
-    defaults, BatchError, Capabilities, InviteEndpoint, Operation, OperationKind, Outcome,
-    Provider, ProviderError, ProviderKind, ProviderSettings, RemoteIds, UncertainPolicy,
+    defaults, BatchError, Capabilities, InviteEndpoint, Operation, OperationKind, Outcome, Provider, ProviderError,
+    ProviderKind, ProviderSettings, RemoteIds, UncertainPolicy,
 };
 
 use crate::support::fake_aptly::{self, FakeAptly};
@@ -32,14 +32,7 @@ fn settings(kind: ProviderKind, name: &str, url: &str) -> ProviderSettings {
         name: name.to_owned(),
         kind,
         base_url: Some(url.to_owned()),
-        credential_env: Some(
-            if kind == ProviderKind::Aptly {
-                APTLY_ENV
-            } else {
-                NW_ENV
-            }
-            .to_owned(),
-        ),
+        credential_env: Some(if kind == ProviderKind::Aptly { APTLY_ENV } else { NW_ENV }.to_owned()),
         tenant_id: (kind == ProviderKind::Aptly).then(|| fake_aptly::TENANT_ID.to_owned()),
         invite_endpoint: InviteEndpoint::Bulk,
         batch_size: defaults::BATCH_SIZE,
@@ -72,9 +65,7 @@ fn networked(server: &FakeNetworked) -> Networked {
 fn aptly_with(server: &FakeAptly, tweak: impl FnOnce(&mut ProviderSettings)) -> Aptly {
     let mut s = settings(ProviderKind::Aptly, "workforce", &server.url());
     tweak(&mut s);
-    Aptly::new(s, &env_with(fake_aptly::TOKEN))
-        .expect("client")
-        .with_retry_timing(FAST, Duration::from_secs(5))
+    Aptly::new(s, &env_with(fake_aptly::TOKEN)).expect("client").with_retry_timing(FAST, Duration::from_secs(5))
 }
 
 fn member(email: &str, name: &str) -> Attributes {
@@ -138,10 +129,7 @@ async fn networked_bulk_request_matches_the_seed_curl() {
     let client = networked(&server);
     let mut jane = member("jane.doe@yopmail.com", "Jane Doe");
     jane.note = Some("We would love to have you join our community.".to_owned());
-    let outcomes = client
-        .send(&[invite("community", jane)])
-        .await
-        .expect("answer");
+    let outcomes = client.send(&[invite("community", jane)]).await.expect("answer");
 
     let requests = server.requests();
     assert_eq!(requests.len(), 1);
@@ -150,10 +138,7 @@ async fn networked_bulk_request_matches_the_seed_curl() {
     assert_eq!(request.path, "/api/v1/admin/community/invites/emails");
     assert_eq!(request.header("x-api-key"), Some(fake_networked::API_KEY));
     assert_eq!(request.content_type.as_deref(), Some("application/json"));
-    assert_eq!(
-        request.header("user-agent"),
-        Some(concat!("memberctl/", env!("CARGO_PKG_VERSION")))
-    );
+    assert_eq!(request.header("user-agent"), Some(concat!("memberctl/", env!("CARGO_PKG_VERSION"))));
     // Field names and order exactly as in the vendor's curl example.
     assert_eq!(
         request.body,
@@ -172,19 +157,13 @@ async fn networked_single_endpoint_form_matches_the_seed_curl() {
     let mut example = member("example9@yopmail.com", "Example User 9");
     example.roles = vec![ROLE2.to_owned()];
     example.password_file = Some(password_file.display().to_string());
-    let outcomes = client
-        .send(&[invite("community", example)])
-        .await
-        .expect("answer");
+    let outcomes = client.send(&[invite("community", example)]).await.expect("answer");
 
     let request = &server.requests()[0];
     assert_eq!(request.method, "POST");
     assert_eq!(request.path, "/api/v1/admin/community/addExternalUsers");
     assert_eq!(request.header("x-api-key"), Some(fake_networked::API_KEY));
-    assert_eq!(
-        request.content_type.as_deref(),
-        Some("application/x-www-form-urlencoded")
-    );
+    assert_eq!(request.content_type.as_deref(), Some("application/x-www-form-urlencoded"));
     // Byte for byte what `curl --data-urlencode` sends for the seed example.
     assert_eq!(
         request.body,
@@ -205,26 +184,16 @@ async fn networked_direct_add_sends_the_password_but_never_shows_it() {
     direct.method = Method::Direct;
     direct.plans = vec![PLAN_A.to_owned()];
     direct.password_file = Some(password_file.display().to_string());
-    let ops = vec![
-        invite("community", direct.clone()),
-        invite("community", member("bulk@example.com", "Bulk Person")),
-    ];
+    let ops = vec![invite("community", direct.clone()), invite("community", member("bulk@example.com", "Bulk Person"))];
     let batches = client.batches(ops);
-    assert_eq!(
-        batches.len(),
-        2,
-        "a direct add never shares the bulk request"
-    );
+    assert_eq!(batches.len(), 2, "a direct add never shares the bulk request");
     let mut outcomes = Vec::new();
     for batch in &batches {
         outcomes.extend(client.send(batch).await.expect("answer"));
     }
 
-    let form_request = server
-        .requests()
-        .into_iter()
-        .find(|r| r.path == fake_networked::SINGLE_PATH)
-        .expect("form request");
+    let form_request =
+        server.requests().into_iter().find(|r| r.path == fake_networked::SINGLE_PATH).expect("form request");
     assert_eq!(
         form_request.form(),
         [
@@ -238,20 +207,14 @@ async fn networked_direct_add_sends_the_password_but_never_shows_it() {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
     );
     let dana = server.member("dana@example.com").expect("added");
-    assert_eq!(
-        (dana.via, dana.password.as_deref()),
-        (Via::Direct, Some(PASSWORD))
-    );
+    assert_eq!((dana.via, dana.password.as_deref()), (Via::Direct, Some(PASSWORD)));
     insta::assert_snapshot!(render(&outcomes), @r#"
     Added(RemoteIds { invite_id: None, user_id: None, timestamp_ms: None })
     Invited(RemoteIds { invite_id: Some("600000000000000000000002"), user_id: Some("700000000000000000000002"), timestamp_ms: Some(1711800000002) })
     "#);
 
     // A second direct add of the same member: refused as a duplicate, adopted, and still no password anywhere.
-    let again = client
-        .send(&[invite("community", direct)])
-        .await
-        .expect("answer");
+    let again = client.send(&[invite("community", direct)]).await.expect("answer");
     let shown = format!("{again:?} {outcomes:?}");
     assert!(!shown.contains(PASSWORD));
     insta::assert_snapshot!(render(&again), @r#"Adopted { message: "User already exists" }"#);
@@ -274,10 +237,7 @@ async fn secrets_echoed_by_the_provider_are_scrubbed() {
         Fault::Raw {
             status: 418,
             content_type: "text/plain",
-            body: format!(
-                "bad key {} and body password=echo-Me%20Please%401",
-                fake_networked::API_KEY
-            ),
+            body: format!("bad key {} and body password=echo-Me%20Please%401", fake_networked::API_KEY),
             process: false,
         },
     ]);
@@ -285,26 +245,14 @@ async fn secrets_echoed_by_the_provider_are_scrubbed() {
     let mut direct = member("dana@example.com", "Dana Direct");
     direct.method = Method::Direct;
     direct.password_file = Some(password_file.display().to_string());
-    let first = client
-        .send(&[invite("community", direct.clone())])
-        .await
-        .expect("answer");
+    let first = client.send(&[invite("community", direct.clone())]).await.expect("answer");
     insta::assert_snapshot!(render(&first), @r#"Failed { reason: "weak password: [redacted]" }"#);
     // On the one-user endpoint a refused request is that member's outcome.
-    let second = client
-        .send(&[invite("community", direct)])
-        .await
-        .expect("answer");
+    let second = client.send(&[invite("community", direct)]).await.expect("answer");
     let shown = format!("{second:?}");
-    assert!(
-        !shown.contains(PASSWORD) && !shown.contains("echo-Me%20Please%401"),
-        "{shown}"
-    );
+    assert!(!shown.contains(PASSWORD) && !shown.contains("echo-Me%20Please%401"), "{shown}");
     assert!(!shown.contains(fake_networked::API_KEY), "{shown}");
-    assert!(
-        shown.contains("bad key [redacted] and body password=[redacted]"),
-        "{shown}"
-    );
+    assert!(shown.contains("bad key [redacted] and body password=[redacted]"), "{shown}");
 }
 
 #[tokio::test]
@@ -323,18 +271,12 @@ async fn aptly_request_matches_the_seed_curl() {
         manager_id: Some("623010c7-bbd4-4cab-94ca-a3b617a74933".to_owned()),
         ..Attributes::default()
     };
-    let outcomes = client
-        .send(&[invite("workforce", maryam)])
-        .await
-        .expect("answer");
+    let outcomes = client.send(&[invite("workforce", maryam)]).await.expect("answer");
 
     let request = &server.requests()[0];
     assert_eq!(request.method, "POST");
     assert_eq!(request.path, "/auth/v1/user/bulk-invite");
-    assert_eq!(
-        request.header("authorization"),
-        Some(format!("Bearer {}", fake_aptly::TOKEN).as_str())
-    );
+    assert_eq!(request.header("authorization"), Some(format!("Bearer {}", fake_aptly::TOKEN).as_str()));
     assert_eq!(request.content_type.as_deref(), Some("application/json"));
     assert_eq!(
         request.body,
@@ -357,10 +299,7 @@ async fn aptly_derives_names_and_passes_existing_user_through() {
     let mut ann = member("ann@example.com", "Mary Ann van Berg");
     ann.roles = vec!["bbc5418c-8d81-4756-b3e6-84e1e87f06c3".to_owned()];
     ann.existing_user = serde_json::json!({"userId": "u-1"}).as_object().cloned();
-    client
-        .send(&[invite("workforce", ann)])
-        .await
-        .expect("answer");
+    client.send(&[invite("workforce", ann)]).await.expect("answer");
     let user = &server.requests()[0].json()["users"][0];
     assert_eq!(user["firstName"], "Mary Ann van");
     assert_eq!(user["lastName"], "Berg");
@@ -398,13 +337,8 @@ async fn networked_repeat_send_reads_a_reasonless_refusal_as_already_there() {
     let server = FakeNetworked::start();
     server.add_member("jane.doe@yopmail.com", "Jane Doe");
     let client = networked(&server);
-    let outcomes = client
-        .send(&[repeat(invite(
-            "community",
-            member("jane.doe@yopmail.com", "Jane Doe"),
-        ))])
-        .await
-        .expect("answer");
+    let outcomes =
+        client.send(&[repeat(invite("community", member("jane.doe@yopmail.com", "Jane Doe")))]).await.expect("answer");
     insta::assert_snapshot!(render(&outcomes), @r#"Adopted { message: "Networked refused this email without a reason in answer to a repeat send: the earlier send, whose answer was lost, evidently arrived" }"#);
 }
 
@@ -468,10 +402,8 @@ async fn networked_batches_only_share_a_plan_set() {
         with_plans("a3@example.com", &[PLAN_A]),
     ];
     let batches = client.batches(ops);
-    let shape: Vec<Vec<&str>> = batches
-        .iter()
-        .map(|b| b.iter().map(|op| op.attributes.email.as_str()).collect())
-        .collect();
+    let shape: Vec<Vec<&str>> =
+        batches.iter().map(|b| b.iter().map(|op| op.attributes.email.as_str()).collect()).collect();
     assert_eq!(
         shape,
         vec![
@@ -483,16 +415,9 @@ async fn networked_batches_only_share_a_plan_set() {
     );
     for batch in &batches {
         let outcomes = client.send(batch).await.expect("answer");
-        assert!(
-            outcomes.iter().all(|o| matches!(o, Outcome::Invited(_))),
-            "{outcomes:?}"
-        );
+        assert!(outcomes.iter().all(|o| matches!(o, Outcome::Invited(_))), "{outcomes:?}");
     }
-    let sent: Vec<String> = server
-        .requests()
-        .iter()
-        .map(|r| r.json()["monetizationPlanIds"].to_string())
-        .collect();
+    let sent: Vec<String> = server.requests().iter().map(|r| r.json()["monetizationPlanIds"].to_string()).collect();
     assert_eq!(
         sent,
         [
@@ -509,14 +434,8 @@ async fn batch_size_limit_is_a_clear_non_retried_error() {
     let server = FakeNetworked::start();
     server.set_max_batch(2);
     let client = networked(&server);
-    let ops: Vec<Operation> = (0..3)
-        .map(|i| {
-            invite(
-                "community",
-                member(&format!("p{i}@example.com"), "Some One"),
-            )
-        })
-        .collect();
+    let ops: Vec<Operation> =
+        (0..3).map(|i| invite("community", member(&format!("p{i}@example.com"), "Some One"))).collect();
     let error = client.send(&ops).await.expect_err("413");
     assert_eq!(server.request_count(), 1, "a 413 is not retried");
     insta::assert_snapshot!(render_error(&error), @r"
@@ -532,20 +451,11 @@ async fn batch_size_limit_is_a_clear_non_retried_error() {
 #[tokio::test]
 async fn a_429_with_retry_after_is_honoured_then_succeeds() {
     let server = FakeNetworked::start();
-    server.push_fault(Fault::TooManyRequests {
-        retry_after: Some("1".to_owned()),
-    });
+    server.push_fault(Fault::TooManyRequests { retry_after: Some("1".to_owned()) });
     let client = networked(&server);
     let started = Instant::now();
-    let outcomes = client
-        .send(&[invite("community", member("jane@example.com", "Jane Doe"))])
-        .await
-        .expect("answer");
-    assert!(
-        started.elapsed() >= Duration::from_millis(950),
-        "waited only {:?}",
-        started.elapsed()
-    );
+    let outcomes = client.send(&[invite("community", member("jane@example.com", "Jane Doe"))]).await.expect("answer");
+    assert!(started.elapsed() >= Duration::from_millis(950), "waited only {:?}", started.elapsed());
     assert!(matches!(outcomes[0], Outcome::Invited(_)), "{outcomes:?}");
     assert_eq!(server.request_count(), 2);
     assert_eq!(server.times_received("jane@example.com"), 1);
@@ -554,15 +464,10 @@ async fn a_429_with_retry_after_is_honoured_then_succeeds() {
 #[tokio::test]
 async fn retry_after_is_capped() {
     let server = FakeAptly::start();
-    server.push_fault(Fault::TooManyRequests {
-        retry_after: Some("Fri, 31 Dec 2999 23:59:59 GMT".to_owned()),
-    });
+    server.push_fault(Fault::TooManyRequests { retry_after: Some("Fri, 31 Dec 2999 23:59:59 GMT".to_owned()) });
     let client = aptly_with(&server, |_| {}).with_retry_timing(FAST, Duration::from_millis(100));
     let started = Instant::now();
-    let outcomes = client
-        .send(&[invite("workforce", member("cap@example.com", "Cap Ped"))])
-        .await
-        .expect("answer");
+    let outcomes = client.send(&[invite("workforce", member("cap@example.com", "Cap Ped"))]).await.expect("answer");
     assert!(started.elapsed() < Duration::from_secs(3));
     assert!(matches!(outcomes[0], Outcome::Invited(_)), "{outcomes:?}");
 }
@@ -572,10 +477,7 @@ async fn a_500_is_retried_then_succeeds() {
     let server = FakeAptly::start();
     server.push_faults([Fault::Status(500), Fault::Status(503)]);
     let client = aptly_with(&server, |_| {});
-    let outcomes = client
-        .send(&[invite("workforce", member("jane@example.com", "Jane Doe"))])
-        .await
-        .expect("answer");
+    let outcomes = client.send(&[invite("workforce", member("jane@example.com", "Jane Doe"))]).await.expect("answer");
     assert!(matches!(outcomes[0], Outcome::Invited(_)), "{outcomes:?}");
     assert_eq!(server.request_count(), 3);
     assert_eq!(server.times_received("jane@example.com"), 1);
@@ -586,10 +488,7 @@ async fn retries_exhausted_fail_the_batch_without_uncertainty() {
     let server = FakeNetworked::start();
     server.push_faults([Fault::Status(500), Fault::Status(500), Fault::Status(500)]);
     let client = networked(&server);
-    let error = client
-        .send(&[invite("community", member("jane@example.com", "Jane Doe"))])
-        .await
-        .expect_err("gave up");
+    let error = client.send(&[invite("community", member("jane@example.com", "Jane Doe"))]).await.expect_err("gave up");
     assert_eq!(server.request_count(), 3);
     insta::assert_snapshot!(render_error(&error), @r"
     uncertain: false
@@ -604,10 +503,7 @@ async fn a_502_with_an_html_body_is_quoted_and_uncertain() {
     let server = FakeNetworked::start();
     server.push_fault(Fault::BadGatewayHtml);
     let client = networked_with(&server, |s| s.max_attempts = 1);
-    let error = client
-        .send(&[invite("community", member("jane@example.com", "Jane Doe"))])
-        .await
-        .expect_err("502");
+    let error = client.send(&[invite("community", member("jane@example.com", "Jane Doe"))]).await.expect_err("502");
     insta::assert_snapshot!(render_error(&error), @r#"
     uncertain: true
     fatal: false
@@ -621,13 +517,8 @@ async fn auth_failure_names_the_env_var_never_the_value() {
     const WRONG: &str = "wrong-key-do-not-print";
     let server = FakeNetworked::start();
     let s = settings(ProviderKind::Networked, "community", &server.url());
-    let client = Networked::new(s, &env_with(WRONG))
-        .expect("client")
-        .with_retry_timing(FAST, FAST);
-    let error = client
-        .send(&[invite("community", member("jane@example.com", "Jane Doe"))])
-        .await
-        .expect_err("401");
+    let client = Networked::new(s, &env_with(WRONG)).expect("client").with_retry_timing(FAST, FAST);
+    let error = client.send(&[invite("community", member("jane@example.com", "Jane Doe"))]).await.expect_err("401");
     assert_eq!(server.request_count(), 1, "a 401 is never retried");
     assert!(!format!("{error:?} {error}").contains(WRONG));
     insta::assert_snapshot!(render_error(&error), @r"
@@ -640,17 +531,8 @@ async fn auth_failure_names_the_env_var_never_the_value() {
     let server = FakeAptly::start();
     let s = settings(ProviderKind::Aptly, "workforce", &server.url());
     let client = Aptly::new(s, &env_with(WRONG)).expect("client");
-    let error = client
-        .send(&[invite("workforce", member("jane@example.com", "Jane Doe"))])
-        .await
-        .expect_err("401");
-    assert!(
-        error.fatal
-            && error
-                .message
-                .contains("bearer token from the env var `APTLY_TOKEN_FOR_TEST`"),
-        "{error:?}"
-    );
+    let error = client.send(&[invite("workforce", member("jane@example.com", "Jane Doe"))]).await.expect_err("401");
+    assert!(error.fatal && error.message.contains("bearer token from the env var `APTLY_TOKEN_FOR_TEST`"), "{error:?}");
     assert!(!format!("{error:?}").contains(WRONG));
 }
 
@@ -658,13 +540,8 @@ async fn auth_failure_names_the_env_var_never_the_value() {
 async fn missing_credential_is_detected_before_any_request() {
     let server = FakeNetworked::start();
     let s = settings(ProviderKind::Networked, "community", &server.url());
-    let error = Networked::new(s, &|_: &str| None)
-        .err()
-        .expect("missing credential");
-    assert!(
-        matches!(error, ProviderError::MissingCredential { ref var, .. } if var == NW_ENV),
-        "{error:?}"
-    );
+    let error = Networked::new(s, &|_: &str| None).err().expect("missing credential");
+    assert!(matches!(error, ProviderError::MissingCredential { ref var, .. } if var == NW_ENV), "{error:?}");
     assert_eq!(server.request_count(), 0);
 }
 
@@ -674,24 +551,14 @@ async fn unreachable_host_is_one_fatal_line() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.local_addr().expect("addr").port()
     };
-    let mut s = settings(
-        ProviderKind::Aptly,
-        "workforce",
-        &format!("http://127.0.0.1:{port}"),
-    );
+    let mut s = settings(ProviderKind::Aptly, "workforce", &format!("http://127.0.0.1:{port}"));
     s.max_attempts = 2;
-    let client = Aptly::new(s, &env_with(fake_aptly::TOKEN))
-        .expect("client")
-        .with_retry_timing(FAST, FAST);
-    let error = client
-        .send(&[invite("workforce", member("jane@example.com", "Jane Doe"))])
-        .await
-        .expect_err("refused");
+    let client = Aptly::new(s, &env_with(fake_aptly::TOKEN)).expect("client").with_retry_timing(FAST, FAST);
+    let error = client.send(&[invite("workforce", member("jane@example.com", "Jane Doe"))]).await.expect_err("refused");
     assert!(error.fatal && !error.uncertain, "{error:?}");
     assert!(!error.message.contains('\n'));
     assert!(
-        error.message.contains("cannot reach the provider")
-            && error.message.contains("gave up after 2 attempts"),
+        error.message.contains("cannot reach the provider") && error.message.contains("gave up after 2 attempts"),
         "{error:?}"
     );
 }
@@ -700,55 +567,28 @@ async fn unreachable_host_is_one_fatal_line() {
 async fn tls_failure_is_one_fatal_line() {
     // The fake speaks plain HTTP: a TLS handshake with it fails.
     let server = FakeNetworked::start();
-    let mut s = settings(
-        ProviderKind::Networked,
-        "community",
-        &server.url().replace("http://", "https://"),
-    );
+    let mut s = settings(ProviderKind::Networked, "community", &server.url().replace("http://", "https://"));
     s.max_attempts = 2;
-    let client = Networked::new(s, &env_with(fake_networked::API_KEY))
-        .expect("client")
-        .with_retry_timing(FAST, FAST);
-    let error = client
-        .send(&[invite("community", member("jane@example.com", "Jane Doe"))])
-        .await
-        .expect_err("tls");
+    let client = Networked::new(s, &env_with(fake_networked::API_KEY)).expect("client").with_retry_timing(FAST, FAST);
+    let error = client.send(&[invite("community", member("jane@example.com", "Jane Doe"))]).await.expect_err("tls");
     assert!(error.fatal && !error.uncertain, "{error:?}");
     assert!(!error.message.contains('\n'));
-    assert!(
-        error.message.contains("cannot reach the provider"),
-        "{error:?}"
-    );
+    assert!(error.message.contains("cannot reach the provider"), "{error:?}");
     assert!(server.requests().is_empty());
 }
 
 #[test]
 fn plain_http_is_refused_unless_loopback() {
-    for url in [
-        "http://backend.networked.co",
-        "http://10.1.2.3:8080",
-        "ftp://127.0.0.1",
-    ] {
+    for url in ["http://backend.networked.co", "http://10.1.2.3:8080", "ftp://127.0.0.1"] {
         let s = settings(ProviderKind::Networked, "community", url);
         let error = Networked::new(s, &env_with("k")).err().expect("refused");
-        assert!(
-            matches!(error, ProviderError::BaseUrl { .. }),
-            "{url}: {error:?}"
-        );
+        assert!(matches!(error, ProviderError::BaseUrl { .. }), "{url}: {error:?}");
     }
-    let error = Networked::new(
-        settings(ProviderKind::Networked, "community", "http://example.com"),
-        &env_with("k"),
-    )
-    .err()
-    .expect("refused");
+    let error = Networked::new(settings(ProviderKind::Networked, "community", "http://example.com"), &env_with("k"))
+        .err()
+        .expect("refused");
     insta::assert_snapshot!(error.to_string(), @"provider `community`: `base_url` `http://example.com` uses plain http://, which is only allowed for loopback hosts (127.0.0.1, ::1, localhost); use https://");
-    for url in [
-        "http://127.0.0.1:1",
-        "http://localhost:1",
-        "http://[::1]:1",
-        "https://backend.networked.co",
-    ] {
+    for url in ["http://127.0.0.1:1", "http://localhost:1", "http://[::1]:1", "https://backend.networked.co"] {
         let s = settings(ProviderKind::Aptly, "workforce", url);
         assert!(Aptly::new(s, &env_with("t")).is_ok(), "{url}");
     }
@@ -762,25 +602,13 @@ async fn dropped_connection_is_uncertain_and_a_repeat_send_adopts() {
     server.push_fault(Fault::DropAfterProcessing);
     let client = networked_with(&server, |s| s.max_attempts = 1);
     let op = invite("community", member("jane.doe@yopmail.com", "Jane Doe"));
-    let error = client
-        .send(std::slice::from_ref(&op))
-        .await
-        .expect_err("dropped");
+    let error = client.send(std::slice::from_ref(&op)).await.expect_err("dropped");
     assert!(error.uncertain && !error.fatal, "{error:?}");
-    assert!(
-        stable(&error.message).contains("the connection failed before an answer"),
-        "{error:?}"
-    );
-    assert!(
-        server.member("jane.doe@yopmail.com").is_some(),
-        "the fake did invite before dropping"
-    );
+    assert!(stable(&error.message).contains("the connection failed before an answer"), "{error:?}");
+    assert!(server.member("jane.doe@yopmail.com").is_some(), "the fake did invite before dropping");
 
     let outcomes = client.send(&[repeat(op)]).await.expect("answer");
-    assert!(
-        matches!(outcomes[0], Outcome::Adopted { .. }),
-        "{outcomes:?}"
-    );
+    assert!(matches!(outcomes[0], Outcome::Adopted { .. }), "{outcomes:?}");
     assert_eq!(server.times_received("jane.doe@yopmail.com"), 2);
 }
 
@@ -789,17 +617,9 @@ async fn dropped_connection_then_retry_within_one_send_adopts() {
     let server = FakeNetworked::start();
     server.push_fault(Fault::DropAfterProcessing);
     let client = networked(&server);
-    let outcomes = client
-        .send(&[invite(
-            "community",
-            member("jane.doe@yopmail.com", "Jane Doe"),
-        )])
-        .await
-        .expect("answer");
-    assert!(
-        matches!(outcomes[0], Outcome::Adopted { .. }),
-        "{outcomes:?}"
-    );
+    let outcomes =
+        client.send(&[invite("community", member("jane.doe@yopmail.com", "Jane Doe"))]).await.expect("answer");
+    assert!(matches!(outcomes[0], Outcome::Adopted { .. }), "{outcomes:?}");
     assert_eq!(server.request_count(), 2);
 }
 
@@ -808,10 +628,7 @@ async fn dropped_connection_before_processing_then_retry_invites() {
     let server = FakeAptly::start();
     server.push_fault(Fault::DropBeforeProcessing);
     let client = aptly_with(&server, |_| {});
-    let outcomes = client
-        .send(&[invite("workforce", member("jane@example.com", "Jane Doe"))])
-        .await
-        .expect("answer");
+    let outcomes = client.send(&[invite("workforce", member("jane@example.com", "Jane Doe"))]).await.expect("answer");
     assert!(matches!(outcomes[0], Outcome::Invited(_)), "{outcomes:?}");
 }
 
@@ -823,29 +640,16 @@ async fn slow_answer_times_out_as_uncertain_and_the_retry_adopts() {
         s.timeout_ms = 300;
         s.max_attempts = 1;
     });
-    let error = client
-        .send(&[invite("workforce", member("slow@example.com", "Slow Poke"))])
-        .await
-        .expect_err("timeout");
+    let error =
+        client.send(&[invite("workforce", member("slow@example.com", "Slow Poke"))]).await.expect_err("timeout");
     assert!(error.uncertain && !error.fatal, "{error:?}");
-    assert!(
-        error.message.contains("no answer within 300 ms"),
-        "{error:?}"
-    );
+    assert!(error.message.contains("no answer within 300 ms"), "{error:?}");
 
     server.push_fault(Fault::SlowAnswer(Duration::from_millis(1_500)));
     let client = aptly_with(&server, |s| s.timeout_ms = 300);
-    let outcomes = client
-        .send(&[invite(
-            "workforce",
-            member("slower@example.com", "Slower Poke"),
-        )])
-        .await
-        .expect("answer");
-    assert!(
-        matches!(outcomes[0], Outcome::Adopted { .. }),
-        "{outcomes:?}"
-    );
+    let outcomes =
+        client.send(&[invite("workforce", member("slower@example.com", "Slower Poke"))]).await.expect("answer");
+    assert!(matches!(outcomes[0], Outcome::Adopted { .. }), "{outcomes:?}");
     assert_eq!(server.times_received("slower@example.com"), 2);
 }
 
@@ -856,59 +660,33 @@ async fn malformed_answers_never_yield_invited() {
     let bodies = [
         ("application/json", r#"{"ok":true}"#),
         ("application/json", r#"{"data":{"success":[{"email":"#),
-        (
-            "application/json",
-            r#"{"data":{"success":"yes","failure":{}}}"#,
-        ),
-        (
-            "application/json",
-            r#"{"data":null,"error":true,"message":"boom"}"#,
-        ),
+        ("application/json", r#"{"data":{"success":"yes","failure":{}}}"#),
+        ("application/json", r#"{"data":null,"error":true,"message":"boom"}"#),
         ("application/json", r"[]"),
         ("text/html", "<html><body>OK</body></html>"),
         ("application/json", ""),
     ];
     for (content_type, body) in bodies {
         let server = FakeNetworked::start();
-        server.push_fault(Fault::Raw {
-            status: 200,
-            content_type,
-            body: body.to_owned(),
-            process: true,
-        });
+        server.push_fault(Fault::Raw { status: 200, content_type, body: body.to_owned(), process: true });
         let client = networked_with(&server, |s| s.max_attempts = 1);
-        let result = client
-            .send(&[invite("community", member("jane@example.com", "Jane Doe"))])
-            .await;
+        let result = client.send(&[invite("community", member("jane@example.com", "Jane Doe"))]).await;
         match result {
             Err(error) => assert!(error.uncertain, "{body}: {error:?}"),
-            Ok(outcomes) => assert!(
-                outcomes
-                    .iter()
-                    .all(|o| matches!(o, Outcome::Uncertain { .. })),
-                "{body}: {outcomes:?}"
-            ),
+            Ok(outcomes) => {
+                assert!(outcomes.iter().all(|o| matches!(o, Outcome::Uncertain { .. })), "{body}: {outcomes:?}");
+            }
         }
 
         let server = FakeAptly::start();
-        server.push_fault(Fault::Raw {
-            status: 200,
-            content_type,
-            body: body.to_owned(),
-            process: true,
-        });
+        server.push_fault(Fault::Raw { status: 200, content_type, body: body.to_owned(), process: true });
         let client = aptly_with(&server, |s| s.max_attempts = 1);
-        let result = client
-            .send(&[invite("workforce", member("jane@example.com", "Jane Doe"))])
-            .await;
+        let result = client.send(&[invite("workforce", member("jane@example.com", "Jane Doe"))]).await;
         match result {
             Err(error) => assert!(error.uncertain, "{body}: {error:?}"),
-            Ok(outcomes) => assert!(
-                outcomes
-                    .iter()
-                    .all(|o| matches!(o, Outcome::Uncertain { .. })),
-                "{body}: {outcomes:?}"
-            ),
+            Ok(outcomes) => {
+                assert!(outcomes.iter().all(|o| matches!(o, Outcome::Uncertain { .. })), "{body}: {outcomes:?}");
+            }
         }
     }
 }
@@ -923,10 +701,8 @@ async fn truncated_json_is_quoted() {
         process: true,
     });
     let client = aptly_with(&server, |s| s.max_attempts = 1);
-    let error = client
-        .send(&[invite("workforce", member("jane@example.com", "Jane Doe"))])
-        .await
-        .expect_err("truncated");
+    let error =
+        client.send(&[invite("workforce", member("jane@example.com", "Jane Doe"))]).await.expect_err("truncated");
     insta::assert_snapshot!(render_error(&error), @r#"
     uncertain: true
     fatal: false
@@ -944,25 +720,15 @@ async fn rate_limit_spaces_requests_across_concurrent_sends() {
         s.rate_limit = 20.0;
         s.batch_size = 1;
     });
-    let ops: Vec<Operation> = (0..6)
-        .map(|i| {
-            invite(
-                "community",
-                member(&format!("r{i}@example.com"), "Rate Limited"),
-            )
-        })
-        .collect();
+    let ops: Vec<Operation> =
+        (0..6).map(|i| invite("community", member(&format!("r{i}@example.com"), "Rate Limited"))).collect();
     let batches = client.batches(ops);
     let started = Instant::now();
     let sends = batches.iter().map(|b| client.send(b));
     let results = join_all(sends).await;
     assert!(results.iter().all(Result::is_ok));
     // Six requests at 20/s: the last one starts no earlier than 250 ms in.
-    assert!(
-        started.elapsed() >= Duration::from_millis(240),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() >= Duration::from_millis(240), "{:?}", started.elapsed());
 }
 
 /// Runs futures concurrently on the current task (no `futures` crate here).
@@ -999,10 +765,7 @@ async fn unsupported_operations_fail_without_a_request() {
     let mut op = invite("community", member("jane@example.com", "Jane Doe"));
     op.kind = OperationKind::Remove;
     let outcomes = client.send(&[op]).await.expect("answer");
-    assert!(
-        matches!(&outcomes[0], Outcome::Failed { reason } if reason.contains("cannot remove")),
-        "{outcomes:?}"
-    );
+    assert!(matches!(&outcomes[0], Outcome::Failed { reason } if reason.contains("cannot remove")), "{outcomes:?}");
     assert_eq!(server.request_count(), 0);
 }
 
@@ -1014,39 +777,20 @@ async fn many_members_over_both_providers_are_each_received_once() {
     let workforce = aptly_with(&aptly_server, |s| s.batch_size = 50);
     let ops = |provider: &str, n: usize| -> Vec<Operation> {
         (0..n)
-            .map(|i| {
-                invite(
-                    provider,
-                    member(
-                        &format!("user{i:03}@example.com"),
-                        &format!("User Number{i}"),
-                    ),
-                )
-            })
+            .map(|i| invite(provider, member(&format!("user{i:03}@example.com"), &format!("User Number{i}"))))
             .collect()
     };
     let mut invited = 0;
-    for (client, provider) in [
-        (&community as &dyn Provider, "community"),
-        (&workforce as &dyn Provider, "workforce"),
-    ] {
+    for (client, provider) in [(&community as &dyn Provider, "community"), (&workforce as &dyn Provider, "workforce")] {
         for batch in client.batches(ops(provider, 250)) {
             let outcomes = client.send(&batch).await.expect("answer");
             assert_eq!(outcomes.len(), batch.len());
-            invited += outcomes
-                .iter()
-                .filter(|o| matches!(o, Outcome::Invited(RemoteIds { .. })))
-                .count();
+            invited += outcomes.iter().filter(|o| matches!(o, Outcome::Invited(RemoteIds { .. }))).count();
         }
     }
     assert_eq!(invited, 500);
     assert_eq!(networked_server.members().len(), 250);
     assert_eq!(aptly_server.members().len(), 250);
-    assert!(
-        networked_server.received_twice().is_empty() && aptly_server.received_twice().is_empty()
-    );
-    assert_eq!(
-        networked_server.request_count() + aptly_server.request_count(),
-        10
-    );
+    assert!(networked_server.received_twice().is_empty() && aptly_server.received_twice().is_empty());
+    assert_eq!(networked_server.request_count() + aptly_server.request_count(), 10);
 }

@@ -63,12 +63,16 @@ fn a_held_lock_stops_a_second_run_and_names_the_holder() {
 
 #[test]
 fn a_lock_left_by_a_dead_run_is_reported_and_taken_over() {
-    let t = Test::new()
-        .config(QUICKSTART)
-        .file("memberctl.state.json.lock", r#"{"pid":999999,"host":"ci-runner","command":"apply","since":"2026-01-15T09:00:00Z"}"#);
+    let t = Test::new().config(QUICKSTART).file(
+        "memberctl.state.json.lock",
+        r#"{"pid":999999,"host":"ci-runner","command":"apply","since":"2026-01-15T09:00:00Z"}"#,
+    );
     let out = t.cmd(&["state", "unlock"]).expect(0);
     insta::assert_snapshot!("unlock_stale", out.rendered());
-    let t = t.file("memberctl.state.json.lock", r#"{"pid":999999,"host":"ci-runner","command":"apply","since":"2026-01-15T09:00:00Z"}"#);
+    let t = t.file(
+        "memberctl.state.json.lock",
+        r#"{"pid":999999,"host":"ci-runner","command":"apply","since":"2026-01-15T09:00:00Z"}"#,
+    );
     let out = t.cmd(&["plan"]).expect(0);
     assert!(out.stderr.contains("ended without releasing the state lock"), "{}", out.rendered());
 }
@@ -86,9 +90,17 @@ fn journal_left_by_a_crash_is_recovered() {
     let journal = format!(
         "{}\n{}\n{}\n{}\n{{\"t\":\"outcome\",\"batch\":1,\"at\":\"2026-01-15T09:29:00Z\",\"outc",
         format_args!(r#"{{"t":"begin","lineage":"{lineage}","serial":1,"at":"2026-01-15T09:29:00Z"}}"#),
-        format_args!(r#"{{"t":"intent","batch":0,"provider":"sandbox","ops":[{{"address":"sandbox/jane.doe@example.com","kind":"invite","attributes":{},"repeat":false}}]}}"#, jane),
-        format_args!(r#"{{"t":"outcome","batch":0,"at":"2026-01-15T09:29:00Z","outcomes":[{{"result":"invited","invite_id":"inv-1"}}]}}"#),
-        format_args!(r#"{{"t":"intent","batch":1,"provider":"sandbox","ops":[{{"address":"sandbox/sam.lee@example.com","kind":"invite","attributes":{},"repeat":false}}]}}"#, sam),
+        format_args!(
+            r#"{{"t":"intent","batch":0,"provider":"sandbox","ops":[{{"address":"sandbox/jane.doe@example.com","kind":"invite","attributes":{},"repeat":false}}]}}"#,
+            jane
+        ),
+        format_args!(
+            r#"{{"t":"outcome","batch":0,"at":"2026-01-15T09:29:00Z","outcomes":[{{"result":"invited","invite_id":"inv-1"}}]}}"#
+        ),
+        format_args!(
+            r#"{{"t":"intent","batch":1,"provider":"sandbox","ops":[{{"address":"sandbox/sam.lee@example.com","kind":"invite","attributes":{},"repeat":false}}]}}"#,
+            sam
+        ),
     );
     let t = t.file("memberctl.state.json.journal", &journal);
     // plan reads it without writing.
@@ -107,7 +119,15 @@ fn journal_left_by_a_crash_is_recovered() {
 #[test]
 fn state_commands_list_show_rm_import() {
     let t = Test::new().config(QUICKSTART);
-    t.cmd(&["apply", "--auto-approve", "--target", "sandbox/kim@example.com", "--target", "sandbox/jane.doe@example.com"]).expect(0);
+    t.cmd(&[
+        "apply",
+        "--auto-approve",
+        "--target",
+        "sandbox/kim@example.com",
+        "--target",
+        "sandbox/jane.doe@example.com",
+    ])
+    .expect(0);
     insta::assert_snapshot!("state_list", t.cmd(&["state", "list"]).expect(0).rendered());
     insta::assert_snapshot!("state_show", t.cmd(&["state", "show", "sandbox/kim@example.com"]).expect(0).rendered());
     let out = t.cmd(&["state", "import", "sandbox/sam.lee@example.com", "--user-id", "u-42"]).expect(0);

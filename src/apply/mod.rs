@@ -53,16 +53,15 @@ pub enum ApplyError {
 
 /// Refuses a saved plan made against another state, or an older one.
 pub fn check_fresh(plan: &Plan, state: Option<&State>) -> Result<(), ApplyError> {
-    let stale = |reason: String| Err(ApplyError::Stale { reason });
+    let refuse = |reason: String| Err(ApplyError::Stale { reason });
     match (plan.lineage, state) {
-        (None, None) => Ok(()),
-        (None, Some(_)) => stale("it was made when no state existed, and a state exists now".to_owned()),
-        (Some(_), None) => stale("it was made against a state that no longer exists".to_owned()),
+        (None, Some(_)) => refuse("it was made when no state existed, and a state exists now".to_owned()),
+        (Some(_), None) => refuse("it was made against a state that no longer exists".to_owned()),
         (Some(lineage), Some(state)) if lineage != state.lineage => {
-            stale(format!("it was made against state lineage {lineage}, but the state's lineage is {}", state.lineage))
+            refuse(format!("it was made against state lineage {lineage}, but the state's lineage is {}", state.lineage))
         }
         (Some(_), Some(state)) if plan.serial != state.serial => {
-            stale(format!("it was made at state serial {}, but the state is at serial {}", plan.serial, state.serial))
+            refuse(format!("it was made at state serial {}, but the state is at serial {}", plan.serial, state.serial))
         }
         _ => Ok(()),
     }
@@ -79,13 +78,22 @@ pub fn check_brake(plan: &Plan, override_limit: Option<usize>) -> Result<(), App
 }
 
 /// Builds the clients and checks every secret the plan needs, before any request.
-pub fn preflight(plan: &Plan, env: &dyn Fn(&str) -> Option<String>) -> Result<BTreeMap<String, Arc<dyn Provider>>, ApplyError> {
+pub fn preflight(
+    plan: &Plan,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<BTreeMap<String, Arc<dyn Provider>>, ApplyError> {
     let mut problems = Vec::new();
     let mut clients: BTreeMap<String, Arc<dyn Provider>> = BTreeMap::new();
     for change in plan.changes.iter().filter(|c| c.action != Action::Manual) {
-        if !clients.contains_key(&change.provider) && !problems.iter().any(|(_, _, p): &(String, String, String)| *p == change.provider) {
+        if !clients.contains_key(&change.provider)
+            && !problems.iter().any(|(_, _, p): &(String, String, String)| *p == change.provider)
+        {
             let Some(settings) = plan.providers.get(&change.provider) else {
-                problems.push((format!("provider `{}` is not configured", change.provider), "add it back to the config".to_owned(), change.provider.clone()));
+                problems.push((
+                    format!("provider `{}` is not configured", change.provider),
+                    "add it back to the config".to_owned(),
+                    change.provider.clone(),
+                ));
                 continue;
             };
             match provider::build(settings, env) {
@@ -94,7 +102,9 @@ pub fn preflight(plan: &Plan, env: &dyn Fn(&str) -> Option<String>) -> Result<BT
                 }
                 Err(err) => {
                     let hint = match &err {
-                        provider::ProviderError::MissingCredential { var, .. } => format!("export {var}=... (the provider's API credential) and run again"),
+                        provider::ProviderError::MissingCredential { var, .. } => {
+                            format!("export {var}=... (the provider's API credential) and run again")
+                        }
                         _ => "fix the provider's settings".to_owned(),
                     };
                     problems.push((err.to_string(), hint, change.provider.clone()));
@@ -104,7 +114,11 @@ pub fn preflight(plan: &Plan, env: &dyn Fn(&str) -> Option<String>) -> Result<BT
         if let Some(after) = &change.after {
             if matches!(change.action, Action::Invite | Action::Resend) {
                 if let Err(reason) = provider::credentials::read_password(after) {
-                    problems.push((format!("`{}`: {reason}", change.address), "set it, or use `method: invite`".to_owned(), String::new()));
+                    problems.push((
+                        format!("`{}`: {reason}", change.address),
+                        "set it, or use `method: invite`".to_owned(),
+                        String::new(),
+                    ));
                 }
             }
         }
@@ -171,10 +185,10 @@ pub async fn run(
             tasks.spawn(async move {
                 let _permit = permits.acquire_owned().await.expect("semaphore never closes");
                 if cancel.is_cancelled() {
-                    return BatchResult::not_sent(batch, "not sent: the apply was interrupted".to_owned(), false);
+                    return BatchResult::not_sent(batch, "not sent: the apply was interrupted", false);
                 }
                 if let Some(reason) = stopped.lock().expect("poisoned").clone() {
-                    return BatchResult::not_sent(batch, format!("not sent: {reason}"), false);
+                    return BatchResult::not_sent(batch, &format!("not sent: {reason}"), false);
                 }
                 let id = match recorder.lock().expect("poisoned").intent(&provider_name, &batch) {
                     Ok(id) => id,
@@ -184,13 +198,19 @@ pub async fn run(
                     Ok(mut outcomes) => {
                         outcomes.truncate(batch.len());
                         while outcomes.len() < batch.len() {
-                            outcomes.push(Outcome::Uncertain { reason: "the provider's answer did not mention this email".to_owned() });
+                            outcomes.push(Outcome::Uncertain {
+                                reason: "the provider's answer did not mention this email".to_owned(),
+                            });
                         }
                         (outcomes, None)
                     }
                     Err(err) => {
                         let reason = err.message.clone();
-                        let outcome = if err.uncertain { Outcome::Uncertain { reason: reason.clone() } } else { Outcome::Failed { reason: reason.clone() } };
+                        let outcome = if err.uncertain {
+                            Outcome::Uncertain { reason: reason.clone() }
+                        } else {
+                            Outcome::Failed { reason: reason.clone() }
+                        };
                         let fatal = err.fatal.then(|| (err.message.clone(), err.hint.clone()));
                         if err.fatal {
                             stopped.lock().expect("poisoned").get_or_insert(reason);
@@ -201,7 +221,13 @@ pub async fn run(
                 if let Err(err) = recorder.lock().expect("poisoned").outcome(id, &batch, &outcomes) {
                     return BatchResult::state_error(batch, err);
                 }
-                BatchResult { provider: provider_name, results: batch.into_iter().map(|op| op.address).zip(outcomes).collect(), fatal, state_error: None, sent: true }
+                BatchResult {
+                    provider: provider_name,
+                    results: batch.into_iter().map(|op| op.address).zip(outcomes).collect(),
+                    fatal,
+                    state_error: None,
+                    sent: true,
+                }
             });
         }
     }
@@ -234,11 +260,18 @@ pub async fn run(
         if let Some((message, hint)) = &result.fatal {
             reporter.event(&Event::ProviderStopped { provider: &result.provider, message, hint: hint.as_deref() });
         }
-        reporter.event(&Event::Batch { provider: &result.provider, results: &result.results, done, total, sent: result.sent });
+        reporter.event(&Event::Batch {
+            provider: &result.provider,
+            results: &result.results,
+            done,
+            total,
+            sent: result.sent,
+        });
         report.add(&result.results);
     }
     report.interrupted = interrupted.load(Ordering::Relaxed) || cancel.is_cancelled();
-    let recorder = Arc::try_unwrap(recorder).map_err(|_| ()).expect("all tasks finished").into_inner().expect("poisoned");
+    let recorder =
+        Arc::try_unwrap(recorder).map_err(|_| ()).expect("all tasks finished").into_inner().expect("poisoned");
     report.journal_bytes = recorder.journal_bytes;
     let (state, bytes) = recorder.finish()?;
     report.state_bytes = bytes;
@@ -257,11 +290,11 @@ struct BatchResult {
 }
 
 impl BatchResult {
-    fn not_sent(batch: Vec<Operation>, reason: String, sent: bool) -> Self {
+    fn not_sent(batch: Vec<Operation>, reason: &str, sent: bool) -> Self {
         let provider = batch.first().map(|op| op.address.provider().to_owned()).unwrap_or_default();
         BatchResult {
             provider,
-            results: batch.into_iter().map(|op| (op.address, Outcome::Failed { reason: reason.clone() })).collect(),
+            results: batch.into_iter().map(|op| (op.address, Outcome::Failed { reason: reason.to_owned() })).collect(),
             fatal: None,
             state_error: None,
             sent,
@@ -269,7 +302,7 @@ impl BatchResult {
     }
 
     fn state_error(batch: Vec<Operation>, err: StateError) -> Self {
-        let mut result = Self::not_sent(batch, format!("not recorded: {err}"), false);
+        let mut result = Self::not_sent(batch, &format!("not recorded: {err}"), false);
         result.state_error = Some(err);
         result
     }

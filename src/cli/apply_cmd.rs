@@ -12,13 +12,22 @@ use crate::plan::{self, render, Plan};
 use crate::state::{self, Lock, Recorder, State};
 
 fn read_plan(path: &std::path::Path) -> Result<Plan, Error> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io { action: "read the plan", path: path.to_owned(), source })?;
+    let bytes =
+        std::fs::read(path).map_err(|source| Error::Io { action: "read the plan", path: path.to_owned(), source })?;
     let plan: Plan = serde_json::from_slice(&bytes).map_err(|e| {
-        Error::usage(format!("`{}` is not a saved memberctl plan: {e}", path.display()), "save a plan with `memberctl plan --out FILE`")
+        Error::usage(
+            format!("`{}` is not a saved memberctl plan: {e}", path.display()),
+            "save a plan with `memberctl plan --out FILE`",
+        )
     })?;
     if plan.format_version != plan::FORMAT_VERSION {
         return Err(Error::usage(
-            format!("plan `{}` has format version {}, this memberctl reads {}", path.display(), plan.format_version, plan::FORMAT_VERSION),
+            format!(
+                "plan `{}` has format version {}, this memberctl reads {}",
+                path.display(),
+                plan.format_version,
+                plan::FORMAT_VERSION
+            ),
             "make the plan and apply it with the same memberctl",
         ));
     }
@@ -29,10 +38,11 @@ fn confirm(cx: &mut Context<'_>) -> Result<bool, Error> {
     let _ = write!(cx.stdout, "\nDo you want to perform these actions? Invitations are emails and cannot be unsent.\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ");
     let _ = cx.stdout.flush();
     let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|source| Error::Io { action: "read", path: "<stdin>".into(), source })?;
+    std::io::stdin().lock().read_line(&mut answer).map_err(|source| Error::Io {
+        action: "read",
+        path: "<stdin>".into(),
+        source,
+    })?;
     Ok(answer.trim() == "yes")
 }
 
@@ -43,9 +53,8 @@ fn watch_signals(cancel: Cancel) {
         loop {
             #[cfg(unix)]
             {
-                let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(_) => return,
+                let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+                    return;
                 };
                 tokio::select! {
                     _ = tokio::signal::ctrl_c() => {}
@@ -78,7 +87,10 @@ pub(super) fn run(args: &ApplyArgs, cx: &mut Context<'_>) -> Outcome {
     report_recovery(cx, &lock, &loaded, true);
     let plan = if let Some(file) = &args.plan {
         if !args.scope.targets.is_empty() || !args.scope.providers.is_empty() {
-            return Err(Error::usage("`--target` and `--provider` cannot narrow a saved plan", "pass them to `memberctl plan --out FILE` instead"));
+            return Err(Error::usage(
+                "`--target` and `--provider` cannot narrow a saved plan",
+                "pass them to `memberctl plan --out FILE` instead",
+            ));
         }
         let plan = read_plan(file)?;
         apply::check_fresh(&plan, loaded.state.as_ref())?;
@@ -95,7 +107,11 @@ pub(super) fn run(args: &ApplyArgs, cx: &mut Context<'_>) -> Outcome {
         return Ok(exit::OK);
     }
     if !plan.applyable {
-        let _ = writeln!(cx.stdout, "\nNothing memberctl can carry out: {} change(s) are manual (see above).", plan.summary.manual);
+        let _ = writeln!(
+            cx.stdout,
+            "\nNothing memberctl can carry out: {} change(s) are manual (see above).",
+            plan.summary.manual
+        );
         return Ok(exit::OK);
     }
     apply::check_brake(&plan, args.max_changes)?;

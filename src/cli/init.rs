@@ -6,7 +6,7 @@ use super::{Context, InitArgs, Outcome};
 use crate::error::{exit, Error};
 
 /// The starter config: runs as is on the sandbox provider.
-pub const TEMPLATE: &str = r#"# yaml-language-server: $schema=schema/memberctl.schema.json
+pub const TEMPLATE: &str = r"# yaml-language-server: $schema=schema/memberctl.schema.json
 # memberctl configuration. Reference: `memberctl schema`, and the README.
 version: 1
 
@@ -44,7 +44,7 @@ members:
   - email: sam.lee@example.com
     name: Sam Lee
     roles: [moderator]
-"#;
+";
 
 pub(super) fn run(args: &InitArgs, cx: &mut Context<'_>) -> Outcome {
     let path = &args.path;
@@ -65,8 +65,16 @@ pub(super) fn run(args: &InitArgs, cx: &mut Context<'_>) -> Outcome {
     let schema_dir = path.parent().unwrap_or_else(|| std::path::Path::new("")).join("schema");
     let schema_path = schema_dir.join("memberctl.schema.json");
     if !schema_path.exists() {
-        std::fs::create_dir_all(&schema_dir).map_err(|source| Error::Io { action: "create", path: schema_dir.clone(), source })?;
-        std::fs::write(&schema_path, super::schema::config_schema()).map_err(|source| Error::Io { action: "write", path: schema_path.clone(), source })?;
+        std::fs::create_dir_all(&schema_dir).map_err(|source| Error::Io {
+            action: "create",
+            path: schema_dir.clone(),
+            source,
+        })?;
+        std::fs::write(&schema_path, super::schema::config_schema()).map_err(|source| Error::Io {
+            action: "write",
+            path: schema_path.clone(),
+            source,
+        })?;
         let _ = writeln!(cx.stdout, "Wrote `{}` for editor completion.", schema_path.display());
     }
     let _ = writeln!(cx.stdout, "Next: `memberctl plan`.");

@@ -22,7 +22,7 @@ use crate::config::{self, Config};
 use crate::error::{exit, Error};
 use crate::state::StatePaths;
 
-/// Declarative membership for SaaS platforms: plan and apply invitations
+/// Declarative membership for `SaaS` platforms: plan and apply invitations
 /// from YAML kept in git.
 #[derive(Debug, Parser)]
 #[command(name = "memberctl", version, about, long_about = None, propagate_version = true)]
@@ -51,7 +51,7 @@ pub struct Global {
     /// Print less (errors and the final summary only)
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// Print more (-v: info logs, -vv: debug logs); RUST_LOG also works
+    /// Print more (-v: info logs, -vv: debug logs); `RUST_LOG` also works
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 }
@@ -59,7 +59,7 @@ pub struct Global {
 /// When to color output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
-    /// On a terminal, unless NO_COLOR is set.
+    /// On a terminal, unless `NO_COLOR` is set.
     Auto,
     /// Always.
     Always,
@@ -139,7 +139,7 @@ pub struct ApplyArgs {
     /// Do not ask for confirmation (required without a terminal)
     #[arg(long)]
     pub auto_approve: bool,
-    /// Allow up to N invitations and removals in this run (overrides safety.max_changes)
+    /// Allow up to N invitations and removals in this run (overrides `safety.max_changes`)
     #[arg(long, value_name = "N")]
     pub max_changes: Option<usize>,
     #[command(flatten)]
@@ -268,6 +268,7 @@ impl Context<'_> {
 
 /// Parses `args` and runs the command; answers the exit code. Errors are
 /// rendered here, once.
+#[must_use]
 pub fn run(args: Vec<OsString>) -> u8 {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
@@ -318,7 +319,7 @@ fn dispatch(command: &Command, cx: &mut Context<'_>) -> Outcome {
         }
         Command::Plan(args) => plan_cmd::run(args, cx),
         Command::Apply(args) => apply_cmd::run(args, cx),
-        Command::Schema(args) => schema::run(args, cx),
+        Command::Schema(args) => Ok(schema::run(args, cx)),
         Command::Init(args) => init::run(args, cx),
         Command::State(command) => state_cmd::run(command, cx),
         Command::Completions { shell } => {
@@ -328,9 +329,11 @@ fn dispatch(command: &Command, cx: &mut Context<'_>) -> Outcome {
         }
         Command::Man => {
             let cmd = <Cli as clap::CommandFactory>::command();
-            clap_mangen::Man::new(cmd)
-                .render(cx.stdout)
-                .map_err(|source| Error::Io { action: "write", path: PathBuf::from("<stdout>"), source })?;
+            clap_mangen::Man::new(cmd).render(cx.stdout).map_err(|source| Error::Io {
+                action: "write",
+                path: PathBuf::from("<stdout>"),
+                source,
+            })?;
             Ok(exit::OK)
         }
     }

@@ -162,7 +162,13 @@ pub fn summary(report: &ApplyReport, out: &mut dyn Write) {
     let _ = writeln!(
         out,
         "\nApply {}: {} invited, {} added, {} adopted, {} updated, {} removed, {} failed, {} uncertain, {} manual.",
-        if report.interrupted { "interrupted" } else if report.succeeded() { "complete" } else { "finished with failures" },
+        if report.interrupted {
+            "interrupted"
+        } else if report.succeeded() {
+            "complete"
+        } else {
+            "finished with failures"
+        },
         report.invited.len(),
         report.added.len(),
         report.adopted.len(),

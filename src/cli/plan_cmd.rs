@@ -1,5 +1,6 @@
 //! `memberctl plan`.
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
 
@@ -8,12 +9,13 @@ use crate::config::Config;
 use crate::error::{exit, Error};
 use crate::plan::render::{self, Format};
 use crate::plan::{self, Plan, Scope};
-use crate::state::{self, Lock, Loaded, State};
+use crate::state::{self, Loaded, Lock, State};
 
 /// Checks `--target` and `--provider` against what exists.
 pub(super) fn scope(args: &ScopeArgs, config: &Config, state: Option<&State>) -> Result<Scope, Error> {
     for provider in &args.providers {
-        let known = config.providers.contains_key(provider) || state.is_some_and(|s| s.resources.keys().any(|a| a.provider() == provider));
+        let known = config.providers.contains_key(provider)
+            || state.is_some_and(|s| s.resources.keys().any(|a| a.provider() == provider));
         if !known {
             return Err(Error::usage(
                 format!("no provider `{provider}` in the config or the state"),
@@ -35,16 +37,26 @@ pub(super) fn scope(args: &ScopeArgs, config: &Config, state: Option<&State>) ->
 /// Reports a stale lock and a replayed journal.
 pub(super) fn report_recovery(cx: &mut Context<'_>, lock: &Lock, loaded: &Loaded, folded: bool) {
     if let Some(stale) = &lock.stale {
-        cx.warn(&format!("a previous run, {stale}, ended without releasing the state lock (it crashed or was killed); taking over"));
+        cx.warn(&format!(
+            "a previous run, {stale}, ended without releasing the state lock (it crashed or was killed); taking over"
+        ));
     }
     if let Some(replay) = &loaded.replay {
-        let what = if folded { "recovered it into the state" } else { "its outcomes are included below; the next apply folds it into the state" };
+        let what = if folded {
+            "recovered it into the state"
+        } else {
+            "its outcomes are included below; the next apply folds it into the state"
+        };
         cx.warn(&format!(
             "found the journal of an interrupted apply ({} batch(es) answered, {} without an answer): {what}",
             replay.completed, replay.interrupted
         ));
         if !replay.uncertain.is_empty() {
-            cx.warn(&format!("{} address(es) are uncertain: {}", replay.uncertain.len(), abbreviate(&replay.uncertain, 5)));
+            cx.warn(&format!(
+                "{} address(es) are uncertain: {}",
+                replay.uncertain.len(),
+                abbreviate(&replay.uncertain, 5)
+            ));
         }
     }
 }
@@ -52,7 +64,7 @@ pub(super) fn report_recovery(cx: &mut Context<'_>, lock: &Lock, loaded: &Loaded
 fn abbreviate(items: &[String], most: usize) -> String {
     let mut text = items.iter().take(most).map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ");
     if items.len() > most {
-        text.push_str(&format!(" and {} more", items.len() - most));
+        let _ = write!(text, " and {} more", items.len() - most);
     }
     text
 }
@@ -92,7 +104,11 @@ pub(super) fn run(args: &PlanArgs, cx: &mut Context<'_>) -> Outcome {
     drop(out);
     if let Some(path) = &args.out {
         save(&plan, path)?;
-        cx.note(&format!("\nSaved the plan to `{}`. Apply exactly this plan with `memberctl apply {}`.", path.display(), path.display()));
+        cx.note(&format!(
+            "\nSaved the plan to `{}`. Apply exactly this plan with `memberctl apply {}`.",
+            path.display(),
+            path.display()
+        ));
     }
     Ok(if args.detailed_exitcode && !plan.no_changes { exit::CHANGES } else { exit::OK })
 }

@@ -1,7 +1,6 @@
 //! `memberctl schema`: the JSON Schemas, generated from the loader's types.
 
-
-use super::{Context, Outcome, SchemaArgs};
+use super::{Context, SchemaArgs};
 use crate::error::exit;
 
 /// The config schema (draft-07), as committed in `schema/memberctl.schema.json`.
@@ -18,8 +17,8 @@ pub fn plan_schema() -> String {
     serde_json::to_string_pretty(&schema).expect("schema serialises") + "\n"
 }
 
-pub(super) fn run(args: &SchemaArgs, cx: &mut Context<'_>) -> Outcome {
+pub(super) fn run(args: &SchemaArgs, cx: &mut Context<'_>) -> u8 {
     let text = if args.plan { plan_schema() } else { config_schema() };
     let _ = cx.stdout.write_all(text.as_bytes());
-    Ok(exit::OK)
+    exit::OK
 }

@@ -99,7 +99,12 @@ pub(super) fn run(command: &StateCommand, cx: &mut Context<'_>) -> Outcome {
                     .iter()
                     .map(|address| {
                         let resource = require(state, address)?;
-                        let op = Operation { address: address.clone(), kind: OperationKind::Remove, attributes: resource.attributes, repeat: false };
+                        let op = Operation {
+                            address: address.clone(),
+                            kind: OperationKind::Remove,
+                            attributes: resource.attributes,
+                            repeat: false,
+                        };
                         Ok((op, ProviderOutcome::Removed))
                     })
                     .collect()
@@ -112,10 +117,14 @@ pub(super) fn run(command: &StateCommand, cx: &mut Context<'_>) -> Outcome {
         StateCommand::Import { address, invite_id, user_id } => {
             let config = cx.load_config()?;
             let attributes = config.desired.get(address).cloned().ok_or_else(|| {
-                Error::usage(format!("`{address}` is not in the config"), "add the member to the config first, so memberctl knows its attributes")
+                Error::usage(
+                    format!("`{address}` is not in the config"),
+                    "add the member to the config first, so memberctl knows its attributes",
+                )
             })?;
             let state = change_state(cx, "state import", |_, state| {
-                if state.is_some_and(|s| s.resources.get(address).is_some_and(|r| r.status != state::Status::Uncertain)) {
+                if state.is_some_and(|s| s.resources.get(address).is_some_and(|r| r.status != state::Status::Uncertain))
+                {
                     return Err(StateError::AlreadyExists { address: address.to_string() }.into());
                 }
                 let op = Operation { address: address.clone(), kind: OperationKind::Invite, attributes, repeat: false };
@@ -139,7 +148,9 @@ pub(super) fn run(command: &StateCommand, cx: &mut Context<'_>) -> Outcome {
                 let plan = plan::compute(&config, state, &scope, crate::clock::now());
                 let mut records = Vec::new();
                 for address in addresses {
-                    let Some(change) = plan.changes.iter().find(|c| &c.address == address && c.action == Action::Manual) else {
+                    let Some(change) =
+                        plan.changes.iter().find(|c| &c.address == address && c.action == Action::Manual)
+                    else {
                         return Err(Error::usage(
                             format!("`{address}` has no manual change to mark done"),
                             "`memberctl plan` lists manual changes with `!`",
@@ -147,11 +158,15 @@ pub(super) fn run(command: &StateCommand, cx: &mut Context<'_>) -> Outcome {
                     };
                     let (kind, attributes, outcome) = match change.wanted {
                         Some(Action::Update) => (OperationKind::Update, change.after.clone(), ProviderOutcome::Updated),
-                        Some(Action::Remove) => (OperationKind::Remove, change.before.clone(), ProviderOutcome::Removed),
+                        Some(Action::Remove) => {
+                            (OperationKind::Remove, change.before.clone(), ProviderOutcome::Removed)
+                        }
                         _ => (
                             OperationKind::Invite,
                             change.after.clone(),
-                            ProviderOutcome::Adopted { message: "marked done by hand with `memberctl state mark-done`".to_owned() },
+                            ProviderOutcome::Adopted {
+                                message: "marked done by hand with `memberctl state mark-done`".to_owned(),
+                            },
                         ),
                     };
                     let Some(attributes) = attributes else { continue };

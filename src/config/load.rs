@@ -1,6 +1,6 @@
 //! Reading config files: paths and directories, size caps, and YAML parsing.
 //!
-//! serde_yaml is used only here (`parse_file`), so replacing it is a change
+//! `serde_yaml` is used only here (`parse_file`), so replacing it is a change
 //! to one function.
 
 use std::path::{Path, PathBuf};
@@ -27,7 +27,7 @@ pub(crate) struct Source {
 
 /// Parses one file's text into the file model, or a problem with a position.
 ///
-/// Alias bombs and deep nesting are refused by serde_yaml's own limits
+/// Alias bombs and deep nesting are refused by `serde_yaml`'s own limits
 /// (repetition and recursion), which surface here as ordinary errors.
 pub fn parse_file(text: &str) -> Result<ConfigFile, (String, Option<String>, Option<Position>)> {
     if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
@@ -175,7 +175,15 @@ fn locate(sources: &[Source], pending: Vec<Pending>) -> Vec<Problem> {
                 .and_then(|pos| sources[p.file].text.lines().nth(pos.line.saturating_sub(1)))
                 .filter(|line| line.len() <= MAX_SNIPPET)
                 .map(redact_line);
-            (p.file, Problem { place: Place { file: sources[p.file].path.clone(), position }, snippet, message, hint: p.hint })
+            (
+                p.file,
+                Problem {
+                    place: Place { file: sources[p.file].path.clone(), position },
+                    snippet,
+                    message,
+                    hint: p.hint,
+                },
+            )
         })
         .collect();
     problems.sort_by(|(fa, a), (fb, b)| {

@@ -64,10 +64,18 @@ impl Locations {
 }
 
 enum Frame {
-    Mapping { path: String, key: Option<String> },
-    Sequence { path: String, index: usize },
+    Mapping {
+        path: String,
+        key: Option<String>,
+    },
+    Sequence {
+        path: String,
+        index: usize,
+    },
     /// Inside a complex (non-scalar) mapping key: nothing to record.
-    Skip { depth: usize },
+    Skip {
+        depth: usize,
+    },
 }
 
 #[derive(Default)]

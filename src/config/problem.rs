@@ -76,16 +76,14 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
 /// A hint that proposes the closest candidate, or lists them all.
 #[must_use]
 pub fn suggestion<'a>(word: &str, what: &str, candidates: impl IntoIterator<Item = &'a str> + Clone) -> String {
-    match did_you_mean(word, candidates.clone()) {
-        Some(best) => format!("did you mean `{best}`?"),
-        None => {
-            let all: Vec<String> = candidates.into_iter().map(|c| format!("`{c}`")).collect();
-            if all.is_empty() {
-                format!("no {what} is defined")
-            } else {
-                format!("known {what}: {}", all.join(", "))
-            }
-        }
+    if let Some(best) = did_you_mean(word, candidates.clone()) {
+        return format!("did you mean `{best}`?");
+    }
+    let all: Vec<String> = candidates.into_iter().map(|c| format!("`{c}`")).collect();
+    if all.is_empty() {
+        format!("no {what} is defined")
+    } else {
+        format!("known {what}: {}", all.join(", "))
     }
 }
 
@@ -98,8 +96,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {

@@ -29,7 +29,7 @@ struct Defaults<'a> {
     note: Option<&'a String>,
 }
 
-fn duplicate(pending: &mut Vec<Pending>, file: usize, path: String, first: (usize, String), what: String) {
+fn duplicate(pending: &mut Vec<Pending>, file: usize, path: String, first: (usize, String), what: &str) {
     pending.push(Pending {
         file,
         path,
@@ -42,9 +42,16 @@ fn duplicate(pending: &mut Vec<Pending>, file: usize, path: String, first: (usiz
 }
 
 /// Sets `slot` once; a second definition is a duplicate naming both places.
-fn set_once<T>(pending: &mut Vec<Pending>, slot: &mut Option<Origin<T>>, value: T, file: usize, path: String, what: &str) {
+fn set_once<T>(
+    pending: &mut Vec<Pending>,
+    slot: &mut Option<Origin<T>>,
+    value: T,
+    file: usize,
+    path: String,
+    what: &str,
+) {
     if let Some(first) = slot {
-        duplicate(pending, file, path, (first.file, first.path.clone()), what.to_owned());
+        duplicate(pending, file, path, (first.file, first.path.clone()), what);
     } else {
         *slot = Some(Origin { value, file, path });
     }
@@ -52,15 +59,22 @@ fn set_once<T>(pending: &mut Vec<Pending>, slot: &mut Option<Origin<T>>, value: 
 
 /// Merges, validates and resolves. Problems go to `pending`; the returned
 /// config is only meaningful when none were added.
-pub(crate) fn resolve(sources: &[Source], parsed: &[Option<ConfigFile>], digest: String, pending: &mut Vec<Pending>) -> Config {
-    let files: Vec<(usize, &ConfigFile)> = parsed.iter().enumerate().filter_map(|(i, f)| f.as_ref().map(|f| (i, f))).collect();
+pub(crate) fn resolve(
+    sources: &[Source],
+    parsed: &[Option<ConfigFile>],
+    digest: String,
+    pending: &mut Vec<Pending>,
+) -> Config {
+    let files: Vec<(usize, &ConfigFile)> =
+        parsed.iter().enumerate().filter_map(|(i, f)| f.as_ref().map(|f| (i, f))).collect();
     let dir_of = |i: usize| sources[i].path.parent().map_or_else(|| Path::new(".").to_owned(), Path::to_owned);
 
     // Providers, catalogs and settings merge by key.
     let mut providers: BTreeMap<String, ProviderSettings> = BTreeMap::new();
     let mut provider_origin: HashMap<&str, (usize, String)> = HashMap::new();
     let mut catalogs: [(CatalogKind, Catalog); 4] =
-        [CatalogKind::Roles, CatalogKind::Plans, CatalogKind::Groups, CatalogKind::Positions].map(|k| (k, Catalog::new()));
+        [CatalogKind::Roles, CatalogKind::Plans, CatalogKind::Groups, CatalogKind::Positions]
+            .map(|k| (k, Catalog::new()));
     let mut catalog_origin: HashMap<(usize, String), (usize, String)> = HashMap::new();
     let mut defaults = Defaults::default();
     let mut max_changes: Option<Origin<usize>> = None;
@@ -81,12 +95,16 @@ pub(crate) fn resolve(sources: &[Source], parsed: &[Option<ConfigFile>], digest:
         for (name, provider) in &config.providers {
             let path = format!("providers.{name}");
             if let Some(first) = provider_origin.get(name.as_str()) {
-                duplicate(pending, file, path, first.clone(), format!("provider `{name}`"));
+                duplicate(pending, file, path, first.clone(), &format!("provider `{name}`"));
                 continue;
             }
             let mut report = Report { file, pending };
             if name.is_empty() || name.contains('/') || name.chars().any(char::is_whitespace) {
-                report.at_key(path.clone(), format!("provider name `{name}` cannot be used in addresses"), "use letters, digits, `-` and `_`".to_owned());
+                report.at_key(
+                    path.clone(),
+                    format!("provider name `{name}` cannot be used in addresses"),
+                    "use letters, digits, `-` and `_`".to_owned(),
+                );
             }
             provider_origin.insert(name, (file, path));
             providers.insert(name.clone(), provider_settings(&mut report, name, provider, &dir_of(file)));
@@ -101,7 +119,7 @@ pub(crate) fn resolve(sources: &[Source], parsed: &[Option<ConfigFile>], digest:
             for (name, ids) in source {
                 let path = format!("{}.{name}", kind.key());
                 if let Some(first) = catalog_origin.get(&(slot, name.clone())) {
-                    duplicate(pending, file, path, first.clone(), format!("{} `{name}`", singular(*kind)));
+                    duplicate(pending, file, path, first.clone(), &format!("{} `{name}`", singular(*kind)));
                     continue;
                 }
                 catalog_origin.insert((slot, name.clone()), (file, path));
@@ -110,7 +128,14 @@ pub(crate) fn resolve(sources: &[Source], parsed: &[Option<ConfigFile>], digest:
         }
         if let Some(d) = &config.defaults {
             if let Some(v) = &d.providers {
-                set_once(pending, &mut defaults.providers, v, file, "defaults.providers".into(), "`defaults.providers`");
+                set_once(
+                    pending,
+                    &mut defaults.providers,
+                    v,
+                    file,
+                    "defaults.providers".into(),
+                    "`defaults.providers`",
+                );
             }
             if let Some(v) = &d.roles {
                 set_once(pending, &mut defaults.roles, v, file, "defaults.roles".into(), "`defaults.roles`");
@@ -142,9 +167,10 @@ pub(crate) fn resolve(sources: &[Source], parsed: &[Option<ConfigFile>], digest:
     // Catalog problems belong to the file that defined the entry; re-home them.
     rehome_catalog_problems(pending, &catalog_origin, &catalogs);
 
-    let resend_after = resend_after.and_then(|origin| match humantime::parse_duration(origin.value) {
-        Ok(d) => Some(d),
-        Err(_) => {
+    let resend_after = resend_after.and_then(|origin| {
+        if let Ok(d) = humantime::parse_duration(origin.value) {
+            Some(d)
+        } else {
             Report { file: origin.file, pending }.at(
                 origin.path,
                 format!("`{}` is not a duration", origin.value),
@@ -167,7 +193,11 @@ pub(crate) fn resolve(sources: &[Source], parsed: &[Option<ConfigFile>], digest:
             }
         }
     }
-    for (kind, origin) in [(CatalogKind::Roles, &defaults.roles), (CatalogKind::Plans, &defaults.plans), (CatalogKind::Groups, &defaults.groups)] {
+    for (kind, origin) in [
+        (CatalogKind::Roles, &defaults.roles),
+        (CatalogKind::Plans, &defaults.plans),
+        (CatalogKind::Groups, &defaults.groups),
+    ] {
         if let Some(origin) = origin {
             for (i, name) in origin.value.iter().enumerate() {
                 if !catalog(kind).contains_key(name) {
@@ -196,11 +226,15 @@ pub(crate) fn resolve(sources: &[Source], parsed: &[Option<ConfigFile>], digest:
                 continue;
             }
             if !is_valid_email(email) {
-                report.at(format!("{path}.email"), format!("`{email}` is not a valid email address"), "write it as `name@example.com`".to_owned());
+                report.at(
+                    format!("{path}.email"),
+                    format!("`{email}` is not a valid email address"),
+                    "write it as `name@example.com`".to_owned(),
+                );
             }
             let key = normalize_email(email);
             if let Some(first) = seen.get(&key) {
-                duplicate(pending, file, format!("{path}.email"), first.clone(), format!("member `{email}`"));
+                duplicate(pending, file, format!("{path}.email"), first.clone(), &format!("member `{email}`"));
                 continue;
             }
             seen.insert(key, (file, format!("{path}.email")));
@@ -216,11 +250,23 @@ pub(crate) fn resolve(sources: &[Source], parsed: &[Option<ConfigFile>], digest:
     }
 
     let max_changes = max_changes.map_or(DEFAULT_MAX_CHANGES, |o| o.value);
-    Config { files: sources.iter().map(|s| s.path.clone()).collect(), digest, providers, desired, member_count, max_changes, resend_after }
+    Config {
+        files: sources.iter().map(|s| s.path.clone()).collect(),
+        digest,
+        providers,
+        desired,
+        member_count,
+        max_changes,
+        resend_after,
+    }
 }
 
 /// Moves catalog problems (reported against file 0) to the file that defined the entry.
-fn rehome_catalog_problems(pending: &mut [Pending], origin: &HashMap<(usize, String), (usize, String)>, catalogs: &[(CatalogKind, Catalog); 4]) {
+fn rehome_catalog_problems(
+    pending: &mut [Pending],
+    origin: &HashMap<(usize, String), (usize, String)>,
+    catalogs: &[(CatalogKind, Catalog); 4],
+) {
     for problem in pending.iter_mut() {
         for (slot, (kind, _)) in catalogs.iter().enumerate() {
             let Some(rest) = problem.path.strip_prefix(kind.key()).and_then(|r| r.strip_prefix('.')) else { continue };
@@ -247,7 +293,11 @@ impl MemberContext<'_> {
 }
 
 /// Names from the member, else from defaults; the path says where they were written.
-fn names_for<'a>(own: Option<&'a Vec<String>>, default: Option<&'a Origin<&'a Vec<String>>>, path: &str) -> (Vec<&'a String>, Option<String>) {
+fn names_for<'a>(
+    own: Option<&'a Vec<String>>,
+    default: Option<&'a Origin<&'a Vec<String>>>,
+    path: &str,
+) -> (Vec<&'a String>, Option<String>) {
     match (own, default) {
         (Some(v), _) => (v.iter().collect(), Some(path.to_owned())),
         (None, Some(d)) => (d.value.iter().collect(), None),
@@ -266,7 +316,13 @@ pub fn split_name(name: &str) -> (Option<String>, Option<String>) {
     }
 }
 
-fn resolve_member(report: &mut Report<'_>, path: &str, member: &MemberConfig, ctx: &MemberContext<'_>, desired: &mut BTreeMap<Address, Attributes>) {
+fn resolve_member(
+    report: &mut Report<'_>,
+    path: &str,
+    member: &MemberConfig,
+    ctx: &MemberContext<'_>,
+    desired: &mut BTreeMap<Address, Attributes>,
+) {
     let email = member.email.trim();
     let provider_names: Vec<&String> = match (&member.providers, &ctx.defaults.providers, ctx.only_provider) {
         (Some(v), _, _) => v.iter().collect(),
@@ -283,21 +339,36 @@ fn resolve_member(report: &mut Report<'_>, path: &str, member: &MemberConfig, ct
     };
     let method = member.method.unwrap_or_default();
     if method == Method::Direct && member.password_env.is_none() && member.password_file.is_none() {
-        report.at(format!("{path}.method"), format!("direct add of `{email}` needs a password source"), "set `password_env` (an env var name) or `password_file`".to_owned());
+        report.at(
+            format!("{path}.method"),
+            format!("direct add of `{email}` needs a password source"),
+            "set `password_env` (an env var name) or `password_file`".to_owned(),
+        );
     }
     if method == Method::Invite && (member.password_env.is_some() || member.password_file.is_some()) {
         let key = if member.password_env.is_some() { "password_env" } else { "password_file" };
-        report.at_key(format!("{path}.{key}"), format!("`{key}` is only used with `method: direct`"), "add `method: direct`, or remove it".to_owned());
+        report.at_key(
+            format!("{path}.{key}"),
+            format!("`{key}` is only used with `method: direct`"),
+            "add `method: direct`, or remove it".to_owned(),
+        );
     }
     if let Some(var) = &member.password_env {
         if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            report.at(format!("{path}.password_env"), format!("`{var}` is not an environment variable name"), "name the env var that holds the password, never the password".to_owned());
+            report.at(
+                format!("{path}.password_env"),
+                format!("`{var}` is not an environment variable name"),
+                "name the env var that holds the password, never the password".to_owned(),
+            );
         }
     }
     let lists = [
         (CatalogKind::Roles, names_for(member.roles.as_ref(), ctx.defaults.roles.as_ref(), &format!("{path}.roles"))),
         (CatalogKind::Plans, names_for(member.plans.as_ref(), ctx.defaults.plans.as_ref(), &format!("{path}.plans"))),
-        (CatalogKind::Groups, names_for(member.groups.as_ref(), ctx.defaults.groups.as_ref(), &format!("{path}.groups"))),
+        (
+            CatalogKind::Groups,
+            names_for(member.groups.as_ref(), ctx.defaults.groups.as_ref(), &format!("{path}.groups")),
+        ),
         (CatalogKind::Positions, names_for(member.positions.as_ref(), None, &format!("{path}.positions"))),
     ];
     // Names must exist in their catalog (defaults were checked once already).
@@ -305,24 +376,41 @@ fn resolve_member(report: &mut Report<'_>, path: &str, member: &MemberConfig, ct
         let Some(at) = written_at else { continue };
         for (i, name) in names.iter().enumerate() {
             if !ctx.catalog(*kind).contains_key(name.as_str()) {
-                report.at(format!("{at}[{i}]"), format!("unknown {} `{name}`", singular(*kind)), suggestion(name, kind.key(), ctx.catalog(*kind).keys().map(String::as_str)));
+                report.at(
+                    format!("{at}[{i}]"),
+                    format!("unknown {} `{name}`", singular(*kind)),
+                    suggestion(name, kind.key(), ctx.catalog(*kind).keys().map(String::as_str)),
+                );
             }
         }
     }
     if let Some(primary) = &member.primary_group {
-        if !lists[2].1 .0.iter().any(|g| *g == primary) {
-            report.at(format!("{path}.primary_group"), format!("primary group `{primary}` is not one of the member's groups"), "add it to `groups`".to_owned());
+        if !lists[2].1 .0.contains(&primary) {
+            report.at(
+                format!("{path}.primary_group"),
+                format!("primary group `{primary}` is not one of the member's groups"),
+                "add it to `groups`".to_owned(),
+            );
         }
     }
     for (i, provider_name) in provider_names.iter().enumerate() {
         let Some(settings) = ctx.providers.get(provider_name.as_str()) else {
-            let at = if member.providers.is_some() { format!("{path}.providers[{i}]") } else { format!("{path}.email") };
-            report.at(at, format!("unknown provider `{provider_name}`"), suggestion(provider_name, "providers", ctx.providers.keys().map(String::as_str)));
+            let at =
+                if member.providers.is_some() { format!("{path}.providers[{i}]") } else { format!("{path}.email") };
+            report.at(
+                at,
+                format!("unknown provider `{provider_name}`"),
+                suggestion(provider_name, "providers", ctx.providers.keys().map(String::as_str)),
+            );
             continue;
         };
         let kind = settings.kind;
         if method == Method::Direct && kind == ProviderKind::Aptly {
-            report.at(format!("{path}.method"), format!("aptly provider `{provider_name}` has no direct add"), "use `method: invite` for aptly, or list the member twice under different providers".to_owned());
+            report.at(
+                format!("{path}.method"),
+                format!("aptly provider `{provider_name}` has no direct add"),
+                "use `method: invite` for aptly, or list the member twice under different providers".to_owned(),
+            );
         }
         let mut ids: [Vec<String>; 4] = Default::default();
         for (slot, (catalog_kind, (names, written_at))) in lists.iter().enumerate() {
@@ -372,7 +460,11 @@ fn resolve_member(report: &mut Report<'_>, path: &str, member: &MemberConfig, ct
         match kind {
             ProviderKind::Networked => {
                 if attributes.name.is_none() {
-                    let joined = [&member.first_name, &member.last_name].iter().filter_map(|p| p.as_deref()).collect::<Vec<_>>().join(" ");
+                    let joined = [&member.first_name, &member.last_name]
+                        .iter()
+                        .filter_map(|p| p.as_deref())
+                        .collect::<Vec<_>>()
+                        .join(" ");
                     attributes.name = (!joined.is_empty()).then_some(joined);
                 }
                 attributes.first_name = None;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::model::{
-    Catalog, CapabilityName, ConfigFile, ProviderConfig, UnknownKeys, CONFIG_KEYS, DEFAULTS_KEYS, INVITES_KEYS,
+    CapabilityName, Catalog, ConfigFile, ProviderConfig, UnknownKeys, CONFIG_KEYS, DEFAULTS_KEYS, INVITES_KEYS,
     MEMBER_KEYS, PROVIDER_KEYS, SAFETY_KEYS,
 };
 use super::problem::{did_you_mean, suggestion, Pending};
@@ -40,7 +40,12 @@ fn unknown_keys(report: &mut Report<'_>, prefix: &str, unknown: &UnknownKeys, kn
             "passwords never go in YAML: use `password_env` or `password_file`".to_owned()
         } else {
             did_you_mean(key, known.iter().copied()).map_or_else(
-                || format!("known keys here: {}", known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")),
+                || {
+                    format!(
+                        "known keys here: {}",
+                        known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                    )
+                },
                 |best| format!("did you mean `{best}`?"),
             )
         };
@@ -130,16 +135,20 @@ pub(crate) fn provider_settings(
         wrong_type("token_env", config.token_env.is_some(), "aptly");
         wrong_type("tenant_id", config.tenant_id.is_some(), "aptly");
     }
-    if kind != ProviderKind::Sandbox {
-        wrong_type("outbox", config.outbox.is_some(), "sandbox");
-    } else {
+    if kind == ProviderKind::Sandbox {
         wrong_type("base_url", config.base_url.is_some(), "networked or aptly");
+    } else {
+        wrong_type("outbox", config.outbox.is_some(), "sandbox");
     }
 
     let base_url = config.base_url.clone().or_else(|| kind.default_base_url().map(str::to_owned));
     if let (Some(url), Some(_)) = (&base_url, &config.base_url) {
         if let Some(why) = check_base_url(url) {
-            report.at(format!("{path}.base_url"), why, "use `https://`; plain `http://` is for loopback test servers".to_owned());
+            report.at(
+                format!("{path}.base_url"),
+                why,
+                "use `https://`; plain `http://` is for loopback test servers".to_owned(),
+            );
         }
     }
     let credential_key = kind.credential_key();
@@ -153,13 +162,18 @@ pub(crate) fn provider_settings(
             report.at(
                 format!("{path}.{credential_key}"),
                 format!("`{var}` is not an environment variable name"),
-                "name the env var that holds the credential, e.g. `NETWORKED_API_KEY`; never the credential itself".to_owned(),
+                "name the env var that holds the credential, e.g. `NETWORKED_API_KEY`; never the credential itself"
+                    .to_owned(),
             );
         }
     }
     if kind == ProviderKind::Aptly {
         match &config.tenant_id {
-            None => report.at_key(path.clone(), format!("aptly provider `{name}` has no `tenant_id`"), "add `tenant_id: <UUID of the tenant>`".to_owned()),
+            None => report.at_key(
+                path.clone(),
+                format!("aptly provider `{name}` has no `tenant_id`"),
+                "add `tenant_id: <UUID of the tenant>`".to_owned(),
+            ),
             Some(id) if !crate::provider::is_uuid(id) => report.at(
                 format!("{path}.tenant_id"),
                 format!("`{id}` is not a UUID"),
@@ -183,14 +197,22 @@ pub(crate) fn provider_settings(
     positive("max_attempts", config.max_attempts.map(|n| n as usize));
     let rate_limit = config.rate_limit.unwrap_or(defaults::RATE_LIMIT);
     if !rate_limit.is_finite() || rate_limit < 0.0 {
-        report.at(format!("{path}.rate_limit"), "`rate_limit` must be a number of requests per second, 0 or more", "0 means unlimited".to_owned());
+        report.at(
+            format!("{path}.rate_limit"),
+            "`rate_limit` must be a number of requests per second, 0 or more",
+            "0 means unlimited".to_owned(),
+        );
     }
     let timeout_ms = match &config.timeout {
         None => defaults::TIMEOUT_MS,
         Some(text) => match humantime::parse_duration(text) {
             Ok(d) if !d.is_zero() => u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
             _ => {
-                report.at(format!("{path}.timeout"), format!("`{text}` is not a duration"), "write e.g. `30s` or `2m`".to_owned());
+                report.at(
+                    format!("{path}.timeout"),
+                    format!("`{text}` is not a duration"),
+                    "write e.g. `30s` or `2m`".to_owned(),
+                );
                 defaults::TIMEOUT_MS
             }
         },
@@ -260,11 +282,20 @@ pub(crate) fn check_catalog(
             if !settings.kind.uses(kind) {
                 report.at_key(
                     path,
-                    format!("`{}` providers have no {}, but {} `{name}` gives an id for `{provider}`", settings.kind, kind.key(), singular(kind)),
+                    format!(
+                        "`{}` providers have no {}, but {} `{name}` gives an id for `{provider}`",
+                        settings.kind,
+                        kind.key(),
+                        singular(kind)
+                    ),
                     format!("remove the `{provider}` entry"),
                 );
             } else if let Some(expected) = settings.kind.check_id(id) {
-                report.at(path, format!("`{id}` is not a valid {} id: expected {expected}", settings.kind), "copy the id from the provider's admin pages".to_owned());
+                report.at(
+                    path,
+                    format!("`{id}` is not a valid {} id: expected {expected}", settings.kind),
+                    "copy the id from the provider's admin pages".to_owned(),
+                );
             }
         }
     }

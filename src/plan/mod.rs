@@ -299,25 +299,28 @@ fn diff_one(
     let console = admin_console(kind);
     let provider = address.provider();
     let mark_done = format!("`memberctl state mark-done {address}`");
-    let change = |action, wanted, before: Option<&Attributes>, after: Option<&Attributes>, reason: Option<String>, repeat| Change {
-        address: address.clone(),
-        provider: provider.to_owned(),
-        email: after.or(before).map(|a| a.email.clone()).unwrap_or_default(),
-        action,
-        wanted,
-        before: before.cloned(),
-        after: after.cloned(),
-        fields: match (before, after) {
-            (Some(b), Some(a)) if action == Action::Update || wanted == Some(Action::Update) => b
-                .changes_to(a)
-                .into_iter()
-                .map(|c| FieldChange { field: c.field.to_owned(), before: c.before, after: c.after })
-                .collect(),
-            _ => Vec::new(),
-        },
-        reason,
-        repeat,
-    };
+    let change =
+        |action, wanted, before: Option<&Attributes>, after: Option<&Attributes>, reason: Option<String>, repeat| {
+            Change {
+                address: address.clone(),
+                provider: provider.to_owned(),
+                email: after.or(before).map(|a| a.email.clone()).unwrap_or_default(),
+                action,
+                wanted,
+                before: before.cloned(),
+                after: after.cloned(),
+                fields: match (before, after) {
+                    (Some(b), Some(a)) if action == Action::Update || wanted == Some(Action::Update) => b
+                        .changes_to(a)
+                        .into_iter()
+                        .map(|c| FieldChange { field: c.field.to_owned(), before: c.before, after: c.after })
+                        .collect(),
+                    _ => Vec::new(),
+                },
+                reason,
+                repeat,
+            }
+        };
     match (want, have) {
         (None, None) => None,
         (Some(want), None) => Some(if caps.is_some_and(|c| c.invite) {
@@ -355,14 +358,23 @@ fn diff_one(
                     change(Action::Update, None, Some(&have.attributes), Some(want), None, false)
                 } else {
                     let reason = format!("`{provider}` cannot update members through its API: make the change by hand in {console}, then run {mark_done}");
-                    change(Action::Manual, Some(Action::Update), Some(&have.attributes), Some(want), Some(reason), false)
+                    change(
+                        Action::Manual,
+                        Some(Action::Update),
+                        Some(&have.attributes),
+                        Some(want),
+                        Some(reason),
+                        false,
+                    )
                 });
             }
-            let due = resend_after.filter(|_| have.status == Status::Invited && caps.is_some_and(|c| c.invite)).and_then(|after| {
-                let sent = have.invited_at.as_deref().and_then(crate::clock::parse_rfc3339)?;
-                let age = now.duration_since(sent).ok()?;
-                (age >= after).then_some(age)
-            });
+            let due = resend_after
+                .filter(|_| have.status == Status::Invited && caps.is_some_and(|c| c.invite))
+                .and_then(|after| {
+                    let sent = have.invited_at.as_deref().and_then(crate::clock::parse_rfc3339)?;
+                    let age = now.duration_since(sent).ok()?;
+                    (age >= after).then_some(age)
+                });
             due.map(|age| {
                 let days = age.as_secs() / 86_400;
                 let reason = format!("invited {days} day(s) ago and not confirmed; `invites.resend_after` is due");

@@ -35,8 +35,7 @@ use serde_json::{Map, Value};
 
 use super::http::{Auth, HttpClient, Reply};
 use super::{
-    BatchError, BoxFuture, Operation, OperationKind, Outcome, Provider, ProviderError,
-    ProviderSettings, RemoteIds,
+    BatchError, BoxFuture, Operation, OperationKind, Outcome, Provider, ProviderError, ProviderSettings, RemoteIds,
 };
 use crate::address::normalize_email;
 use crate::attributes::Attributes;
@@ -52,10 +51,7 @@ pub struct Aptly {
 
 impl Aptly {
     /// Builds the client; reads the bearer token from the env var the settings name.
-    pub fn new(
-        settings: ProviderSettings,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Self, ProviderError> {
+    pub fn new(settings: ProviderSettings, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ProviderError> {
         let secret = super::credential(&settings, env)?;
         let http = HttpClient::new(&settings, Auth::Bearer(secret))?;
         Ok(Self { settings, http })
@@ -79,14 +75,8 @@ impl Aptly {
 /// docs; `None` in a place that cannot be filled.
 #[must_use]
 pub fn split_name(attributes: &Attributes) -> (Option<String>, Option<String>) {
-    let clean =
-        |value: Option<&String>| value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-    let words: Vec<&str> = attributes
-        .name
-        .as_deref()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
+    let clean = |value: Option<&String>| value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let words: Vec<&str> = attributes.name.as_deref().unwrap_or("").split_whitespace().collect();
     let (derived_first, derived_last) = match words.as_slice() {
         [] => (None, None),
         [only] => (Some((*only).to_owned()), None),
@@ -111,8 +101,7 @@ pub fn validate_member(attributes: &Attributes) -> Vec<(String, String)> {
         };
         problems.push((
             format!("aptly needs a last name for `{email}`, and no last name derivable: {why}"),
-            "add `last_name:` (and `first_name:`) to the member, or write `name:` as `First Last`"
-                .to_owned(),
+            "add `last_name:` (and `first_name:`) to the member, or write `name:` as `First Last`".to_owned(),
         ));
     }
     if first.is_none() {
@@ -165,10 +154,7 @@ fn user(attributes: &Attributes) -> BulkUser<'_> {
         groups: attributes
             .groups
             .iter()
-            .map(|id| Group {
-                group_id: id,
-                is_primary_org: attributes.primary_group.as_ref() == Some(id),
-            })
+            .map(|id| Group { group_id: id, is_primary_org: attributes.primary_group.as_ref() == Some(id) })
             .collect(),
         manager_id: attributes.manager_id.as_deref(),
         position_ids: &attributes.positions,
@@ -179,9 +165,7 @@ fn user(attributes: &Attributes) -> BulkUser<'_> {
 /// Whether Aptly's message says the user is already there.
 fn says_already_there(message: &str) -> bool {
     let message = message.to_ascii_lowercase();
-    message.contains("already exists")
-        || message.contains("already a member")
-        || message.contains("already invited")
+    message.contains("already exists") || message.contains("already a member") || message.contains("already invited")
 }
 
 impl Aptly {
@@ -196,11 +180,7 @@ impl Aptly {
 
     fn read(&self, batch: &[Operation], reply: &Reply) -> Result<Vec<Outcome>, BatchError> {
         let label = self.http.label();
-        let Some(results) = reply
-            .json
-            .pointer("/data/results")
-            .and_then(Value::as_array)
-        else {
+        let Some(results) = reply.json.pointer("/data/results").and_then(Value::as_array) else {
             return Err(BatchError {
                 uncertain: true,
                 fatal: false,
@@ -222,11 +202,7 @@ impl Aptly {
             let Some(email) = entry.get("email").and_then(Value::as_str) else {
                 continue;
             };
-            let message = entry
-                .get("message")
-                .and_then(Value::as_str)
-                .map(str::trim)
-                .filter(|m| !m.is_empty());
+            let message = entry.get("message").and_then(Value::as_str).map(str::trim).filter(|m| !m.is_empty());
             let outcome = match entry.get("success").and_then(Value::as_bool) {
                 Some(true) => {
                     successful += 1;
@@ -235,21 +211,15 @@ impl Aptly {
                 Some(false) => {
                     failed += 1;
                     match message {
-                        Some(message) if says_already_there(message) => Outcome::Adopted {
-                            message: message.to_owned(),
-                        },
-                        Some(message) => Outcome::Failed {
-                            reason: message.to_owned(),
-                        },
-                        None => Outcome::Failed {
-                            reason: "provider gave no reason".to_owned(),
-                        },
+                        Some(message) if says_already_there(message) => {
+                            Outcome::Adopted { message: message.to_owned() }
+                        }
+                        Some(message) => Outcome::Failed { reason: message.to_owned() },
+                        None => Outcome::Failed { reason: "provider gave no reason".to_owned() },
                     }
                 }
                 None => Outcome::Uncertain {
-                    reason: format!(
-                        "Aptly's result for this email has no boolean `success`: {entry}"
-                    ),
+                    reason: format!("Aptly's result for this email has no boolean `success`: {entry}"),
                 },
             };
             let key = normalize_email(email);
@@ -259,18 +229,10 @@ impl Aptly {
             }
         }
 
-        let counts = ["total", "successful", "failed"].map(|k| {
-            reply
-                .json
-                .pointer(&format!("/data/{k}"))
-                .and_then(Value::as_u64)
-        });
+        let counts = ["total", "successful", "failed"]
+            .map(|k| reply.json.pointer(&format!("/data/{k}")).and_then(Value::as_u64));
         let expected = [Some(results.len() as u64), Some(successful), Some(failed)];
-        if counts
-            .iter()
-            .zip(&expected)
-            .any(|(given, counted)| given.is_some() && given != counted)
-        {
+        if counts.iter().zip(&expected).any(|(given, counted)| given.is_some() && given != counted) {
             let show = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
             log::warn!(
                 "{label}: the answer's counts (total {}, successful {}, failed {}) do not match its {} results \
@@ -281,14 +243,8 @@ impl Aptly {
                 results.len(),
             );
         }
-        let sent: HashSet<String> = batch
-            .iter()
-            .map(|op| normalize_email(&op.attributes.email))
-            .collect();
-        let extra = answers
-            .keys()
-            .filter(|email| !sent.contains(*email))
-            .count();
+        let sent: HashSet<String> = batch.iter().map(|op| normalize_email(&op.attributes.email)).collect();
+        let extra = answers.keys().filter(|email| !sent.contains(*email)).count();
         if extra > 0 {
             log::warn!("{label}: the answer mentions {extra} email(s) that were not in the request; ignored");
         }
@@ -297,7 +253,8 @@ impl Aptly {
             .iter()
             .map(|op| {
                 answers.get(&normalize_email(&op.attributes.email)).cloned().unwrap_or_else(|| Outcome::Uncertain {
-                    reason: "Aptly's answer has no result for this email; it may or may not have been invited".to_owned(),
+                    reason: "Aptly's answer has no result for this email; it may or may not have been invited"
+                        .to_owned(),
                 })
             })
             .collect())
@@ -312,30 +269,22 @@ impl Provider for Aptly {
     /// Invitations are cut at `batch_size`; operations Aptly cannot carry
     /// out (updates, removals) go in batches of their own.
     fn batches(&self, operations: Vec<Operation>) -> Vec<Vec<Operation>> {
-        let (invites, others): (Vec<Operation>, Vec<Operation>) = operations
-            .into_iter()
-            .partition(|op| matches!(op.kind, OperationKind::Invite | OperationKind::Resend));
+        let (invites, others): (Vec<Operation>, Vec<Operation>) =
+            operations.into_iter().partition(|op| matches!(op.kind, OperationKind::Invite | OperationKind::Resend));
         let mut out = super::chunk(invites, self.settings.batch_size);
         out.extend(super::chunk(others, self.settings.batch_size));
         out
     }
 
-    fn send<'a>(
-        &'a self,
-        batch: &'a [Operation],
-    ) -> BoxFuture<'a, Result<Vec<Outcome>, BatchError>> {
+    fn send<'a>(&'a self, batch: &'a [Operation]) -> BoxFuture<'a, Result<Vec<Outcome>, BatchError>> {
         Box::pin(async move {
             let invites: Vec<Operation> = batch
                 .iter()
                 .filter(|op| matches!(op.kind, OperationKind::Invite | OperationKind::Resend))
                 .cloned()
                 .collect();
-            let mut answers = if invites.is_empty() {
-                Vec::new()
-            } else {
-                self.send_invites(&invites).await?
-            }
-            .into_iter();
+            let mut answers =
+                if invites.is_empty() { Vec::new() } else { self.send_invites(&invites).await? }.into_iter();
             Ok(batch
                 .iter()
                 .map(|op| match op.kind {
@@ -343,9 +292,10 @@ impl Provider for Aptly {
                         .next()
                         .unwrap_or_else(|| Outcome::Uncertain { reason: "no outcome was produced".to_owned() }),
                     OperationKind::Update | OperationKind::Remove => Outcome::Failed {
-                        reason: "the Aptly API cannot update or remove members; change it by hand in Aptly, then record \
+                        reason:
+                            "the Aptly API cannot update or remove members; change it by hand in Aptly, then record \
                                  it with `memberctl state`"
-                            .to_owned(),
+                                .to_owned(),
                     },
                 })
                 .collect())
@@ -374,32 +324,20 @@ mod tests {
             pair(&named(Some("Mary Ann van Berg"), None, None)),
             (Some("Mary Ann van".into()), Some("Berg".into()))
         );
-        assert_eq!(
-            pair(&named(Some("Jane Doe"), Some("J."), None)),
-            (Some("J.".into()), Some("Doe".into()))
-        );
+        assert_eq!(pair(&named(Some("Jane Doe"), Some("J."), None)), (Some("J.".into()), Some("Doe".into())));
         assert_eq!(
             pair(&named(Some("Cher"), None, Some("Sarkisian"))),
             (Some("Cher".into()), Some("Sarkisian".into()))
         );
-        assert_eq!(
-            pair(&named(Some("Cher"), None, None)),
-            (Some("Cher".into()), None)
-        );
-        assert_eq!(
-            pair(&named(None, Some("Maryam"), Some("Smith"))),
-            (Some("Maryam".into()), Some("Smith".into()))
-        );
+        assert_eq!(pair(&named(Some("Cher"), None, None)), (Some("Cher".into()), None));
+        assert_eq!(pair(&named(None, Some("Maryam"), Some("Smith"))), (Some("Maryam".into()), Some("Smith".into())));
     }
 
     #[test]
     fn single_word_name_is_a_validation_error() {
         let problems = validate_member(&named(Some("Cher"), None, None));
         assert_eq!(problems.len(), 1);
-        assert!(
-            problems[0].0.contains("no last name derivable"),
-            "{problems:?}"
-        );
+        assert!(problems[0].0.contains("no last name derivable"), "{problems:?}");
         assert!(validate_member(&named(None, None, None)).len() == 2);
         assert!(validate_member(&named(Some("Jane Doe"), None, None)).is_empty());
     }

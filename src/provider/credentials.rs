@@ -36,18 +36,6 @@ impl fmt::Display for Secret {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::Secret;
-
-    #[test]
-    fn secret_never_formats_its_value() {
-        let s = Secret::new("hunter2".into());
-        assert!(!format!("{s:?} {s}").contains("hunter2"));
-        assert_eq!(s.expose(), "hunter2");
-    }
-}
-
 /// Reads a direct-add password from the env var or file the member names.
 ///
 /// The error names the env var or file, never the value. A trailing newline
@@ -73,4 +61,16 @@ pub fn read_password(attributes: &crate::attributes::Attributes) -> Result<Optio
         };
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Secret;
+
+    #[test]
+    fn secret_never_formats_its_value() {
+        let s = Secret::new("hunter2".into());
+        assert!(!format!("{s:?} {s}").contains("hunter2"));
+        assert_eq!(s.expose(), "hunter2");
+    }
 }

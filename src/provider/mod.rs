@@ -1,4 +1,4 @@
-//! Providers: the clients that carry changes out at a SaaS platform.
+//! Providers: the clients that carry changes out at a `SaaS` platform.
 //!
 //! Each provider type says what it can do ([`Capabilities`]), how it checks a
 //! member before anything is sent ([`ProviderKind::validate_member`]), how it
@@ -123,11 +123,11 @@ impl ProviderKind {
     /// positions at Networked).
     #[must_use]
     pub fn uses(self, catalog: CatalogKind) -> bool {
-        match (self, catalog) {
+        !matches!(
+            (self, catalog),
             (ProviderKind::Networked, CatalogKind::Groups | CatalogKind::Positions)
-            | (ProviderKind::Aptly, CatalogKind::Plans) => false,
-            _ => true,
-        }
+                | (ProviderKind::Aptly, CatalogKind::Plans)
+        )
     }
 
     /// Checks a remote id's shape; returns what was expected when it is wrong.
@@ -429,7 +429,10 @@ pub enum ProviderError {
 ///
 /// `env` is a lookup function so that tests and the engine read the
 /// environment in one place.
-pub fn build(settings: &ProviderSettings, env: &dyn Fn(&str) -> Option<String>) -> Result<Box<dyn Provider>, ProviderError> {
+pub fn build(
+    settings: &ProviderSettings,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Box<dyn Provider>, ProviderError> {
     Ok(match settings.kind {
         ProviderKind::Sandbox => Box::new(sandbox::Sandbox::new(settings.clone())),
         ProviderKind::Networked => Box::new(networked::Networked::new(settings.clone(), env)?),

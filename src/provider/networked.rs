@@ -44,8 +44,8 @@ use serde_json::Value;
 
 use super::http::{provider_message, Auth, Failure, HttpClient, Reply};
 use super::{
-    BatchError, BoxFuture, InviteEndpoint, Operation, OperationKind, Outcome, Provider,
-    ProviderError, ProviderSettings, RemoteIds,
+    BatchError, BoxFuture, InviteEndpoint, Operation, OperationKind, Outcome, Provider, ProviderError,
+    ProviderSettings, RemoteIds,
 };
 use crate::address::normalize_email;
 use crate::attributes::{Attributes, Method};
@@ -64,18 +64,9 @@ pub struct Networked {
 
 impl Networked {
     /// Builds the client; reads the API key from the env var the settings name.
-    pub fn new(
-        settings: ProviderSettings,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Self, ProviderError> {
+    pub fn new(settings: ProviderSettings, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ProviderError> {
         let secret = super::credential(&settings, env)?;
-        let http = HttpClient::new(
-            &settings,
-            Auth::Header {
-                name: "x-api-key",
-                secret,
-            },
-        )?;
+        let http = HttpClient::new(&settings, Auth::Header { name: "x-api-key", secret })?;
         Ok(Self { settings, http })
     }
 
@@ -96,23 +87,15 @@ impl Networked {
 /// The display name sent for a member: `name`, else `first_name last_name`.
 #[must_use]
 pub fn display_name(attributes: &Attributes) -> Option<String> {
-    if let Some(name) = attributes
-        .name
-        .as_deref()
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-    {
+    if let Some(name) = attributes.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
         return Some(name.to_owned());
     }
-    let parts: Vec<&str> = [
-        attributes.first_name.as_deref(),
-        attributes.last_name.as_deref(),
-    ]
-    .into_iter()
-    .flatten()
-    .map(str::trim)
-    .filter(|p| !p.is_empty())
-    .collect();
+    let parts: Vec<&str> = [attributes.first_name.as_deref(), attributes.last_name.as_deref()]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
     (!parts.is_empty()).then(|| parts.join(" "))
 }
 
@@ -127,10 +110,7 @@ fn uses_single(settings: &ProviderSettings, attributes: &Attributes) -> bool {
 /// Networked-specific member checks: exactly one role, a name, at most one
 /// plan on the one-user endpoint, and a password source for a direct add.
 #[must_use]
-pub fn validate_member(
-    attributes: &Attributes,
-    settings: &ProviderSettings,
-) -> Vec<(String, String)> {
+pub fn validate_member(attributes: &Attributes, settings: &ProviderSettings) -> Vec<(String, String)> {
     let mut problems = Vec::new();
     let email = &attributes.email;
     match attributes.roles.len() {
@@ -162,14 +142,10 @@ pub fn validate_member(
                 .to_owned(),
         ));
     }
-    if attributes.method == Method::Direct
-        && attributes.password_env.is_none()
-        && attributes.password_file.is_none()
-    {
+    if attributes.method == Method::Direct && attributes.password_env.is_none() && attributes.password_file.is_none() {
         problems.push((
             format!("`{email}` is a direct add (`method: direct`) but names no password source"),
-            "add `password_env: VAR` or `password_file: PATH` (passwords never go in the YAML)"
-                .to_owned(),
+            "add `password_env: VAR` or `password_file: PATH` (passwords never go in the YAML)".to_owned(),
         ));
     }
     problems
@@ -242,9 +218,7 @@ fn refusal(reason: Option<String>, repeat: bool) -> Outcome {
 fn says_already_there(reason: &str) -> bool {
     let reason = reason.to_ascii_lowercase();
     let negated = reason.contains("not ") || reason.contains("n't");
-    reason.contains("already")
-        || reason.contains("duplicate")
-        || (reason.contains("exists") && !negated)
+    reason.contains("already") || reason.contains("duplicate") || (reason.contains("exists") && !negated)
 }
 
 /// The reason in a `data.failure[].error`: a string, or an object's
@@ -255,9 +229,7 @@ fn failure_reason(error: Option<&Value>) -> Option<String> {
         Value::Object(map) if map.is_empty() => None,
         Value::Object(map) => provider_message(&Value::Object(map.clone()))
             .or_else(|| {
-                ["msg", "reason", "code"]
-                    .iter()
-                    .find_map(|k| map.get(*k).and_then(Value::as_str).map(str::to_owned))
+                ["msg", "reason", "code"].iter().find_map(|k| map.get(*k).and_then(Value::as_str).map(str::to_owned))
             })
             .or_else(|| Some(Value::Object(map.clone()).to_string())),
         Value::Null | Value::Bool(_) | Value::String(_) => None,
@@ -269,7 +241,12 @@ fn wrong_shape(http: &HttpClient, path: &str, reply: &Reply, what: &str) -> Batc
     BatchError {
         uncertain: true,
         fatal: false,
-        message: format!("{}: POST {}: HTTP {} with an answer of an unexpected shape: {what}", http.label(), http.endpoint(path), reply.status),
+        message: format!(
+            "{}: POST {}: HTTP {} with an answer of an unexpected shape: {what}",
+            http.label(),
+            http.endpoint(path),
+            reply.status
+        ),
         hint: Some(
             "the request reached Networked but its answer cannot be read per email: the emails are marked uncertain"
                 .to_owned(),
@@ -278,10 +255,7 @@ fn wrong_shape(http: &HttpClient, path: &str, reply: &Reply, what: &str) -> Batc
 }
 
 fn string_at<'v>(value: &'v Value, pointer: &str) -> Option<&'v str> {
-    value
-        .pointer(pointer)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
+    value.pointer(pointer).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
 impl Networked {
@@ -297,10 +271,7 @@ impl Networked {
                 note: op.attributes.note.as_deref(),
             });
         }
-        let body = BulkBody {
-            users,
-            monetization_plan_ids: plans,
-        };
+        let body = BulkBody { users, monetization_plan_ids: plans };
         let reply = self.http.post_json(BULK_PATH, &body).await?;
         self.read_bulk(batch, &reply)
     }
@@ -308,26 +279,13 @@ impl Networked {
     fn read_bulk(&self, batch: &[Operation], reply: &Reply) -> Result<Vec<Outcome>, BatchError> {
         let json = &reply.json;
         if json.get("error").and_then(Value::as_bool) == Some(true) {
-            let message = json
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or("no message");
-            return Err(wrong_shape(
-                &self.http,
-                BULK_PATH,
-                reply,
-                &format!("`error: true` ({message})"),
-            ));
+            let message = json.get("message").and_then(Value::as_str).unwrap_or("no message");
+            return Err(wrong_shape(&self.http, BULK_PATH, reply, &format!("`error: true` ({message})")));
         }
         let success = json.pointer("/data/success").and_then(Value::as_array);
         let failure = json.pointer("/data/failure").and_then(Value::as_array);
         if success.is_none() && failure.is_none() {
-            return Err(wrong_shape(
-                &self.http,
-                BULK_PATH,
-                reply,
-                "no `data.success` or `data.failure` list",
-            ));
+            return Err(wrong_shape(&self.http, BULK_PATH, reply, "no `data.success` or `data.failure` list"));
         }
 
         let mut answers: HashMap<String, Answer> = HashMap::new();
@@ -335,16 +293,11 @@ impl Networked {
             let Some(email) = string_at(entry, "/email") else {
                 continue;
             };
-            answers.insert(
-                normalize_email(email),
-                Answer::Refused(failure_reason(entry.get("error"))),
-            );
+            answers.insert(normalize_email(email), Answer::Refused(failure_reason(entry.get("error"))));
         }
         // A success wins over a failure for the same email: the invitation exists.
         for entry in success.into_iter().flatten() {
-            let Some(email) =
-                string_at(entry, "/email").or_else(|| string_at(entry, "/data/email"))
-            else {
+            let Some(email) = string_at(entry, "/email").or_else(|| string_at(entry, "/data/email")) else {
                 continue;
             };
             let ids = RemoteIds {
@@ -355,14 +308,9 @@ impl Networked {
             answers.insert(normalize_email(email), Answer::Invited(ids));
         }
 
-        let sent: std::collections::HashSet<String> = batch
-            .iter()
-            .map(|op| normalize_email(&op.attributes.email))
-            .collect();
-        let extra: Vec<&String> = answers
-            .keys()
-            .filter(|email| !sent.contains(*email))
-            .collect();
+        let sent: std::collections::HashSet<String> =
+            batch.iter().map(|op| normalize_email(&op.attributes.email)).collect();
+        let extra: Vec<&String> = answers.keys().filter(|email| !sent.contains(*email)).collect();
         if !extra.is_empty() {
             log::warn!(
                 "{}: the answer mentions {} email(s) that were not in the request; ignored",
@@ -398,27 +346,17 @@ impl Networked {
                         return Err(error);
                     }
                     outcomes.push(if error.uncertain {
-                        Outcome::Uncertain {
-                            reason: error.message.clone(),
-                        }
+                        Outcome::Uncertain { reason: error.message.clone() }
                     } else {
-                        Outcome::Failed {
-                            reason: error.message.clone(),
-                        }
+                        Outcome::Failed { reason: error.message.clone() }
                     });
                     while outcomes.len() < batch.len() {
-                        outcomes.push(Outcome::Failed {
-                            reason: format!("not sent: {}", error.message),
-                        });
+                        outcomes.push(Outcome::Failed { reason: format!("not sent: {}", error.message) });
                     }
                     return Ok(outcomes);
                 }
-                Err(error) if error.uncertain => outcomes.push(Outcome::Uncertain {
-                    reason: error.message,
-                }),
-                Err(error) => outcomes.push(Outcome::Failed {
-                    reason: error.message,
-                }),
+                Err(error) if error.uncertain => outcomes.push(Outcome::Uncertain { reason: error.message }),
+                Err(error) => outcomes.push(Outcome::Failed { reason: error.message }),
             }
         }
         Ok(outcomes)
@@ -436,10 +374,7 @@ impl Networked {
         if let Some(password) = &password {
             fields.push(("password", password.expose()));
         }
-        fields.push((
-            "roleId",
-            attributes.roles.first().map_or("", String::as_str),
-        ));
+        fields.push(("roleId", attributes.roles.first().map_or("", String::as_str)));
         if let Some(plan) = attributes.plans.first() {
             fields.push(("planId", plan));
         }
@@ -450,11 +385,7 @@ impl Networked {
 
         let reply = match self.http.post_form(SINGLE_PATH, &fields).await {
             Ok(reply) => reply,
-            Err(Failure {
-                error,
-                status: Some(400 | 409 | 422),
-                json: Some(json),
-            }) if !error.fatal => {
+            Err(Failure { error, status: Some(400 | 409 | 422), json: Some(json) }) if !error.fatal => {
                 let repeat = op.repeat || error.uncertain;
                 return Ok(refusal(scrubbed(provider_message(&json)), repeat));
             }
@@ -465,22 +396,10 @@ impl Networked {
         match json.get("error").and_then(Value::as_bool) {
             Some(false) => {}
             Some(true) => {
-                return Ok(refusal(
-                    scrubbed(
-                        json.get("message")
-                            .and_then(Value::as_str)
-                            .map(str::to_owned),
-                    ),
-                    repeat,
-                ))
+                return Ok(refusal(scrubbed(json.get("message").and_then(Value::as_str).map(str::to_owned)), repeat))
             }
             None => {
-                return Err(wrong_shape(
-                    &self.http,
-                    SINGLE_PATH,
-                    &reply,
-                    "no boolean `error` field",
-                ));
+                return Err(wrong_shape(&self.http, SINGLE_PATH, &reply, "no boolean `error` field"));
             }
         }
         let ids = RemoteIds {
@@ -488,11 +407,7 @@ impl Networked {
             user_id: string_at(json, "/data/userId").map(str::to_owned),
             timestamp_ms: json.pointer("/data/timeStamp").and_then(Value::as_i64),
         };
-        Ok(if direct {
-            Outcome::Added(ids)
-        } else {
-            Outcome::Invited(ids)
-        })
+        Ok(if direct { Outcome::Added(ids) } else { Outcome::Invited(ids) })
     }
 }
 
@@ -527,19 +442,11 @@ impl Provider for Networked {
         }
         order
             .into_iter()
-            .flat_map(|group| {
-                super::chunk(
-                    groups.remove(&group).unwrap_or_default(),
-                    self.settings.batch_size,
-                )
-            })
+            .flat_map(|group| super::chunk(groups.remove(&group).unwrap_or_default(), self.settings.batch_size))
             .collect()
     }
 
-    fn send<'a>(
-        &'a self,
-        batch: &'a [Operation],
-    ) -> BoxFuture<'a, Result<Vec<Outcome>, BatchError>> {
+    fn send<'a>(&'a self, batch: &'a [Operation]) -> BoxFuture<'a, Result<Vec<Outcome>, BatchError>> {
         Box::pin(async move {
             // The engine sends what `batches` built, but any batch is answered
             // correctly: each operation goes where it belongs.
@@ -562,29 +469,24 @@ impl Provider for Networked {
             }
             let mut answered = false;
             let mut first_error: Option<BatchError> = None;
-            let mut record =
-                |indices: Vec<usize>, result: Result<Vec<Outcome>, BatchError>| match result {
-                    Ok(answers) => {
-                        answered = true;
-                        for (index, outcome) in indices.into_iter().zip(answers) {
-                            outcomes[index] = Some(outcome);
-                        }
+            let mut record = |indices: Vec<usize>, result: Result<Vec<Outcome>, BatchError>| match result {
+                Ok(answers) => {
+                    answered = true;
+                    for (index, outcome) in indices.into_iter().zip(answers) {
+                        outcomes[index] = Some(outcome);
                     }
-                    Err(error) => {
-                        for index in indices {
-                            outcomes[index] = Some(if error.uncertain {
-                                Outcome::Uncertain {
-                                    reason: error.message.clone(),
-                                }
-                            } else {
-                                Outcome::Failed {
-                                    reason: error.message.clone(),
-                                }
-                            });
-                        }
-                        first_error.get_or_insert(error);
+                }
+                Err(error) => {
+                    for index in indices {
+                        outcomes[index] = Some(if error.uncertain {
+                            Outcome::Uncertain { reason: error.message.clone() }
+                        } else {
+                            Outcome::Failed { reason: error.message.clone() }
+                        });
                     }
-                };
+                    first_error.get_or_insert(error);
+                }
+            };
             for plans in bulk_order {
                 let indices = bulk.remove(&plans).unwrap_or_default();
                 let ops: Vec<Operation> = indices.iter().map(|&i| batch[i].clone()).collect();
@@ -601,11 +503,7 @@ impl Provider for Networked {
             }
             Ok(outcomes
                 .into_iter()
-                .map(|o| {
-                    o.unwrap_or_else(|| Outcome::Uncertain {
-                        reason: "no outcome was produced".to_owned(),
-                    })
-                })
+                .map(|o| o.unwrap_or_else(|| Outcome::Uncertain { reason: "no outcome was produced".to_owned() }))
                 .collect())
         })
     }
@@ -618,27 +516,14 @@ mod tests {
     #[test]
     fn failure_reasons() {
         assert_eq!(failure_reason(Some(&serde_json::json!({}))), None);
+        assert_eq!(failure_reason(Some(&serde_json::json!("nope"))), Some("nope".to_owned()));
         assert_eq!(
-            failure_reason(Some(&serde_json::json!("nope"))),
-            Some("nope".to_owned())
-        );
-        assert_eq!(
-            failure_reason(Some(
-                &serde_json::json!({"message": "User already invited"})
-            )),
+            failure_reason(Some(&serde_json::json!({"message": "User already invited"}))),
             Some("User already invited".to_owned())
         );
-        assert!(
-            matches!(refusal(None, false), Outcome::Failed { reason } if reason == "provider gave no reason")
-        );
+        assert!(matches!(refusal(None, false), Outcome::Failed { reason } if reason == "provider gave no reason"));
         assert!(matches!(refusal(None, true), Outcome::Adopted { .. }));
-        assert!(matches!(
-            refusal(Some("Role does not exists".into()), false),
-            Outcome::Failed { .. }
-        ));
-        assert!(matches!(
-            refusal(Some("User already exists".into()), false),
-            Outcome::Adopted { .. }
-        ));
+        assert!(matches!(refusal(Some("Role does not exists".into()), false), Outcome::Failed { .. }));
+        assert!(matches!(refusal(Some("User already exists".into()), false), Outcome::Adopted { .. }));
     }
 }

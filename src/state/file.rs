@@ -82,6 +82,7 @@ pub fn read(paths: &StatePaths) -> Result<Option<State>, StateError> {
 }
 
 /// Serialises a state to pretty JSON.
+#[must_use]
 pub fn to_json(state: &State) -> Vec<u8> {
     let out = StateFileOut {
         format_version: FORMAT_VERSION,
@@ -127,7 +128,11 @@ pub fn write(paths: &StatePaths, state: &State) -> Result<u64, StateError> {
 /// Keeps the current state as `.backup`, replacing the old backup atomically.
 fn keep_backup(paths: &StatePaths) -> Result<(), StateError> {
     let backup = paths.backup();
-    let staging = paths.dir().join(format!(".{}.tmp-{}", backup.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+    let staging = paths.dir().join(format!(
+        ".{}.tmp-{}",
+        backup.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
     let _ = fs::remove_file(&staging);
     if fs::hard_link(&paths.state, &staging).is_err() {
         fs::copy(&paths.state, &staging).map_err(|e| StateError::io("back up", &paths.state, e))?;

@@ -118,8 +118,13 @@ impl Recorder {
             .open(&path)
             .map_err(|e| StateError::io("create", &path, e))?;
         file::sync_dir(paths.dir())?;
-        let mut recorder = Recorder { paths: paths.clone(), state, journal, next_batch: 0, open: HashMap::new(), journal_bytes: 0 };
-        let begin = Entry::Begin { lineage: recorder.state.lineage, serial: recorder.state.serial, at: crate::clock::now_rfc3339() };
+        let mut recorder =
+            Recorder { paths: paths.clone(), state, journal, next_batch: 0, open: HashMap::new(), journal_bytes: 0 };
+        let begin = Entry::Begin {
+            lineage: recorder.state.lineage,
+            serial: recorder.state.serial,
+            at: crate::clock::now_rfc3339(),
+        };
         recorder.append(&begin)?;
         Ok(recorder)
     }

@@ -79,7 +79,8 @@ impl Lock {
                 Ok(()) => break,
                 Err(TryLockError::WouldBlock) => {
                     if Instant::now() >= deadline {
-                        let holder = read_info(&mut file).map_or_else(|| "another memberctl run".to_owned(), |i| i.to_string());
+                        let holder =
+                            read_info(&mut file).map_or_else(|| "another memberctl run".to_owned(), |i| i.to_string());
                         return Err(StateError::Locked { path: paths.state.clone(), holder });
                     }
                     std::thread::sleep(Duration::from_millis(50));
@@ -88,7 +89,12 @@ impl Lock {
             }
         }
         let stale = read_info(&mut file);
-        let info = LockInfo { pid: std::process::id(), host: host_name(), command: command.to_owned(), since: crate::clock::now_rfc3339() };
+        let info = LockInfo {
+            pid: std::process::id(),
+            host: host_name(),
+            command: command.to_owned(),
+            since: crate::clock::now_rfc3339(),
+        };
         write_info(&mut file, Some(&info)).map_err(|e| StateError::io("write the lock file", &path, e))?;
         Ok(Lock { file, stale })
     }

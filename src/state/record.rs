@@ -44,7 +44,7 @@ impl State {
                 if let Some(resource) = self.resources.get_mut(&op.address) {
                     resource.attributes = op.attributes.clone();
                     resource.email.clone_from(&op.attributes.email);
-                    resource.updated_at = now.to_owned();
+                    now.clone_into(&mut resource.updated_at);
                 }
             }
             (_, Outcome::Removed) => {

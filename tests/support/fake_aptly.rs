@@ -77,16 +77,8 @@ impl AptlyApi {
     }
 
     fn invite(&mut self, request: &RecordedRequest) -> ApiReply {
-        if !request
-            .content_type
-            .as_deref()
-            .unwrap_or("")
-            .starts_with("application/json")
-        {
-            return bad_request(&[
-                "tenantId must be a UUID".to_owned(),
-                "users must be an array".to_owned(),
-            ]);
+        if !request.content_type.as_deref().unwrap_or("").starts_with("application/json") {
+            return bad_request(&["tenantId must be a UUID".to_owned(), "users must be an array".to_owned()]);
         }
         let Ok(body) = serde_json::from_str::<Value>(&request.body) else {
             return bad_request(&["Unexpected token in JSON".to_owned()]);
@@ -110,14 +102,10 @@ impl AptlyApi {
             }
             None => problems.push("tenantId must be a UUID".to_owned()),
         }
-        let users = object
-            .get("users")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_else(|| {
-                problems.push("users must be an array".to_owned());
-                Vec::new()
-            });
+        let users = object.get("users").and_then(Value::as_array).cloned().unwrap_or_else(|| {
+            problems.push("users must be an array".to_owned());
+            Vec::new()
+        });
         for (index, user) in users.iter().enumerate() {
             check_user(index, user, &mut problems);
         }
@@ -140,40 +128,23 @@ impl AptlyApi {
             *self.received.entry(key.clone()).or_default() += 1;
             let (success, message) = if !usable_email(&email) {
                 (false, "Invalid email")
-            } else if let std::collections::btree_map::Entry::Vacant(slot) = self.members.entry(key)
-            {
+            } else if let std::collections::btree_map::Entry::Vacant(slot) = self.members.entry(key) {
                 let strings = |v: &Value| {
-                    v.as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
+                    v.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
                 };
                 slot.insert(AptlyMember {
                     email: email.clone(),
                     first_name: user["firstName"].as_str().unwrap_or("").to_owned(),
                     last_name: user["lastName"].as_str().unwrap_or("").to_owned(),
-                    mobile_phone: user
-                        .get("mobilePhone")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
+                    mobile_phone: user.get("mobilePhone").and_then(Value::as_str).map(str::to_owned),
                     role_ids: strings(&user["roleIds"]),
                     groups: user["groups"]
                         .as_array()
                         .into_iter()
                         .flatten()
-                        .map(|g| {
-                            (
-                                g["groupId"].as_str().unwrap_or("").to_owned(),
-                                g["isPrimaryOrg"] == true,
-                            )
-                        })
+                        .map(|g| (g["groupId"].as_str().unwrap_or("").to_owned(), g["isPrimaryOrg"] == true))
                         .collect(),
-                    manager_id: user
-                        .get("managerId")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
+                    manager_id: user.get("managerId").and_then(Value::as_str).map(str::to_owned),
                     position_ids: strings(&user["positionIds"]),
                     existing_user: user["existingUser"].clone(),
                 });
@@ -201,10 +172,7 @@ impl AptlyApi {
 }
 
 fn bad_request(messages: &[String]) -> ApiReply {
-    ApiReply::new(
-        400,
-        json!({"statusCode": 400, "message": messages, "error": "Bad Request"}),
-    )
+    ApiReply::new(400, json!({"statusCode": 400, "message": messages, "error": "Bad Request"}))
 }
 
 fn check_user(index: usize, user: &Value, problems: &mut Vec<String>) {
@@ -230,11 +198,7 @@ fn check_user(index: usize, user: &Value, problems: &mut Vec<String>) {
         }
     }
     for field in ["firstName", "lastName"] {
-        if object
-            .get(field)
-            .and_then(Value::as_str)
-            .is_none_or(|v| v.trim().is_empty())
-        {
+        if object.get(field).and_then(Value::as_str).is_none_or(|v| v.trim().is_empty()) {
             problems.push(format!("{} should not be empty", at(field)));
         }
     }
@@ -247,31 +211,21 @@ fn check_user(index: usize, user: &Value, problems: &mut Vec<String>) {
         }
     }
     for field in ["roleIds", "positionIds"] {
-        if !object
-            .get(field)
-            .and_then(Value::as_array)
-            .is_some_and(|ids| ids.iter().all(Value::is_string))
-        {
+        if !object.get(field).and_then(Value::as_array).is_some_and(|ids| ids.iter().all(Value::is_string)) {
             problems.push(format!("{} must be an array of strings", at(field)));
         }
     }
-    let groups_ok = object
-        .get("groups")
-        .and_then(Value::as_array)
-        .is_some_and(|groups| {
-            groups.iter().all(|g| {
-                g.as_object().is_some_and(|g| {
-                    g.len() == 2
-                        && g.get("groupId").is_some_and(Value::is_string)
-                        && g.get("isPrimaryOrg").is_some_and(Value::is_boolean)
-                })
+    let groups_ok = object.get("groups").and_then(Value::as_array).is_some_and(|groups| {
+        groups.iter().all(|g| {
+            g.as_object().is_some_and(|g| {
+                g.len() == 2
+                    && g.get("groupId").is_some_and(Value::is_string)
+                    && g.get("isPrimaryOrg").is_some_and(Value::is_boolean)
             })
-        });
+        })
+    });
     if !groups_ok {
-        problems.push(format!(
-            "{} must be an array of {{groupId, isPrimaryOrg}}",
-            at("groups")
-        ));
+        problems.push(format!("{} must be an array of {{groupId, isPrimaryOrg}}", at("groups")));
     }
     if !object.get("existingUser").is_some_and(Value::is_object) {
         problems.push(format!("{} must be an object", at("existingUser")));
@@ -307,10 +261,7 @@ impl FakeServer<AptlyApi> {
 
     /// One user by email (case-insensitive).
     pub fn member(&self, email: &str) -> Option<AptlyMember> {
-        self.api()
-            .members
-            .get(&email.trim().to_lowercase())
-            .cloned()
+        self.api().members.get(&email.trim().to_lowercase()).cloned()
     }
 
     /// Adds a user as if invited earlier (not counted as received).
@@ -333,11 +284,7 @@ impl FakeServer<AptlyApi> {
 
     /// How many times an email reached the fake in a processed request.
     pub fn times_received(&self, email: &str) -> usize {
-        self.api()
-            .received
-            .get(&email.trim().to_lowercase())
-            .copied()
-            .unwrap_or(0)
+        self.api().received.get(&email.trim().to_lowercase()).copied().unwrap_or(0)
     }
 
     /// Every email processed, lowercase, with how many times.
@@ -347,12 +294,7 @@ impl FakeServer<AptlyApi> {
 
     /// Emails processed more than once.
     pub fn received_twice(&self) -> Vec<String> {
-        self.api()
-            .received
-            .iter()
-            .filter(|(_, n)| **n > 1)
-            .map(|(e, _)| e.clone())
-            .collect()
+        self.api().received.iter().filter(|(_, n)| **n > 1).map(|(e, _)| e.clone()).collect()
     }
 
     /// Answers 413 to requests with more than `max` users.

@@ -37,10 +37,7 @@ pub struct RecordedRequest {
 impl RecordedRequest {
     /// The first value of a header (case-insensitive name).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// The body parsed as JSON (`Value::Null` when it is not JSON).
@@ -55,10 +52,7 @@ impl RecordedRequest {
 
     /// One decoded form field.
     pub fn form_field(&self, name: &str) -> Option<String> {
-        self.form()
-            .into_iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v)
+        self.form().into_iter().find(|(n, _)| n == name).map(|(_, v)| v)
     }
 }
 
@@ -81,9 +75,7 @@ fn percent_decode(text: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..=i + 2])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = std::str::from_utf8(&bytes[i + 1..=i + 2]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
                 if let Some(byte) = hex {
                     out.push(byte);
                     i += 2;
@@ -185,9 +177,7 @@ impl<A: FakeApi> FakeServer<A> {
         });
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-        let app = Router::new()
-            .fallback(handle::<A>)
-            .with_state(Arc::clone(&shared));
+        let app = Router::new().fallback(handle::<A>).with_state(Arc::clone(&shared));
         std::thread::Builder::new()
             .name("fake-server".into())
             .spawn(move || {
@@ -197,12 +187,8 @@ impl<A: FakeApi> FakeServer<A> {
                     .build()
                     .expect("fake server runtime");
                 runtime.block_on(async move {
-                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                        .await
-                        .expect("bind 127.0.0.1:0");
-                    addr_tx
-                        .send(listener.local_addr().expect("local addr"))
-                        .expect("report address");
+                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+                    addr_tx.send(listener.local_addr().expect("local addr")).expect("report address");
                     tokio::select! {
                         result = axum::serve(listener, app) => result.expect("fake server"),
                         _ = shutdown_rx => {}
@@ -212,11 +198,7 @@ impl<A: FakeApi> FakeServer<A> {
             })
             .expect("spawn fake server thread");
         let addr = addr_rx.recv().expect("fake server address");
-        Self {
-            addr,
-            shared,
-            shutdown: Some(shutdown_tx),
-        }
+        Self { addr, shared, shutdown: Some(shutdown_tx) }
     }
 
     /// `http://127.0.0.1:PORT`, for a provider's `base_url`.
@@ -251,9 +233,7 @@ impl<A: FakeApi> FakeServer<A> {
 
     /// Makes every request wait this long before it is processed (0 = none).
     pub fn set_delay(&self, delay: Duration) {
-        self.shared
-            .delay_ms
-            .store(delay.as_millis() as u64, Ordering::SeqCst);
+        self.shared.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
     /// The vendor state, for assertions and setup.
@@ -283,17 +263,9 @@ async fn handle<A: FakeApi>(
         query: uri.query().map(str::to_owned),
         headers: headers
             .iter()
-            .map(|(name, value)| {
-                (
-                    name.as_str().to_owned(),
-                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                )
-            })
+            .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
             .collect(),
-        content_type: headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+        content_type: headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned),
         body: String::from_utf8_lossy(&body).into_owned(),
     };
     lock(&shared.requests).push(request.clone());
@@ -357,10 +329,7 @@ fn raw(status: u16, content_type: &'static str, body: String) -> Response {
 pub fn usable_email(email: &str) -> bool {
     let email = email.trim();
     email.split_once('@').is_some_and(|(local, domain)| {
-        !local.is_empty()
-            && domain.contains('.')
-            && !domain.starts_with('.')
-            && !domain.ends_with('.')
+        !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
     }) && !email.contains(char::is_whitespace)
 }
 

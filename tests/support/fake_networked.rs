@@ -23,9 +23,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::fake_common::{
-    is_object_id, object_id, usable_email, ApiReply, FakeApi, FakeServer, RecordedRequest,
-};
+use super::fake_common::{is_object_id, object_id, usable_email, ApiReply, FakeApi, FakeServer, RecordedRequest};
 
 /// The API key the fake accepts by default.
 pub const API_KEY: &str = "nw-test-key-5f1c2a9b7e";
@@ -100,19 +98,11 @@ impl NetworkedApi {
     }
 
     fn count(&mut self, email: &str) {
-        *self
-            .received
-            .entry(email.trim().to_lowercase())
-            .or_default() += 1;
+        *self.received.entry(email.trim().to_lowercase()).or_default() += 1;
     }
 
     fn bulk(&mut self, request: &RecordedRequest) -> ApiReply {
-        if !request
-            .content_type
-            .as_deref()
-            .unwrap_or("")
-            .starts_with("application/json")
-        {
+        if !request.content_type.as_deref().unwrap_or("").starts_with("application/json") {
             return refusal(400, "users must be an array");
         }
         let Ok(body) = serde_json::from_str::<Value>(&request.body) else {
@@ -123,39 +113,24 @@ impl NetworkedApi {
         };
         let plans: Vec<String> = match body.get("monetizationPlanIds") {
             None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(ids))
-                if ids.iter().all(|id| id.as_str().is_some_and(is_object_id)) =>
-            {
-                ids.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
+            Some(Value::Array(ids)) if ids.iter().all(|id| id.as_str().is_some_and(is_object_id)) => {
+                ids.iter().filter_map(Value::as_str).map(str::to_owned).collect()
             }
             Some(_) => return refusal(400, "monetizationPlanIds must be an array of plan ids"),
         };
         if let Some(max) = self.max_batch {
             if users.len() > max {
-                return refusal(
-                    413,
-                    &format!("Too many users in one request (at most {max})"),
-                );
+                return refusal(413, &format!("Too many users in one request (at most {max})"));
             }
         }
         let mut success = Vec::new();
         let mut failure = Vec::new();
         for user in users {
-            let Some(email) = user
-                .get("email")
-                .and_then(Value::as_str)
-                .filter(|e| usable_email(e))
-            else {
+            let Some(email) = user.get("email").and_then(Value::as_str).filter(|e| usable_email(e)) else {
                 continue; // "Entries without a usable email are skipped by the server."
             };
             self.count(email);
-            let name = user
-                .get("name")
-                .and_then(Value::as_str)
-                .map_or("", str::trim);
+            let name = user.get("name").and_then(Value::as_str).map_or("", str::trim);
             let tag = user.get("tagId").and_then(Value::as_str).unwrap_or("");
             if name.is_empty() {
                 failure.push(json!({"email": email, "error": {"message": "name is required"}}));
@@ -207,12 +182,7 @@ impl NetworkedApi {
     }
 
     fn single(&mut self, request: &RecordedRequest) -> ApiReply {
-        if !request
-            .content_type
-            .as_deref()
-            .unwrap_or("")
-            .starts_with("application/x-www-form-urlencoded")
-        {
+        if !request.content_type.as_deref().unwrap_or("").starts_with("application/x-www-form-urlencoded") {
             return refusal(400, "email is required");
         }
         let form = request.form();
@@ -297,10 +267,7 @@ impl FakeServer<NetworkedApi> {
 
     /// One member by email (case-insensitive).
     pub fn member(&self, email: &str) -> Option<NetworkedMember> {
-        self.api()
-            .members
-            .get(&email.trim().to_lowercase())
-            .cloned()
+        self.api().members.get(&email.trim().to_lowercase()).cloned()
     }
 
     /// Adds a member as if invited earlier (not counted as received).
@@ -325,11 +292,7 @@ impl FakeServer<NetworkedApi> {
 
     /// How many times an email reached the fake in a processed request.
     pub fn times_received(&self, email: &str) -> usize {
-        self.api()
-            .received
-            .get(&email.trim().to_lowercase())
-            .copied()
-            .unwrap_or(0)
+        self.api().received.get(&email.trim().to_lowercase()).copied().unwrap_or(0)
     }
 
     /// Every email processed, lowercase, with how many times.
@@ -339,12 +302,7 @@ impl FakeServer<NetworkedApi> {
 
     /// Emails processed more than once.
     pub fn received_twice(&self) -> Vec<String> {
-        self.api()
-            .received
-            .iter()
-            .filter(|(_, n)| **n > 1)
-            .map(|(e, _)| e.clone())
-            .collect()
+        self.api().received.iter().filter(|(_, n)| **n > 1).map(|(e, _)| e.clone()).collect()
     }
 
     /// Answers 413 to bulk requests with more than `max` users.

@@ -84,7 +84,13 @@ pub fn filter(text: &str, root: &Path) -> String {
 }
 
 fn is_uuid(chars: &[char]) -> bool {
-    chars.iter().enumerate().all(|(i, c)| if [8, 13, 18, 23].contains(&i) { *c == '-' } else { c.is_ascii_hexdigit() && !c.is_ascii_uppercase() })
+    chars.iter().enumerate().all(|(i, c)| {
+        if [8, 13, 18, 23].contains(&i) {
+            *c == '-'
+        } else {
+            c.is_ascii_hexdigit() && !c.is_ascii_uppercase()
+        }
+    })
 }
 
 impl Test {
@@ -156,7 +162,8 @@ impl Test {
 
     /// Runs `memberctl ARGS` in the temp dir.
     pub fn cmd(&self, args: &[&str]) -> Output {
-        let mut child = self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run memberctl");
+        let mut child =
+            self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run memberctl");
         if let Some(input) = &self.stdin {
             use std::io::Write;
             let mut stdin = child.stdin.take().expect("piped stdin");

@@ -2,6 +2,6 @@
 #![allow(dead_code)]
 
 pub mod fake_aptly;
-pub mod harness;
-pub mod fake_networked;
 pub mod fake_common;
+pub mod fake_networked;
+pub mod harness;

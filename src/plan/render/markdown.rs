@@ -39,7 +39,12 @@ fn cell(text: &str) -> String {
 fn what_changes(change: &Change) -> String {
     let by_hand = change.wanted.map(|w| format!("{} by hand", w.as_str()));
     if !change.fields.is_empty() {
-        let fields = change.fields.iter().map(|f| format!("{}: {} → {}", f.field, f.before, f.after)).collect::<Vec<_>>().join("; ");
+        let fields = change
+            .fields
+            .iter()
+            .map(|f| format!("{}: {} → {}", f.field, f.before, f.after))
+            .collect::<Vec<_>>()
+            .join("; ");
         return by_hand.map_or(fields.clone(), |b| format!("{b}: {fields}"));
     }
     if let Some(by_hand) = by_hand {
@@ -81,7 +86,10 @@ pub fn markdown(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
     let _ = writeln!(doc, "**{}**\n", plan.summary.line());
     let mut warnings: Vec<String> = plan.warnings.clone();
     if plan.summary.manual > 0 {
-        warnings.push(format!("{} change(s) cannot be made through the provider's API and need a person: see the ⚠️ rows.", plan.summary.manual));
+        warnings.push(format!(
+            "{} change(s) cannot be made through the provider's API and need a person: see the ⚠️ rows.",
+            plan.summary.manual
+        ));
     }
     for warning in &warnings {
         let _ = writeln!(doc, "> [!WARNING]\n> {}\n", cell(warning));
@@ -111,7 +119,13 @@ pub fn markdown(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
                 truncated = true;
                 break;
             }
-            let _ = writeln!(doc, "| `{}` | {} | {} |", cell(change.address.as_str()), icon(change.action), cell(&what_changes(change)));
+            let _ = writeln!(
+                doc,
+                "| `{}` | {} | {} |",
+                cell(change.address.as_str()),
+                icon(change.action),
+                cell(&what_changes(change))
+            );
             shown += 1;
         }
         doc.push('\n');
@@ -143,7 +157,11 @@ pub fn markdown(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
         detailed += 1;
     }
     if !details.is_empty() {
-        let _ = writeln!(doc, "<details><summary>Details ({detailed} of {} changes)</summary>\n\n```diff\n{details}```\n</details>\n", plan.changes.len());
+        let _ = writeln!(
+            doc,
+            "<details><summary>Details ({detailed} of {} changes)</summary>\n\n```diff\n{details}```\n</details>\n",
+            plan.changes.len()
+        );
     }
     if truncated {
         let _ = writeln!(
