@@ -6,6 +6,7 @@
 mod support;
 
 mod examples;
+mod gitops;
 mod lifecycle;
 mod providers;
 mod state;

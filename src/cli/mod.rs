@@ -4,6 +4,7 @@
 //! library, renders results and errors, and answers an exit code.
 
 mod apply_cmd;
+mod import;
 mod init;
 mod output;
 mod plan_cmd;
@@ -83,6 +84,8 @@ pub enum Command {
     /// Inspect or change the state by hand
     #[command(subcommand)]
     State(StateCommand),
+    /// Turn a CSV export into members YAML
+    Import(ImportArgs),
     /// Print shell completions
     Completions {
         /// The shell
@@ -160,6 +163,32 @@ pub struct InitArgs {
     /// Where to write
     #[arg(default_value = config::DEFAULT_CONFIG)]
     pub path: PathBuf,
+}
+
+/// `import` options.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(subcommand)]
+    pub command: ImportCommand,
+}
+
+/// What to import from.
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// A CSV file with a header row; columns map to member fields by name
+    Csv {
+        /// The CSV file
+        file: PathBuf,
+        /// Map a column to a member field, e.g. `--map 'Work Email=email'` (repeatable)
+        #[arg(long, value_name = "COLUMN=FIELD")]
+        map: Vec<String>,
+        /// Refuse the whole import when any row is invalid (default: skip bad rows)
+        #[arg(long)]
+        strict: bool,
+        /// Append the members to FILE (whose last key is `members:`) instead of printing them
+        #[arg(long, value_name = "FILE")]
+        append: Option<PathBuf>,
+    },
 }
 
 /// `state` subcommands.
@@ -322,6 +351,7 @@ fn dispatch(command: &Command, cx: &mut Context<'_>) -> Outcome {
         Command::Schema(args) => Ok(schema::run(args, cx)),
         Command::Init(args) => init::run(args, cx),
         Command::State(command) => state_cmd::run(command, cx),
+        Command::Import(args) => import::run(args, cx),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(*shell, &mut cmd, "memberctl", cx.stdout);

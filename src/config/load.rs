@@ -3,6 +3,7 @@
 //! `serde_yaml` is used only here (`parse_file`), so replacing it is a change
 //! to one function.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -79,6 +80,12 @@ fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ConfigError> {
 
 /// Loads, merges, validates and resolves the config at `paths`.
 pub fn load(paths: &[PathBuf]) -> Result<Config, ConfigError> {
+    load_with(paths, None)
+}
+
+/// Like [`load`], with one more file given as text (`memberctl import`
+/// validates the rows it is about to add this way, with the same rules).
+pub fn load_with(paths: &[PathBuf], extra: Option<(&Path, &str)>) -> Result<Config, ConfigError> {
     let mut sources = Vec::new();
     for path in expand(paths)? {
         let size = std::fs::metadata(&path).map_err(|source| ConfigError::Io { path: path.clone(), source })?.len();
@@ -94,6 +101,9 @@ pub fn load(paths: &[PathBuf]) -> Result<Config, ConfigError> {
         }
         let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io { path: path.clone(), source })?;
         sources.push(Source { path, text });
+    }
+    if let Some((path, text)) = extra {
+        sources.push(Source { path: path.to_owned(), text: text.to_owned() });
     }
     from_sources(&sources)
 }
@@ -206,4 +216,35 @@ fn redact_line(line: &str) -> String {
         }
     }
     line.to_owned()
+}
+
+/// Writes members as a YAML sequence (`- email: ...` items, no `members:` key).
+pub fn emit_members(members: &[BTreeMap<String, MemberValue>]) -> String {
+    let value: Vec<serde_yaml::Mapping> = members
+        .iter()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        MemberValue::Text(t) => serde_yaml::Value::String(t.clone()),
+                        MemberValue::List(l) => serde_yaml::Value::Sequence(l.iter().cloned().map(serde_yaml::Value::String).collect()),
+                    };
+                    (serde_yaml::Value::String(k.clone()), v)
+                })
+                .collect()
+        })
+        .collect();
+    if value.is_empty() {
+        return String::new();
+    }
+    serde_yaml::to_string(&value).unwrap_or_default()
+}
+
+/// A member field's value, for [`emit_members`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemberValue {
+    /// A scalar.
+    Text(String),
+    /// A list of names.
+    List(Vec<String>),
 }

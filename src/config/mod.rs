@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use load::{load, load_str, parse_file, MAX_FILE_BYTES};
+pub use load::{emit_members, load, load_str, load_with, parse_file, MemberValue, MAX_FILE_BYTES};
 pub use problem::{Place, Problem};
 
 use crate::address::Address;

@@ -108,7 +108,8 @@ fn uses_single(settings: &ProviderSettings, attributes: &Attributes) -> bool {
 }
 
 /// Networked-specific member checks: exactly one role, a name, at most one
-/// plan on the one-user endpoint, and a password source for a direct add.
+/// plan on the one-user endpoint. (A direct add's password source is checked
+/// by the config resolver, for every provider type.)
 #[must_use]
 pub fn validate_member(attributes: &Attributes, settings: &ProviderSettings) -> Vec<(String, String)> {
     let mut problems = Vec::new();
@@ -140,12 +141,6 @@ pub fn validate_member(attributes: &Attributes, settings: &ProviderSettings) -> 
             format!("`{email}` has {} plans, but {why}", attributes.plans.len()),
             "keep one plan for this member, or use the bulk endpoint (`invite_endpoint: bulk`, `method: invite`)"
                 .to_owned(),
-        ));
-    }
-    if attributes.method == Method::Direct && attributes.password_env.is_none() && attributes.password_file.is_none() {
-        problems.push((
-            format!("`{email}` is a direct add (`method: direct`) but names no password source"),
-            "add `password_env: VAR` or `password_file: PATH` (passwords never go in the YAML)".to_owned(),
         ));
     }
     problems

@@ -5,6 +5,10 @@
 //! email already present is `adopted`, an update or removal of an email that
 //! is not there fails. Its capabilities come from the config, so tests can
 //! make it invite-only like the real APIs.
+//!
+//! A line `{"op":"accept","provider":NAME,"email":EMAIL}` (appended by hand
+//! or by a test) plays the person accepting their invitation: a resend to
+//! them is then answered "already a member", which adopts them.
 
 use std::collections::HashSet;
 use std::fs::OpenOptions;
@@ -18,26 +22,64 @@ use super::{BatchError, BoxFuture, Operation, OperationKind, Outcome, Provider, 
 use crate::address::normalize_email;
 use crate::attributes::{Attributes, Method};
 
+/// What an outbox line records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxOp {
+    /// An invitation (or a direct add).
+    Invite,
+    /// An invitation sent again.
+    Resend,
+    /// Changed attributes.
+    Update,
+    /// A removal.
+    Remove,
+    /// The person accepted (written by hand or by tests, never by memberctl).
+    Accept,
+}
+
+impl From<OperationKind> for OutboxOp {
+    fn from(kind: OperationKind) -> Self {
+        match kind {
+            OperationKind::Invite => OutboxOp::Invite,
+            OperationKind::Resend => OutboxOp::Resend,
+            OperationKind::Update => OutboxOp::Update,
+            OperationKind::Remove => OutboxOp::Remove,
+        }
+    }
+}
+
 /// One outbox line.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct OutboxRecord {
-    /// `invite`, `resend`, `update` or `remove`.
-    pub op: OperationKind,
+    /// What happened.
+    pub op: OutboxOp,
     /// The provider name.
     pub provider: String,
     /// The email as sent.
     pub email: String,
     /// When it was recorded.
+    #[serde(default)]
     pub at: String,
     /// What was sent.
+    #[serde(default)]
     pub attributes: Attributes,
+}
+
+/// Who the outbox says is there.
+#[derive(Default)]
+struct Members {
+    /// Invited or added, and not removed.
+    present: HashSet<String>,
+    /// Accepted their invitation.
+    accepted: HashSet<String>,
 }
 
 /// The sandbox client.
 pub struct Sandbox {
     settings: ProviderSettings,
-    /// Emails present, loaded from the outbox on first use.
-    members: Mutex<Option<HashSet<String>>>,
+    /// Loaded from the outbox on first use.
+    members: Mutex<Option<Members>>,
 }
 
 impl Sandbox {
@@ -60,12 +102,12 @@ impl Sandbox {
         }
     }
 
-    fn load(&self) -> Result<HashSet<String>, BatchError> {
+    fn load(&self) -> Result<Members, BatchError> {
         let path = self.outbox();
-        let mut present = HashSet::new();
+        let mut members = Members::default();
         let file = match std::fs::File::open(&path) {
             Ok(file) => file,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(present),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(members),
             Err(err) => return Err(self.error("read the outbox", &err)),
         };
         for line in BufReader::new(file).lines() {
@@ -77,15 +119,20 @@ impl Sandbox {
             }
             let email = normalize_email(&record.email);
             match record.op {
-                OperationKind::Invite | OperationKind::Resend | OperationKind::Update => {
-                    present.insert(email);
+                OutboxOp::Invite | OutboxOp::Resend | OutboxOp::Update => {
+                    members.present.insert(email);
                 }
-                OperationKind::Remove => {
-                    present.remove(&email);
+                OutboxOp::Accept => {
+                    members.present.insert(email.clone());
+                    members.accepted.insert(email);
+                }
+                OutboxOp::Remove => {
+                    members.present.remove(&email);
+                    members.accepted.remove(&email);
                 }
             }
         }
-        Ok(present)
+        Ok(members)
     }
 
     fn send_now(&self, batch: &[Operation]) -> Result<Vec<Outcome>, BatchError> {
@@ -93,15 +140,18 @@ impl Sandbox {
         if guard.is_none() {
             *guard = Some(self.load()?);
         }
-        let present = guard.as_mut().expect("loaded above");
+        let members = guard.as_mut().expect("loaded above");
         let mut lines = String::new();
         let mut outcomes = Vec::with_capacity(batch.len());
         let at = crate::clock::now_rfc3339();
         for (index, op) in batch.iter().enumerate() {
             let email = normalize_email(&op.attributes.email);
             let outcome = match op.kind {
-                OperationKind::Invite if present.contains(&email) => {
+                OperationKind::Invite if members.present.contains(&email) => {
                     Outcome::Adopted { message: "Email already exists".to_owned() }
+                }
+                OperationKind::Resend if members.accepted.contains(&email) => {
+                    Outcome::Adopted { message: "Email already exists (the invitation was accepted)".to_owned() }
                 }
                 OperationKind::Invite | OperationKind::Resend => {
                     let ids = RemoteIds {
@@ -115,20 +165,21 @@ impl Sandbox {
                         Outcome::Invited(ids)
                     }
                 }
-                OperationKind::Update if present.contains(&email) => Outcome::Updated,
-                OperationKind::Remove if present.contains(&email) => Outcome::Removed,
+                OperationKind::Update if members.present.contains(&email) => Outcome::Updated,
+                OperationKind::Remove if members.present.contains(&email) => Outcome::Removed,
                 OperationKind::Update | OperationKind::Remove => {
                     Outcome::Failed { reason: "not a member of the sandbox".to_owned() }
                 }
             };
             if matches!(outcome, Outcome::Invited(_) | Outcome::Added(_) | Outcome::Updated | Outcome::Removed) {
                 if op.kind == OperationKind::Remove {
-                    present.remove(&email);
+                    members.present.remove(&email);
+                    members.accepted.remove(&email);
                 } else {
-                    present.insert(email);
+                    members.present.insert(email);
                 }
                 let record = OutboxRecord {
-                    op: op.kind,
+                    op: op.kind.into(),
                     provider: self.settings.name.clone(),
                     email: op.attributes.email.clone(),
                     at: at.clone(),
