@@ -103,16 +103,47 @@ fn readme_commands_parse() {
         }
         let line = line.trim().trim_start_matches("$ ");
         let Some(rest) = line.strip_prefix("memberctl ") else { continue };
-        let words: Vec<&str> = rest
-            .split_whitespace()
-            .take_while(|w| !w.starts_with('#') && *w != "|" && *w != ">" && *w != "&&")
+        let words = shell_words(rest);
+        let mut args: Vec<&str> = words
+            .iter()
+            .map(String::as_str)
+            .take_while(|w| !w.starts_with('#') && !matches!(*w, "|" | ">" | "&&"))
             .collect();
-        let mut args = vec!["memberctl"];
-        args.extend(words.iter().copied());
         args.push("--help");
-        let out = Test::new().cmd(&args[1..]);
+        let out = Test::new().cmd(&args);
         assert_eq!(out.code, 0, "README line `{line}` does not parse:\n{}", out.rendered());
         checked += 1;
     }
     assert!(checked >= 5, "expected the README to show memberctl commands, found {checked}");
+}
+
+/// Splits a shell line into words, honouring single and double quotes.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quote = None;
+    let mut in_word = false;
+    for c in line.chars() {
+        match (quote, c) {
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (Some(q), c) if c == q => quote = None,
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            (_, c) => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
 }

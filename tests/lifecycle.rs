@@ -287,3 +287,19 @@ fn hostile_yaml_is_refused_quickly() {
     assert_eq!(out.code, 1, "{}", out.rendered());
     assert!(out.stderr.contains("recursion limit"), "{}", out.rendered());
 }
+
+#[test]
+fn markdown_of_a_huge_plan_stays_under_the_comment_limit() {
+    let mut yaml = String::from(
+        "version: 1\nproviders:\n  sandbox: { type: sandbox, outbox: outbox.jsonl }\nroles:\n  member: { sandbox: role-member }\ndefaults:\n  roles: [member]\nmembers:\n",
+    );
+    for i in 0..10_000 {
+        yaml.push_str(&format!("  - email: person{i:05}@example.com\n    name: Person Number{i}\n"));
+    }
+    let t = Test::new().config(&yaml);
+    let out = t.cmd(&["plan", "--format", "markdown"]).expect(0);
+    assert!(out.stdout.chars().count() < 60_000, "{} characters", out.stdout.chars().count());
+    assert!(out.stdout.contains("**Plan: 10000 to invite, 0 to update, 0 to remove, 0 manual.**"));
+    assert!(out.stdout.contains("This plan is large"), "the comment must say it was summarised");
+    assert!(out.stdout.starts_with("<!-- memberctl-plan -->"));
+}

@@ -486,7 +486,7 @@ fn resolve_member(
             }
         }
         for (message, hint) in kind.validate_member(&attributes, settings) {
-            report.at(format!("{path}.email"), format!("{message} (at `{provider_name}`)"), hint);
+            report.at(format!("{path}.email"), format!("`{provider_name}/{}`: {message}", email.to_lowercase()), hint);
         }
         desired.insert(Address::new(provider_name, email), attributes);
     }
