@@ -2,7 +2,7 @@
 //!
 //! The state file is JSON (`format_version`, `lineage`, `serial`,
 //! `resources` sorted by address). This module is the only code that writes
-//! it: [`file`] does atomic writes with a backup, [`lock`] guards runs, and
+//! it: [`mod@file`] does atomic writes with a backup, [`lock`] guards runs, and
 //! [`journal`] records every batch's intent and outcome during apply so that
 //! a crash loses nothing the provider confirmed.
 
