@@ -5,6 +5,7 @@
 
 mod support;
 
+mod e2e;
 mod examples;
 mod gitops;
 mod lifecycle;

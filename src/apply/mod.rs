@@ -11,7 +11,6 @@ mod cancel;
 mod report;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -188,7 +187,7 @@ pub async fn run(
                     return BatchResult::not_sent(batch, "not sent: the apply was interrupted", false);
                 }
                 if let Some(reason) = stopped.lock().expect("poisoned").clone() {
-                    return BatchResult::not_sent(batch, &format!("not sent: {reason}"), false);
+                    return BatchResult::not_sent(batch, &reason, false);
                 }
                 let id = match recorder.lock().expect("poisoned").intent(&provider_name, &batch) {
                     Ok(id) => id,
@@ -205,15 +204,18 @@ pub async fn run(
                         (outcomes, None)
                     }
                     Err(err) => {
-                        let reason = err.message.clone();
                         let outcome = if err.uncertain {
-                            Outcome::Uncertain { reason: reason.clone() }
+                            Outcome::Uncertain { reason: err.message.clone() }
+                        } else if err.fatal {
+                            // The error itself is reported once for the provider
+                            // (`Event::ProviderStopped`); each address gets a short reason.
+                            Outcome::Failed { reason: stopped_reason(&provider_name) }
                         } else {
-                            Outcome::Failed { reason: reason.clone() }
+                            Outcome::Failed { reason: err.message.clone() }
                         };
                         let fatal = err.fatal.then(|| (err.message.clone(), err.hint.clone()));
                         if err.fatal {
-                            stopped.lock().expect("poisoned").get_or_insert(reason);
+                            stopped.lock().expect("poisoned").get_or_insert_with(|| stopped_reason(&provider_name));
                         }
                         (vec![outcome; batch.len()], fatal)
                     }
@@ -234,17 +236,20 @@ pub async fn run(
     reporter.event(&Event::Start { operations: total, batches: tasks.len() });
     let mut done = 0usize;
     let mut state_error = None;
-    let interrupted = AtomicBool::new(false);
+    let mut stopped_providers = std::collections::BTreeSet::new();
+    // Set on cancel: when in-flight batches are abandoned. One deadline for
+    // them all, not a fresh grace period after each batch that finishes.
+    let mut deadline: Option<tokio::time::Instant> = None;
     loop {
         let next = tokio::select! {
             biased;
             joined = tasks.join_next() => joined,
-            () = cancel.cancelled(), if !interrupted.load(Ordering::Relaxed) => {
-                interrupted.store(true, Ordering::Relaxed);
+            () = cancel.cancelled(), if deadline.is_none() => {
+                deadline = Some(tokio::time::Instant::now() + GRACE);
                 reporter.event(&Event::Interrupted { grace: GRACE });
                 continue;
             }
-            () = tokio::time::sleep(GRACE), if interrupted.load(Ordering::Relaxed) => {
+            () = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
                 // In-flight batches did not finish in time: abandon them;
                 // the recorder marks their addresses uncertain.
                 tasks.abort_all();
@@ -258,7 +263,10 @@ pub async fn run(
             state_error.get_or_insert(err);
         }
         if let Some((message, hint)) = &result.fatal {
-            reporter.event(&Event::ProviderStopped { provider: &result.provider, message, hint: hint.as_deref() });
+            // Once per provider: concurrent batches hit the same wall.
+            if stopped_providers.insert(result.provider.clone()) {
+                reporter.event(&Event::ProviderStopped { provider: &result.provider, message, hint: hint.as_deref() });
+            }
         }
         reporter.event(&Event::Batch {
             provider: &result.provider,
@@ -269,7 +277,7 @@ pub async fn run(
         });
         report.add(&result.results);
     }
-    report.interrupted = interrupted.load(Ordering::Relaxed) || cancel.is_cancelled();
+    report.interrupted = deadline.is_some() || cancel.is_cancelled();
     let recorder =
         Arc::try_unwrap(recorder).map_err(|_| ()).expect("all tasks finished").into_inner().expect("poisoned");
     report.journal_bytes = recorder.journal_bytes;
@@ -279,6 +287,13 @@ pub async fn run(
         return Err(ApplyError::State(err));
     }
     Ok((state, report))
+}
+
+/// The reason recorded for each address of a provider that stopped on an
+/// error every request would repeat (bad credentials, unreachable host):
+/// the error itself is reported once, not once per address.
+fn stopped_reason(provider: &str) -> String {
+    format!("not carried out: provider `{provider}` stopped on the error reported above")
 }
 
 struct BatchResult {

@@ -47,18 +47,37 @@ fn confirm(cx: &mut Context<'_>) -> Result<bool, Error> {
 }
 
 /// Raises `cancel` on the first Ctrl-C or SIGTERM; exits at once on the second.
+///
+/// The handlers are installed before this returns (it must be called inside
+/// the runtime), so a signal that arrives as soon as sending starts is never
+/// met by the default action, which would kill the process without recording
+/// the batches in flight.
 fn watch_signals(cancel: Cancel) {
+    #[cfg(unix)]
+    let streams = {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+            (Ok(interrupt), Ok(terminate)) => Some((interrupt, terminate)),
+            _ => None,
+        }
+    };
+    #[cfg(unix)]
+    let Some((mut interrupt, mut terminate)) = streams
+    else {
+        log::warn!("cannot watch for Ctrl-C and SIGTERM; an interrupted apply recovers from the journal");
+        return;
+    };
     tokio::spawn(async move {
         let mut count = 0;
         loop {
             #[cfg(unix)]
             {
-                let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
-                    return;
+                let received = tokio::select! {
+                    signal = interrupt.recv() => signal,
+                    signal = terminate.recv() => signal,
                 };
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+                if received.is_none() {
+                    return;
                 }
             }
             #[cfg(not(unix))]
@@ -130,11 +149,17 @@ pub(super) fn run(args: &ApplyArgs, cx: &mut Context<'_>) -> Outcome {
     let env = |name: &str| std::env::var(name).ok();
     let clients = apply::preflight(&plan, &env)?;
     let recorder = Recorder::begin(&paths, loaded.state.unwrap_or_else(State::new))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|source| Error::Io { action: "start the async runtime for", path: "apply".into(), source })?;
+    // One thread: this one. The CLI holds the stdout and stderr locks for the
+    // whole command (`cli::run`), and the std locks are only re-entrant for
+    // the thread that holds them, so a log line or progress line written
+    // from another thread (a provider's `log::warn!`, the HTTP layer's
+    // `-v` retry lines) would block forever. Sending is network-bound: one
+    // thread drives all batches concurrently just as well.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|source| Error::Io {
+        action: "start the async runtime for",
+        path: "apply".into(),
+        source,
+    })?;
     let progress = Arc::new(Progress::new(cx.global.quiet));
     let cancel = Cancel::new();
     let result = runtime.block_on(async {

@@ -7,6 +7,7 @@
 //! with their CSV line and skipped, or refuse the whole import (`--strict`).
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::{Context, ImportArgs, ImportCommand, Outcome};
@@ -69,7 +70,9 @@ fn read_rows(path: &Path, mapping: &[(String, String)], cx: &mut Context<'_>) ->
         let mapped = mapping.iter().find(|(col, _)| col.eq_ignore_ascii_case(header.trim())).map(|(_, f)| f.clone());
         let field = mapped.or_else(|| field_for_header(header).map(str::to_owned));
         if field.is_none() {
-            cx.warn(&format!("column `{header}` is not mapped to a member field; ignored (use `--map '{header}=FIELD'`)"));
+            cx.warn(&format!(
+                "column `{header}` is not mapped to a member field; ignored (use `--map '{header}=FIELD'`)"
+            ));
         }
         columns.push(field);
     }
@@ -87,7 +90,9 @@ fn read_rows(path: &Path, mapping: &[(String, String)], cx: &mut Context<'_>) ->
         for (cell, field) in record.iter().zip(&columns) {
             let (Some(field), false) = (field, cell.is_empty()) else { continue };
             let value = if LIST_FIELDS.contains(&field.as_str()) {
-                MemberValue::List(cell.split([';', '|']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+                MemberValue::List(
+                    cell.split([';', '|']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+                )
             } else {
                 MemberValue::Text(cell.to_owned())
             };
@@ -170,10 +175,10 @@ fn csv_lines(message: &str, name: &str, starts: &[usize], rows: &[Row]) -> Strin
             continue;
         };
         let index = starts.iter().rposition(|s| *s <= yaml_line).unwrap_or(0);
-        out.push_str(&format!("{name}:{}", rows[index].line));
-        let skip = after[digits.len()..].strip_prefix(':').map_or(digits.len(), |tail| {
-            digits.len() + 1 + tail.chars().take_while(char::is_ascii_digit).count()
-        });
+        let _ = write!(out, "{name}:{}", rows[index].line);
+        let skip = after[digits.len()..]
+            .strip_prefix(':')
+            .map_or(digits.len(), |tail| digits.len() + 1 + tail.chars().take_while(char::is_ascii_digit).count());
         rest = &after[skip..];
     }
     out.push_str(rest);
@@ -185,12 +190,18 @@ pub(super) fn run(args: &ImportArgs, cx: &mut Context<'_>) -> Outcome {
     let mut mapping = Vec::new();
     for entry in map {
         let Some((col, field)) = entry.split_once('=') else {
-            return Err(Error::usage(format!("`--map {entry}` is not `COLUMN=FIELD`"), "e.g. `--map 'Work Email=email'`"));
+            return Err(Error::usage(
+                format!("`--map {entry}` is not `COLUMN=FIELD`"),
+                "e.g. `--map 'Work Email=email'`",
+            ));
         };
         if !importable(field.trim()) {
             return Err(Error::usage(
                 format!("`{}` is not a member field that can be imported", field.trim()),
-                format!("fields: {}", MEMBER_KEYS.iter().filter(|k| importable(k)).copied().collect::<Vec<_>>().join(", ")),
+                format!(
+                    "fields: {}",
+                    MEMBER_KEYS.iter().filter(|k| importable(k)).copied().collect::<Vec<_>>().join(", ")
+                ),
             ));
         }
         mapping.push((col.trim().to_owned(), field.trim().to_owned()));

@@ -307,10 +307,10 @@ pub fn run(args: Vec<OsString>) -> u8 {
         }
     };
     output::init_logging(&cli.global);
-    let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
-    let mut out = stdout.lock();
-    let mut err = stderr.lock();
+    // Unlocked handles: log lines from other threads must be able to reach
+    // stderr while a command runs.
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
     let color = output::use_color(cli.global.color, &std::io::stdout());
     let err_color = output::use_color(cli.global.color, &std::io::stderr());
     let mut cx = Context {

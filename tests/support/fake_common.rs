@@ -148,6 +148,7 @@ struct Shared<A> {
     requests: Mutex<Vec<RecordedRequest>>,
     faults: Mutex<VecDeque<Fault>>,
     delay_ms: AtomicU64,
+    answer_delay_ms: AtomicU64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -174,6 +175,7 @@ impl<A: FakeApi> FakeServer<A> {
             requests: Mutex::new(Vec::new()),
             faults: Mutex::new(VecDeque::new()),
             delay_ms: AtomicU64::new(0),
+            answer_delay_ms: AtomicU64::new(0),
         });
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
@@ -236,6 +238,13 @@ impl<A: FakeApi> FakeServer<A> {
         self.shared.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
+    /// Makes every request that has no fault wait this long *after* it is
+    /// processed, before the answer goes out (0 = none): a client killed in
+    /// that window has invitations sent whose answers it never saw.
+    pub fn set_answer_delay(&self, delay: Duration) {
+        self.shared.answer_delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
     /// The vendor state, for assertions and setup.
     pub fn api(&self) -> MutexGuard<'_, A> {
         lock(&self.shared.api)
@@ -276,7 +285,14 @@ async fn handle<A: FakeApi>(
     }
     let process = |request: &RecordedRequest| lock(&shared.api).handle(request);
     match fault {
-        None => json_response(&process(&request)),
+        None => {
+            let reply = process(&request);
+            let after = shared.answer_delay_ms.load(Ordering::SeqCst);
+            if after > 0 {
+                tokio::time::sleep(Duration::from_millis(after)).await;
+            }
+            json_response(&reply)
+        }
         Some(Fault::TooManyRequests { retry_after }) => {
             let mut response =
                 (StatusCode::TOO_MANY_REQUESTS, axum::Json(serde_json::json!({"message": "Too Many Requests"}))).into_response();
