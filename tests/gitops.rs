@@ -112,7 +112,10 @@ fn pull_request_lifecycle_in_a_git_repository() {
 
     // 3. A branch changes a role and removes a member: both are manual here.
     git(&t, &["checkout", "-qb", "change"]);
-    t.write("members/10-team.yaml", &THREE.replace("    roles: [moderator]\n", "").replace("  - email: cy@example.com\n    name: Cy Park\n", ""));
+    t.write(
+        "members/10-team.yaml",
+        &THREE.replace("    roles: [moderator]\n", "").replace("  - email: cy@example.com\n    name: Cy Park\n", ""),
+    );
     let out = t.cmd(&["plan", "-c", "members", "--format", "markdown", "--detailed-exitcode"]).expect(2);
     insta::assert_snapshot!("pr_change_and_remove", out.rendered());
     assert!(out.stdout.contains("update by hand: roles: [role-moderator] → [role-member]"));

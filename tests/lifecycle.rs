@@ -303,3 +303,13 @@ fn markdown_of_a_huge_plan_stays_under_the_comment_limit() {
     assert!(out.stdout.contains("This plan is large"), "the comment must say it was summarised");
     assert!(out.stdout.starts_with("<!-- memberctl-plan -->"));
 }
+
+#[test]
+fn oversized_config_is_refused_without_reading_it() {
+    let t = Test::new();
+    let file = std::fs::File::create(t.path().join("memberctl.yaml")).expect("create");
+    file.set_len(65 * 1024 * 1024).expect("sparse file");
+    let out = t.cmd(&["validate"]).expect(1);
+    assert!(out.stderr.contains("more than the 67108864-byte limit"), "{}", out.rendered());
+    assert!(out.stderr.contains("hint: split the members over several files"), "{}", out.rendered());
+}
