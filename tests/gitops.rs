@@ -1,4 +1,4 @@
-//! The GitOps workflow: CI examples, a whole pull-request lifecycle in a
+//! The git workflow: CI examples, a whole pull-request lifecycle in a
 //! temp git repository, invitation resends, and CSV import.
 
 use std::process::Command;

@@ -183,6 +183,20 @@ pub fn summary(report: &ApplyReport, out: &mut dyn Write) {
             return;
         }
         let _ = writeln!(out, "\n{title}:");
+        // Many addresses failing for one reason (a provider down) read best grouped.
+        if rows.len() > 10 {
+            let mut by_reason: std::collections::BTreeMap<&str, Vec<&str>> = std::collections::BTreeMap::new();
+            for (address, reason) in rows {
+                by_reason.entry(reason.as_str()).or_default().push(address.as_str());
+            }
+            for (reason, addresses) in by_reason {
+                let shown = addresses.iter().take(3).copied().collect::<Vec<_>>().join(", ");
+                let more = addresses.len().saturating_sub(3);
+                let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+                let _ = writeln!(out, "  {} address(es): {reason}\n    {shown}{more}", addresses.len());
+            }
+            return;
+        }
         let width = rows.iter().map(|(a, _)| a.as_str().len()).max().unwrap_or(0);
         for (address, reason) in rows {
             let _ = writeln!(out, "  {:width$}  {reason}", address.as_str());

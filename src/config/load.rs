@@ -34,6 +34,14 @@ pub fn parse_file(text: &str) -> Result<ConfigFile, (String, Option<String>, Opt
     if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
         return Ok(ConfigFile::default());
     }
+    match super::fast_yaml::parse(text) {
+        Some(file) => Ok(file),
+        None => parse_with_serde_yaml(text),
+    }
+}
+
+/// The general parser (and the one that reports errors).
+fn parse_with_serde_yaml(text: &str) -> Result<ConfigFile, (String, Option<String>, Option<Position>)> {
     let deserializer = serde_yaml::Deserializer::from_str(text);
     serde_path_to_error::deserialize(deserializer).map_err(|err| {
         let path = err.path().to_string();
@@ -134,7 +142,7 @@ fn from_sources(sources: &[Source]) -> Result<Config, ConfigError> {
         }
     }
     let digest = digest(sources);
-    let config = super::resolve::resolve(sources, &parsed, digest, &mut pending);
+    let config = super::resolve::resolve(sources, parsed, digest, &mut pending);
     if pending.is_empty() {
         Ok(config)
     } else {
@@ -219,6 +227,7 @@ fn redact_line(line: &str) -> String {
 }
 
 /// Writes members as a YAML sequence (`- email: ...` items, no `members:` key).
+#[must_use]
 pub fn emit_members(members: &[BTreeMap<String, MemberValue>]) -> String {
     let value: Vec<serde_yaml::Mapping> = members
         .iter()
@@ -227,7 +236,9 @@ pub fn emit_members(members: &[BTreeMap<String, MemberValue>]) -> String {
                 .map(|(k, v)| {
                     let v = match v {
                         MemberValue::Text(t) => serde_yaml::Value::String(t.clone()),
-                        MemberValue::List(l) => serde_yaml::Value::Sequence(l.iter().cloned().map(serde_yaml::Value::String).collect()),
+                        MemberValue::List(l) => {
+                            serde_yaml::Value::Sequence(l.iter().cloned().map(serde_yaml::Value::String).collect())
+                        }
                     };
                     (serde_yaml::Value::String(k.clone()), v)
                 })
@@ -247,4 +258,164 @@ pub enum MemberValue {
     Text(String),
     /// A list of names.
     List(Vec<String>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_with_serde_yaml;
+    use crate::config::fast_yaml as fast;
+
+    /// The fast reader either declines or reads exactly what `serde_yaml` reads.
+    fn same(text: &str) -> bool {
+        let Some(quick) = fast::parse(text) else { return false };
+        let slow = parse_with_serde_yaml(text)
+            .unwrap_or_else(|e| panic!("fast accepted what serde_yaml refuses: {e:?}\n{text}"));
+        assert_eq!(format!("{quick:?}"), format!("{slow:?}"), "{text}");
+        true
+    }
+
+    #[test]
+    fn examples_are_read_fast_and_the_same() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        for dir in ["quickstart", "networked-and-aptly"] {
+            let text = std::fs::read_to_string(root.join(dir).join("memberctl.yaml")).expect("example");
+            assert!(same(&text), "{dir} should be read by the fast reader");
+        }
+    }
+
+    #[test]
+    fn typical_files_are_read_fast_and_the_same() {
+        let text = r#"# yaml-language-server: $schema=schema/memberctl.schema.json
+---
+version: 1
+providers:
+  community:
+    type: networked
+    base_url: http://127.0.0.1:8080   # a fake
+    rate_limit: 0.5
+    batch_size: 100
+    capabilities: [invite]
+  workforce:
+    type: aptly
+    tenant_id: 42db2b59-b9c6-4705-a0d9-916e597cd4aa
+    timeout: 30s
+roles:
+  member:    { community: 69baa36beddb9f0012fdf101, workforce: bbc5418c-8d81-4756-b3e6-84e1e87f06c3 }
+  moderator: { community: 69baa36beddb9f0012fdf102 }
+plans: {}
+groups:
+  engineering: { workforce: e9100cc7-048a-4d01-a64f-9e0030938f6a }
+defaults:
+  providers: [community]
+  roles: [member]
+  note: "Welcome: glad you're here #1"
+safety:
+  max_changes: 250
+invites:
+  resend_after: 14d
+members:
+- email: jane.doe@example.com
+  name: Jane "JJ" Doe
+  plans: []
+  note: We would love to have you join our community. # trailing comment
+- email: "maryam.smith@example.com"
+  first_name: Maryam
+  last_name: 'Smith'
+  phone: "+1 (555) 123-4567"
+  providers:
+  - workforce
+  groups:
+    - engineering
+  primary_group: engineering
+  existing_user: {id: abc, active: true, count: 3}
+  unknown_key: { nested: 1 }
+  other_unknown:
+    deeper: [a, 2, 3.5, ~]
+-   email: kim@example.com
+    name: Kim   
+    method: direct
+    password_env: KIM_PASSWORD
+    name_typo: x
+  # a comment between members
+- email: ZOË@example.com
+  name: Zoë Ågren
+  phone: 5551234
+  note: C#/.NET developer
+"#;
+        assert!(same(text));
+    }
+
+    #[test]
+    fn anything_else_is_declined_or_read_the_same() {
+        let cases = [
+            "version: 1\nmembers:\n  - email: a@example.com\n    name: 123\n",
+            "version: 1\nmembers:\n  - email: a@example.com\n    name: true\n",
+            "version: 1\nmembers:\n  - email: a@example.com\n    name: ~\n",
+            "version: 1\nmembers:\n  - email: a@example.com\n    name:\n",
+            "version: 1\nmembers:\n  - email: a@example.com\n    name: null\n",
+            "version: 1\nmembers:\n  - email:\n",
+            "version: 1\nmembers:\n  - email: a@example.com\n    note: a #b\n",
+            "version: 1\nmembers:\n  - email: a@example.com\n    note: a#b\n",
+            "version: 1\nmembers:\n  - email: a@example.com\n    note: first line\n      second line\n",
+            "version: 1\nmembers:\n  - email: a@example.com\n    note: |\n      block\n",
+            "version: 1\nmembers:\n  - email: a@example.com\n    note: \"esc\\\"aped\"\n",
+            "version: 1\nmembers:\n  - email: a@example.com\n    note: 'it''s'\n",
+            "version: 1\nmembers:\n  - &a\n    email: a@example.com\n",
+            "version: 1\nmembers:\n  - email: a@example.com\n    roles: [a, [b]]\n",
+            "version: 1\nmembers:\n  - email: a@example.com\n    roles: [a,\n      b]\n",
+            "version: 1\nmembers:\n  - email: a@example.com\n    roles: member\n",
+            "version: 1\nmembers:\n  - - a\n",
+            "version: 1\nmembers:\n- email: a@example.com\n  roles:\n  - r\n  name: A B\n- email: b@example.com\n",
+            "version: 1.0\n",
+            "version: 01\n",
+            "version: 0x1\n",
+            "safety:\n  max_changes: 1e3\n",
+            "providers:\n  p:\n    type: networked\n    rate_limit: .5\n",
+            "providers:\n  p:\n    type: networked\n    rate_limit: 1e2\n",
+            "providers:\n  p:\n    type: networked\n    timeout: .inf\n",
+            "providers:\n  p:\n    type: networked\n    timeout: 0o17\n",
+            "providers:\n  p:\n    type: networked\n    timeout: -3\n",
+            "providers:\n  p:\n    type: networked\n    base_url: nan\n",
+            "providers:\n  p:\n    type: networked\n    base_url: inf\n",
+            "providers:\n  p:\n    type: networked\n    base_url: True\n",
+            "providers:\n  p:\n    type: networked\n    base_url:\n",
+            "version: 1\nversion: 1\n",
+            "members: []\nmembers: []\n",
+            "roles:\n  a: { p: 1, p: 2 }\n",
+            "foo:\n  bar: [1, 2]\n  bar: 3\n",
+            "foo: {1: a}\n",
+            "foo:\n  1: a\n  true: b\n",
+            "version: 1\n---\nversion: 1\n",
+            "%YAML 1.2\n---\nversion: 1\n",
+            "version: 1\n...\n",
+            "version:\t1\n",
+            "version: 1\r\n",
+            "\u{feff}version: 1\n",
+            "  version: 1\n  members: []\n",
+            "version: 1\n  members: []\n",
+            "members:\n- email: a@example.com\n   name: x\n",
+            "members:\n  - email: a@example.com\n  - \n  - email: b@example.com\n",
+            "? version\n: 1\n",
+            "version: !!str 1\n",
+            "members: [{email: a@example.com}]\n",
+            "defaults:\n  providers: []\n  note: 'x' # c\n",
+            "defaults:\n  note: 'x'y\n",
+            "defaults:\n  note: \"x\" y\n",
+            "defaults:\n  note: x: y\n",
+            "defaults:\n  note: x:\n",
+            "defaults:\n  note: -x\n",
+            "defaults:\n  note: [a b, c]\n",
+            "defaults:\n  providers: [a, ]\n",
+            "defaults:\n  providers: [ ]\n",
+            "invites: {}\nsafety: {max_changes: 5}\n",
+            "members:\n  - email: a@example.com\n    unknown_key: { nested: [1, 2] }\n",
+        ];
+        for text in cases {
+            let _ = same(text);
+        }
+        // The subset is not empty: plain files go fast.
+        assert!(same(
+            "version: 1\nmembers:\n- email: a@example.com\n  roles:\n  - r\n  name: A B\n- email: b@example.com\n"
+        ));
+    }
 }

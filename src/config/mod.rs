@@ -5,6 +5,7 @@
 //! The result, [`Config`], is what plan and apply work on; nothing below
 //! this module sees YAML.
 
+mod fast_yaml;
 mod load;
 pub mod locate;
 pub mod model;

@@ -4,10 +4,20 @@
 //! Every struct captures keys it does not know in an `unknown` map instead of
 //! failing on the first one, so that validation can report all of them, each
 //! with its location and a "did you mean".
+//!
+//! [`ConfigFile`] and [`MemberConfig`] deserialize by hand: `#[serde(flatten)]`
+//! would buffer every value of the file (all members) in serde's generic
+//! `Content` first and then deserialize it a second time, which dominated the
+//! load time of large files. The hand-written visitors read each known key
+//! straight into its field and only unknown keys into `unknown`; they behave
+//! as the derive did (defaults for missing keys, an error for a key given
+//! twice).
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use schemars::JsonSchema;
+use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, Visitor};
 use serde::Deserialize;
 
 use crate::attributes::Method;
@@ -20,7 +30,7 @@ pub type UnknownKeys = BTreeMap<String, serde_yaml::Value>;
 pub type Catalog = BTreeMap<String, BTreeMap<String, String>>;
 
 /// One configuration file.
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Default, JsonSchema)]
 #[serde(default)]
 #[schemars(deny_unknown_fields, title = "memberctl configuration")]
 pub struct ConfigFile {
@@ -199,7 +209,7 @@ pub struct Invites {
 pub const INVITES_KEYS: &[&str] = &["resend_after"];
 
 /// One person.
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Default, JsonSchema)]
 #[serde(default)]
 #[schemars(deny_unknown_fields)]
 pub struct MemberConfig {
@@ -264,3 +274,146 @@ pub const MEMBER_KEYS: &[&str] = &[
     "password_file",
     "existing_user",
 ];
+
+/// A map key: the index of a known key, or an unknown key as written.
+enum Key {
+    Known(usize),
+    Unknown(String),
+}
+
+/// Reads a key, matching it against `known` without allocating for it.
+struct KeySeed(&'static [&'static str]);
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Key;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Key, D::Error> {
+        deserializer.deserialize_identifier(self)
+    }
+}
+
+impl Visitor<'_> for KeySeed {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Key, E> {
+        Ok(self.0.iter().position(|k| *k == key).map_or_else(|| Key::Unknown(key.to_owned()), Key::Known))
+    }
+}
+
+/// The known keys already read, to refuse one given twice.
+#[derive(Default)]
+struct Seen(u32);
+
+impl Seen {
+    fn first<E: serde::de::Error>(&mut self, index: usize, keys: &[&'static str]) -> Result<(), E> {
+        let bit = 1u32 << index;
+        if self.0 & bit != 0 {
+            return Err(E::duplicate_field(keys[index]));
+        }
+        self.0 |= bit;
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ConfigFile {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FileVisitor;
+
+        impl<'de> Visitor<'de> for FileVisitor {
+            type Value = ConfigFile;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("struct ConfigFile")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ConfigFile, A::Error> {
+                let mut file = ConfigFile::default();
+                let mut seen = Seen::default();
+                while let Some(key) = map.next_key_seed(KeySeed(CONFIG_KEYS))? {
+                    let index = match key {
+                        Key::Known(index) => index,
+                        Key::Unknown(key) => {
+                            let value = map.next_value()?;
+                            file.unknown.insert(key, value);
+                            continue;
+                        }
+                    };
+                    seen.first::<A::Error>(index, CONFIG_KEYS)?;
+                    match CONFIG_KEYS[index] {
+                        "version" => file.version = map.next_value()?,
+                        "providers" => file.providers = map.next_value()?,
+                        "roles" => file.roles = map.next_value()?,
+                        "plans" => file.plans = map.next_value()?,
+                        "groups" => file.groups = map.next_value()?,
+                        "positions" => file.positions = map.next_value()?,
+                        "defaults" => file.defaults = map.next_value()?,
+                        "safety" => file.safety = map.next_value()?,
+                        "invites" => file.invites = map.next_value()?,
+                        "members" => file.members = map.next_value()?,
+                        other => return Err(A::Error::unknown_field(other, CONFIG_KEYS)),
+                    }
+                }
+                Ok(file)
+            }
+        }
+
+        deserializer.deserialize_map(FileVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for MemberConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MemberVisitor;
+
+        impl<'de> Visitor<'de> for MemberVisitor {
+            type Value = MemberConfig;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("struct MemberConfig")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MemberConfig, A::Error> {
+                let mut member = MemberConfig::default();
+                let mut seen = Seen::default();
+                while let Some(key) = map.next_key_seed(KeySeed(MEMBER_KEYS))? {
+                    let index = match key {
+                        Key::Known(index) => index,
+                        Key::Unknown(key) => {
+                            let value = map.next_value()?;
+                            member.unknown.insert(key, value);
+                            continue;
+                        }
+                    };
+                    seen.first::<A::Error>(index, MEMBER_KEYS)?;
+                    match MEMBER_KEYS[index] {
+                        "email" => member.email = map.next_value()?,
+                        "name" => member.name = map.next_value()?,
+                        "first_name" => member.first_name = map.next_value()?,
+                        "last_name" => member.last_name = map.next_value()?,
+                        "phone" => member.phone = map.next_value()?,
+                        "roles" => member.roles = map.next_value()?,
+                        "plans" => member.plans = map.next_value()?,
+                        "groups" => member.groups = map.next_value()?,
+                        "primary_group" => member.primary_group = map.next_value()?,
+                        "positions" => member.positions = map.next_value()?,
+                        "manager_id" => member.manager_id = map.next_value()?,
+                        "note" => member.note = map.next_value()?,
+                        "providers" => member.providers = map.next_value()?,
+                        "method" => member.method = map.next_value()?,
+                        "password_env" => member.password_env = map.next_value()?,
+                        "password_file" => member.password_file = map.next_value()?,
+                        "existing_user" => member.existing_user = map.next_value()?,
+                        other => return Err(A::Error::unknown_field(other, MEMBER_KEYS)),
+                    }
+                }
+                Ok(member)
+            }
+        }
+
+        deserializer.deserialize_map(MemberVisitor)
+    }
+}

@@ -59,12 +59,18 @@ fn set_once<T>(
 
 /// Merges, validates and resolves. Problems go to `pending`; the returned
 /// config is only meaningful when none were added.
+///
+/// The members are taken out of the parsed files and dropped one by one as
+/// they are resolved, so that a large file's members and their resolved
+/// attributes are not all in memory at once.
 pub(crate) fn resolve(
     sources: &[Source],
-    parsed: &[Option<ConfigFile>],
+    mut parsed: Vec<Option<ConfigFile>>,
     digest: String,
     pending: &mut Vec<Pending>,
 ) -> Config {
+    let members: Vec<Vec<MemberConfig>> =
+        parsed.iter_mut().map(|f| f.as_mut().map(|f| std::mem::take(&mut f.members)).unwrap_or_default()).collect();
     let files: Vec<(usize, &ConfigFile)> =
         parsed.iter().enumerate().filter_map(|(i, f)| f.as_ref().map(|f| (i, f))).collect();
     let dir_of = |i: usize| sources[i].path.parent().map_or_else(|| Path::new(".").to_owned(), Path::to_owned);
@@ -82,7 +88,7 @@ pub(crate) fn resolve(
 
     for &(file, config) in &files {
         let mut report = Report { file, pending };
-        check_unknown_keys(&mut report, config);
+        check_unknown_keys(&mut report, config, &members[file]);
         if let Some(version) = config.version {
             if version != 1 {
                 report.at(
@@ -211,12 +217,27 @@ pub(crate) fn resolve(
         }
     }
 
-    let mut desired = BTreeMap::new();
-    let mut seen: HashMap<String, (usize, String)> = HashMap::new();
-    let mut member_count = 0;
     let only_provider: Option<Vec<String>> = (providers.len() == 1).then(|| providers.keys().cloned().collect());
-    for &(file, config) in &files {
-        for (index, member) in config.members.iter().enumerate() {
+    // Sized once: the addresses the members will make.
+    let default_providers =
+        defaults.providers.as_ref().map_or(only_provider.as_ref().map_or(0, Vec::len), |d| d.value.len());
+    let addresses = members.iter().flatten().map(|m| m.providers.as_ref().map_or(default_providers, Vec::len)).sum();
+    let mut desired = Vec::with_capacity(addresses);
+    // Where each email was first seen: file and member index (the path is
+    // only spelled out for a duplicate).
+    let mut seen: HashMap<String, (usize, usize)> = HashMap::with_capacity(members.iter().map(Vec::len).sum());
+    let mut member_count = 0;
+    let mut members = members;
+    for &(file, _) in &files {
+        let dir = dir_of(file);
+        let context = MemberContext {
+            providers: &providers,
+            catalogs: &catalogs,
+            defaults: &defaults,
+            only_provider: only_provider.as_deref(),
+            dir: &dir,
+        };
+        for (index, member) in std::mem::take(&mut members[file]).into_iter().enumerate() {
             member_count += 1;
             let path = format!("members[{index}]");
             let email = member.email.trim();
@@ -233,22 +254,18 @@ pub(crate) fn resolve(
                 );
             }
             let key = normalize_email(email);
-            if let Some(first) = seen.get(&key) {
-                duplicate(pending, file, format!("{path}.email"), first.clone(), &format!("member `{email}`"));
+            if let Some(&(first_file, first_index)) = seen.get(&key) {
+                let first = (first_file, format!("members[{first_index}].email"));
+                duplicate(pending, file, format!("{path}.email"), first, &format!("member `{email}`"));
                 continue;
             }
-            seen.insert(key, (file, format!("{path}.email")));
-            let context = MemberContext {
-                providers: &providers,
-                catalogs: &catalogs,
-                defaults: &defaults,
-                only_provider: only_provider.as_ref(),
-                dir: &dir_of(file),
-            };
+            seen.insert(key, (file, index));
             resolve_member(&mut Report { file, pending }, &path, member, &context, &mut desired);
         }
     }
+    drop(members);
 
+    let desired = sorted_map(desired);
     let max_changes = max_changes.map_or(DEFAULT_MAX_CHANGES, |o| o.value);
     Config {
         files: sources.iter().map(|s| s.path.clone()).collect(),
@@ -282,7 +299,7 @@ struct MemberContext<'a> {
     providers: &'a BTreeMap<String, ProviderSettings>,
     catalogs: &'a [(CatalogKind, Catalog); 4],
     defaults: &'a Defaults<'a>,
-    only_provider: Option<&'a Vec<String>>,
+    only_provider: Option<&'a [String]>,
     dir: &'a Path,
 }
 
@@ -292,16 +309,17 @@ impl MemberContext<'_> {
     }
 }
 
-/// Names from the member, else from defaults; the path says where they were written.
+/// Names from the member, else from defaults; with the member's key when
+/// the member wrote them (problems then point there).
 fn names_for<'a>(
     own: Option<&'a Vec<String>>,
     default: Option<&'a Origin<&'a Vec<String>>>,
-    path: &str,
-) -> (Vec<&'a String>, Option<String>) {
+    key: &'static str,
+) -> (&'a [String], Option<&'static str>) {
     match (own, default) {
-        (Some(v), _) => (v.iter().collect(), Some(path.to_owned())),
-        (None, Some(d)) => (d.value.iter().collect(), None),
-        (None, None) => (Vec::new(), None),
+        (Some(v), _) => (v, Some(key)),
+        (None, Some(d)) => (d.value, None),
+        (None, None) => (&[], None),
     }
 }
 
@@ -316,18 +334,36 @@ pub fn split_name(name: &str) -> (Option<String>, Option<String>) {
     }
 }
 
+/// The value of a member's field for one of its providers: a copy, or the
+/// value itself for the last provider (the member is dropped afterwards).
+fn grab<T: Clone>(field: &mut Option<T>, last: bool) -> Option<T> {
+    if last {
+        field.take()
+    } else {
+        field.clone()
+    }
+}
+
+/// Like [`grab`], trimmed.
+fn grab_trimmed(field: &mut Option<String>, last: bool) -> Option<String> {
+    match field.as_deref() {
+        Some(text) if text.trim().len() != text.len() => Some(text.trim().to_owned()),
+        _ => grab(field, last),
+    }
+}
+
 fn resolve_member(
     report: &mut Report<'_>,
     path: &str,
-    member: &MemberConfig,
+    mut member: MemberConfig,
     ctx: &MemberContext<'_>,
-    desired: &mut BTreeMap<Address, Attributes>,
+    desired: &mut Vec<(Address, Attributes)>,
 ) {
     let email = member.email.trim();
-    let provider_names: Vec<&String> = match (&member.providers, &ctx.defaults.providers, ctx.only_provider) {
-        (Some(v), _, _) => v.iter().collect(),
-        (None, Some(d), _) => d.value.iter().collect(),
-        (None, None, Some(only)) => only.iter().collect(),
+    let provider_names: &[String] = match (&member.providers, &ctx.defaults.providers, ctx.only_provider) {
+        (Some(v), _, _) => v,
+        (None, Some(d), _) => d.value,
+        (None, None, Some(only)) => only,
         (None, None, None) => {
             report.at_key(
                 path.to_owned(),
@@ -363,13 +399,10 @@ fn resolve_member(
         }
     }
     let lists = [
-        (CatalogKind::Roles, names_for(member.roles.as_ref(), ctx.defaults.roles.as_ref(), &format!("{path}.roles"))),
-        (CatalogKind::Plans, names_for(member.plans.as_ref(), ctx.defaults.plans.as_ref(), &format!("{path}.plans"))),
-        (
-            CatalogKind::Groups,
-            names_for(member.groups.as_ref(), ctx.defaults.groups.as_ref(), &format!("{path}.groups")),
-        ),
-        (CatalogKind::Positions, names_for(member.positions.as_ref(), None, &format!("{path}.positions"))),
+        (CatalogKind::Roles, names_for(member.roles.as_ref(), ctx.defaults.roles.as_ref(), "roles")),
+        (CatalogKind::Plans, names_for(member.plans.as_ref(), ctx.defaults.plans.as_ref(), "plans")),
+        (CatalogKind::Groups, names_for(member.groups.as_ref(), ctx.defaults.groups.as_ref(), "groups")),
+        (CatalogKind::Positions, names_for(member.positions.as_ref(), None, "positions")),
     ];
     // Names must exist in their catalog (defaults were checked once already).
     for (kind, (names, written_at)) in &lists {
@@ -377,7 +410,7 @@ fn resolve_member(
         for (i, name) in names.iter().enumerate() {
             if !ctx.catalog(*kind).contains_key(name.as_str()) {
                 report.at(
-                    format!("{at}[{i}]"),
+                    format!("{path}.{at}[{i}]"),
                     format!("unknown {} `{name}`", singular(*kind)),
                     suggestion(name, kind.key(), ctx.catalog(*kind).keys().map(String::as_str)),
                 );
@@ -385,7 +418,7 @@ fn resolve_member(
         }
     }
     if let Some(primary) = &member.primary_group {
-        if !lists[2].1 .0.contains(&primary) {
+        if !lists[2].1 .0.contains(primary) {
             report.at(
                 format!("{path}.primary_group"),
                 format!("primary group `{primary}` is not one of the member's groups"),
@@ -417,12 +450,12 @@ fn resolve_member(
             if !kind.uses(*catalog_kind) {
                 continue;
             }
-            for name in names {
+            for name in *names {
                 let Some(entry) = ctx.catalog(*catalog_kind).get(name.as_str()) else { continue };
                 if let Some(id) = entry.get(provider_name.as_str()) {
                     ids[slot].push(id.clone());
                 } else {
-                    let at = written_at.clone().unwrap_or_else(|| format!("{path}.email"));
+                    let at = written_at.map_or_else(|| format!("{path}.email"), |key| format!("{path}.{key}"));
                     report.at(
                         at,
                         format!("{} `{name}` has no id for provider `{provider_name}`", singular(*catalog_kind)),
@@ -439,55 +472,112 @@ fn resolve_member(
             .and_then(|g| ctx.catalog(CatalogKind::Groups).get(g))
             .and_then(|ids| ids.get(provider_name.as_str()))
             .cloned();
+        // Each provider type gets the fields it has a notion of; the last
+        // provider takes the member's own strings instead of copies.
+        let last = i + 1 == provider_names.len();
+        let password_file = member.password_file.as_ref().map(|f| ctx.dir.join(f).to_string_lossy().into_owned());
         let mut attributes = Attributes {
             email: email.to_owned(),
-            name: member.name.as_ref().map(|n| n.trim().to_owned()),
-            first_name: member.first_name.clone(),
-            last_name: member.last_name.clone(),
-            phone: None,
             roles,
             plans,
             groups,
             primary_group,
             positions,
-            manager_id: None,
-            note: member.note.clone().or_else(|| ctx.defaults.note.cloned()),
             method,
-            password_env: member.password_env.clone(),
-            password_file: member.password_file.as_ref().map(|f| ctx.dir.join(f).to_string_lossy().into_owned()),
-            existing_user: None,
+            password_file,
+            ..Attributes::default()
         };
         match kind {
             ProviderKind::Networked => {
-                if attributes.name.is_none() {
+                attributes.name = if member.name.is_some() {
+                    grab_trimmed(&mut member.name, last)
+                } else {
                     let joined = [&member.first_name, &member.last_name]
                         .iter()
                         .filter_map(|p| p.as_deref())
                         .collect::<Vec<_>>()
                         .join(" ");
-                    attributes.name = (!joined.is_empty()).then_some(joined);
-                }
-                attributes.first_name = None;
-                attributes.last_name = None;
+                    (!joined.is_empty()).then_some(joined)
+                };
+                attributes.note = grab(&mut member.note, last).or_else(|| ctx.defaults.note.cloned());
             }
             ProviderKind::Aptly => {
-                let (first, last) = member.name.as_deref().map_or((None, None), split_name);
-                attributes.first_name = member.first_name.clone().or(first);
-                attributes.last_name = member.last_name.clone().or(last);
-                attributes.phone.clone_from(&member.phone);
-                attributes.manager_id.clone_from(&member.manager_id);
-                attributes.existing_user.clone_from(&member.existing_user);
-                attributes.note = None;
+                let (first, last_name) = member.name.as_deref().map_or((None, None), split_name);
+                attributes.name = grab_trimmed(&mut member.name, last);
+                attributes.first_name = grab(&mut member.first_name, last).or(first);
+                attributes.last_name = grab(&mut member.last_name, last).or(last_name);
+                attributes.phone = grab(&mut member.phone, last);
+                attributes.manager_id = grab(&mut member.manager_id, last);
+                attributes.existing_user = grab(&mut member.existing_user, last);
             }
             ProviderKind::Sandbox => {
-                attributes.phone.clone_from(&member.phone);
-                attributes.manager_id.clone_from(&member.manager_id);
-                attributes.existing_user.clone_from(&member.existing_user);
+                attributes.name = grab_trimmed(&mut member.name, last);
+                attributes.first_name = grab(&mut member.first_name, last);
+                attributes.last_name = grab(&mut member.last_name, last);
+                attributes.phone = grab(&mut member.phone, last);
+                attributes.manager_id = grab(&mut member.manager_id, last);
+                attributes.existing_user = grab(&mut member.existing_user, last);
+                attributes.note = grab(&mut member.note, last).or_else(|| ctx.defaults.note.cloned());
             }
         }
+        attributes.password_env = grab(&mut member.password_env, last);
         for (message, hint) in kind.validate_member(&attributes, settings) {
             report.at(format!("{path}.email"), format!("`{provider_name}/{}`: {message}", email.to_lowercase()), hint);
         }
-        desired.insert(Address::new(provider_name, email), attributes);
+        desired.push((Address::new(provider_name, email), attributes));
+    }
+}
+
+/// Builds the address map from entries in config order.
+///
+/// Inserting 100,000 entries one by one into a `BTreeMap` shifts its large
+/// values around its nodes on every insert; sorting first and building the
+/// map from sorted entries is several times faster. An address listed twice
+/// keeps its last entry, as repeated inserts would. Only compact (address,
+/// index) pairs are sorted, then the entries are permuted in place, so each
+/// large entry moves at most a few times.
+fn sorted_map(mut entries: Vec<(Address, Attributes)>) -> BTreeMap<Address, Attributes> {
+    let mut keys: Vec<(&str, usize)> = entries.iter().enumerate().map(|(i, (a, _))| (a.as_str(), i)).collect();
+    // The index breaks ties, so equal addresses stay in config order.
+    keys.sort_unstable();
+    let mut order: Vec<usize> = keys.into_iter().map(|(_, i)| i).collect();
+    // Afterwards `entries[i]` holds what was at `order[i]`: follow each cycle.
+    for start in 0..order.len() {
+        let mut current = start;
+        loop {
+            let next = order[current];
+            order[current] = current;
+            if next == start || next == current {
+                break;
+            }
+            entries.swap(current, next);
+            current = next;
+        }
+    }
+    // Sorted already: `from_iter` checks that in one pass, then builds the
+    // tree bottom-up, keeping the last of equal keys.
+    entries.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sorted_map;
+    use crate::address::Address;
+    use crate::attributes::Attributes;
+
+    #[test]
+    fn sorted_map_is_what_inserting_one_by_one_gives() {
+        let mut entries = Vec::new();
+        for i in [5usize, 3, 9, 3, 0, 7, 1, 9, 2, 8, 6, 4, 5] {
+            let email = format!("m{i}@example.com");
+            let attributes =
+                Attributes { email: email.clone(), name: Some(format!("#{}", entries.len())), ..Attributes::default() };
+            entries.push((Address::new(if i % 2 == 0 { "a" } else { "a-b" }, &email), attributes));
+        }
+        let mut expected = std::collections::BTreeMap::new();
+        for (address, attributes) in entries.clone() {
+            expected.insert(address, attributes);
+        }
+        assert_eq!(sorted_map(entries), expected);
     }
 }

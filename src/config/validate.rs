@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::model::{
-    CapabilityName, Catalog, ConfigFile, ProviderConfig, UnknownKeys, CONFIG_KEYS, DEFAULTS_KEYS, INVITES_KEYS,
-    MEMBER_KEYS, PROVIDER_KEYS, SAFETY_KEYS,
+    CapabilityName, Catalog, ConfigFile, MemberConfig, ProviderConfig, UnknownKeys, CONFIG_KEYS, DEFAULTS_KEYS,
+    INVITES_KEYS, MEMBER_KEYS, PROVIDER_KEYS, SAFETY_KEYS,
 };
 use super::problem::{did_you_mean, suggestion, Pending};
 use crate::provider::{defaults, Capabilities, CatalogKind, InviteEndpoint, ProviderKind, ProviderSettings};
@@ -53,8 +53,8 @@ fn unknown_keys(report: &mut Report<'_>, prefix: &str, unknown: &UnknownKeys, kn
     }
 }
 
-/// Reports every unknown key in a file.
-pub(crate) fn check_unknown_keys(report: &mut Report<'_>, file: &ConfigFile) {
+/// Reports every unknown key in a file (whose members are given apart).
+pub(crate) fn check_unknown_keys(report: &mut Report<'_>, file: &ConfigFile, members: &[MemberConfig]) {
     unknown_keys(report, "", &file.unknown, CONFIG_KEYS);
     for (name, provider) in &file.providers {
         unknown_keys(report, &format!("providers.{name}"), &provider.unknown, PROVIDER_KEYS);
@@ -68,8 +68,10 @@ pub(crate) fn check_unknown_keys(report: &mut Report<'_>, file: &ConfigFile) {
     if let Some(i) = &file.invites {
         unknown_keys(report, "invites", &i.unknown, INVITES_KEYS);
     }
-    for (index, member) in file.members.iter().enumerate() {
-        unknown_keys(report, &format!("members[{index}]"), &member.unknown, MEMBER_KEYS);
+    for (index, member) in members.iter().enumerate() {
+        if !member.unknown.is_empty() {
+            unknown_keys(report, &format!("members[{index}]"), &member.unknown, MEMBER_KEYS);
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod render;
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
@@ -220,23 +221,27 @@ pub fn compute(config: &Config, state: Option<&State>, scope: &Scope, now: Syste
     // Both maps are sorted by address: walk them together.
     let mut desired = config.desired.iter().peekable();
     let mut records = recorded.iter().peekable();
+    // Addresses are grouped by provider: look each provider up once per run.
+    let mut provider: Option<(&str, Option<&ProviderSettings>)> = None;
     loop {
-        let (address, want, have) = match (desired.peek(), records.peek()) {
+        // One comparison per step (addresses share long prefixes).
+        let order = match (desired.peek(), records.peek()) {
             (None, None) => break,
-            (Some((a, _)), Some((b, _))) if a == b => {
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((a, _)), Some((b, _))) => a.cmp(b),
+        };
+        let (address, want, have) = match order {
+            Ordering::Equal => {
                 let (a, want) = desired.next().expect("peeked");
                 let (_, have) = records.next().expect("peeked");
                 (a, Some(want), Some(have))
             }
-            (Some((a, _)), Some((b, _))) if a < b => {
+            Ordering::Less => {
                 let (a, want) = desired.next().expect("peeked");
                 (a, Some(want), None)
             }
-            (Some(_), None) => {
-                let (a, want) = desired.next().expect("peeked");
-                (a, Some(want), None)
-            }
-            _ => {
+            Ordering::Greater => {
                 let (b, have) = records.next().expect("peeked");
                 (b, None, Some(have))
             }
@@ -247,7 +252,15 @@ pub fn compute(config: &Config, state: Option<&State>, scope: &Scope, now: Syste
         if have.is_some_and(|r| r.status == Status::Uncertain) {
             summary.uncertain += 1;
         }
-        let settings = config.providers.get(address.provider());
+        let name = address.provider();
+        let settings = match provider {
+            Some((known, settings)) if known == name => settings,
+            _ => {
+                let settings = config.providers.get(name);
+                provider = Some((name, settings));
+                settings
+            }
+        };
         let change = diff_one(address, want, have, settings, config.resend_after, now);
         if let Some(change) = change {
             match change.action {
@@ -298,7 +311,8 @@ fn diff_one(
     let kind = settings.map(|s| s.kind);
     let console = admin_console(kind);
     let provider = address.provider();
-    let mark_done = format!("`memberctl state mark-done {address}`");
+    // Spelled out only for the changes that need it, not for every address.
+    let mark_done = || format!("`memberctl state mark-done {address}`");
     let change =
         |action, wanted, before: Option<&Attributes>, after: Option<&Attributes>, reason: Option<String>, repeat| {
             Change {
@@ -335,7 +349,11 @@ fn diff_one(
         } else if caps.is_some_and(|c| c.remove) {
             change(Action::Remove, None, Some(&have.attributes), None, None, false)
         } else {
-            let reason = format!("`{provider}` cannot remove members through its API: remove {} by hand in {console}, then run {mark_done}", have.email);
+            let reason = format!(
+                "`{provider}` cannot remove members through its API: remove {} by hand in {console}, then run {}",
+                have.email,
+                mark_done()
+            );
             change(Action::Manual, Some(Action::Remove), Some(&have.attributes), None, Some(reason), false)
         }),
         (Some(want), Some(have)) => {
@@ -357,7 +375,7 @@ fn diff_one(
                 return Some(if caps.is_some_and(|c| c.update) {
                     change(Action::Update, None, Some(&have.attributes), Some(want), None, false)
                 } else {
-                    let reason = format!("`{provider}` cannot update members through its API: make the change by hand in {console}, then run {mark_done}");
+                    let reason = format!("`{provider}` cannot update members through its API: make the change by hand in {console}, then run {}", mark_done());
                     change(
                         Action::Manual,
                         Some(Action::Update),

@@ -5,14 +5,18 @@
 //! file is renamed over the state, and the directory is fsynced. A state that
 //! cannot be read is reported and never overwritten.
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
 use super::{Resource, State, StateError, StatePaths, FORMAT_VERSION};
+use crate::address::Address;
 
 /// The largest state file read (a 100,000-member state is about 60 MiB).
 pub const MAX_STATE_BYTES: u64 = 512 * 1024 * 1024;
@@ -31,7 +35,123 @@ struct StateFileIn {
     format_version: u32,
     lineage: Uuid,
     serial: u64,
-    resources: Vec<Resource>,
+    resources: Resources,
+}
+
+/// The resources, read straight into the map (no intermediate `Vec`), with
+/// the first address that appeared twice, if any.
+struct Resources {
+    map: BTreeMap<Address, Resource>,
+    twice: Option<Address>,
+}
+
+/// Builds the resources map as records are read.
+///
+/// A state file is sorted by address. Inserting sorted records one by one
+/// leaves the map's nodes about half empty (and shifts large records around
+/// at every split); building from sorted runs fills them. So records are
+/// gathered in runs of [`RUN`], each run built bottom-up (`from_iter` checks
+/// the order in one pass) and merged into a stack of maps like a binary
+/// counter (`append` of sorted, disjoint maps rebuilds them bottom-up too):
+/// each record moves a few times, and at most one run is held apart from
+/// the maps. Once a record comes out of order (a hand-edited file) or twice,
+/// the rest is inserted one by one, as a plain loop would.
+struct ResourcesBuilder {
+    run: Vec<(Address, Resource)>,
+    run_len: usize,
+    levels: Vec<BTreeMap<Address, Resource>>,
+    /// Out of order: everything is in `levels[0]`, inserted one by one.
+    unordered: bool,
+    twice: Option<Address>,
+}
+
+/// Records per sorted run.
+const RUN: usize = 8 * 1024;
+
+impl ResourcesBuilder {
+    fn new() -> Self {
+        Self::with_run(RUN)
+    }
+
+    fn with_run(run_len: usize) -> Self {
+        ResourcesBuilder { run: Vec::new(), run_len, levels: Vec::new(), unordered: false, twice: None }
+    }
+
+    fn last(&self) -> Option<&Address> {
+        self.run.last().map(|(a, _)| a).or_else(|| self.levels.last().and_then(|m| m.last_key_value()).map(|(a, _)| a))
+    }
+
+    fn push(&mut self, resource: Resource) {
+        let address = resource.address.clone();
+        if !self.unordered && self.last().is_some_and(|last| *last >= address) {
+            let map = self.merged();
+            self.levels = vec![map];
+            self.unordered = true;
+        }
+        if self.unordered {
+            if let Some(old) = self.levels[0].insert(address, resource) {
+                self.twice.get_or_insert(old.address);
+            }
+            return;
+        }
+        self.run.push((address, resource));
+        if self.run.len() >= self.run_len {
+            self.flush();
+        }
+    }
+
+    /// Builds the pending run and carries it up the stack.
+    fn flush(&mut self) {
+        if self.run.is_empty() {
+            return;
+        }
+        let mut map: BTreeMap<Address, Resource> = self.run.drain(..).collect();
+        while self.levels.last().is_some_and(|top| top.len() <= map.len()) {
+            let mut lower = self.levels.pop().expect("checked");
+            lower.append(&mut map);
+            map = lower;
+        }
+        self.levels.push(map);
+    }
+
+    /// Everything as one map.
+    fn merged(&mut self) -> BTreeMap<Address, Resource> {
+        self.flush();
+        let mut map = self.levels.pop().unwrap_or_default();
+        while let Some(mut lower) = self.levels.pop() {
+            lower.append(&mut map);
+            map = lower;
+        }
+        map
+    }
+
+    fn finish(mut self) -> Resources {
+        Resources { map: self.merged(), twice: self.twice }
+    }
+}
+
+impl<'de> Deserialize<'de> for Resources {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ResourcesVisitor;
+
+        impl<'de> Visitor<'de> for ResourcesVisitor {
+            type Value = Resources;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a sequence")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Resources, A::Error> {
+                let mut builder = ResourcesBuilder::new();
+                while let Some(resource) = seq.next_element::<Resource>()? {
+                    builder.push(resource);
+                }
+                Ok(builder.finish())
+            }
+        }
+
+        deserializer.deserialize_seq(ResourcesVisitor)
+    }
 }
 
 #[derive(Deserialize)]
@@ -42,25 +162,35 @@ struct VersionOnly {
 /// Parses state JSON; `path` is for messages.
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<State, StateError> {
     let corrupt = |detail: String| StateError::Corrupt { path: path.to_owned(), detail };
-    // Check the version first, so a newer format is reported as such and not
-    // as whatever field it added.
-    if let Ok(v) = serde_json::from_slice::<VersionOnly>(bytes) {
-        if v.format_version > FORMAT_VERSION {
-            return Err(StateError::NewerFormat { path: path.to_owned(), found: v.format_version });
+    let newer = |found: u32| StateError::NewerFormat { path: path.to_owned(), found };
+    // One pass over the file. A newer format is reported as such and not as
+    // whatever field it added: when the file does not parse, the version
+    // alone is read to tell which it is.
+    let file: StateFileIn = match serde_json::from_slice(bytes) {
+        Ok(file) => file,
+        Err(e) => {
+            return Err(match serde_json::from_slice::<VersionOnly>(bytes) {
+                Ok(v) if v.format_version > FORMAT_VERSION => newer(v.format_version),
+                _ => corrupt(e.to_string()),
+            })
         }
+    };
+    check(path, file)
+}
+
+/// The checks of a state file that parsed.
+fn check(path: &Path, file: StateFileIn) -> Result<State, StateError> {
+    let corrupt = |detail: String| StateError::Corrupt { path: path.to_owned(), detail };
+    if file.format_version > FORMAT_VERSION {
+        return Err(StateError::NewerFormat { path: path.to_owned(), found: file.format_version });
     }
-    let file: StateFileIn = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
     if file.format_version == 0 {
         return Err(corrupt("format_version 0 is not a memberctl state".to_owned()));
     }
-    let mut resources = std::collections::BTreeMap::new();
-    for resource in file.resources {
-        let address = resource.address.clone();
-        if resources.insert(address.clone(), resource).is_some() {
-            return Err(corrupt(format!("address `{address}` appears twice")));
-        }
+    if let Some(address) = file.resources.twice {
+        return Err(corrupt(format!("address `{address}` appears twice")));
     }
-    Ok(State { lineage: file.lineage, serial: file.serial, resources })
+    Ok(State { lineage: file.lineage, serial: file.serial, resources: file.resources.map })
 }
 
 /// Reads the state; `Ok(None)` when there is no state file yet.
@@ -77,8 +207,172 @@ pub fn read(paths: &StatePaths) -> Result<Option<State>, StateError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(StateError::io("read", path, e)),
     }
+    // Streamed, so that a large state is never in memory twice (as text and
+    // as records); anything unexpected, and every error, goes to `parse`,
+    // which reads the whole file and says exactly what is wrong.
+    let handle = File::open(path).map_err(|e| StateError::io("read", path, e))?;
+    if let Some(file) = stream::read(handle) {
+        return check(path, file).map(Some);
+    }
     let bytes = fs::read(path).map_err(|e| StateError::io("read", path, e))?;
     parse(path, &bytes).map(Some)
+}
+
+/// Reading a state file from a stream, a record at a time.
+///
+/// It accepts what [`parse`] accepts and builds the same state, but holds
+/// only a window of the text in memory. It gives up (`None`) at anything
+/// unexpected — including every error — and the caller then uses [`parse`].
+mod stream {
+    use std::io::Read;
+
+    use serde::de::DeserializeOwned;
+    use uuid::Uuid;
+
+    use super::{Resource, Resources, ResourcesBuilder, StateFileIn};
+
+    const CHUNK: usize = 1 << 20;
+
+    struct Window<R> {
+        reader: R,
+        chunk: usize,
+        buf: Vec<u8>,
+        pos: usize,
+        eof: bool,
+    }
+
+    impl<R: Read> Window<R> {
+        /// Reads more; false at the end of the file (or on a read error,
+        /// which `parse`'s own read then reports).
+        fn fill(&mut self) -> bool {
+            if self.eof {
+                return false;
+            }
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+            let old = self.buf.len();
+            self.buf.resize(old + self.chunk, 0);
+            let n = loop {
+                match self.reader.read(&mut self.buf[old..]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break 0,
+                }
+            };
+            self.buf.truncate(old + n);
+            if n == 0 {
+                self.eof = true;
+            }
+            n > 0
+        }
+
+        /// The next byte that is not JSON whitespace, not consumed.
+        fn peek(&mut self) -> Option<u8> {
+            loop {
+                while let Some(&b) = self.buf.get(self.pos) {
+                    if !matches!(b, b' ' | b'\n' | b'\t' | b'\r') {
+                        return Some(b);
+                    }
+                    self.pos += 1;
+                }
+                if !self.fill() {
+                    return None;
+                }
+            }
+        }
+
+        fn next(&mut self) -> Option<u8> {
+            let b = self.peek()?;
+            self.pos += 1;
+            Some(b)
+        }
+
+        /// One JSON value, parsed by `serde_json` from the window.
+        fn value<T: DeserializeOwned>(&mut self) -> Option<T> {
+            self.peek()?;
+            loop {
+                let mut values = serde_json::Deserializer::from_slice(&self.buf[self.pos..]).into_iter::<T>();
+                match values.next() {
+                    // A value that ends the window (a number could go on):
+                    // read on and parse it again.
+                    Some(Ok(_)) if self.pos + values.byte_offset() == self.buf.len() && !self.eof => {
+                        self.fill();
+                    }
+                    Some(Ok(value)) => {
+                        self.pos += values.byte_offset();
+                        return Some(value);
+                    }
+                    Some(Err(e)) if e.is_eof() && !self.eof => {
+                        self.fill();
+                    }
+                    _ => return None,
+                }
+            }
+        }
+
+        fn resources(&mut self) -> Option<Resources> {
+            if self.next()? != b'[' {
+                return None;
+            }
+            let mut builder = ResourcesBuilder::new();
+            if self.peek()? == b']' {
+                self.pos += 1;
+                return Some(builder.finish());
+            }
+            loop {
+                if self.peek()? != b'{' {
+                    return None;
+                }
+                builder.push(self.value::<Resource>()?);
+                match self.next()? {
+                    b',' => {}
+                    b']' => return Some(builder.finish()),
+                    _ => return None,
+                }
+            }
+        }
+    }
+
+    /// Reads a whole state file, or `None` to have [`super::parse`] read it.
+    pub(super) fn read<R: Read>(reader: R) -> Option<StateFileIn> {
+        read_with(reader, CHUNK)
+    }
+
+    /// [`read`], reading `chunk` bytes at a time.
+    pub(super) fn read_with<R: Read>(reader: R, chunk: usize) -> Option<StateFileIn> {
+        let mut w = Window { reader, chunk, buf: Vec::new(), pos: 0, eof: false };
+        if w.next()? != b'{' {
+            return None;
+        }
+        let (mut format_version, mut lineage, mut serial, mut resources) = (None, None, None, None);
+        loop {
+            if w.peek()? != b'"' {
+                return None;
+            }
+            let key: String = w.value()?;
+            if w.next()? != b':' {
+                return None;
+            }
+            // Unknown and repeated keys are errors `parse` reports.
+            match key.as_str() {
+                "format_version" if format_version.is_none() => format_version = Some(w.value::<u32>()?),
+                "lineage" if lineage.is_none() => lineage = Some(w.value::<Uuid>()?),
+                "serial" if serial.is_none() => serial = Some(w.value::<u64>()?),
+                "resources" if resources.is_none() => resources = Some(w.resources()?),
+                _ => return None,
+            }
+            match w.next()? {
+                b',' => {}
+                b'}' => break,
+                _ => return None,
+            }
+        }
+        // Nothing but whitespace may follow.
+        if w.peek().is_some() {
+            return None;
+        }
+        Some(StateFileIn { format_version: format_version?, lineage: lineage?, serial: serial?, resources: resources? })
+    }
 }
 
 /// Serialises a state to pretty JSON.
@@ -145,5 +439,105 @@ pub fn sync_dir(dir: &Path) -> Result<(), StateError> {
     match File::open(dir) {
         Ok(handle) => handle.sync_all().or(Ok(())),
         Err(e) => Err(StateError::io("open", dir, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse, stream, to_json, Resource, ResourcesBuilder, State};
+    use crate::address::Address;
+    use crate::attributes::Attributes;
+    use crate::provider::RemoteIds;
+    use crate::state::Status;
+    use std::path::Path;
+
+    fn resource(i: usize) -> Resource {
+        let email = format!("Person.{i:05}@example.com");
+        let address = Address::new(if i.is_multiple_of(3) { "workforce" } else { "community" }, &email);
+        Resource {
+            provider: address.provider().to_owned(),
+            address,
+            email: email.clone(),
+            status: Status::Invited,
+            attributes: Attributes {
+                email,
+                name: Some(format!("Person \"{i}\" Ünïcode")),
+                roles: vec!["69baa36beddb9f0012fdf101".to_owned()],
+                ..Attributes::default()
+            },
+            remote: RemoteIds { invite_id: Some(format!("{i:024x}")), user_id: None, timestamp_ms: Some(17) },
+            created_at: "2025-01-15T09:30:00Z".to_owned(),
+            updated_at: "2025-01-15T09:30:00Z".to_owned(),
+            invited_at: None,
+            resends: u32::from(i.is_multiple_of(2)),
+            message: i.is_multiple_of(5).then(|| "a\nmessage \\ with escapes".to_owned()),
+        }
+    }
+
+    fn state(n: usize) -> State {
+        let mut state = State::new();
+        state.serial = 9;
+        for i in 0..n {
+            let r = resource(i);
+            state.resources.insert(r.address.clone(), r);
+        }
+        state
+    }
+
+    #[test]
+    fn streamed_reading_matches_parsing_at_any_window_size() {
+        for n in [0, 1, 2, 37] {
+            let bytes = to_json(&state(n));
+            let parsed = parse(Path::new("s"), &bytes).expect("parses");
+            for chunk in [1, 2, 3, 7, 64, 1000, 1 << 20] {
+                let file = stream::read_with(&bytes[..], chunk).expect("streams");
+                let streamed = super::check(Path::new("s"), file).expect("valid");
+                assert_eq!(streamed, parsed, "n={n} chunk={chunk}");
+            }
+        }
+    }
+
+    #[test]
+    fn streamed_reading_declines_what_it_does_not_expect() {
+        let good = String::from_utf8(to_json(&state(3))).expect("utf-8");
+        let compact =
+            serde_json::to_string(&serde_json::from_str::<serde_json::Value>(&good).expect("json")).expect("json");
+        assert!(stream::read_with(compact.as_bytes(), 5).is_some(), "any layout is read");
+        for bad in [
+            good[..good.len() / 2].to_owned(),
+            format!("{good}x"),
+            good.replace("\"serial\": 9", "\"serial\": 9, \"serial\": 9"),
+            good.replace("\"serial\": 9", "\"serial\": 9, \"extra\": 1"),
+            good.replace("\"serial\": 9,", ""),
+            good.replace("\"serial\": 9", "\"serial\": 9.5"),
+            good.replace("\"resources\": [", "\"resources\": [1,"),
+            good.replace("\"status\": \"invited\"", "\"status\": \"unheard-of\""),
+            String::new(),
+        ] {
+            assert!(stream::read_with(bad.as_bytes(), 4).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_builder_keeps_insertion_semantics() {
+        let all: Vec<Resource> = (0..50).map(resource).collect();
+        let mut sorted = all.clone();
+        sorted.sort_by(|a, b| a.address.cmp(&b.address));
+        // Sorted, through several runs and levels.
+        let mut builder = ResourcesBuilder::with_run(3);
+        sorted.iter().cloned().for_each(|r| builder.push(r));
+        let built = builder.finish();
+        assert!(built.twice.is_none());
+        assert_eq!(built.map.values().cloned().collect::<Vec<_>>(), sorted);
+        // Out of order, with a duplicate: the first address seen twice is named.
+        let mut shuffled = sorted.clone();
+        shuffled.swap(10, 40);
+        shuffled.insert(45, sorted[20].clone());
+        shuffled.insert(46, sorted[5].clone());
+        let mut builder = ResourcesBuilder::with_run(4);
+        shuffled.iter().cloned().for_each(|r| builder.push(r));
+        let built = builder.finish();
+        assert_eq!(built.twice.as_ref(), Some(&sorted[20].address));
+        assert_eq!(built.map.len(), 50);
     }
 }

@@ -6,7 +6,7 @@
 mod markdown;
 mod text;
 
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 
 pub use markdown::{markdown, MARKDOWN_BUDGET, MARKER};
 pub use text::text;
@@ -24,10 +24,16 @@ pub enum Format {
     Markdown,
 }
 
+/// Output is buffered here, whatever `out` is: a plan of 100,000 changes
+/// is many small writes, and a bare `Stdout` is line-buffered.
+const BUFFER: usize = 64 * 1024;
+
 /// Writes `plan` as JSON (also the saved-plan format).
 pub fn json(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, plan).map_err(io::Error::other)?;
-    out.write_all(b"\n")
+    let mut out = BufWriter::with_capacity(BUFFER, out);
+    serde_json::to_writer_pretty(&mut out, plan).map_err(io::Error::other)?;
+    out.write_all(b"\n")?;
+    out.flush()
 }
 
 /// Writes `plan` in `format`; `color` applies to text only.

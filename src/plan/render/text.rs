@@ -1,6 +1,6 @@
 //! The terraform-like text rendering of a plan.
 
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 
 use similar::{ChangeTag, TextDiff};
 
@@ -33,8 +33,14 @@ impl Painter {
     }
 }
 
-/// Writes the text rendering.
+/// Writes the text rendering (buffered here: see [`super::BUFFER`]).
 pub fn text(plan: &Plan, color: bool, out: &mut dyn Write) -> io::Result<()> {
+    let mut out = BufWriter::with_capacity(super::BUFFER, out);
+    write_text(plan, color, &mut out)?;
+    out.flush()
+}
+
+fn write_text(plan: &Plan, color: bool, out: &mut dyn Write) -> io::Result<()> {
     let painter = Painter { color };
     for warning in &plan.warnings {
         writeln!(out, "{} {warning}", painter.paint("\x1b[33m", "warning:"))?;

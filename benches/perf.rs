@@ -1,0 +1,980 @@
+//! The memberctl performance harness (issue 6).
+//!
+//! Run it with `scripts/bench.sh` (or `cargo bench --bench perf`). It
+//!
+//! - generates synthetic configs and states of 1,000, 10,000 and 100,000
+//!   members over a Networked and an Aptly provider, and times the release
+//!   `memberctl plan` on them (wall time and peak RSS of the whole process),
+//!   next to a parse-only lower bound: this same binary re-run as
+//!   `perf --parse-only CONFIG STATE`, which only parses the same files into
+//!   the same types (`memberctl::config::parse_file`, `memberctl::state::file::parse`);
+//! - times rendering a 100,000-change plan as text, JSON and markdown;
+//! - times `memberctl apply` of 1,000 and 10,000 invites (batch 100) against
+//!   a zero-latency fake Networked server on loopback (the one the
+//!   integration tests use), counting its HTTP requests, and measures the
+//!   bytes written to the state and the journal;
+//! - times the naive alternative, one `curl` per member, for 1,000 members;
+//! - prints a table of medians with ratios, and checks the targets.
+//!
+//! Options (after `--`): `--runs N` (default 5), `--sizes 1000,10000,100000`,
+//! `--apply-sizes 1000,10000`, `--curl N` (default 1000), `--keep` (keep the
+//! generated files and print where they are).
+
+#![allow(clippy::too_many_lines, clippy::similar_names)]
+
+// The fake Networked server of the integration tests, reused as is.
+#[path = "../tests/support/fake_common.rs"]
+#[allow(dead_code)]
+mod fake_common;
+#[path = "../tests/support/fake_networked.rs"]
+#[allow(dead_code)]
+mod fake_networked;
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use memberctl::address::Address;
+use memberctl::plan::render;
+use memberctl::provider::RemoteIds;
+use memberctl::state::{Resource, State, StatePaths, Status};
+
+use fake_networked::{FakeNetworked, API_KEY, BULK_PATH};
+
+const BIN: &str = env!("CARGO_BIN_EXE_memberctl");
+const BATCH: usize = 100;
+
+// ---------------------------------------------------------------- options
+
+struct Options {
+    runs: usize,
+    sizes: Vec<usize>,
+    apply_sizes: Vec<usize>,
+    curl: usize,
+    keep: bool,
+}
+
+fn parse_list(text: &str) -> Vec<usize> {
+    text.split(',').filter_map(|s| s.trim().replace('_', "").parse().ok()).collect()
+}
+
+fn options(args: &[String]) -> Options {
+    let mut o = Options {
+        runs: 5,
+        sizes: vec![1_000, 10_000, 100_000],
+        apply_sizes: vec![1_000, 10_000],
+        curl: 1_000,
+        keep: false,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--runs" => o.runs = it.next().and_then(|v| v.parse().ok()).unwrap_or(o.runs).max(1),
+            "--sizes" => o.sizes = it.next().map(|v| parse_list(v)).unwrap_or_default(),
+            "--apply-sizes" => o.apply_sizes = it.next().map(|v| parse_list(v)).unwrap_or_default(),
+            "--curl" => o.curl = it.next().and_then(|v| v.parse().ok()).unwrap_or(o.curl),
+            "--keep" => o.keep = true,
+            _ => {} // `cargo bench` passes `--bench`.
+        }
+    }
+    o
+}
+
+// ------------------------------------------------------------ measurement
+
+/// One whole-process measurement.
+#[derive(Clone, Copy)]
+struct Sample {
+    wall: Duration,
+    rss_kib: u64,
+}
+
+/// How peak RSS is measured.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RssMethod {
+    /// GNU time's `%M` (the kernel's `ru_maxrss` of the child).
+    GnuTime,
+    /// Polling `/proc/PID/status` `VmHWM` every millisecond (a lower bound:
+    /// growth in the last millisecond before exit can be missed).
+    Poll,
+}
+
+fn rss_method() -> RssMethod {
+    let works = Command::new("/usr/bin/time")
+        .args(["-f", "%M", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stderr).trim().parse::<u64>().is_ok());
+    if works {
+        RssMethod::GnuTime
+    } else {
+        RssMethod::Poll
+    }
+}
+
+struct Job<'a> {
+    program: &'a Path,
+    args: Vec<String>,
+    env: Vec<(&'a str, String)>,
+    dir: &'a Path,
+}
+
+/// Runs a job once, stdout to /dev/null, and measures it. Panics when it fails.
+fn measure(job: &Job<'_>, method: RssMethod, scratch: &Path) -> Sample {
+    let report = scratch.join("time.out");
+    let mut cmd = if method == RssMethod::GnuTime {
+        let mut c = Command::new("/usr/bin/time");
+        c.args(["-f", "%M", "-o"]).arg(&report).arg(job.program);
+        c
+    } else {
+        Command::new(job.program)
+    };
+    cmd.args(&job.args)
+        .current_dir(job.dir)
+        .env("NO_COLOR", "1")
+        .env("CI", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in &job.env {
+        cmd.env(k, v);
+    }
+    let start = Instant::now();
+    let mut child = cmd.spawn().expect("spawn");
+    let mut polled = 0u64;
+    if method == RssMethod::Poll {
+        let status = format!("/proc/{}/status", child.id());
+        loop {
+            if let Ok(text) = fs::read_to_string(&status) {
+                if let Some(kib) = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                {
+                    polled = polled.max(kib);
+                }
+            }
+            if child.try_wait().expect("wait").is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let output = child.wait_with_output().expect("wait");
+    let wall = start.elapsed();
+    assert!(
+        output.status.success(),
+        "{} {:?} failed ({}):\n{}",
+        job.program.display(),
+        job.args,
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rss_kib = if method == RssMethod::GnuTime {
+        let text = fs::read_to_string(&report).unwrap_or_default();
+        text.lines().last().and_then(|l| l.trim().parse().ok()).unwrap_or(0)
+    } else {
+        polled
+    };
+    Sample { wall, rss_kib }
+}
+
+fn median_duration(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn median_u64(mut v: Vec<u64>) -> u64 {
+    v.sort_unstable();
+    v[v.len() / 2]
+}
+
+/// Medians of wall time and peak RSS over `runs` runs.
+fn repeat(runs: usize, mut once: impl FnMut() -> Sample) -> Sample {
+    let samples: Vec<Sample> = (0..runs).map(|_| once()).collect();
+    Sample {
+        wall: median_duration(samples.iter().map(|s| s.wall).collect()),
+        rss_kib: median_u64(samples.iter().map(|s| s.rss_kib).collect()),
+    }
+}
+
+// -------------------------------------------------------- synthetic data
+
+const FIRST: &[&str] = &[
+    "Jane", "John", "Maryam", "Wei", "Olusegun", "Priya", "Carlos", "Ana", "Dmitri", "Fatima", "Hiroshi", "Ingrid",
+    "Kwame", "Lucia", "Mateo", "Nadia", "Oliver", "Paulina", "Quentin", "Rosa", "Samuel", "Tomasz", "Uma", "Viktor",
+    "Wanjiru", "Xavier", "Yasmin", "Zoltan", "Amelie", "Bjorn", "Chiara", "Dario",
+];
+const LAST: &[&str] = &[
+    "Doe",
+    "Smith",
+    "Okafor",
+    "Zhang",
+    "Fernandez",
+    "Nakamura",
+    "Kowalski",
+    "Haddad",
+    "Johansson",
+    "Mbeki",
+    "Rossi",
+    "Garcia",
+    "Ivanova",
+    "Nguyen",
+    "Oconnell",
+    "Patel",
+    "Schneider",
+    "Van der Berg",
+    "Yilmaz",
+    "Andersen",
+    "Baptiste",
+    "Castellanos",
+    "Dubois",
+    "Eriksson",
+];
+const DOMAINS: &[&str] = &["example.com", "example.org", "corp.example.net", "mail.example.io", "students.example.edu"];
+const NOTES: &[&str] = &[
+    "We would love to have you join our community of practitioners.",
+    "Welcome aboard! Your onboarding buddy will reach out this week.",
+    "Invited by the events team after the spring meetup in Lisbon.",
+];
+const GROUPS: &[&str] = &["engineering", "sales", "support", "marketing", "operations", "finance"];
+const POSITIONS: &[&str] = &["engineer", "manager", "analyst", "designer"];
+
+fn object_id(prefix: u32, n: u32) -> String {
+    format!("{prefix:08x}{n:016x}")
+}
+
+fn uuid_for(prefix: u32, n: u32) -> String {
+    format!("{prefix:08x}-{:04x}-4{:03x}-8{:03x}-{n:012x}", n & 0xffff, n & 0xfff, (n >> 4) & 0xfff)
+}
+
+/// The catalog and provider part of a config: `community` (networked) and
+/// `workforce` (aptly).
+fn config_header(networked_url: Option<&str>, with_aptly: bool) -> String {
+    let mut y = String::from(
+        "# Synthetic memberctl benchmark config.\nversion: 1\nproviders:\n  community:\n    type: networked\n",
+    );
+    if let Some(url) = networked_url {
+        let _ = writeln!(y, "    base_url: {url}\n    rate_limit: 0\n    batch_size: {BATCH}\n    concurrency: 4");
+    }
+    if with_aptly {
+        y.push_str("  workforce:\n    type: aptly\n    tenant_id: 42db2b59-b9c6-4705-a0d9-916e597cd4aa\n");
+    }
+    y.push_str("roles:\n");
+    for (i, role) in ["member", "moderator", "admin"].iter().enumerate() {
+        let i = i as u32;
+        let _ = write!(y, "  {role}: {{ community: {}", object_id(0x69ba_a36b, i));
+        if with_aptly {
+            let _ = write!(y, ", workforce: {}", uuid_for(0xbbc5_418c, i));
+        }
+        y.push_str(" }\n");
+    }
+    let _ = writeln!(y, "  guest: {{ community: {} }}", object_id(0x69ba_a36b, 9));
+    if with_aptly {
+        for (i, role) in ["employee", "contractor"].iter().enumerate() {
+            let _ = writeln!(y, "  {role}: {{ workforce: {} }}", uuid_for(0xbbc5_4190, i as u32));
+        }
+    }
+    y.push_str("plans:\n");
+    for (i, plan) in ["pro", "team", "enterprise"].iter().enumerate() {
+        let _ = writeln!(y, "  {plan}: {{ community: {} }}", object_id(0x6a1f_0000, i as u32));
+    }
+    if with_aptly {
+        y.push_str("groups:\n");
+        for (i, g) in GROUPS.iter().enumerate() {
+            let _ = writeln!(y, "  {g}: {{ workforce: {} }}", uuid_for(0xe910_0cc7, i as u32));
+        }
+        y.push_str("positions:\n");
+        for (i, p) in POSITIONS.iter().enumerate() {
+            let _ = writeln!(y, "  {p}: {{ workforce: {} }}", uuid_for(0xb545_c2fe, i as u32));
+        }
+    }
+    y.push_str("defaults:\n  providers: [community]\n  roles: [member]\n");
+    y
+}
+
+fn person(rng: &mut fastrand::Rng, i: usize) -> (String, String, String) {
+    let first = FIRST[rng.usize(..FIRST.len())];
+    let last = LAST[rng.usize(..LAST.len())];
+    let domain = DOMAINS[rng.usize(..DOMAINS.len())];
+    let local = format!("{first}.{last}.{i}").to_lowercase().replace(' ', "");
+    (format!("{local}@{domain}"), first.to_owned(), last.to_owned())
+}
+
+/// The plan benchmark's config: 60% community only, 25% workforce only, 15% both.
+fn plan_config(n: usize) -> String {
+    let mut rng = fastrand::Rng::with_seed(n as u64);
+    let mut y = config_header(None, true);
+    let _ = writeln!(y, "safety:\n  max_changes: {}\nmembers:", n * 2);
+    for i in 0..n {
+        let (email, first, last) = person(&mut rng, i);
+        let kind = rng.u32(..100);
+        let _ = writeln!(y, "  - email: {email}");
+        if kind < 60 {
+            let _ = writeln!(y, "    name: {first} {last}");
+            match rng.u32(..10) {
+                0 => y.push_str("    roles: [moderator]\n"),
+                1 => y.push_str("    roles: [guest]\n"),
+                _ => {}
+            }
+            match rng.u32(..20) {
+                0..=3 => y.push_str("    plans: [pro]\n"),
+                4 => y.push_str("    plans: [pro, team]\n"),
+                5 => y.push_str("    plans: [enterprise]\n"),
+                _ => {}
+            }
+            if rng.u32(..3) == 0 {
+                let _ = writeln!(y, "    note: {}", NOTES[rng.usize(..NOTES.len())]);
+            }
+        } else {
+            let both = kind >= 85;
+            if both {
+                let _ = writeln!(y, "    name: {first} {last}\n    providers: [community, workforce]");
+            } else {
+                let _ = writeln!(y, "    first_name: {first}\n    last_name: {last}\n    providers: [workforce]");
+                let role = if rng.u32(..4) == 0 { "contractor" } else { "employee" };
+                let _ = writeln!(y, "    roles: [{role}]");
+            }
+            let _ = writeln!(y, "    phone: \"+1 (555) {:03}-{:04}\"", rng.u32(..1000), rng.u32(..10_000));
+            let g1 = GROUPS[rng.usize(..GROUPS.len())];
+            let g2 = GROUPS[rng.usize(..GROUPS.len())];
+            if g1 == g2 {
+                let _ = writeln!(y, "    groups: [{g1}]");
+            } else {
+                let _ = writeln!(y, "    groups: [{g1}, {g2}]");
+            }
+            let _ = writeln!(y, "    primary_group: {g1}");
+            let _ = writeln!(y, "    positions: [{}]", POSITIONS[rng.usize(..POSITIONS.len())]);
+            if !both && rng.u32(..3) == 0 {
+                let _ = writeln!(y, "    manager_id: {}", uuid_for(0x5eed_0000, rng.u32(..50_000)));
+            }
+        }
+    }
+    y
+}
+
+/// The apply benchmark's config: `n` community members over two plan sets.
+/// Answers the config and the expected number of requests.
+fn apply_config(n: usize, url: &str) -> (String, usize) {
+    let mut rng = fastrand::Rng::with_seed(7 + n as u64);
+    let mut y = config_header(Some(url), false);
+    y.push_str("members:\n");
+    let mut with_plan = 0usize;
+    for i in 0..n {
+        let (email, first, last) = person(&mut rng, i);
+        let _ = writeln!(y, "  - email: {email}\n    name: {first} {last}");
+        if i % 10 < 3 {
+            y.push_str("    plans: [pro]\n");
+            with_plan += 1;
+        }
+        if i % 3 == 0 {
+            let _ = writeln!(y, "    note: {}", NOTES[i % NOTES.len()]);
+        }
+    }
+    (y, with_plan.div_ceil(BATCH) + (n - with_plan).div_ceil(BATCH))
+}
+
+const STAMP: &str = "2025-01-15T09:30:00Z";
+
+fn resource(address: &Address, attributes: memberctl::attributes::Attributes, n: u32) -> Resource {
+    Resource {
+        address: address.clone(),
+        provider: address.provider().to_owned(),
+        email: attributes.email.clone(),
+        status: Status::Invited,
+        attributes,
+        remote: RemoteIds {
+            invite_id: Some(object_id(0x6600_0000, n)),
+            user_id: Some(object_id(0x7700_0000, n)),
+            timestamp_ms: Some(1_736_933_400_000 + i64::from(n)),
+        },
+        created_at: STAMP.to_owned(),
+        updated_at: STAMP.to_owned(),
+        invited_at: Some(STAMP.to_owned()),
+        resends: 0,
+        message: None,
+    }
+}
+
+/// A state matching most of the config: 90% recorded as configured, 4%
+/// recorded with other attributes (updates, planned as manual since the seed
+/// APIs cannot update), 6% missing (invites), plus 1% recorded but no
+/// longer configured (removals, manual).
+fn plan_state(config: &memberctl::config::Config, n: usize) -> State {
+    let mut rng = fastrand::Rng::with_seed(99 + n as u64);
+    let mut state = State::new();
+    state.serial = 42;
+    let mut count = 0u32;
+    for (address, want) in &config.desired {
+        count += 1;
+        let roll = rng.u32(..100);
+        if roll < 6 {
+            continue;
+        }
+        let mut have = want.clone();
+        if roll < 10 {
+            if rng.bool() {
+                have.name = have.name.map(|n| format!("{n} Jr"));
+                have.last_name = have.last_name.map(|n| format!("{n} Jr"));
+            } else {
+                have.roles.reverse();
+                have.roles.push(have.roles.first().cloned().unwrap_or_default());
+            }
+        }
+        state.resources.insert(address.clone(), resource(address, have, count));
+    }
+    for i in 0..n / 100 {
+        let email = format!("former.member.{i}@example.com");
+        let address = Address::new("community", &email);
+        let attributes = memberctl::attributes::Attributes {
+            email,
+            name: Some(format!("Former Member {i}")),
+            roles: vec![object_id(0x69ba_a36b, 0)],
+            ..Default::default()
+        };
+        count += 1;
+        state.resources.insert(address.clone(), resource(&address, attributes, count));
+    }
+    state
+}
+
+// ------------------------------------------------------------- sections
+
+struct PlanRow {
+    n: usize,
+    addresses: usize,
+    changes: usize,
+    config_bytes: u64,
+    state_bytes: u64,
+    plan: Sample,
+    parse: Sample,
+}
+
+fn plan_section(o: &Options, method: RssMethod, root: &Path) -> Vec<PlanRow> {
+    let mut rows = Vec::new();
+    for &n in &o.sizes {
+        let dir = root.join(format!("plan-{n}"));
+        fs::create_dir_all(&dir).expect("mkdir");
+        let config_path = dir.join("memberctl.yaml");
+        let state_path = dir.join("memberctl.state.json");
+        fs::write(&config_path, plan_config(n)).expect("write config");
+        let config = memberctl::config::load(std::slice::from_ref(&config_path)).expect("synthetic config is valid");
+        let state = plan_state(&config, n);
+        fs::write(&state_path, memberctl::state::file::to_json(&state)).expect("write state");
+        let plan =
+            memberctl::plan::compute(&config, Some(&state), &memberctl::plan::Scope::default(), SystemTime::now());
+        let addresses = config.desired.len();
+        drop((config, state));
+        let plan_job = Job {
+            program: Path::new(BIN),
+            args: vec!["plan".into(), "-c".into(), path_arg(&config_path), "--state".into(), path_arg(&state_path)],
+            env: Vec::new(),
+            dir: &dir,
+        };
+        let exe = std::env::current_exe().expect("current exe");
+        let parse_job = Job {
+            program: &exe,
+            args: vec!["--parse-only".into(), path_arg(&config_path), path_arg(&state_path)],
+            env: Vec::new(),
+            dir: &dir,
+        };
+        // One unmeasured run of each warms the page cache.
+        measure(&plan_job, method, &dir);
+        measure(&parse_job, method, &dir);
+        let plan_sample = repeat(o.runs, || measure(&plan_job, method, &dir));
+        let parse_sample = repeat(o.runs, || measure(&parse_job, method, &dir));
+        eprintln!(
+            "  plan {n:>7}: {:>8.3} s {:>6.1} MB   parse-only {:>8.3} s {:>6.1} MB",
+            plan_sample.wall.as_secs_f64(),
+            mb(plan_sample.rss_kib * 1024),
+            parse_sample.wall.as_secs_f64(),
+            mb(parse_sample.rss_kib * 1024)
+        );
+        rows.push(PlanRow {
+            n,
+            addresses,
+            changes: plan.changes.len(),
+            config_bytes: fs::metadata(&config_path).map_or(0, |m| m.len()),
+            state_bytes: fs::metadata(&state_path).map_or(0, |m| m.len()),
+            plan: plan_sample,
+            parse: parse_sample,
+        });
+    }
+    rows
+}
+
+struct RenderRow {
+    format: &'static str,
+    wall: Duration,
+    bytes: u64,
+}
+
+/// Renders a plan in which every address is an invite (no state), in process,
+/// to /dev/null through a counting writer.
+fn render_section(o: &Options, root: &Path) -> (usize, Vec<RenderRow>) {
+    let n = 100_000;
+    let dir = root.join("render");
+    fs::create_dir_all(&dir).expect("mkdir");
+    let config_path = dir.join("memberctl.yaml");
+    fs::write(&config_path, plan_config(n)).expect("write config");
+    let config = memberctl::config::load(std::slice::from_ref(&config_path)).expect("valid");
+    let plan = memberctl::plan::compute(&config, None, &memberctl::plan::Scope::default(), SystemTime::now());
+    let mut rows = Vec::new();
+    for format in [render::Format::Text, render::Format::Json, render::Format::Markdown] {
+        let mut bytes = 0;
+        let wall = median_duration(
+            (0..o.runs)
+                .map(|_| {
+                    let mut out = Counting { inner: fs::File::create("/dev/null").expect("/dev/null"), bytes: 0 };
+                    let start = Instant::now();
+                    render::render(&plan, format, false, &mut out).expect("render");
+                    let wall = start.elapsed();
+                    bytes = out.bytes;
+                    wall
+                })
+                .collect(),
+        );
+        let name = match format {
+            render::Format::Text => "text",
+            render::Format::Json => "json",
+            render::Format::Markdown => "markdown",
+        };
+        eprintln!("  render {name:>8}: {:>8.3} s {:>10} bytes", wall.as_secs_f64(), bytes);
+        rows.push(RenderRow { format: name, wall, bytes });
+    }
+    (plan.changes.len(), rows)
+}
+
+/// Counts what is written, and how many `write` calls reach the file.
+struct Counting<W> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+struct ApplyRow {
+    n: usize,
+    requests: usize,
+    expected: usize,
+    sample: Sample,
+    state_bytes: u64,
+    journal_bytes: u64,
+}
+
+fn apply_section(o: &Options, method: RssMethod, root: &Path) -> Vec<ApplyRow> {
+    let mut rows = Vec::new();
+    for &n in &o.apply_sizes {
+        let mut samples = Vec::new();
+        let mut requests = Vec::new();
+        let mut expected = 0;
+        for run in 0..o.runs {
+            let fake = FakeNetworked::start();
+            let dir = root.join(format!("apply-{n}-{run}"));
+            fs::create_dir_all(&dir).expect("mkdir");
+            let (yaml, want) = apply_config(n, &fake.url());
+            expected = want;
+            fs::write(dir.join("memberctl.yaml"), yaml).expect("write config");
+            let job = Job {
+                program: Path::new(BIN),
+                args: vec!["apply".into(), "--auto-approve".into(), "--max-changes".into(), n.to_string()],
+                env: vec![("NETWORKED_API_KEY", API_KEY.to_owned())],
+                dir: &dir,
+            };
+            samples.push(measure(&job, method, &dir));
+            requests.push(fake.request_count());
+            assert_eq!(fake.members().len(), n, "every member invited");
+            assert!(fake.received_twice().is_empty(), "nobody invited twice");
+            let _ = fs::remove_dir_all(&dir);
+        }
+        let sample = Sample {
+            wall: median_duration(samples.iter().map(|s| s.wall).collect()),
+            rss_kib: median_u64(samples.iter().map(|s| s.rss_kib).collect()),
+        };
+        let (state_bytes, journal_bytes) = apply_bytes(n, root);
+        eprintln!(
+            "  apply {n:>7}: {:>8.3} s  {} requests (expected {expected})  state {state_bytes} B  journal {journal_bytes} B",
+            sample.wall.as_secs_f64(),
+            median_u64(requests.iter().map(|&r| r as u64).collect())
+        );
+        rows.push(ApplyRow {
+            n,
+            requests: median_u64(requests.iter().map(|&r| r as u64).collect()) as usize,
+            expected,
+            sample,
+            state_bytes,
+            journal_bytes,
+        });
+    }
+    rows
+}
+
+/// The bytes the engine writes to the state and the journal, from its own
+/// `ApplyReport` (the CLI deletes the journal when it is done). The same
+/// config and fake as the CLI runs, through the library in this process.
+fn apply_bytes(n: usize, root: &Path) -> (u64, u64) {
+    let fake = FakeNetworked::start();
+    let dir = root.join(format!("apply-bytes-{n}"));
+    fs::create_dir_all(&dir).expect("mkdir");
+    let config_path = dir.join("memberctl.yaml");
+    fs::write(&config_path, apply_config(n, &fake.url()).0).expect("write config");
+    let config = memberctl::config::load(std::slice::from_ref(&config_path)).expect("valid");
+    let plan = memberctl::plan::compute(&config, None, &memberctl::plan::Scope::default(), SystemTime::now());
+    let env = |name: &str| (name == "NETWORKED_API_KEY").then(|| API_KEY.to_owned());
+    let clients = memberctl::apply::preflight(&plan, &env).expect("preflight");
+    let paths = StatePaths::new(dir.join("memberctl.state.json"));
+    let recorder = memberctl::state::Recorder::begin(&paths, State::new()).expect("journal");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let (_, report) = runtime
+        .block_on(memberctl::apply::run(
+            &plan,
+            clients,
+            recorder,
+            Arc::new(memberctl::apply::Silent),
+            memberctl::apply::Cancel::new(),
+        ))
+        .expect("apply");
+    assert_eq!(report.invited.len(), n);
+    let on_disk = fs::metadata(&paths.state).map_or(0, |m| m.len());
+    assert_eq!(on_disk, report.state_bytes, "state bytes match the file");
+    let _ = fs::remove_dir_all(&dir);
+    (report.state_bytes, report.journal_bytes)
+}
+
+struct CurlRow {
+    n: usize,
+    wall: Duration,
+    tool: String,
+}
+
+/// One `curl` process per member against the same fake, one after another,
+/// as a shell loop would run them. Without curl, this binary re-run as a
+/// one-request client stands in (also one process per member).
+fn curl_section(o: &Options) -> Option<CurlRow> {
+    if o.curl == 0 {
+        return None;
+    }
+    let n = o.curl;
+    let curl = ["/usr/bin/curl", "/usr/local/bin/curl", "/bin/curl"].into_iter().map(Path::new).find(|p| p.exists());
+    let exe = std::env::current_exe().expect("current exe");
+    let mut walls = Vec::new();
+    for _ in 0..o.runs {
+        let fake = FakeNetworked::start();
+        let url = format!("{}{BULK_PATH}", fake.url());
+        let mut rng = fastrand::Rng::with_seed(7 + n as u64);
+        let start = Instant::now();
+        for i in 0..n {
+            let (email, first, last) = person(&mut rng, i);
+            let body = format!(
+                r#"{{"users":[{{"email":"{email}","name":"{first} {last}","tagId":"{}"}}]}}"#,
+                object_id(0x69ba_a36b, 0)
+            );
+            let status = if let Some(curl) = curl {
+                Command::new(curl)
+                    .args(["-sS", "-o", "/dev/null", "-X", "POST", "-H"])
+                    .arg(format!("x-api-key: {API_KEY}"))
+                    .args(["-H", "content-type: application/json", "--data-binary"])
+                    .arg(&body)
+                    .arg(&url)
+                    .status()
+            } else {
+                Command::new(&exe).args(["--one-request", &url, &body]).status()
+            };
+            assert!(status.is_ok_and(|s| s.success()), "request {i} failed");
+        }
+        walls.push(start.elapsed());
+        assert_eq!(fake.members().len(), n);
+    }
+    let tool =
+        curl.map_or_else(|| "a one-request Rust client (curl not found)".to_owned(), |p| p.display().to_string());
+    let wall = median_duration(walls);
+    eprintln!("  curl loop {n}: {:.3} s ({tool})", wall.as_secs_f64());
+    Some(CurlRow { n, wall, tool })
+}
+
+// ---------------------------------------------------------- helper modes
+
+/// The lower bound: parse the same files into the same types, nothing more:
+/// the config with `config::parse_file`, the state with `state::file::read`
+/// (the streamed reader plan uses; it gives what `state::file::parse` gives
+/// for the whole text, and falls back to it).
+fn parse_only(config: &Path, state: &Path) {
+    let text = fs::read_to_string(config).expect("read config");
+    let file = memberctl::config::parse_file(&text).expect("config parses");
+    drop(text);
+    let state = memberctl::state::file::read(&StatePaths::new(state)).expect("state parses").expect("state exists");
+    // Keep the results alive to the end, as plan does.
+    assert!(file.members.len() + state.resources.len() > 0);
+}
+
+fn rss() -> String {
+    let text = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    text.lines().filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM")).collect::<Vec<_>>().join(" ")
+}
+
+/// `perf --phases CONFIG STATE`: the phases of a plan in this process, each
+/// with the time since start and the resident memory after it (a profile
+/// without a profiler).
+fn phases(config: &Path, state: &Path) {
+    let t = Instant::now();
+    let report = |what: &str| eprintln!("{:>8.3} s  {what:<14} {}", t.elapsed().as_secs_f64(), rss());
+    let config = memberctl::config::load(&[config.to_owned()]).expect("load");
+    report("config::load");
+    let state = memberctl::state::file::read(&StatePaths::new(state)).expect("state").expect("exists");
+    report("state read");
+    let plan = memberctl::plan::compute(&config, Some(&state), &memberctl::plan::Scope::default(), SystemTime::now());
+    report("plan::compute");
+    render::text(&plan, false, &mut fs::File::create("/dev/null").expect("/dev/null")).expect("render");
+    report("render text");
+    drop((plan, state, config));
+    report("drop all");
+}
+
+/// A minimal HTTP/1.1 POST for when curl is missing.
+fn one_request(url: &str, body: &str) {
+    use std::io::Read;
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest.split_once('/').expect("path");
+    let mut stream = std::net::TcpStream::connect(host).expect("connect");
+    let request = format!(
+        "POST /{path} HTTP/1.1\r\nhost: {host}\r\nx-api-key: {API_KEY}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "answer: {answer}");
+}
+
+// ---------------------------------------------------------------- report
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1_000_000.0
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn path_arg(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+fn check(ok: bool) -> &'static str {
+    if ok {
+        "PASS"
+    } else {
+        "FAIL"
+    }
+}
+
+fn report(
+    o: &Options,
+    method: RssMethod,
+    plans: &[PlanRow],
+    renders: &(usize, Vec<RenderRow>),
+    applies: &[ApplyRow],
+    curl: Option<&CurlRow>,
+) -> (String, bool) {
+    let mut r = String::new();
+    let mut all_ok = true;
+    let rss_note = match method {
+        RssMethod::GnuTime => "peak RSS from `/usr/bin/time -f %M`",
+        RssMethod::Poll => "peak RSS by polling /proc/PID/status VmHWM every 1 ms (GNU time not found; a lower bound)",
+    };
+    let _ = writeln!(r, "Medians of {} runs; release build; {rss_note}.\n", o.runs);
+
+    let _ = writeln!(r, "### plan (`memberctl plan`, text to /dev/null) vs. parse-only lower bound\n");
+    let _ = writeln!(
+        r,
+        "| members | addresses | changes | config | state | plan wall | plan RSS | parse-only wall | parse-only RSS | plan / parse-only |"
+    );
+    let _ = writeln!(r, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for p in plans {
+        let _ = writeln!(
+            r,
+            "| {} | {} | {} | {:.1} MB | {:.1} MB | {:.3} s | {:.1} MB | {:.3} s | {:.1} MB | {:.2}× |",
+            thousands(p.n),
+            thousands(p.addresses),
+            thousands(p.changes),
+            mb(p.config_bytes),
+            mb(p.state_bytes),
+            secs(p.plan.wall),
+            mb(p.plan.rss_kib * 1024),
+            secs(p.parse.wall),
+            mb(p.parse.rss_kib * 1024),
+            secs(p.plan.wall) / secs(p.parse.wall)
+        );
+    }
+    let find = |n: usize| plans.iter().find(|p| p.n == n);
+    let mut growth = None;
+    if let (Some(a), Some(b)) = (find(10_000), find(100_000)) {
+        let ratio = secs(b.plan.wall) / secs(a.plan.wall);
+        growth = Some(ratio);
+        let _ = writeln!(
+            r,
+            "\nGrowth 10k → 100k: plan {ratio:.1}×, parse-only {:.1}× (linear is 10×).",
+            secs(b.parse.wall) / secs(a.parse.wall)
+        );
+    }
+
+    let _ = writeln!(r, "\n### rendering a {}-change plan (in process, to /dev/null)\n", thousands(renders.0));
+    let _ = writeln!(r, "| format | wall | output |");
+    let _ = writeln!(r, "|---|---:|---:|");
+    for row in &renders.1 {
+        let _ = writeln!(r, "| {} | {:.3} s | {:.1} MB |", row.format, secs(row.wall), mb(row.bytes));
+    }
+
+    let _ = writeln!(
+        r,
+        "\n### apply (`memberctl apply --auto-approve`, zero-latency fake Networked on loopback, batch {BATCH}, concurrency 4, no rate limit)\n"
+    );
+    let _ = writeln!(
+        r,
+        "| invites | wall | per member | peak RSS | requests | expected ⌈n/batch⌉ per plan set | state bytes | journal bytes | (state+journal) / member |"
+    );
+    let _ = writeln!(r, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for a in applies {
+        let _ = writeln!(
+            r,
+            "| {} | {:.3} s | {:.1} µs | {:.1} MB | {} | {} | {} | {} | {:.0} B |",
+            thousands(a.n),
+            secs(a.sample.wall),
+            secs(a.sample.wall) * 1e6 / a.n as f64,
+            mb(a.sample.rss_kib * 1024),
+            a.requests,
+            a.expected,
+            thousands(a.state_bytes as usize),
+            thousands(a.journal_bytes as usize),
+            (a.state_bytes + a.journal_bytes) as f64 / a.n as f64
+        );
+    }
+    if let Some(c) = curl {
+        let per = secs(c.wall) * 1e6 / c.n as f64;
+        let _ = writeln!(r, "\n### naive alternative: one process per member\n");
+        let _ = writeln!(r, "| members | tool | wall | per member |");
+        let _ = writeln!(r, "|---:|---|---:|---:|");
+        let _ = writeln!(r, "| {} | {} | {:.3} s | {:.1} µs |", thousands(c.n), c.tool, secs(c.wall), per);
+    }
+
+    let _ = writeln!(r, "\n### targets\n");
+    let _ = writeln!(r, "| target | measured | |");
+    let _ = writeln!(r, "|---|---|---|");
+    let mut target = |name: String, measured: String, ok: bool| {
+        all_ok &= ok;
+        let _ = writeln!(r, "| {name} | {measured} | {} |", check(ok));
+    };
+    if let Some(p) = find(100_000) {
+        target("plan of 100k ≤ 1.0 s".into(), format!("{:.3} s", secs(p.plan.wall)), secs(p.plan.wall) <= 1.0);
+        let ratio = secs(p.plan.wall) / secs(p.parse.wall);
+        target("plan of 100k ≤ 2× parse-only".into(), format!("{ratio:.2}×"), ratio <= 2.0);
+    }
+    if let Some(max) = plans.iter().map(|p| p.plan.rss_kib).max() {
+        target("plan peak RSS ≤ 250 MB".into(), format!("{:.1} MB", mb(max * 1024)), max * 1024 <= 250_000_000);
+    }
+    if let Some(g) = growth {
+        target("plan 100k/10k time ≤ 12".into(), format!("{g:.1}×"), g <= 12.0);
+    }
+    for row in &renders.1 {
+        target(
+            format!("render {} of {} changes < 1 s", row.format, thousands(renders.0)),
+            format!("{:.3} s", secs(row.wall)),
+            secs(row.wall) < 1.0,
+        );
+    }
+    for a in applies {
+        if a.n == 10_000 {
+            target(
+                "apply of 10k invites ≤ 3 s".into(),
+                format!("{:.3} s", secs(a.sample.wall)),
+                secs(a.sample.wall) <= 3.0,
+            );
+        }
+        target(
+            format!("apply of {} sends exactly ⌈n/batch⌉ requests per plan set", thousands(a.n)),
+            format!("{} of {}", a.requests, a.expected),
+            a.requests == a.expected,
+        );
+    }
+    if let (Some(a), Some(b)) = (applies.iter().find(|a| a.n == 1_000), applies.iter().find(|a| a.n == 10_000)) {
+        let ratio = (b.state_bytes + b.journal_bytes) as f64 / (a.state_bytes + a.journal_bytes) as f64;
+        target(
+            "state + journal bytes O(n) (10k/1k ≈ 10)".into(),
+            format!("{ratio:.2}×"),
+            (8.0..=12.0).contains(&ratio),
+        );
+    }
+    if let (Some(c), Some(a)) = (curl, applies.iter().max_by_key(|a| a.n)) {
+        let curl_per = secs(c.wall) / c.n as f64;
+        let apply_per = secs(a.sample.wall) / a.n as f64;
+        let speedup = curl_per / apply_per;
+        target(
+            format!("apply ({}) ≥ 50× faster per member than the curl loop", thousands(a.n)),
+            format!("{speedup:.0}×"),
+            speedup >= 50.0,
+        );
+    }
+    (r, all_ok)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("--parse-only") => return parse_only(Path::new(&args[1]), Path::new(&args[2])),
+        Some("--one-request") => return one_request(&args[1], &args[2]),
+        Some("--phases") => return phases(Path::new(&args[1]), Path::new(&args[2])),
+        _ => {}
+    }
+    let o = options(&args);
+    let method = rss_method();
+    let scratch = tempfile::Builder::new().prefix("memberctl-bench-").tempdir().expect("temp dir");
+    let root: PathBuf = scratch.path().to_owned();
+    eprintln!("memberctl benchmark: {} (scratch: {})", BIN, root.display());
+
+    eprintln!("plan:");
+    let plans = plan_section(&o, method, &root);
+    eprintln!("render:");
+    let renders = render_section(&o, &root);
+    eprintln!("apply:");
+    let applies = apply_section(&o, method, &root);
+    eprintln!("curl:");
+    let curl = curl_section(&o);
+
+    let (table, ok) = report(&o, method, &plans, &renders, &applies, curl.as_ref());
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let _ = writeln!(out, "\n{table}");
+    let _ = writeln!(out, "{}", if ok { "All targets met." } else { "Some targets were NOT met." });
+    let _ = out.flush();
+    if o.keep {
+        let kept = scratch.keep();
+        eprintln!("kept the generated files in {}", kept.display());
+    }
+}
