@@ -33,7 +33,7 @@ impl Painter {
     }
 }
 
-/// Writes the text rendering (buffered here: see [`super::BUFFER`]).
+/// Writes the text rendering, through its own 64 KiB buffer so callers may pass an unbuffered stream.
 pub fn text(plan: &Plan, color: bool, out: &mut dyn Write) -> io::Result<()> {
     let mut out = BufWriter::with_capacity(super::BUFFER, out);
     write_text(plan, color, &mut out)?;
