@@ -22,6 +22,11 @@
 
 #![allow(clippy::too_many_lines, clippy::similar_names)]
 
+/// The allocator `memberctl` itself uses, so the parse-only lower bound is
+/// measured on equal terms.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 // The fake Networked server of the integration tests, reused as is.
 #[path = "../tests/support/fake_common.rs"]
 #[allow(dead_code)]

@@ -2,9 +2,12 @@
 
 use std::process::ExitCode;
 
+/// mimalloc: planning 100,000 members makes millions of small allocations,
+/// which it serves markedly faster and more compactly than the system
+/// allocator (see docs/PERFORMANCE.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
-    // A closed stdout (`memberctl plan | head`) is not an error worth a
-    // panic: writes are ignored and the exit code stands.
-    let code = memberctl::cli::run(std::env::args_os().collect());
-    ExitCode::from(code)
+    ExitCode::from(memberctl::cli::run(std::env::args_os().collect()))
 }

@@ -142,3 +142,27 @@ fn state_commands_list_show_rm_import() {
     let out = t.cmd(&["state", "import", "sandbox/jane.doe@example.com"]).expect(1);
     assert!(out.stderr.contains("already in the state"), "{}", out.rendered());
 }
+
+/// `plan` streams the state record by record; a hand-edited file whose
+/// records are out of order is read whole instead, with the same plan.
+#[test]
+fn plan_is_the_same_for_a_hand_reordered_state() {
+    let t = Test::new().config(QUICKSTART);
+    t.cmd(&[
+        "apply",
+        "--auto-approve",
+        "--target",
+        "sandbox/kim@example.com",
+        "--target",
+        "sandbox/jane.doe@example.com",
+    ])
+    .expect(0);
+    let t = t.config(&QUICKSTART.replace("    name: Kim Park\n", "    name: Kim Park-Lee\n"));
+    let sorted = t.cmd(&["plan", "--format", "json"]).expect(0).stdout;
+    let mut state: serde_json::Value = serde_json::from_str(&t.read("memberctl.state.json")).expect("json");
+    state["resources"].as_array_mut().expect("resources").reverse();
+    t.write("memberctl.state.json", &serde_json::to_string_pretty(&state).expect("json"));
+    let reordered = t.cmd(&["plan", "--format", "json"]).expect(0).stdout;
+    assert_eq!(sorted, reordered);
+    assert!(sorted.contains("\"action\": \"update\""), "{sorted}");
+}

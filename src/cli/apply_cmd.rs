@@ -103,7 +103,7 @@ pub(super) fn run(args: &ApplyArgs, cx: &mut Context<'_>) -> Outcome {
     let paths = cx.state_paths();
     let lock = Lock::acquire(&paths, "apply", cx.global.lock_timeout)?;
     let loaded = state::load_and_recover(&paths)?;
-    report_recovery(cx, &lock, &loaded, true);
+    report_recovery(cx, &lock, loaded.replay.as_ref(), true);
     let plan = if let Some(file) = &args.plan {
         if !args.scope.targets.is_empty() || !args.scope.providers.is_empty() {
             return Err(Error::usage(

@@ -9,6 +9,8 @@ use crate::config::Config;
 use crate::error::{exit, Error};
 use crate::plan::render::{self, Format};
 use crate::plan::{self, Plan, Scope};
+use crate::state::file::Streamed;
+use crate::state::journal::Replay;
 use crate::state::{self, Loaded, Lock, State};
 
 /// Checks `--target` and `--provider` against what exists.
@@ -35,13 +37,13 @@ pub(super) fn scope(args: &ScopeArgs, config: &Config, state: Option<&State>) ->
 }
 
 /// Reports a stale lock and a replayed journal.
-pub(super) fn report_recovery(cx: &mut Context<'_>, lock: &Lock, loaded: &Loaded, folded: bool) {
+pub(super) fn report_recovery(cx: &mut Context<'_>, lock: &Lock, replay: Option<&Replay>, folded: bool) {
     if let Some(stale) = &lock.stale {
         cx.warn(&format!(
             "a previous run, {stale}, ended without releasing the state lock (it crashed or was killed); taking over"
         ));
     }
-    if let Some(replay) = &loaded.replay {
+    if let Some(replay) = replay {
         let what = if folded {
             "recovered it into the state"
         } else {
@@ -69,6 +71,14 @@ fn abbreviate(items: &[String], most: usize) -> String {
     text
 }
 
+/// Plans from the whole state, loaded (with a leftover journal replayed).
+fn plan_loaded(args: &PlanArgs, config: &Config, paths: &state::StatePaths) -> Result<(Plan, Option<Loaded>), Error> {
+    let loaded = state::load(paths)?;
+    let scope = scope(&args.scope, config, loaded.state.as_ref())?;
+    let plan = plan::compute(config, loaded.state.as_ref(), &scope, crate::clock::now());
+    Ok((plan, Some(loaded)))
+}
+
 /// Writes a plan to `path` (JSON), replacing it atomically.
 pub(super) fn save(plan: &Plan, path: &Path) -> Result<(), Error> {
     let io = |action, source| Error::Io { action, path: path.to_owned(), source };
@@ -92,10 +102,21 @@ pub(super) fn run(args: &PlanArgs, cx: &mut Context<'_>) -> Outcome {
     let config = cx.load_config()?;
     let paths = cx.state_paths();
     let lock = Lock::acquire(&paths, "plan", cx.global.lock_timeout)?;
-    let loaded = state::load(&paths)?;
-    report_recovery(cx, &lock, &loaded, false);
-    let scope = scope(&args.scope, &config, loaded.state.as_ref())?;
-    let plan = plan::compute(&config, loaded.state.as_ref(), &scope, crate::clock::now());
+    let (plan, loaded) =
+        if args.scope.targets.is_empty() && args.scope.providers.is_empty() && !paths.journal().exists() {
+            // The common case: plan while the state is read, record by record,
+            // so a large state is never held in memory whole.
+            let everything = Scope::default();
+            let mut planner = plan::Planner::new(&config, &everything, crate::clock::now());
+            match state::file::each_record(&paths, &mut |resource| planner.record(resource))? {
+                Streamed::Missing => (planner.finish(None, 0), None),
+                Streamed::Done { lineage, serial } => (planner.finish(Some(lineage), serial), None),
+                Streamed::Fallback => plan_loaded(args, &config, &paths)?,
+            }
+        } else {
+            plan_loaded(args, &config, &paths)?
+        };
+    report_recovery(cx, &lock, loaded.as_ref().and_then(|l| l.replay.as_ref()), false);
     drop(lock);
     let color = cx.color && args.format == PlanFormat::Text;
     let mut out = std::io::BufWriter::new(&mut *cx.stdout);
@@ -110,5 +131,10 @@ pub(super) fn run(args: &PlanArgs, cx: &mut Context<'_>) -> Outcome {
             path.display()
         ));
     }
-    Ok(if args.detailed_exitcode && !plan.no_changes { exit::CHANGES } else { exit::OK })
+    let code = if args.detailed_exitcode && !plan.no_changes { exit::CHANGES } else { exit::OK };
+    // The process ends right after this: freeing a 100,000-member config,
+    // state and plan one allocation at a time costs a fifth of the run, and
+    // the OS reclaims it all at once anyway.
+    std::mem::forget((config, loaded, plan));
+    Ok(code)
 }

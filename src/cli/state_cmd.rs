@@ -54,7 +54,7 @@ fn change_state(
     let paths = cx.state_paths();
     let lock = Lock::acquire(&paths, command, cx.global.lock_timeout)?;
     let loaded = state::load_and_recover(&paths)?;
-    report_recovery(cx, &lock, &loaded, true);
+    report_recovery(cx, &lock, loaded.replay.as_ref(), true);
     let records = change(cx, loaded.state.as_ref())?;
     let mut recorder = Recorder::begin(&paths, loaded.state.unwrap_or_default())?;
     for (op, outcome) in records {

@@ -7,7 +7,6 @@
 
 pub mod render;
 
-use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
@@ -19,7 +18,7 @@ use crate::address::Address;
 use crate::attributes::Attributes;
 use crate::config::Config;
 use crate::provider::{OperationKind, ProviderKind, ProviderSettings, UncertainPolicy};
-use crate::state::{State, Status};
+use crate::state::{Resource, State, Status};
 
 /// The plan format this memberctl writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -212,90 +211,127 @@ fn admin_console(kind: Option<ProviderKind>) -> &'static str {
 /// Computes the plan. Pure: `now` is passed in for resend decisions.
 #[must_use]
 pub fn compute(config: &Config, state: Option<&State>, scope: &Scope, now: SystemTime) -> Plan {
-    let empty = BTreeMap::new();
-    let recorded = state.map_or(&empty, |s| &s.resources);
-    let mut changes = Vec::new();
-    let mut summary = Summary::default();
-    let mut warnings = Vec::new();
+    let mut planner = Planner::new(config, scope, now);
+    if let Some(state) = state {
+        for resource in state.resources.values() {
+            planner.record(resource);
+        }
+    }
+    planner.finish(state.map(|s| s.lineage), state.map_or(0, |s| s.serial))
+}
 
-    // Both maps are sorted by address: walk them together.
-    let mut desired = config.desired.iter().peekable();
-    let mut records = recorded.iter().peekable();
-    // Addresses are grouped by provider: look each provider up once per run.
-    let mut provider: Option<(&str, Option<&ProviderSettings>)> = None;
-    loop {
-        // One comparison per step (addresses share long prefixes).
-        let order = match (desired.peek(), records.peek()) {
-            (None, None) => break,
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (Some((a, _)), Some((b, _))) => a.cmp(b),
-        };
-        let (address, want, have) = match order {
-            Ordering::Equal => {
-                let (a, want) = desired.next().expect("peeked");
-                let (_, have) = records.next().expect("peeked");
-                (a, Some(want), Some(have))
-            }
-            Ordering::Less => {
-                let (a, want) = desired.next().expect("peeked");
-                (a, Some(want), None)
-            }
-            Ordering::Greater => {
-                let (b, have) = records.next().expect("peeked");
-                (b, None, Some(have))
-            }
-        };
-        if !scope.includes(address) {
-            continue;
+/// Builds a plan from the state's records fed one at a time in address
+/// order, so that a plan can be made while the state file is read, without
+/// holding the whole state in memory. [`compute`] is this, fed from a map.
+pub struct Planner<'a> {
+    config: &'a Config,
+    scope: &'a Scope,
+    now: SystemTime,
+    desired: std::iter::Peekable<std::collections::btree_map::Iter<'a, Address, Attributes>>,
+    /// The last record's address, to check the order.
+    last: String,
+    started: bool,
+    /// Addresses are grouped by provider: look each provider up once per run.
+    provider: (String, Option<&'a ProviderSettings>),
+    changes: Vec<Change>,
+    summary: Summary,
+}
+
+impl<'a> Planner<'a> {
+    /// A planner for `config`, narrowed to `scope`.
+    #[must_use]
+    pub fn new(config: &'a Config, scope: &'a Scope, now: SystemTime) -> Self {
+        Self {
+            config,
+            scope,
+            now,
+            desired: config.desired.iter().peekable(),
+            last: String::new(),
+            started: false,
+            provider: (String::new(), None),
+            changes: Vec::new(),
+            summary: Summary::default(),
+        }
+    }
+
+    /// Feeds the next state record. Answers false, taking nothing in, when
+    /// it does not come strictly after the previous one (the caller then
+    /// plans from a fully loaded state instead).
+    pub fn record(&mut self, have: &Resource) -> bool {
+        if self.started && have.address.as_str() <= self.last.as_str() {
+            return false;
+        }
+        self.started = true;
+        self.last.clear();
+        self.last.push_str(have.address.as_str());
+        while let Some((address, want)) = self.desired.next_if(|(a, _)| **a < have.address) {
+            self.step(address, Some(want), None);
+        }
+        match self.desired.next_if(|(a, _)| **a == have.address) {
+            Some((address, want)) => self.step(address, Some(want), Some(have)),
+            None => self.step(&have.address, None, Some(have)),
+        }
+        true
+    }
+
+    fn step(&mut self, address: &Address, want: Option<&Attributes>, have: Option<&Resource>) {
+        if !self.scope.includes(address) {
+            return;
         }
         if have.is_some_and(|r| r.status == Status::Uncertain) {
-            summary.uncertain += 1;
+            self.summary.uncertain += 1;
         }
         let name = address.provider();
-        let settings = match provider {
-            Some((known, settings)) if known == name => settings,
-            _ => {
-                let settings = config.providers.get(name);
-                provider = Some((name, settings));
-                settings
-            }
-        };
-        let change = diff_one(address, want, have, settings, config.resend_after, now);
-        if let Some(change) = change {
+        if self.provider.0 != name {
+            self.provider.0.clear();
+            self.provider.0.push_str(name);
+            self.provider.1 = self.config.providers.get(name);
+        }
+        if let Some(change) = diff_one(address, want, have, self.provider.1, self.config.resend_after, self.now) {
             match change.action {
-                Action::Invite => summary.invite += 1,
-                Action::Resend => summary.resend += 1,
-                Action::Update => summary.update += 1,
-                Action::Remove => summary.remove += 1,
-                Action::Manual => summary.manual += 1,
+                Action::Invite => self.summary.invite += 1,
+                Action::Resend => self.summary.resend += 1,
+                Action::Update => self.summary.update += 1,
+                Action::Remove => self.summary.remove += 1,
+                Action::Manual => self.summary.manual += 1,
             }
-            changes.push(change);
+            self.changes.push(change);
         }
     }
-    if summary.uncertain > 0 {
-        warnings.push(format!(
-            "{} address(es) have an uncertain outcome from an earlier apply (the request may or may not have arrived)",
-            summary.uncertain
-        ));
-    }
-    if !scope.targets.is_empty() || !scope.providers.is_empty() {
-        warnings.push("this plan is narrowed by --target/--provider: other changes may be pending".to_owned());
-    }
-    let applyable = summary.invite + summary.resend + summary.update + summary.remove > 0;
-    Plan {
-        format_version: FORMAT_VERSION,
-        memberctl_version: env!("CARGO_PKG_VERSION").to_owned(),
-        lineage: state.map(|s| s.lineage),
-        serial: state.map_or(0, |s| s.serial),
-        config_digest: config.digest.clone(),
-        providers: config.providers.clone(),
-        no_changes: changes.is_empty(),
-        changes,
-        summary,
-        applyable,
-        max_changes: config.max_changes,
-        warnings,
+
+    /// The plan, once every record was fed; `lineage` and `serial` are the
+    /// state's (none and 0 when there is no state).
+    #[must_use]
+    pub fn finish(mut self, lineage: Option<Uuid>, serial: u64) -> Plan {
+        while let Some((address, want)) = self.desired.next() {
+            self.step(address, Some(want), None);
+        }
+        let (config, scope, summary) = (self.config, self.scope, self.summary);
+        let mut warnings = Vec::new();
+        if summary.uncertain > 0 {
+            warnings.push(format!(
+                "{} address(es) have an uncertain outcome from an earlier apply (the request may or may not have arrived)",
+                summary.uncertain
+            ));
+        }
+        if !scope.targets.is_empty() || !scope.providers.is_empty() {
+            warnings.push("this plan is narrowed by --target/--provider: other changes may be pending".to_owned());
+        }
+        let applyable = summary.invite + summary.resend + summary.update + summary.remove > 0;
+        Plan {
+            format_version: FORMAT_VERSION,
+            memberctl_version: env!("CARGO_PKG_VERSION").to_owned(),
+            lineage,
+            serial,
+            config_digest: config.digest.clone(),
+            providers: config.providers.clone(),
+            no_changes: self.changes.is_empty(),
+            changes: self.changes,
+            summary,
+            applyable,
+            max_changes: config.max_changes,
+            warnings,
+        }
     }
 }
 

@@ -218,6 +218,40 @@ pub fn read(paths: &StatePaths) -> Result<Option<State>, StateError> {
     parse(path, &bytes).map(Some)
 }
 
+/// What [`each_record`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Streamed {
+    /// There is no state file.
+    Missing,
+    /// Every record was handed on.
+    Done {
+        /// The state's lineage.
+        lineage: Uuid,
+        /// The state's serial.
+        serial: u64,
+    },
+    /// The file could not be streamed (or a record was refused): read it
+    /// whole with [`read`], which also reports any error exactly.
+    Fallback,
+}
+
+/// Hands each record of the state file to `sink`, in file order, without
+/// keeping them: `plan` of a large state never holds it all in memory.
+pub fn each_record(paths: &StatePaths, sink: &mut dyn FnMut(&Resource) -> bool) -> Result<Streamed, StateError> {
+    let path = &paths.state;
+    match fs::metadata(path) {
+        Ok(meta) if meta.len() > MAX_STATE_BYTES => return Ok(Streamed::Fallback),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Streamed::Missing),
+        Err(e) => return Err(StateError::io("read", path, e)),
+    }
+    let handle = File::open(path).map_err(|e| StateError::io("read", path, e))?;
+    Ok(match stream::each(handle, &mut |resource| sink(&resource)) {
+        Some((lineage, serial)) => Streamed::Done { lineage, serial },
+        None => Streamed::Fallback,
+    })
+}
+
 /// Reading a state file from a stream, a record at a time.
 ///
 /// It accepts what [`parse`] accepts and builds the same state, but holds
@@ -311,26 +345,87 @@ mod stream {
         }
 
         fn resources(&mut self) -> Option<Resources> {
+            let mut builder = ResourcesBuilder::new();
+            self.each_resource(&mut |resource| {
+                builder.push(resource);
+                true
+            })?;
+            Some(builder.finish())
+        }
+
+        /// Hands each record of the `resources` array to `sink`; stops
+        /// (`None`) when the sink refuses one or the text is unexpected.
+        fn each_resource(&mut self, sink: &mut dyn FnMut(Resource) -> bool) -> Option<()> {
             if self.next()? != b'[' {
                 return None;
             }
-            let mut builder = ResourcesBuilder::new();
             if self.peek()? == b']' {
                 self.pos += 1;
-                return Some(builder.finish());
+                return Some(());
             }
             loop {
                 if self.peek()? != b'{' {
                     return None;
                 }
-                builder.push(self.value::<Resource>()?);
+                if !sink(self.value::<Resource>()?) {
+                    return None;
+                }
                 match self.next()? {
                     b',' => {}
-                    b']' => return Some(builder.finish()),
+                    b']' => return Some(()),
                     _ => return None,
                 }
             }
         }
+    }
+
+    /// Reads a state file handing each record to `sink` instead of keeping
+    /// it; answers the lineage and serial, or `None` to have the caller
+    /// read the file whole (anything unexpected, an error, a newer format,
+    /// or a record the sink refused).
+    pub(super) fn each<R: Read>(reader: R, sink: &mut dyn FnMut(Resource) -> bool) -> Option<(Uuid, u64)> {
+        let mut w = Window { reader, chunk: CHUNK, buf: Vec::new(), pos: 0, eof: false };
+        if w.next()? != b'{' {
+            return None;
+        }
+        let (mut format_version, mut lineage, mut serial, mut resources) = (None, None, None, None);
+        loop {
+            if w.peek()? != b'"' {
+                return None;
+            }
+            let key: String = w.value()?;
+            if w.next()? != b':' {
+                return None;
+            }
+            match key.as_str() {
+                // The version comes first in every file memberctl writes:
+                // records are only handed on once it is known to be readable.
+                "format_version" if format_version.is_none() => {
+                    let version = w.value::<u32>()?;
+                    if version == 0 || version > super::FORMAT_VERSION {
+                        return None;
+                    }
+                    format_version = Some(version);
+                }
+                "lineage" if lineage.is_none() => lineage = Some(w.value::<Uuid>()?),
+                "serial" if serial.is_none() => serial = Some(w.value::<u64>()?),
+                "resources" if resources.is_none() && format_version.is_some() => {
+                    resources = Some(w.each_resource(sink)?);
+                }
+                _ => return None,
+            }
+            match w.next()? {
+                b',' => {}
+                b'}' => break,
+                _ => return None,
+            }
+        }
+        if w.peek().is_some() {
+            return None;
+        }
+        format_version?;
+        resources?;
+        Some((lineage?, serial?))
     }
 
     /// Reads a whole state file, or `None` to have [`super::parse`] read it.
