@@ -323,17 +323,6 @@ fn names_for<'a>(
     }
 }
 
-/// Splits `name` into first and last name: the last word is the last name.
-#[must_use]
-pub fn split_name(name: &str) -> (Option<String>, Option<String>) {
-    let name = name.trim();
-    match name.rsplit_once(char::is_whitespace) {
-        Some((first, last)) => (Some(first.trim().to_owned()), Some(last.to_owned())),
-        None if name.is_empty() => (None, None),
-        None => (Some(name.to_owned()), None),
-    }
-}
-
 /// The value of a member's field for one of its providers: a copy, or the
 /// value itself for the last provider (the member is dropped afterwards).
 fn grab<T: Clone>(field: &mut Option<T>, last: bool) -> Option<T> {
@@ -502,10 +491,11 @@ fn resolve_member(
                 attributes.note = grab(&mut member.note, last).or_else(|| ctx.defaults.note.cloned());
             }
             ProviderKind::Aptly => {
-                let (first, last_name) = member.name.as_deref().map_or((None, None), split_name);
                 attributes.name = grab_trimmed(&mut member.name, last);
-                attributes.first_name = grab(&mut member.first_name, last).or(first);
-                attributes.last_name = grab(&mut member.last_name, last).or(last_name);
+                attributes.first_name = grab(&mut member.first_name, last);
+                attributes.last_name = grab(&mut member.last_name, last);
+                // One rule, the client's: explicit parts win, else `name` splits at its last word.
+                (attributes.first_name, attributes.last_name) = crate::provider::aptly::split_name(&attributes);
                 attributes.phone = grab(&mut member.phone, last);
                 attributes.manager_id = grab(&mut member.manager_id, last);
                 attributes.existing_user = grab(&mut member.existing_user, last);
