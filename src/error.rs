@@ -70,12 +70,12 @@ impl Error {
             Error::Config(_) | Error::Io { .. } => None,
             Error::State(err) => match err {
                 StateError::Corrupt { path, .. } => Some(format!(
-                    "the file was left untouched; restore it from `{}.backup` or from git",
+                    "the file was left untouched; restore it from `{}.backup` (if there is one) or from git",
                     path.display()
                 )),
                 StateError::NewerFormat { .. } => Some("upgrade memberctl; the file was left untouched".to_owned()),
                 StateError::Locked { .. } => Some(
-                    "wait for it to finish, or pass `--lock-timeout 60s`; if no such run exists, `memberctl state unlock`".to_owned(),
+                    "wait for it to finish, or pass `--lock-timeout 60s` to wait for it".to_owned(),
                 ),
                 StateError::JournalMismatch { .. } => {
                     Some("the journal belongs to another state file; move it aside if you are sure".to_owned())

@@ -313,3 +313,52 @@ fn oversized_config_is_refused_without_reading_it() {
     assert!(out.stderr.contains("more than the 67108864-byte limit"), "{}", out.rendered());
     assert!(out.stderr.contains("hint: split the members over several files"), "{}", out.rendered());
 }
+
+/// Review findings: each of these used to be accepted silently.
+#[test]
+fn missing_version_empty_providers_and_fake_loopback_are_errors() {
+    let out = Test::new()
+        .config("providers:\n  sb: { type: sandbox }\nmembers:\n  - email: a@example.com\n")
+        .cmd(&["validate"]);
+    assert_eq!(out.code, 1, "{}", out.rendered());
+    assert!(out.stderr.contains("no config file declares `version: 1`"), "{}", out.rendered());
+    let out = Test::new()
+        .config(
+            "version: 1\nproviders:\n  sb: { type: sandbox }\nmembers:\n  - email: a@example.com\n    providers: []\n",
+        )
+        .cmd(&["validate"]);
+    assert_eq!(out.code, 1, "{}", out.rendered());
+    assert!(out.stderr.contains("joins no provider: `providers` is empty"), "{}", out.rendered());
+    let out = Test::new()
+        .config("version: 1\nproviders:\n  c: { type: networked, base_url: \"http://127.attacker.example\" }\nmembers: []\n")
+        .cmd(&["validate"]);
+    assert_eq!(out.code, 1, "{}", out.rendered());
+    assert!(out.stderr.contains("plain `http://` is refused for `127.attacker.example`"), "{}", out.rendered());
+    Test::new()
+        .config("version: 1\nproviders:\n  c: { type: networked, base_url: \"http://[::1]:8080\" }\nmembers: []\n")
+        .cmd(&["validate"])
+        .expect(0);
+}
+
+#[test]
+fn catalog_defined_twice_names_both_files() {
+    let t = Test::new()
+        .file("conf/a.yaml", "version: 1\nproviders:\n  sb: { type: sandbox }\nroles:\n  r: { sb: one }\n")
+        .file("conf/b.yaml", "roles:\n  r: { sb: two }\n");
+    let out = t.cmd(&["validate", "-c", "conf"]).expect(1);
+    assert!(
+        out.stderr.contains("role `r` is defined twice (first defined at conf/a.yaml:5:3)\n --> conf/b.yaml:2:3"),
+        "{}",
+        out.rendered()
+    );
+}
+
+#[test]
+fn plan_warns_about_the_safety_brake_before_apply_refuses() {
+    let yaml = QUICKSTART.replace("members:\n", "safety:\n  max_changes: 2\nmembers:\n");
+    let t = Test::new().config(&yaml);
+    let out = t.cmd(&["plan"]).expect(0);
+    assert!(out.stdout.contains("safety brake: this plan invites or removes 3 members"), "{}", out.rendered());
+    let out = t.cmd(&["plan", "--format", "markdown"]).expect(0);
+    assert!(out.stdout.contains("> [!WARNING]\n> safety brake"), "{}", out.rendered());
+}

@@ -166,3 +166,42 @@ fn plan_is_the_same_for_a_hand_reordered_state() {
     assert_eq!(sorted, reordered);
     assert!(sorted.contains("\"action\": \"update\""), "{sorted}");
 }
+
+#[test]
+fn a_hand_edited_address_that_no_longer_matches_is_refused() {
+    let t = Test::new().config(QUICKSTART);
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    let edited = t
+        .read("memberctl.state.json")
+        .replace("\"address\": \"sandbox/kim@example.com\"", "\"address\": \"sandbox/Kim@example.com\"");
+    t.write("memberctl.state.json", &edited);
+    let out = t.cmd(&["plan"]).expect(1);
+    assert!(
+        out.stderr.contains("does not match its provider `sandbox` and email `kim@example.com`"),
+        "{}",
+        out.rendered()
+    );
+    assert_eq!(t.read("memberctl.state.json"), edited);
+}
+
+#[test]
+fn a_torn_journal_line_in_the_middle_does_not_hide_later_batches() {
+    let t = Test::new().config(QUICKSTART);
+    t.cmd(&["apply", "--auto-approve", "--target", "sandbox/kim@example.com"]).expect(0);
+    let state: serde_json::Value = serde_json::from_str(&t.read("memberctl.state.json")).expect("json");
+    let lineage = state["lineage"].as_str().expect("lineage");
+    let sam = r#"{"email":"Sam.Lee@example.com","name":"Sam Lee","roles":["role-moderator"]}"#;
+    let journal = format!(
+        "{{\"t\":\"begin\",\"lineage\":\"{lineage}\",\"serial\":1,\"at\":\"2026-01-15T09:29:00Z\"}}\n{{\"t\":\"intent\",\"batch\":0,\"prov\n{{\"t\":\"intent\",\"batch\":1,\"provider\":\"sandbox\",\"ops\":[{{\"address\":\"sandbox/sam.lee@example.com\",\"kind\":\"invite\",\"attributes\":{sam},\"repeat\":false}}]}}\n"
+    );
+    t.write("memberctl.state.json.journal", &journal);
+    let out = t.cmd(&["plan", "--format", "json"]).expect(0);
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let sam = plan["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .find(|c| c["address"] == "sandbox/sam.lee@example.com")
+        .expect("sam");
+    assert_eq!(sam["repeat"], true, "sam's send after the torn line must be replayed as uncertain: {sam}");
+}

@@ -11,6 +11,7 @@ mod cancel;
 mod report;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -169,6 +170,9 @@ pub async fn run(
     }
     let mut tasks = tokio::task::JoinSet::new();
     let mut total = 0;
+    // Once an outcome cannot be recorded, nothing more is sent: a send whose
+    // outcome cannot be kept is a send the next run would repeat.
+    let unrecordable = Arc::new(AtomicBool::new(false));
     for (provider_name, ops) in operations(plan) {
         let Some(client) = clients.get(&provider_name).cloned() else { continue };
         total += ops.len();
@@ -181,6 +185,7 @@ pub async fn run(
             let recorder = Arc::clone(&recorder);
             let cancel = cancel.clone();
             let provider_name = provider_name.clone();
+            let unrecordable = Arc::clone(&unrecordable);
             tasks.spawn(async move {
                 let _permit = permits.acquire_owned().await.expect("semaphore never closes");
                 if cancel.is_cancelled() {
@@ -189,9 +194,15 @@ pub async fn run(
                 if let Some(reason) = stopped.lock().expect("poisoned").clone() {
                     return BatchResult::not_sent(batch, &reason, false);
                 }
+                if unrecordable.load(Ordering::SeqCst) {
+                    return BatchResult::not_sent(batch, "not sent: outcomes could no longer be recorded", false);
+                }
                 let id = match recorder.lock().expect("poisoned").intent(&provider_name, &batch) {
                     Ok(id) => id,
-                    Err(err) => return BatchResult::state_error(batch, err),
+                    Err(err) => {
+                        unrecordable.store(true, Ordering::SeqCst);
+                        return BatchResult::state_error(batch, err);
+                    }
                 };
                 let (outcomes, fatal) = match client.send(&batch).await {
                     Ok(mut outcomes) => {
@@ -221,6 +232,7 @@ pub async fn run(
                     }
                 };
                 if let Err(err) = recorder.lock().expect("poisoned").outcome(id, &batch, &outcomes) {
+                    unrecordable.store(true, Ordering::SeqCst);
                     return BatchResult::state_error(batch, err);
                 }
                 BatchResult {

@@ -134,6 +134,9 @@ pub(super) fn run(args: &ApplyArgs, cx: &mut Context<'_>) -> Outcome {
         return Ok(exit::OK);
     }
     apply::check_brake(&plan, args.max_changes)?;
+    // Credentials and passwords are checked before anyone is asked `yes`.
+    let env = |name: &str| std::env::var(name).ok();
+    let clients = apply::preflight(&plan, &env)?;
     if !args.auto_approve {
         if !cx.stdin_tty {
             return Err(Error::usage(
@@ -146,8 +149,6 @@ pub(super) fn run(args: &ApplyArgs, cx: &mut Context<'_>) -> Outcome {
             return Ok(exit::ERROR);
         }
     }
-    let env = |name: &str| std::env::var(name).ok();
-    let clients = apply::preflight(&plan, &env)?;
     let recorder = Recorder::begin(&paths, loaded.state.unwrap_or_else(State::new))?;
     // One thread: this one. The CLI holds the stdout and stderr locks for the
     // whole command (`cli::run`), and the std locks are only re-entrant for

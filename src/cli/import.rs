@@ -58,9 +58,22 @@ struct Row {
 }
 
 fn read_rows(path: &Path, mapping: &[(String, String)], cx: &mut Context<'_>) -> Result<Vec<Row>, Error> {
-    let mut reader = csv::ReaderBuilder::new().flexible(false).trim(csv::Trim::All).from_path(path).map_err(|e| {
-        Error::usage(format!("cannot read CSV `{}`: {e}", path.display()), "pass a CSV file with a header row")
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::usage(format!("cannot read CSV `{}`: {e}", path.display()), "pass a UTF-8 CSV file with a header row")
     })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    // Spreadsheets in many locales export with `;` (or tabs): the header
+    // row says which.
+    let header_line = text.lines().next().unwrap_or_default();
+    let delimiter = [b',', b';', b'\t']
+        .into_iter()
+        .max_by_key(|d| (header_line.bytes().filter(|b| b == d).count(), *d == b','))
+        .unwrap_or(b',');
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(false)
+        .trim(csv::Trim::All)
+        .delimiter(delimiter)
+        .from_reader(text.as_bytes());
     let headers = reader
         .headers()
         .map_err(|e| Error::usage(format!("`{}`: {e}", path.display()), "the first row must name the columns"))?
@@ -85,7 +98,15 @@ fn read_rows(path: &Path, mapping: &[(String, String)], cx: &mut Context<'_>) ->
     let mut rows = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| Error::usage(format!("`{}`: {e}", path.display()), "fix the CSV row"))?;
-        let line = record.position().map_or(0, |p| p.line() as usize);
+        // Counted from the text, so CRLF files number their lines as editors do.
+        let line = record.position().map_or(0, |p| {
+            let mut offset = (p.byte() as usize).min(text.len());
+            // With CRLF the reader may place a record on the `\n` before it.
+            while text.as_bytes().get(offset).is_some_and(|b| matches!(b, b'\r' | b'\n')) {
+                offset += 1;
+            }
+            text.as_bytes()[..offset].iter().filter(|b| **b == b'\n').count() + 1
+        });
         let mut fields = BTreeMap::new();
         for (cell, field) in record.iter().zip(&columns) {
             let (Some(field), false) = (field, cell.is_empty()) else { continue };

@@ -129,10 +129,14 @@ pub(super) fn run(command: &StateCommand, cx: &mut Context<'_>) -> Outcome {
                 }
                 let op = Operation { address: address.clone(), kind: OperationKind::Invite, attributes, repeat: false };
                 let remote = RemoteIds { invite_id: invite_id.clone(), user_id: user_id.clone(), timestamp_ms: None };
-                let outcome = if remote == RemoteIds::default() {
-                    ProviderOutcome::Adopted { message: "imported by hand with `memberctl state import`".to_owned() }
-                } else {
+                // An invitation id means an invitation is out (and may be
+                // re-sent); otherwise the member is there already.
+                let outcome = if remote.invite_id.is_some() {
+                    ProviderOutcome::Invited(remote)
+                } else if remote.user_id.is_some() {
                     ProviderOutcome::Added(remote)
+                } else {
+                    ProviderOutcome::Adopted { message: "imported by hand with `memberctl state import`".to_owned() }
                 };
                 Ok(vec![(op, outcome)])
             })?;

@@ -86,7 +86,9 @@ pub(crate) fn resolve(
     let mut max_changes: Option<Origin<usize>> = None;
     let mut resend_after: Option<Origin<&String>> = None;
 
+    let mut declared_version = false;
     for &(file, config) in &files {
+        declared_version |= config.version.is_some();
         let mut report = Report { file, pending };
         check_unknown_keys(&mut report, config, &members[file]);
         if let Some(version) = config.version {
@@ -172,6 +174,15 @@ pub(crate) fn resolve(
     }
     // Catalog problems belong to the file that defined the entry; re-home them.
     rehome_catalog_problems(pending, &catalog_origin, &catalogs);
+    // One file must say which format the set is written in, so a future
+    // format is never read by guesswork.
+    if let (Some(&(file, _)), false) = (files.first(), declared_version) {
+        Report { file, pending }.at(
+            "",
+            "no config file declares `version: 1`",
+            "add `version: 1` at the top of the main config file".to_owned(),
+        );
+    }
 
     let resend_after = resend_after.and_then(|origin| {
         if let Ok(d) = humantime::parse_duration(origin.value) {
@@ -284,7 +295,8 @@ fn rehome_catalog_problems(
     origin: &HashMap<(usize, String), (usize, String)>,
     catalogs: &[(CatalogKind, Catalog); 4],
 ) {
-    for problem in pending.iter_mut() {
+    // Duplicates already point at the second definition and name the first.
+    for problem in pending.iter_mut().filter(|p| p.also.is_none()) {
         for (slot, (kind, _)) in catalogs.iter().enumerate() {
             let Some(rest) = problem.path.strip_prefix(kind.key()).and_then(|r| r.strip_prefix('.')) else { continue };
             let name = rest.split('.').next().unwrap_or_default();
@@ -349,6 +361,14 @@ fn resolve_member(
     desired: &mut Vec<(Address, Attributes)>,
 ) {
     let email = member.email.trim();
+    if member.providers.as_ref().is_some_and(Vec::is_empty) {
+        report.at(
+            format!("{path}.providers"),
+            format!("member `{email}` joins no provider: `providers` is empty"),
+            "name at least one provider, or remove the member".to_owned(),
+        );
+        return;
+    }
     let provider_names: &[String] = match (&member.providers, &ctx.defaults.providers, ctx.only_provider) {
         (Some(v), _, _) => v,
         (None, Some(d), _) => d.value,
@@ -417,13 +437,14 @@ fn resolve_member(
     }
     for (i, provider_name) in provider_names.iter().enumerate() {
         let Some(settings) = ctx.providers.get(provider_name.as_str()) else {
-            let at =
-                if member.providers.is_some() { format!("{path}.providers[{i}]") } else { format!("{path}.email") };
-            report.at(
-                at,
-                format!("unknown provider `{provider_name}`"),
-                suggestion(provider_name, "providers", ctx.providers.keys().map(String::as_str)),
-            );
+            // One from `defaults.providers` was reported there, once.
+            if member.providers.is_some() {
+                report.at(
+                    format!("{path}.providers[{i}]"),
+                    format!("unknown provider `{provider_name}`"),
+                    suggestion(provider_name, "providers", ctx.providers.keys().map(String::as_str)),
+                );
+            }
             continue;
         };
         let kind = settings.kind;

@@ -82,32 +82,20 @@ fn is_env_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Whether an `http://` URL's host is loopback (the only plain-HTTP case allowed).
-#[must_use]
-pub fn is_loopback_host(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host == "localhost" || host == "::1" || host.starts_with("127.")
-}
-
-/// Checks a base URL; answers why it is refused.
+/// Checks a base URL; answers why it is refused. Loopback is decided by the
+/// same function the HTTP client uses, so validation and apply agree.
 fn check_base_url(url: &str) -> Option<String> {
-    let Some((scheme, rest)) = url.split_once("://") else {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
         return Some(format!("`{url}` is not a URL"));
     };
-    let authority = rest.split('/').next().unwrap_or_default();
-    let host = if authority.starts_with('[') {
-        authority.split(']').next().map(|h| format!("{h}]")).unwrap_or_default()
-    } else {
-        authority.rsplit_once(':').map_or(authority, |(h, _)| h).to_owned()
-    };
-    if host.is_empty() {
+    let Some(host) = parsed.host_str().filter(|h| !h.is_empty()) else {
         return Some(format!("`{url}` has no host"));
-    }
-    match scheme {
+    };
+    match parsed.scheme() {
         "https" => None,
-        "http" if is_loopback_host(&host) => None,
+        "http" if crate::provider::http::is_loopback(&parsed) => None,
         "http" => Some(format!("plain `http://` is refused for `{host}`, which is not loopback")),
-        _ => Some(format!("unsupported scheme `{scheme}`")),
+        other => Some(format!("unsupported scheme `{other}`")),
     }
 }
 

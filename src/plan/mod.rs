@@ -109,8 +109,9 @@ pub struct Change {
     /// The attributes that differ (updates).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldChange>,
-    /// Why this change is planned, or what to do by hand.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Why this change is planned, or what to do by hand (null when the
+    /// action says it all).
+    #[serde(default)]
     pub reason: Option<String>,
     /// The address was sent before with no known outcome: a duplicate answer
     /// then means the earlier send arrived.
@@ -316,6 +317,14 @@ impl<'a> Planner<'a> {
         }
         if !scope.targets.is_empty() || !scope.providers.is_empty() {
             warnings.push("this plan is narrowed by --target/--provider: other changes may be pending".to_owned());
+        }
+        if summary.braked() > config.max_changes {
+            warnings.push(format!(
+                "safety brake: this plan invites or removes {} members, more than `safety.max_changes` ({}); apply will refuse it unless run with `--max-changes {}`",
+                summary.braked(),
+                config.max_changes,
+                summary.braked()
+            ));
         }
         let applyable = summary.invite + summary.resend + summary.update + summary.remove > 0;
         Plan {

@@ -190,6 +190,14 @@ fn check(path: &Path, file: StateFileIn) -> Result<State, StateError> {
     if let Some(address) = file.resources.twice {
         return Err(corrupt(format!("address `{address}` appears twice")));
     }
+    // A hand-edited address that no longer matches its provider and email
+    // would plan a removal and a second invitation of the same person.
+    if let Some(r) = file.resources.map.values().find(|r| r.address != Address::new(&r.provider, &r.email)) {
+        return Err(corrupt(format!(
+            "address `{}` does not match its provider `{}` and email `{}` (addresses are `PROVIDER/lowercased-email`)",
+            r.address, r.provider, r.email
+        )));
+    }
     Ok(State { lineage: file.lineage, serial: file.serial, resources: file.resources.map })
 }
 
@@ -246,7 +254,11 @@ pub fn each_record(paths: &StatePaths, sink: &mut dyn FnMut(&Resource) -> bool) 
         Err(e) => return Err(StateError::io("read", path, e)),
     }
     let handle = File::open(path).map_err(|e| StateError::io("read", path, e))?;
-    Ok(match stream::each(handle, &mut |resource| sink(&resource)) {
+    // A record whose address does not match it goes to the full reader,
+    // which reports it.
+    let mut checked =
+        |resource: Resource| resource.address == Address::new(&resource.provider, &resource.email) && sink(&resource);
+    Ok(match stream::each(handle, &mut checked) {
         Some((lineage, serial)) => Streamed::Done { lineage, serial },
         None => Streamed::Fallback,
     })

@@ -53,9 +53,9 @@ pub fn replay(paths: &StatePaths, state: Option<State>) -> Result<(Option<State>
     let mut replay = Replay::default();
     for line in BufReader::new(handle).lines() {
         let line = line.map_err(|e| StateError::io("read", &path, e))?;
-        // The last line may be torn by a crash mid-write; it was not fsynced,
-        // so nothing after it was acted on.
-        let Ok(entry) = serde_json::from_str::<Entry>(&line) else { break };
+        // A torn line (a crash mid-append) is skipped, not taken as the end:
+        // entries after it were written and fsynced, and must be replayed.
+        let Ok(entry) = serde_json::from_str::<Entry>(&line) else { continue };
         match entry {
             Entry::Begin { lineage, serial, .. } => match &state {
                 Some(s) if s.lineage != lineage => {
