@@ -105,7 +105,7 @@ fn read_rows(path: &Path, mapping: &[(String, String)], cx: &mut Context<'_>) ->
             while text.as_bytes().get(offset).is_some_and(|b| matches!(b, b'\r' | b'\n')) {
                 offset += 1;
             }
-            text.as_bytes()[..offset].iter().filter(|b| **b == b'\n').count() + 1
+            text.get(..offset).map_or(0, |head| head.matches('\n').count()) + 1
         });
         let mut fields = BTreeMap::new();
         for (cell, field) in record.iter().zip(&columns) {
