@@ -275,7 +275,7 @@ mod stream {
     use serde::de::DeserializeOwned;
     use uuid::Uuid;
 
-    use super::{Resource, Resources, ResourcesBuilder, StateFileIn};
+    use super::{Resource, ResourcesBuilder, StateFileIn};
 
     const CHUNK: usize = 1 << 20;
 
@@ -356,15 +356,6 @@ mod stream {
             }
         }
 
-        fn resources(&mut self) -> Option<Resources> {
-            let mut builder = ResourcesBuilder::new();
-            self.each_resource(&mut |resource| {
-                builder.push(resource);
-                true
-            })?;
-            Some(builder.finish())
-        }
-
         /// Hands each record of the `resources` array to `sink`; stops
         /// (`None`) when the sink refuses one or the text is unexpected.
         fn each_resource(&mut self, sink: &mut dyn FnMut(Resource) -> bool) -> Option<()> {
@@ -396,7 +387,12 @@ mod stream {
     /// read the file whole (anything unexpected, an error, a newer format,
     /// or a record the sink refused).
     pub(super) fn each<R: Read>(reader: R, sink: &mut dyn FnMut(Resource) -> bool) -> Option<(Uuid, u64)> {
-        let mut w = Window { reader, chunk: CHUNK, buf: Vec::new(), pos: 0, eof: false };
+        each_with(reader, CHUNK, sink).map(|(_, lineage, serial)| (lineage, serial))
+    }
+
+    /// [`each`], reading `chunk` bytes at a time, also answering the format version.
+    fn each_with<R: Read>(reader: R, chunk: usize, sink: &mut dyn FnMut(Resource) -> bool) -> Option<(u32, Uuid, u64)> {
+        let mut w = Window { reader, chunk, buf: Vec::new(), pos: 0, eof: false };
         if w.next()? != b'{' {
             return None;
         }
@@ -435,9 +431,8 @@ mod stream {
         if w.peek().is_some() {
             return None;
         }
-        format_version?;
         resources?;
-        Some((lineage?, serial?))
+        Some((format_version?, lineage?, serial?))
     }
 
     /// Reads a whole state file, or `None` to have [`super::parse`] read it.
@@ -447,38 +442,12 @@ mod stream {
 
     /// [`read`], reading `chunk` bytes at a time.
     pub(super) fn read_with<R: Read>(reader: R, chunk: usize) -> Option<StateFileIn> {
-        let mut w = Window { reader, chunk, buf: Vec::new(), pos: 0, eof: false };
-        if w.next()? != b'{' {
-            return None;
-        }
-        let (mut format_version, mut lineage, mut serial, mut resources) = (None, None, None, None);
-        loop {
-            if w.peek()? != b'"' {
-                return None;
-            }
-            let key: String = w.value()?;
-            if w.next()? != b':' {
-                return None;
-            }
-            // Unknown and repeated keys are errors `parse` reports.
-            match key.as_str() {
-                "format_version" if format_version.is_none() => format_version = Some(w.value::<u32>()?),
-                "lineage" if lineage.is_none() => lineage = Some(w.value::<Uuid>()?),
-                "serial" if serial.is_none() => serial = Some(w.value::<u64>()?),
-                "resources" if resources.is_none() => resources = Some(w.resources()?),
-                _ => return None,
-            }
-            match w.next()? {
-                b',' => {}
-                b'}' => break,
-                _ => return None,
-            }
-        }
-        // Nothing but whitespace may follow.
-        if w.peek().is_some() {
-            return None;
-        }
-        Some(StateFileIn { format_version: format_version?, lineage: lineage?, serial: serial?, resources: resources? })
+        let mut builder = ResourcesBuilder::new();
+        let (format_version, lineage, serial) = each_with(reader, chunk, &mut |resource| {
+            builder.push(resource);
+            true
+        })?;
+        Some(StateFileIn { format_version, lineage, serial, resources: builder.finish() })
     }
 }
 
