@@ -114,27 +114,17 @@ impl Attributes {
     #[must_use]
     pub fn changes_to(&self, newer: &Attributes) -> Vec<AttributeChange> {
         let mut out = Vec::new();
-        let mut scalar = |field, a: &Option<String>, b: &Option<String>| {
-            if a != b {
-                out.push(AttributeChange { field, before: render_opt(a.as_ref()), after: render_opt(b.as_ref()) });
-            }
-        };
-        scalar("name", &self.name, &newer.name);
-        scalar("first_name", &self.first_name, &newer.first_name);
-        scalar("last_name", &self.last_name, &newer.last_name);
-        scalar("phone", &self.phone, &newer.phone);
-        scalar("primary_group", &self.primary_group, &newer.primary_group);
-        scalar("manager_id", &self.manager_id, &newer.manager_id);
-        let mut list = |field, a: &[String], b: &[String]| {
-            if !same_set(a, b) {
-                out.push(AttributeChange { field, before: render_list(a), after: render_list(b) });
-            }
-        };
-        list("roles", &self.roles, &newer.roles);
-        list("plans", &self.plans, &newer.plans);
-        list("groups", &self.groups, &newer.groups);
-        list("positions", &self.positions, &newer.positions);
-        out.sort_by_key(|c| field_order(c.field));
+        // In the order `lines` shows them, so diffs and change lists agree.
+        scalar_change(&mut out, "name", self.name.as_ref(), newer.name.as_ref());
+        scalar_change(&mut out, "first_name", self.first_name.as_ref(), newer.first_name.as_ref());
+        scalar_change(&mut out, "last_name", self.last_name.as_ref(), newer.last_name.as_ref());
+        scalar_change(&mut out, "phone", self.phone.as_ref(), newer.phone.as_ref());
+        list_change(&mut out, "roles", &self.roles, &newer.roles);
+        list_change(&mut out, "plans", &self.plans, &newer.plans);
+        list_change(&mut out, "groups", &self.groups, &newer.groups);
+        scalar_change(&mut out, "primary_group", self.primary_group.as_ref(), newer.primary_group.as_ref());
+        list_change(&mut out, "positions", &self.positions, &newer.positions);
+        scalar_change(&mut out, "manager_id", self.manager_id.as_ref(), newer.manager_id.as_ref());
         out
     }
 
@@ -171,20 +161,16 @@ fn push_list(lines: &mut Vec<String>, field: &str, values: &[String]) {
     }
 }
 
-fn field_order(field: &str) -> usize {
-    const ORDER: [&str; 10] = [
-        "name",
-        "first_name",
-        "last_name",
-        "phone",
-        "roles",
-        "plans",
-        "groups",
-        "primary_group",
-        "positions",
-        "manager_id",
-    ];
-    ORDER.iter().position(|f| *f == field).unwrap_or(ORDER.len())
+fn scalar_change(out: &mut Vec<AttributeChange>, field: &'static str, a: Option<&String>, b: Option<&String>) {
+    if a != b {
+        out.push(AttributeChange { field, before: render_opt(a), after: render_opt(b) });
+    }
+}
+
+fn list_change(out: &mut Vec<AttributeChange>, field: &'static str, a: &[String], b: &[String]) {
+    if !same_set(a, b) {
+        out.push(AttributeChange { field, before: render_list(a), after: render_list(b) });
+    }
 }
 
 /// Order-insensitive comparison: `roles: [a, b]` and `[b, a]` are the same membership.

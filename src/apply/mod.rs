@@ -82,32 +82,34 @@ pub fn preflight(
     plan: &Plan,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<BTreeMap<String, Arc<dyn Provider>>, ApplyError> {
-    let mut problems = Vec::new();
+    let mut problems: Vec<(String, String)> = Vec::new();
     let mut clients: BTreeMap<String, Arc<dyn Provider>> = BTreeMap::new();
+    // Providers already reported: one problem each, not one per member.
+    let mut failed = std::collections::BTreeSet::new();
     for change in plan.changes.iter().filter(|c| c.action != Action::Manual) {
-        if !clients.contains_key(&change.provider)
-            && !problems.iter().any(|(_, _, p): &(String, String, String)| *p == change.provider)
-        {
-            let Some(settings) = plan.providers.get(&change.provider) else {
-                problems.push((
+        if !clients.contains_key(&change.provider) && !failed.contains(&change.provider) {
+            let built = match plan.providers.get(&change.provider) {
+                None => Err((
                     format!("provider `{}` is not configured", change.provider),
                     "add it back to the config".to_owned(),
-                    change.provider.clone(),
-                ));
-                continue;
-            };
-            match provider::build(settings, env) {
-                Ok(client) => {
-                    clients.insert(change.provider.clone(), Arc::from(client));
-                }
-                Err(err) => {
+                )),
+                Some(settings) => provider::build(settings, env).map_err(|err| {
                     let hint = match &err {
                         provider::ProviderError::MissingCredential { var, .. } => {
                             format!("export {var}=... (the provider's API credential) and run again")
                         }
                         _ => "fix the provider's settings".to_owned(),
                     };
-                    problems.push((err.to_string(), hint, change.provider.clone()));
+                    (err.to_string(), hint)
+                }),
+            };
+            match built {
+                Ok(client) => {
+                    clients.insert(change.provider.clone(), Arc::from(client));
+                }
+                Err(problem) => {
+                    failed.insert(change.provider.clone());
+                    problems.push(problem);
                 }
             }
         }
@@ -117,7 +119,6 @@ pub fn preflight(
                     problems.push((
                         format!("`{}`: {reason}", change.address),
                         "set it, or use `method: invite`".to_owned(),
-                        String::new(),
                     ));
                 }
             }
@@ -126,7 +127,7 @@ pub fn preflight(
     if problems.is_empty() {
         Ok(clients)
     } else {
-        Err(ApplyError::Preflight { problems: problems.into_iter().map(|(m, h, _)| (m, h)).collect() })
+        Err(ApplyError::Preflight { problems })
     }
 }
 
