@@ -143,8 +143,11 @@ impl Recorder {
     pub fn intent(&mut self, provider: &str, ops: &[Operation]) -> Result<u64, StateError> {
         let batch = self.next_batch;
         self.next_batch += 1;
-        self.append(&Entry::Intent { batch, provider: provider.to_owned(), ops: ops.to_vec() })?;
-        self.open.insert(batch, ops.to_vec());
+        let entry = Entry::Intent { batch, provider: provider.to_owned(), ops: ops.to_vec() };
+        self.append(&entry)?;
+        if let Entry::Intent { ops, .. } = entry {
+            self.open.insert(batch, ops);
+        }
         Ok(batch)
     }
 
