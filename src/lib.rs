@@ -6,6 +6,7 @@
 
 pub mod address;
 pub mod apply;
+pub mod atomic_write;
 pub mod attributes;
 pub mod cli;
 pub mod clock;
