@@ -32,6 +32,15 @@ pub fn write_atomically(
     fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> Result<u64, AtomicWriteError> {
     let fail = |action, source| AtomicWriteError { action, path: path.to_owned(), source };
+    // A device or a pipe (`--out /dev/stdout`) is written in place: renaming
+    // a file over it would replace the device itself. A symlink is followed,
+    // so the link stays and its target is replaced.
+    let target = match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => return write_in_place(path, fill).map_err(|(action, e)| fail(action, e)),
+        Ok(_) => std::fs::canonicalize(path).map_err(|e| fail("resolve", e))?,
+        Err(_) => path.to_owned(),
+    };
+    let path = target.as_path();
     let dir = parent_dir(path);
     let temp = tempfile::Builder::new()
         .prefix(&format!(".{}.", path.file_name().unwrap_or_default().to_string_lossy()))
@@ -46,6 +55,16 @@ pub fn write_atomically(
     temp.persist(path).map_err(|e| fail("replace", e.error))?;
     sync_dir(dir).map_err(|e| fail("sync the directory of", e))?;
     Ok(written)
+}
+
+fn write_in_place(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<u64, (&'static str, io::Error)> {
+    let device = std::fs::OpenOptions::new().write(true).open(path).map_err(|e| ("open", e))?;
+    let mut writer = CountingWriter { inner: BufWriter::new(device), written: 0 };
+    fill(&mut writer).and_then(|()| writer.flush()).map_err(|e| ("write", e))?;
+    Ok(writer.written)
 }
 
 /// Fsyncs a directory so a rename in it survives a power cut. Platforms
@@ -97,6 +116,18 @@ mod tests {
         assert_eq!(written, 11);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "new content");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_symlink_keeps_pointing_at_the_replaced_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.json");
+        let link = dir.path().join("link.json");
+        std::fs::write(&real, "old").unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        write_atomically(&link, |w| w.write_all(b"new")).unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), "new");
     }
 
     #[test]

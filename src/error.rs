@@ -1,10 +1,15 @@
-//! The top-level error: every layer's error, classified once and rendered
-//! once, with the YAML location, the cause and a hint.
+//! The one error type every command answers with: a kind (which decides the
+//! exit code), the error itself (a layer's typed error or a message, with its
+//! `caused by` chain), and the hints attached where the error was made.
+//!
+//! It is rendered once, at the top (`cli::run`): `error: ...`, the YAML
+//! location with a caret, `caused by: ...`, `hint: ...`.
 
-use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::fmt::{self, Write as _};
+use std::path::Path;
 
 use crate::apply::ApplyError;
+use crate::atomic_write::AtomicWriteError;
 use crate::config::{ConfigError, Problem};
 use crate::state::StateError;
 
@@ -14,86 +19,218 @@ pub mod exit {
     pub const OK: u8 = 0;
     /// An error, or (apply) a member failed.
     pub const ERROR: u8 = 1;
-    /// `plan --detailed-exitcode`: changes are present.
+    /// `plan --detailed-exitcode` and `refresh --check`: changes are present.
     pub const CHANGES: u8 = 2;
     /// Interrupted by Ctrl-C or SIGTERM.
     pub const INTERRUPTED: u8 = 130;
 }
 
+/// What kind of failure an [`Error`] is; [`Error::code`] maps it to the exit
+/// code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// memberctl was called wrongly, or refused to go on (a stale plan, the
+    /// safety brake, a held lock).
+    User,
+    /// The configuration is not valid.
+    Config,
+    /// A provider refused or failed (apply finished with failed members).
+    Provider,
+    /// Reading or writing a file or stream failed.
+    Io,
+    /// Ctrl-C or SIGTERM stopped the run.
+    Interrupted,
+    /// A bug in memberctl.
+    Internal,
+}
+
+type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Any error memberctl reports.
+#[derive(Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    cause: Cause,
+    hints: Vec<String>,
+}
+
+/// A plain message as an error (it has no cause of its own).
+#[derive(Debug)]
+struct Message(String);
+
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Message {}
+
+/// A file or stream that could not be read or written.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The configuration.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The state.
-    #[error(transparent)]
-    State(#[from] StateError),
-    /// Apply.
-    #[error(transparent)]
-    Apply(#[from] ApplyError),
-    /// A mistake in how memberctl was called.
-    #[error("{message}")]
-    Usage {
-        /// What is wrong.
-        message: String,
-        /// What to do.
-        hint: Option<String>,
-    },
-    /// A file memberctl was asked to read or write.
-    #[error("cannot {action} `{}`", path.display())]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
+#[error("cannot {action} `{path}`")]
+struct IoError {
+    action: &'static str,
+    path: String,
+    #[source]
+    source: std::io::Error,
 }
 
 impl Error {
-    /// A usage error with a hint.
-    pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Error::Usage { message: message.into(), hint: Some(hint.into()) }
+    /// An error of `kind` wrapping a typed error.
+    pub fn new(kind: ErrorKind, error: impl Into<Cause>) -> Self {
+        Error { kind, cause: error.into(), hints: Vec::new() }
     }
 
-    /// The hint for this error, when there is one.
+    /// A mistake in how memberctl was called, or a refusal to go on.
+    pub fn user(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::User, Message(message.into()))
+    }
+
+    /// A usage error with its hint.
+    pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self::user(message).with_hint(hint)
+    }
+
+    /// A file that could not be read or written (`action` is e.g. `write`).
     #[must_use]
-    pub fn hint(&self) -> Option<String> {
-        match self {
-            Error::Config(ConfigError::NotFound { .. }) => {
-                Some("run `memberctl init` to write a starter config, or pass `-c PATH`".to_owned())
+    pub fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
+        Self::new(ErrorKind::Io, IoError { action, path: path.display().to_string(), source })
+    }
+
+    /// A standard stream that could not be read or written.
+    #[must_use]
+    pub fn stream(action: &'static str, stream: &'static str, source: std::io::Error) -> Self {
+        Self::new(ErrorKind::Io, IoError { action, path: stream.to_owned(), source })
+    }
+
+    /// A run stopped by Ctrl-C or SIGTERM.
+    pub fn interrupted(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Interrupted, Message(message.into()))
+    }
+
+    /// A provider-side failure (members that failed at apply).
+    pub fn provider(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Provider, Message(message.into()))
+    }
+
+    /// A bug.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, Message(message.into()))
+    }
+
+    /// Attaches a hint (where the error is made: that is where the hint is
+    /// known).
+    #[must_use]
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hints.push(hint.into());
+        self
+    }
+
+    fn with_hints(mut self, hints: impl IntoIterator<Item = String>) -> Self {
+        self.hints.extend(hints);
+        self
+    }
+
+    /// The kind.
+    #[must_use]
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The exit code for this error.
+    #[must_use]
+    pub fn code(&self) -> u8 {
+        match self.kind {
+            ErrorKind::Interrupted => exit::INTERRUPTED,
+            ErrorKind::User | ErrorKind::Config | ErrorKind::Provider | ErrorKind::Io | ErrorKind::Internal => {
+                exit::ERROR
             }
-            Error::Config(ConfigError::EmptyDirectory { .. }) => Some("name a file, or a directory holding `*.yaml` files".to_owned()),
-            Error::Config(_) | Error::Io { .. } => None,
-            Error::State(err) => match err {
-                StateError::Corrupt { path, .. } => Some(format!(
-                    "the file was left untouched; restore it from `{}.backup` (if there is one) or from git",
-                    path.display()
-                )),
-                StateError::NewerFormat { .. } => Some("upgrade memberctl; the file was left untouched".to_owned()),
-                StateError::Locked { .. } => Some(
-                    "wait for it to finish, or pass `--lock-timeout 60s` to wait for it".to_owned(),
-                ),
-                StateError::JournalMismatch { .. } => {
-                    Some("the journal belongs to another state file; move it aside if you are sure".to_owned())
-                }
-                StateError::NoSuchAddress { .. } => Some("`memberctl state list` shows the addresses".to_owned()),
-                StateError::AlreadyExists { .. } => Some("`memberctl state show ADDR` shows the record".to_owned()),
-                StateError::Io { .. } => None,
-            },
-            Error::Apply(err) => match err {
-                ApplyError::Stale { .. } => Some("run `memberctl plan --out FILE` again and apply the new plan".to_owned()),
-                ApplyError::TooManyChanges { .. } => Some(
-                    "invitations are emails that cannot be unsent: review the plan, then raise the limit for this run with `--max-changes N` or set `safety.max_changes`".to_owned(),
-                ),
-                ApplyError::Preflight { problems } => problems.first().map(|p| p.1.clone()),
-                ApplyError::State(_) => None,
-            },
-            Error::Usage { hint, .. } => hint.clone(),
         }
+    }
+
+    /// The hints, in the order they were attached.
+    #[must_use]
+    pub fn hints(&self) -> &[String] {
+        &self.hints
+    }
+
+    /// Whether the error is a closed pipe on the way out (`memberctl plan |
+    /// head -1`), which ends the run quietly and successfully, as ripgrep
+    /// does.
+    #[must_use]
+    pub fn is_broken_pipe(&self) -> bool {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self.cause.as_ref());
+        while let Some(error) = cause {
+            // serde_json reports its writer's errors under its own type.
+            if error
+                .downcast_ref::<serde_json::Error>()
+                .is_some_and(|e| e.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
+            {
+                return true;
+            }
+            cause = match error.downcast_ref::<std::io::Error>() {
+                Some(io) if io.kind() == std::io::ErrorKind::BrokenPipe => return true,
+                // An `io::Error` wrapping another error hides it from
+                // `source()`: look inside.
+                Some(io) => match io.get_ref() {
+                    Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+                    None => error.source(),
+                },
+                None => error.source(),
+            };
+        }
+        false
+    }
+
+    fn downcast<T: std::error::Error + 'static>(&self) -> Option<&T> {
+        self.cause.downcast_ref::<T>()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.cause, f)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.source()
+    }
+}
+
+impl From<ConfigError> for Error {
+    fn from(error: ConfigError) -> Self {
+        let hints = error.hint();
+        let kind = if matches!(error, ConfigError::Io { .. }) { ErrorKind::Io } else { ErrorKind::Config };
+        Error::new(kind, error).with_hints(hints)
+    }
+}
+
+impl From<StateError> for Error {
+    fn from(error: StateError) -> Self {
+        let hints = error.hint();
+        let kind = if matches!(error, StateError::Io { .. }) { ErrorKind::Io } else { ErrorKind::User };
+        Error::new(kind, error).with_hints(hints)
+    }
+}
+
+impl From<ApplyError> for Error {
+    fn from(error: ApplyError) -> Self {
+        match error {
+            ApplyError::State(error) => error.into(),
+            error => {
+                let hints = error.hint();
+                Error::new(ErrorKind::User, error).with_hints(hints)
+            }
+        }
+    }
+}
+
+impl From<AtomicWriteError> for Error {
+    fn from(error: AtomicWriteError) -> Self {
+        Error::new(ErrorKind::Io, error)
     }
 }
 
@@ -102,49 +239,77 @@ impl Error {
 #[must_use]
 pub fn render(error: &Error) -> String {
     let mut out = String::new();
-    if let Error::Config(ConfigError::Invalid { problems }) = error {
+    if let Some(ConfigError::Invalid { problems }) = error.downcast::<ConfigError>() {
         for problem in problems {
             render_problem(&mut out, problem);
         }
-        let _ = writeln!(out, "error: {error}; nothing was sent");
+        push_line(&mut out, format_args!("error: {error}; nothing was sent"));
         return out;
     }
-    if let Error::Apply(ApplyError::Preflight { problems }) = error {
+    if let Some(ApplyError::Preflight { problems }) = error.downcast::<ApplyError>() {
         for (message, hint) in problems {
-            let _ = writeln!(out, "error: {message}\nhint: {hint}");
+            push_line(&mut out, format_args!("error: {message}\nhint: {hint}"));
         }
-        let _ = writeln!(out, "error: apply did not start; nothing was sent");
+        push_line(&mut out, format_args!("error: apply did not start; nothing was sent"));
         return out;
     }
-    let _ = writeln!(out, "error: {error}");
+    push_line(&mut out, format_args!("error: {error}"));
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
-        let _ = writeln!(out, "caused by: {cause}");
+        push_line(&mut out, format_args!("caused by: {cause}"));
         source = cause.source();
     }
-    if let Some(hint) = error.hint() {
-        let _ = writeln!(out, "hint: {hint}");
+    for hint in error.hints() {
+        push_line(&mut out, format_args!("hint: {hint}"));
     }
     out
 }
 
+/// Appends a line to a `String`, which cannot fail.
+fn push_line(out: &mut String, line: fmt::Arguments<'_>) {
+    out.write_fmt(line).expect("writing to a String cannot fail");
+    out.push('\n');
+}
+
 fn render_problem(out: &mut String, problem: &Problem) {
-    let _ = writeln!(out, "error: {}", problem.message);
-    let _ = writeln!(
+    push_line(out, format_args!("error: {}", problem.message));
+    push_line(
         out,
-        "{}--> {}",
-        " ".repeat(problem.place.position.map_or(1, |p| p.line.to_string().len())),
-        problem.place
+        format_args!(
+            "{}--> {}",
+            " ".repeat(problem.place.position.map_or(1, |p| p.line.to_string().len())),
+            problem.place
+        ),
     );
     if let (Some(pos), Some(line)) = (problem.place.position, &problem.snippet) {
         let number = pos.line.to_string();
         let pad = " ".repeat(number.len() + 1);
         let caret_pad: String =
             line.chars().take(pos.column.saturating_sub(1)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
-        let _ = writeln!(out, "{pad}|\n{number} | {line}\n{pad}| {caret_pad}^");
+        push_line(out, format_args!("{pad}|\n{number} | {line}\n{pad}| {caret_pad}^"));
     }
     if let Some(hint) = &problem.hint {
-        let _ = writeln!(out, "hint: {hint}");
+        push_line(out, format_args!("hint: {hint}"));
     }
     out.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{exit, Error, ErrorKind};
+
+    #[test]
+    fn exit_codes_come_from_the_kind() {
+        assert_eq!(Error::user("x").code(), exit::ERROR);
+        assert_eq!(Error::interrupted("stopped").code(), exit::INTERRUPTED);
+        assert_eq!(Error::interrupted("stopped").kind(), ErrorKind::Interrupted);
+    }
+
+    #[test]
+    fn a_broken_pipe_anywhere_in_the_chain_is_recognised() {
+        let pipe = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        assert!(Error::stream("write", "<stdout>", pipe).is_broken_pipe());
+        let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        assert!(!Error::stream("write", "<stdout>", full).is_broken_pipe());
+    }
 }

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod paint;
 pub mod plan;
 pub mod provider;
 pub mod state;

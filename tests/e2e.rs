@@ -385,7 +385,10 @@ fn a_refused_key_is_one_line_and_the_other_provider_is_recorded() {
     let out = t.cmd(&APPLY).expect(1);
     let all = out.rendered();
     assert!(!all.contains(WRONG), "the key value leaked: {all}");
+    // The last line is the run's own verdict; before it, one line for the provider.
     let errors: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert!(errors.last().is_some_and(|l| l.starts_with("error: apply finished with")), "{all}");
+    let errors = &errors[..errors.len() - 1];
     assert_eq!(errors.len(), 1, "one clear line for the provider: {all}");
     assert!(errors[0].contains("401") && errors[0].contains(NW_ENV) && errors[0].contains("community"), "{all}");
     assert!(nw.request_count() <= 4, "no more than the first in-flight requests: {}", nw.request_count());
@@ -412,7 +415,10 @@ fn an_unreachable_host_is_one_line_and_the_other_provider_is_recorded() {
     let t = cfg.test();
     let out = t.cmd(&APPLY).expect(1);
     let all = out.rendered();
+    // The last line is the run's own verdict; before it, one line for the provider.
     let errors: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert!(errors.last().is_some_and(|l| l.starts_with("error: apply finished with")), "{all}");
+    let errors = &errors[..errors.len() - 1];
     assert_eq!(errors.len(), 1, "one line for the provider: {all}");
     assert!(errors[0].contains("cannot reach") && errors[0].contains("community"), "{all}");
     assert!(!out.stderr.contains("retrying"), "no stack of retries: {all}");

@@ -362,3 +362,22 @@ fn plan_warns_about_the_safety_brake_before_apply_refuses() {
     let out = t.cmd(&["plan", "--format", "markdown"]).expect(0);
     assert!(out.stdout.contains("> [!WARNING]\n> safety brake"), "{}", out.rendered());
 }
+
+// Regression: #9 defect 6: the budget was checked before each row, so one
+// huge cell could push a comment past GitHub's 65,536 characters.
+#[test]
+fn markdown_with_one_huge_cell_stays_under_the_comment_limit() {
+    let huge = "Very Long Name ".repeat(6_000);
+    let mut yaml = String::from(
+        "version: 1\nproviders:\n  sandbox: { type: sandbox, outbox: outbox.jsonl }\nroles:\n  member: { sandbox: role-member }\ndefaults:\n  roles: [member]\nmembers:\n",
+    );
+    for i in 0..3 {
+        yaml.push_str(&format!("  - email: person{i}@example.com\n    name: {huge}{i}\n"));
+    }
+    let t = Test::new().config(&yaml);
+    let out = t.cmd(&["plan", "--format", "markdown"]).expect(0);
+    let chars = out.stdout.chars().count();
+    assert!(chars < 60_000, "{chars} characters");
+    assert!(out.stdout.contains("**Plan: 3 to invite"), "{}", &out.stdout[..500]);
+    assert!(out.stdout.contains("| `sandbox/person0@example.com` |"), "the first row is shown, shortened");
+}

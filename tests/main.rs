@@ -9,5 +9,6 @@ mod e2e;
 mod examples;
 mod gitops;
 mod lifecycle;
+mod output;
 mod providers;
 mod state;

@@ -51,6 +51,23 @@ pub enum ApplyError {
     State(#[from] StateError),
 }
 
+impl ApplyError {
+    /// What to do about it.
+    #[must_use]
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ApplyError::Stale { .. } => {
+                Some("run `memberctl plan --out FILE` again and apply the new plan".to_owned())
+            }
+            ApplyError::TooManyChanges { .. } => Some(
+                "invitations are emails that cannot be unsent: review the plan, then raise the limit for this run with `--max-changes N` or set `safety.max_changes`".to_owned(),
+            ),
+            ApplyError::Preflight { problems } => problems.first().map(|p| p.1.clone()),
+            ApplyError::State(error) => error.hint(),
+        }
+    }
+}
+
 /// Refuses a saved plan made against another state, or an older one.
 pub fn check_fresh(plan: &Plan, state: Option<&State>) -> Result<(), ApplyError> {
     let refuse = |reason: String| Err(ApplyError::Stale { reason });

@@ -3,46 +3,18 @@
 use std::io::BufRead;
 use std::sync::Arc;
 
-use super::output::{self, Progress};
-use super::plan_cmd::{report_recovery, scope};
-use super::{ApplyArgs, Context, Outcome};
+use super::progress;
+use super::{plan_file, scope, ApplyArgs, Context, Outcome, Success};
 use crate::apply::{self, Cancel};
 use crate::error::{exit, Error};
-use crate::plan::{self, render, Plan};
+use crate::plan::{self, render};
 use crate::state::{self, Lock, Recorder, State};
 
-fn read_plan(path: &std::path::Path) -> Result<Plan, Error> {
-    let bytes =
-        std::fs::read(path).map_err(|source| Error::Io { action: "read the plan", path: path.to_owned(), source })?;
-    let plan: Plan = serde_json::from_slice(&bytes).map_err(|e| {
-        Error::usage(
-            format!("`{}` is not a saved memberctl plan: {e}", path.display()),
-            "save a plan with `memberctl plan --out FILE`",
-        )
-    })?;
-    if plan.format_version != plan::FORMAT_VERSION {
-        return Err(Error::usage(
-            format!(
-                "plan `{}` has format version {}, this memberctl reads {}",
-                path.display(),
-                plan.format_version,
-                plan::FORMAT_VERSION
-            ),
-            "make the plan and apply it with the same memberctl",
-        ));
-    }
-    Ok(plan)
-}
-
 fn confirm(cx: &mut Context<'_>) -> Result<bool, Error> {
-    let _ = write!(cx.stdout, "\nDo you want to perform these actions? Invitations are emails and cannot be unsent.\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ");
-    let _ = cx.stdout.flush();
+    cx.ui.print("\nDo you want to perform these actions? Invitations are emails and cannot be unsent.\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ")?;
+    cx.ui.flush()?;
     let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer).map_err(|source| Error::Io {
-        action: "read",
-        path: "<stdin>".into(),
-        source,
-    })?;
+    std::io::stdin().lock().read_line(&mut answer).map_err(|source| Error::stream("read", "<stdin>", source))?;
     Ok(answer.trim() == "yes")
 }
 
@@ -103,7 +75,7 @@ pub(super) fn run(args: &ApplyArgs, cx: &mut Context<'_>) -> Outcome {
     let paths = cx.state_paths();
     let lock = Lock::acquire(&paths, "apply", cx.global.lock_timeout)?;
     let loaded = state::load_and_recover(&paths)?;
-    report_recovery(cx, &lock, loaded.replay.as_ref(), true);
+    cx.report_recovery(&lock, loaded.replay.as_ref(), true)?;
     let plan = if let Some(file) = &args.plan {
         if !args.scope.targets.is_empty() || !args.scope.providers.is_empty() {
             return Err(Error::usage(
@@ -111,7 +83,7 @@ pub(super) fn run(args: &ApplyArgs, cx: &mut Context<'_>) -> Outcome {
                 "pass them to `memberctl plan --out FILE` instead",
             ));
         }
-        let plan = read_plan(file)?;
+        let plan = plan_file::read(file)?;
         apply::check_fresh(&plan, loaded.state.as_ref())?;
         plan
     } else {
@@ -120,33 +92,33 @@ pub(super) fn run(args: &ApplyArgs, cx: &mut Context<'_>) -> Outcome {
         plan::compute(&config, loaded.state.as_ref(), &scope, crate::clock::now())
     };
     if !cx.global.quiet || plan.no_changes {
-        let _ = render::text(&plan, cx.color, cx.stdout);
+        let color = cx.ui.color();
+        cx.ui.render(|out| render::text(&plan, color, out))?;
     }
     if plan.no_changes {
-        return Ok(exit::OK);
+        return Ok(Success::Done);
     }
     if !plan.applyable {
-        let _ = writeln!(
-            cx.stdout,
+        cx.ui.println(&format!(
             "\nNothing memberctl can carry out: {} change(s) are manual (see above).",
             plan.summary.manual
-        );
-        return Ok(exit::OK);
+        ))?;
+        return Ok(Success::Done);
     }
     apply::check_brake(&plan, args.max_changes)?;
     // Credentials and passwords are checked before anyone is asked `yes`.
     let env = |name: &str| std::env::var(name).ok();
     let clients = apply::preflight(&plan, &env)?;
     if !args.auto_approve {
-        if !cx.stdin_tty {
+        if !cx.ui.stdin_tty {
             return Err(Error::usage(
                 "apply needs confirmation, and there is no terminal to ask on",
                 "review the plan, then pass `--auto-approve` (as CI pipelines do)",
             ));
         }
         if !confirm(cx)? {
-            let _ = writeln!(cx.stdout, "\nApply cancelled; nothing was sent.");
-            return Ok(exit::ERROR);
+            return Err(Error::user("apply cancelled; nothing was sent")
+                .with_hint("answer `yes` to apply, or pass `--auto-approve`"));
         }
     }
     let recorder = Recorder::begin(&paths, loaded.state.unwrap_or_else(State::new))?;
@@ -156,26 +128,32 @@ pub(super) fn run(args: &ApplyArgs, cx: &mut Context<'_>) -> Outcome {
     // from another thread (a provider's `log::warn!`, the HTTP layer's
     // `-v` retry lines) would block forever. Sending is network-bound: one
     // thread drives all batches concurrently just as well.
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|source| Error::Io {
-        action: "start the async runtime for",
-        path: "apply".into(),
-        source,
-    })?;
-    let progress = Arc::new(Progress::new(cx.global.quiet));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::internal(format!("cannot start the async runtime: {source}")))?;
+    let progress = Arc::new(cx.ui.progress());
     let cancel = Cancel::new();
     let result = runtime.block_on(async {
         watch_signals(cancel.clone());
         apply::run(&plan, clients, recorder, progress.clone(), cancel.clone()).await
     });
-    progress.finish();
+    let progress_written = progress.finish();
     drop(lock);
     let (_state, report) = result?;
-    output::summary(&report, cx.stdout);
-    Ok(if report.interrupted {
-        exit::INTERRUPTED
-    } else if report.failed.is_empty() && report.uncertain.is_empty() {
-        exit::OK
-    } else {
-        exit::ERROR
-    })
+    cx.ui.render(|out| progress::summary(&report, &plan, out))?;
+    progress_written?;
+    if report.interrupted {
+        return Err(Error::interrupted("apply was interrupted; what was in flight is recorded")
+            .with_hint("run `memberctl apply` again to carry out the rest"));
+    }
+    if !report.failed.is_empty() || !report.uncertain.is_empty() {
+        return Err(Error::provider(format!(
+            "apply finished with {} failed and {} uncertain member(s); the successes are recorded",
+            report.failed.len(),
+            report.uncertain.len()
+        ))
+        .with_hint("see the reasons above; fix them and run `memberctl apply` again"));
+    }
+    Ok(Success::Done)
 }

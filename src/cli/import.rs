@@ -10,10 +10,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::{Context, ImportArgs, ImportCommand, Outcome};
+use super::{Context, ImportArgs, ImportCommand, Outcome, Success};
+use crate::atomic_write::write_atomically;
 use crate::config::model::MEMBER_KEYS;
 use crate::config::{self, ConfigError, MemberValue};
-use crate::error::{exit, Error};
+use crate::error::Error;
 
 /// Fields holding lists; a cell splits on `;` or `|`.
 const LIST_FIELDS: [&str; 5] = ["roles", "plans", "groups", "positions", "providers"];
@@ -83,9 +84,9 @@ fn read_rows(path: &Path, mapping: &[(String, String)], cx: &mut Context<'_>) ->
         let mapped = mapping.iter().find(|(col, _)| col.eq_ignore_ascii_case(header.trim())).map(|(_, f)| f.clone());
         let field = mapped.or_else(|| field_for_header(header).map(str::to_owned));
         if field.is_none() {
-            cx.warn(&format!(
+            cx.ui.warn(&format!(
                 "column `{header}` is not mapped to a member field; ignored (use `--map '{header}=FIELD'`)"
-            ));
+            ))?;
         }
         columns.push(field);
     }
@@ -145,11 +146,12 @@ fn render(rows: &[&Row]) -> (String, Vec<usize>) {
 
 /// Appends members to a file whose last key is `members:` (or creates it).
 fn append(path: &Path, items: &str) -> Result<(), Error> {
-    let io = |action, source| Error::Io { action, path: path.to_owned(), source };
+    let io = |action, source| Error::io(action, path, source);
     let existing = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return std::fs::write(path, format!("members:\n{items}")).map_err(|e| io("write", e));
+            write_atomically(path, |out| write!(out, "members:\n{items}"))?;
+            return Ok(());
         }
         Err(e) => return Err(io("read", e)),
     };
@@ -176,9 +178,8 @@ fn append(path: &Path, items: &str) -> Result<(), Error> {
         text.push_str(line);
         text.push('\n');
     }
-    let tmp = path.with_extension("tmp-memberctl");
-    std::fs::write(&tmp, text).map_err(|e| io("write", e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io("write", e))
+    write_atomically(path, |out| out.write_all(text.as_bytes()))?;
+    Ok(())
 }
 
 /// Rewrites `FILE:LINE:COL` references into the generated YAML as CSV lines.
@@ -196,7 +197,7 @@ fn csv_lines(message: &str, name: &str, starts: &[usize], rows: &[Row]) -> Strin
             continue;
         };
         let index = starts.iter().rposition(|s| *s <= yaml_line).unwrap_or(0);
-        let _ = write!(out, "{name}:{}", rows[index].line);
+        write!(out, "{name}:{}", rows[index].line).expect("writing to a String cannot fail");
         let skip = after[digits.len()..]
             .strip_prefix(':')
             .map_or(digits.len(), |tail| digits.len() + 1 + tail.chars().take_while(char::is_ascii_digit).count());
@@ -239,7 +240,7 @@ pub(super) fn run(args: &ImportArgs, cx: &mut Context<'_>) -> Outcome {
             for problem in problems {
                 let in_csv = problem.place.file == csv_name;
                 let Some(pos) = problem.place.position.filter(|_| in_csv) else {
-                    return Err(Error::Config(ConfigError::Invalid { problems: vec![problem] }));
+                    return Err(ConfigError::Invalid { problems: vec![problem] }.into());
                 };
                 let index = starts.iter().rposition(|s| *s <= pos.line).unwrap_or(0);
                 let mut message = csv_lines(&problem.message, &csv_name.display().to_string(), &starts, &rows);
@@ -253,7 +254,7 @@ pub(super) fn run(args: &ImportArgs, cx: &mut Context<'_>) -> Outcome {
     }
     for (line, messages) in &bad {
         for message in messages {
-            let _ = writeln!(cx.stderr, "{}:{line}: {message}", file.display());
+            cx.ui.note(&format!("{}:{line}: {message}", file.display()))?;
         }
     }
     if !bad.is_empty() && *strict {
@@ -268,14 +269,15 @@ pub(super) fn run(args: &ImportArgs, cx: &mut Context<'_>) -> Outcome {
         Some(path) => {
             let items = text.strip_prefix("members:\n").unwrap_or(&text);
             append(path, items)?;
-            cx.note(&format!("Appended {} member(s) to `{}`.", good.len(), path.display()));
+            cx.ui.note(&format!("Appended {} member(s) to `{}`.", good.len(), path.display()))?;
         }
         None => {
-            let _ = cx.stdout.write_all(text.as_bytes());
+            cx.ui.print(&text)?;
         }
     }
     if !bad.is_empty() {
-        cx.warn(&format!("skipped {} invalid row(s) of {}", bad.len(), rows.len()));
+        return Err(Error::user(format!("skipped {} invalid row(s) of {}", bad.len(), rows.len()))
+            .with_hint("the reasons are above, by CSV line; fix them and import those rows again"));
     }
-    Ok(if bad.is_empty() { exit::OK } else { exit::ERROR })
+    Ok(Success::Done)
 }

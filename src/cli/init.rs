@@ -2,8 +2,9 @@
 
 use std::io::Write;
 
-use super::{Context, InitArgs, Outcome};
-use crate::error::{exit, Error};
+use super::{Context, InitArgs, Outcome, Success};
+use crate::atomic_write::write_atomically;
+use crate::error::Error;
 
 /// The starter config: runs as is on the sandbox provider.
 pub const TEMPLATE: &str = r"# yaml-language-server: $schema=schema/memberctl.schema.json
@@ -56,27 +57,19 @@ pub(super) fn run(args: &InitArgs, cx: &mut Context<'_>) -> Outcome {
                 "pass another path: `memberctl init other.yaml`",
             ))
         }
-        Err(source) => return Err(Error::Io { action: "create", path: path.clone(), source }),
+        Err(source) => return Err(Error::io("create", path, source)),
     };
-    file.write_all(TEMPLATE.as_bytes()).map_err(|source| Error::Io { action: "write", path: path.clone(), source })?;
-    let _ = writeln!(cx.stdout, "Wrote `{}`.", path.display());
+    file.write_all(TEMPLATE.as_bytes()).and_then(|()| file.sync_all()).map_err(|e| Error::io("write", path, e))?;
+    cx.ui.println(&format!("Wrote `{}`.", path.display()))?;
     // The modeline points editors at a schema beside the config: write it
     // too, unless one is there already.
     let schema_dir = path.parent().unwrap_or_else(|| std::path::Path::new("")).join("schema");
     let schema_path = schema_dir.join("memberctl.schema.json");
     if !schema_path.exists() {
-        std::fs::create_dir_all(&schema_dir).map_err(|source| Error::Io {
-            action: "create",
-            path: schema_dir.clone(),
-            source,
-        })?;
-        std::fs::write(&schema_path, super::schema::config_schema()).map_err(|source| Error::Io {
-            action: "write",
-            path: schema_path.clone(),
-            source,
-        })?;
-        let _ = writeln!(cx.stdout, "Wrote `{}` for editor completion.", schema_path.display());
+        std::fs::create_dir_all(&schema_dir).map_err(|e| Error::io("create", &schema_dir, e))?;
+        write_atomically(&schema_path, |out| out.write_all(super::schema::config_schema().as_bytes()))?;
+        cx.ui.println(&format!("Wrote `{}` for editor completion.", schema_path.display()))?;
     }
-    let _ = writeln!(cx.stdout, "Next: `memberctl plan`.");
-    Ok(exit::OK)
+    cx.ui.println("Next: `memberctl plan`.")?;
+    Ok(Success::Done)
 }

@@ -6,13 +6,15 @@
 mod apply_cmd;
 mod import;
 mod init;
-mod output;
 mod plan_cmd;
+mod plan_file;
+mod progress;
 mod schema;
 mod state_cmd;
+mod ui;
 
 use std::ffi::OsString;
-use std::io::Write;
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -21,7 +23,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::address::Address;
 use crate::config::{self, Config};
 use crate::error::{exit, Error};
-use crate::state::StatePaths;
+use crate::plan::Scope;
+use crate::state::journal::Replay;
+use crate::state::{Lock, State, StatePaths};
+pub use ui::Ui;
 
 /// Declarative membership for `SaaS` platforms: plan and apply invitations
 /// from YAML kept in git.
@@ -37,8 +42,9 @@ pub struct Cli {
 /// Options every command takes.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// Config file or directory (repeatable; a directory loads every *.yaml/*.yml in it)
-    #[arg(short, long = "config", value_name = "PATH", global = true, env = "MEMBERCTL_CONFIG", value_delimiter = ':')]
+    /// Config file or directory (repeatable; a directory loads every *.yaml/*.yml in it).
+    /// Without it: `MEMBERCTL_CONFIG` (paths separated by `:`), then `memberctl.yaml`
+    #[arg(short, long = "config", value_name = "PATH", global = true)]
     pub config: Vec<PathBuf>,
     /// State file
     #[arg(long, value_name = "PATH", global = true, env = "MEMBERCTL_STATE", default_value = crate::state::DEFAULT_STATE)]
@@ -253,25 +259,47 @@ fn parse_address(text: &str) -> Result<Address, String> {
     Address::parse(text)
 }
 
-/// The outcome of a command: an exit code.
-pub type Outcome = Result<u8, Error>;
+/// How a command that did not fail ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Success {
+    /// Done (or, with `--detailed-exitcode`, no changes).
+    Done,
+    /// `--detailed-exitcode`: changes are present.
+    ChangesPresent,
+}
 
-/// What commands share: the parsed options and the streams.
+/// The outcome of a command.
+pub type Outcome = Result<Success, Error>;
+
+/// The exit code of an outcome: the one place that decides it.
+#[must_use]
+pub fn exit_code(outcome: &Outcome) -> u8 {
+    match outcome {
+        Ok(Success::Done) => exit::OK,
+        Ok(Success::ChangesPresent) => exit::CHANGES,
+        // A closed pipe on the way out (`memberctl plan | head -1`): the
+        // reader has what it wanted.
+        Err(error) if error.is_broken_pipe() => exit::OK,
+        Err(error) => error.code(),
+    }
+}
+
+/// What commands share: the parsed options and the terminal.
 pub struct Context<'a> {
     pub global: &'a Global,
-    pub stdout: &'a mut dyn Write,
-    pub stderr: &'a mut dyn Write,
-    pub color: bool,
-    pub stdout_tty: bool,
-    pub stdin_tty: bool,
+    pub ui: Ui,
 }
 
 impl Context<'_> {
     fn config_paths(&self) -> Vec<PathBuf> {
-        if self.global.config.is_empty() {
-            vec![PathBuf::from(config::DEFAULT_CONFIG)]
-        } else {
-            self.global.config.clone()
+        if !self.global.config.is_empty() {
+            return self.global.config.clone();
+        }
+        // Only the environment variable is a list: a `-c` value is one path,
+        // whatever characters it holds.
+        match std::env::var_os("MEMBERCTL_CONFIG") {
+            Some(list) if !list.is_empty() => std::env::split_paths(&list).collect(),
+            _ => vec![PathBuf::from(config::DEFAULT_CONFIG)],
         }
     }
 
@@ -282,17 +310,67 @@ impl Context<'_> {
     fn state_paths(&self) -> StatePaths {
         StatePaths::new(self.global.state.clone())
     }
+}
 
-    /// Prints a line on stderr unless `--quiet`.
-    fn note(&mut self, text: &str) {
-        if !self.global.quiet {
-            let _ = writeln!(self.stderr, "{text}");
+/// Checks `--target` and `--provider` against what exists.
+fn scope(args: &ScopeArgs, config: &Config, state: Option<&State>) -> Result<Scope, Error> {
+    for provider in &args.providers {
+        let known = config.providers.contains_key(provider)
+            || state.is_some_and(|s| s.resources.keys().any(|a| a.provider() == provider));
+        if !known {
+            return Err(Error::usage(
+                format!("no provider `{provider}` in the config or the state"),
+                crate::config::problem::suggestion(provider, "providers", config.providers.keys().map(String::as_str)),
+            ));
         }
     }
-
-    fn warn(&mut self, text: &str) {
-        let _ = writeln!(self.stderr, "{}", output::paint(self.color, output::YELLOW, &format!("warning: {text}")));
+    for target in &args.targets {
+        if !config.desired.contains_key(target) && !state.is_some_and(|s| s.resources.contains_key(target)) {
+            return Err(Error::usage(
+                format!("no address `{target}` in the config or the state"),
+                "addresses are `PROVIDER/EMAIL`; `memberctl state list` shows those recorded",
+            ));
+        }
     }
+    Ok(Scope { targets: args.targets.clone(), providers: args.providers.clone() })
+}
+
+impl Context<'_> {
+    /// Reports a stale lock and a replayed journal.
+    fn report_recovery(&mut self, lock: &Lock, replay: Option<&Replay>, folded: bool) -> Result<(), Error> {
+        if let Some(stale) = &lock.stale {
+            self.ui.warn(&format!(
+            "a previous run, {stale}, ended without releasing the state lock (it crashed or was killed); taking over"
+        ))?;
+        }
+        if let Some(replay) = replay {
+            let what = if folded {
+                "recovered it into the state"
+            } else {
+                "its outcomes are included below; the next apply folds it into the state"
+            };
+            self.ui.warn(&format!(
+                "found the journal of an interrupted apply ({} batch(es) answered, {} without an answer): {what}",
+                replay.completed, replay.interrupted
+            ))?;
+            if !replay.uncertain.is_empty() {
+                self.ui.warn(&format!(
+                    "{} address(es) are uncertain: {}",
+                    replay.uncertain.len(),
+                    abbreviate(&replay.uncertain, 5)
+                ))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn abbreviate(items: &[String], most: usize) -> String {
+    let mut text = items.iter().take(most).map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ");
+    if items.len() > most {
+        write!(text, " and {} more", items.len() - most).expect("writing to a String cannot fail");
+    }
+    text
 }
 
 /// Parses `args` and runs the command; answers the exit code. Errors are
@@ -301,32 +379,28 @@ impl Context<'_> {
 pub fn run(args: Vec<OsString>) -> u8 {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
-        Err(err) => {
-            let _ = err.print();
-            return if err.use_stderr() { exit::ERROR } else { exit::OK };
+        Err(err) => return clap_exit(&err),
+    };
+    progress::init_logging(cli.global.quiet, cli.global.verbose);
+    let mut cx = Context { global: &cli.global, ui: Ui::new(&cli.global) };
+    let outcome = dispatch(&cli.command, &mut cx).and_then(|success| cx.ui.flush().map(|()| success));
+    if let Err(error) = &outcome {
+        if !error.is_broken_pipe() {
+            cx.ui.report_error(&crate::error::render(error));
         }
-    };
-    output::init_logging(&cli.global);
-    // Unlocked handles: log lines from other threads must be able to reach
-    // stderr while a command runs.
-    let mut out = std::io::stdout();
-    let mut err = std::io::stderr();
-    let color = output::use_color(cli.global.color, &std::io::stdout());
-    let err_color = output::use_color(cli.global.color, &std::io::stderr());
-    let mut cx = Context {
-        global: &cli.global,
-        stdout: &mut out,
-        stderr: &mut err,
-        color,
-        stdout_tty: std::io::IsTerminal::is_terminal(&std::io::stdout()),
-        stdin_tty: std::io::IsTerminal::is_terminal(&std::io::stdin()),
-    };
-    match dispatch(&cli.command, &mut cx) {
-        Ok(code) => code,
-        Err(error) => {
-            let text = crate::error::render(&error);
-            let _ = cx.stdout.flush();
-            let _ = write!(cx.stderr, "{}", output::color_error(err_color, &text));
+    }
+    exit_code(&outcome)
+}
+
+/// `--help`, `--version` and usage errors, printed by clap.
+fn clap_exit(err: &clap::Error) -> u8 {
+    let code = if err.use_stderr() { exit::ERROR } else { exit::OK };
+    match err.print() {
+        Ok(()) => code,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => code,
+        Err(e) => {
+            let error = Error::stream("write to", "<stdout>", e);
+            eprint!("{}", crate::error::render(&error));
             exit::ERROR
         }
     }
@@ -337,34 +411,33 @@ fn dispatch(command: &Command, cx: &mut Context<'_>) -> Outcome {
         Command::Validate => {
             let config = cx.load_config()?;
             let files = config.files.iter().map(|f| format!("`{}`", f.display())).collect::<Vec<_>>().join(", ");
-            let _ = writeln!(
-                cx.stdout,
+            cx.ui.println(&format!(
                 "The configuration is valid: {} member(s), {} address(es) at {} provider(s), from {files}.",
                 config.member_count,
                 config.desired.len(),
                 config.providers.len()
-            );
-            Ok(exit::OK)
+            ))?;
+            Ok(Success::Done)
         }
         Command::Plan(args) => plan_cmd::run(args, cx),
         Command::Apply(args) => apply_cmd::run(args, cx),
-        Command::Schema(args) => Ok(schema::run(args, cx)),
+        Command::Schema(args) => schema::run(args, cx),
         Command::Init(args) => init::run(args, cx),
         Command::State(command) => state_cmd::run(command, cx),
         Command::Import(args) => import::run(args, cx),
         Command::Completions { shell } => {
+            // clap_complete panics when its writer fails: generate into
+            // memory, then write through the one path that handles errors.
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(*shell, &mut cmd, "memberctl", cx.stdout);
-            Ok(exit::OK)
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "memberctl", &mut script);
+            cx.ui.render(|out| out.write_all(&script))?;
+            Ok(Success::Done)
         }
         Command::Man => {
             let cmd = <Cli as clap::CommandFactory>::command();
-            clap_mangen::Man::new(cmd).render(cx.stdout).map_err(|source| Error::Io {
-                action: "write",
-                path: PathBuf::from("<stdout>"),
-                source,
-            })?;
-            Ok(exit::OK)
+            cx.ui.render(|out| clap_mangen::Man::new(cmd).render(out))?;
+            Ok(Success::Done)
         }
     }
 }

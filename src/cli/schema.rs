@@ -1,7 +1,6 @@
 //! `memberctl schema`: the JSON Schemas, generated from the loader's types.
 
-use super::{Context, SchemaArgs};
-use crate::error::exit;
+use super::{Context, Outcome, SchemaArgs, Success};
 
 /// The config schema (draft-07), as committed in `schema/memberctl.schema.json`.
 #[must_use]
@@ -17,8 +16,8 @@ pub fn plan_schema() -> String {
     serde_json::to_string_pretty(&schema).expect("schema serialises") + "\n"
 }
 
-pub(super) fn run(args: &SchemaArgs, cx: &mut Context<'_>) -> u8 {
+pub(super) fn run(args: &SchemaArgs, cx: &mut Context<'_>) -> Outcome {
     let text = if args.plan { plan_schema() } else { config_schema() };
-    let _ = cx.stdout.write_all(text.as_bytes());
-    exit::OK
+    cx.ui.print(&text)?;
+    Ok(Success::Done)
 }

@@ -1,68 +1,63 @@
 //! `memberctl state ...`: inspect the state and change it by hand.
 //!
 //! Every change goes through the same locked, journaled, atomic path as
-//! apply: the lock is taken, a leftover journal is folded in, the change is
-//! journaled, and the state is written once.
+//! apply: the lock is taken, a leftover journal is folded in, and the edits
+//! are recorded by [`crate::state::edit`] in one write.
 
-use std::io::Write;
+use std::io::{self, Write};
 
-use super::plan_cmd::report_recovery;
-use super::{Context, Outcome, ShowFormat, StateCommand};
+use super::{Context, Outcome, ShowFormat, StateCommand, Success};
 use crate::address::Address;
-use crate::error::{exit, Error};
+use crate::error::Error;
 use crate::plan::{self, Action, Scope};
-use crate::provider::{Operation, OperationKind, Outcome as ProviderOutcome, RemoteIds};
-use crate::state::{self, Lock, Recorder, Resource, State, StateError};
+use crate::provider::RemoteIds;
+use crate::state::edit::{self, Edit};
+use crate::state::{self, Lock, Resource, State, StateError};
 
-fn require(state: Option<&State>, address: &Address) -> Result<Resource, Error> {
+fn require<'s>(state: Option<&'s State>, address: &Address) -> Result<&'s Resource, Error> {
     state
         .and_then(|s| s.resources.get(address))
-        .cloned()
         .ok_or_else(|| StateError::NoSuchAddress { address: address.to_string() }.into())
 }
 
-fn show_text(resource: &Resource, out: &mut dyn Write) {
-    let _ = writeln!(out, "# {}", resource.address);
-    let _ = writeln!(out, "status: {}", resource.status.as_str());
+fn show_text(resource: &Resource, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(out, "# {}", resource.address)?;
+    writeln!(out, "status: {}", resource.status.as_str())?;
     for line in resource.attributes.lines() {
-        let _ = writeln!(out, "{line}");
+        writeln!(out, "{line}")?;
     }
     if let Some(id) = &resource.remote.invite_id {
-        let _ = writeln!(out, "invite_id: {id}");
+        writeln!(out, "invite_id: {id}")?;
     }
     if let Some(id) = &resource.remote.user_id {
-        let _ = writeln!(out, "user_id: {id}");
+        writeln!(out, "user_id: {id}")?;
     }
     if let Some(at) = &resource.invited_at {
-        let _ = writeln!(out, "invited_at: {at}");
+        writeln!(out, "invited_at: {at}")?;
     }
     if resource.resends > 0 {
-        let _ = writeln!(out, "resends: {}", resource.resends);
+        writeln!(out, "resends: {}", resource.resends)?;
     }
-    let _ = writeln!(out, "created_at: {}\nupdated_at: {}", resource.created_at, resource.updated_at);
+    writeln!(out, "created_at: {}\nupdated_at: {}", resource.created_at, resource.updated_at)?;
     if let Some(message) = &resource.message {
-        let _ = writeln!(out, "message: {message}");
+        writeln!(out, "message: {message}")?;
     }
+    Ok(())
 }
 
-/// Runs `change` under the lock, journaled, and writes the state once.
+/// Takes the lock, folds in a leftover journal, and records the edits that
+/// `edits` makes from the current state.
 fn change_state(
     cx: &mut Context<'_>,
     command: &str,
-    change: impl FnOnce(&mut Context<'_>, Option<&State>) -> Result<Vec<(Operation, ProviderOutcome)>, Error>,
+    edits: impl FnOnce(Option<&State>) -> Result<Vec<Edit>, Error>,
 ) -> Result<State, Error> {
     let paths = cx.state_paths();
     let lock = Lock::acquire(&paths, command, cx.global.lock_timeout)?;
     let loaded = state::load_and_recover(&paths)?;
-    report_recovery(cx, &lock, loaded.replay.as_ref(), true);
-    let records = change(cx, loaded.state.as_ref())?;
-    let mut recorder = Recorder::begin(&paths, loaded.state.unwrap_or_default())?;
-    for (op, outcome) in records {
-        let ops = [op];
-        let batch = recorder.intent(ops[0].address.provider(), &ops)?;
-        recorder.outcome(batch, &ops, &[outcome])?;
-    }
-    let (state, _) = recorder.finish()?;
+    cx.report_recovery(&lock, loaded.replay.as_ref(), true)?;
+    let edits = edits(loaded.state.as_ref())?;
+    let state = edit::record(&paths, loaded.state.unwrap_or_default(), edits)?;
     drop(lock);
     Ok(state)
 }
@@ -71,48 +66,34 @@ pub(super) fn run(command: &StateCommand, cx: &mut Context<'_>) -> Outcome {
     match command {
         StateCommand::List => {
             let loaded = state::load(&cx.state_paths())?;
-            if let Some(state) = &loaded.state {
-                for resource in state.resources.values() {
-                    let _ = writeln!(cx.stdout, "{}\t{}", resource.address, resource.status.as_str());
+            let resources = loaded.state.as_ref().map(|s| &s.resources);
+            cx.ui.render(|out| {
+                for resource in resources.into_iter().flat_map(|r| r.values()) {
+                    writeln!(out, "{}\t{}", resource.address, resource.status.as_str())?;
                 }
+                Ok(())
+            })?;
+            if resources.is_none_or(std::collections::BTreeMap::is_empty) {
+                cx.ui.note("The state is empty.")?;
             }
-            if loaded.state.as_ref().is_none_or(|s| s.resources.is_empty()) {
-                cx.note("The state is empty.");
-            }
-            Ok(exit::OK)
         }
         StateCommand::Show { address, format } => {
             let loaded = state::load(&cx.state_paths())?;
             let resource = require(loaded.state.as_ref(), address)?;
             match format {
-                ShowFormat::Text => show_text(&resource, cx.stdout),
-                ShowFormat::Json => {
-                    let _ = serde_json::to_writer_pretty(&mut *cx.stdout, &resource);
-                    let _ = writeln!(cx.stdout);
-                }
+                ShowFormat::Text => cx.ui.render(|out| show_text(resource, out))?,
+                ShowFormat::Json => cx.ui.render(|out| {
+                    serde_json::to_writer_pretty(&mut *out, resource).map_err(io::Error::other)?;
+                    writeln!(out)
+                })?,
             }
-            Ok(exit::OK)
         }
         StateCommand::Rm { addresses } => {
-            change_state(cx, "state rm", |_, state| {
-                addresses
-                    .iter()
-                    .map(|address| {
-                        let resource = require(state, address)?;
-                        let op = Operation {
-                            address: address.clone(),
-                            kind: OperationKind::Remove,
-                            attributes: resource.attributes,
-                            repeat: false,
-                        };
-                        Ok((op, ProviderOutcome::Removed))
-                    })
-                    .collect()
-            })?;
+            let edits = addresses.iter().map(|address| Edit::Forget { address: address.clone() }).collect();
+            change_state(cx, "state rm", |_| Ok(edits))?;
             for address in addresses {
-                let _ = writeln!(cx.stdout, "Removed `{address}` from the state (the provider was not contacted).");
+                cx.ui.println(&format!("Removed `{address}` from the state (the provider was not contacted)."))?;
             }
-            Ok(exit::OK)
         }
         StateCommand::Import { address, invite_id, user_id } => {
             let config = cx.load_config()?;
@@ -122,35 +103,21 @@ pub(super) fn run(command: &StateCommand, cx: &mut Context<'_>) -> Outcome {
                     "add the member to the config first, so memberctl knows its attributes",
                 )
             })?;
-            let state = change_state(cx, "state import", |_, state| {
-                if state.is_some_and(|s| s.resources.get(address).is_some_and(|r| r.status != state::Status::Uncertain))
-                {
-                    return Err(StateError::AlreadyExists { address: address.to_string() }.into());
-                }
-                let op = Operation { address: address.clone(), kind: OperationKind::Invite, attributes, repeat: false };
-                let remote = RemoteIds { invite_id: invite_id.clone(), user_id: user_id.clone(), timestamp_ms: None };
-                // An invitation id means an invitation is out (and may be
-                // re-sent); otherwise the member is there already.
-                let outcome = if remote.invite_id.is_some() {
-                    ProviderOutcome::Invited(remote)
-                } else if remote.user_id.is_some() {
-                    ProviderOutcome::Added(remote)
-                } else {
-                    ProviderOutcome::Adopted { message: "imported by hand with `memberctl state import`".to_owned() }
-                };
-                Ok(vec![(op, outcome)])
-            })?;
+            let remote = RemoteIds { invite_id: invite_id.clone(), user_id: user_id.clone(), timestamp_ms: None };
+            let edits = vec![Edit::Import { address: address.clone(), attributes, remote }];
+            let state = change_state(cx, "state import", |_| Ok(edits))?;
             let status = state.resources.get(address).map_or("?", |r| r.status.as_str());
-            let _ = writeln!(cx.stdout, "Imported `{address}` ({status}); it will not be invited.");
-            Ok(exit::OK)
+            cx.ui.println(&format!("Imported `{address}` ({status}); it will not be invited."))?;
         }
         StateCommand::MarkDone { addresses } => {
             let config = cx.load_config()?;
             let mut done = Vec::new();
-            change_state(cx, "state mark-done", |_, state| {
+            change_state(cx, "state mark-done", |state| {
+                // Only what the plan shows as manual can be marked done: the
+                // plan is the one judge of what differs and who can do it.
                 let scope = Scope { targets: addresses.clone(), providers: Vec::new() };
                 let plan = plan::compute(&config, state, &scope, crate::clock::now());
-                let mut records = Vec::new();
+                let mut edits = Vec::new();
                 for address in addresses {
                     let Some(change) =
                         plan.changes.iter().find(|c| &c.address == address && c.action == Action::Manual)
@@ -160,41 +127,29 @@ pub(super) fn run(command: &StateCommand, cx: &mut Context<'_>) -> Outcome {
                             "`memberctl plan` lists manual changes with `!`",
                         ));
                     };
-                    let (kind, attributes, outcome) = match change.wanted {
-                        Some(Action::Update) => (OperationKind::Update, change.after.clone(), ProviderOutcome::Updated),
-                        Some(Action::Remove) => {
-                            (OperationKind::Remove, change.before.clone(), ProviderOutcome::Removed)
-                        }
-                        _ => (
-                            OperationKind::Invite,
-                            change.after.clone(),
-                            ProviderOutcome::Adopted {
-                                message: "marked done by hand with `memberctl state mark-done`".to_owned(),
-                            },
-                        ),
+                    let wanted = change.wanted.unwrap_or(Action::Invite);
+                    let edit = match (wanted, &change.after) {
+                        (Action::Remove, _) => Edit::Forget { address: address.clone() },
+                        (_, Some(after)) => Edit::DoneByHand {
+                            address: address.clone(),
+                            attributes: after.clone(),
+                            update: wanted == Action::Update,
+                        },
+                        (_, None) => continue,
                     };
-                    let Some(attributes) = attributes else { continue };
-                    done.push(format!("{} {address}", change.wanted.map_or("change", Action::as_str)));
-                    records.push((Operation { address: address.clone(), kind, attributes, repeat: false }, outcome));
+                    done.push(format!("{} {address}", wanted.as_str()));
+                    edits.push(edit);
                 }
-                Ok(records)
+                Ok(edits)
             })?;
             for line in done {
-                let _ = writeln!(cx.stdout, "Recorded as done by hand: {line}.");
+                cx.ui.println(&format!("Recorded as done by hand: {line}."))?;
             }
-            Ok(exit::OK)
         }
-        StateCommand::Unlock => {
-            let paths = cx.state_paths();
-            match state::Lock::force_unlock(&paths)? {
-                Some(previous) => {
-                    let _ = writeln!(cx.stdout, "Cleared the lock left by {previous}.");
-                }
-                None => {
-                    let _ = writeln!(cx.stdout, "The state was not locked.");
-                }
-            }
-            Ok(exit::OK)
-        }
+        StateCommand::Unlock => match state::Lock::force_unlock(&cx.state_paths())? {
+            Some(previous) => cx.ui.println(&format!("Cleared the lock left by {previous}."))?,
+            None => cx.ui.println("The state was not locked.")?,
+        },
     }
+    Ok(Success::Done)
 }

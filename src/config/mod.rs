@@ -81,6 +81,20 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// What to do about it.
+    #[must_use]
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ConfigError::NotFound { .. } => {
+                Some("run `memberctl init` to write a starter config, or pass `-c PATH`".to_owned())
+            }
+            ConfigError::EmptyDirectory { .. } => Some("name a file, or a directory holding `*.yaml` files".to_owned()),
+            ConfigError::Io { .. } | ConfigError::Invalid { .. } => None,
+        }
+    }
+}
+
 fn count(n: usize) -> String {
     if n == 1 {
         "1 problem".to_owned()

@@ -6,6 +6,7 @@
 //! [`journal`] records every batch's intent and outcome during apply so that
 //! a crash loses nothing the provider confirmed.
 
+pub mod edit;
 pub mod file;
 pub mod journal;
 pub mod lock;
@@ -230,6 +231,27 @@ pub enum StateError {
 }
 
 impl StateError {
+    /// What to do about it.
+    #[must_use]
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            StateError::Corrupt { path, .. } => Some(format!(
+                "the file was left untouched; restore it from `{}.backup` (if there is one) or from git",
+                path.display()
+            )),
+            StateError::NewerFormat { .. } => Some("upgrade memberctl; the file was left untouched".to_owned()),
+            StateError::Locked { .. } => {
+                Some("wait for it to finish, or pass `--lock-timeout 60s` to wait for it".to_owned())
+            }
+            StateError::JournalMismatch { .. } => {
+                Some("the journal belongs to another state file; move it aside if you are sure".to_owned())
+            }
+            StateError::NoSuchAddress { .. } => Some("`memberctl state list` shows the addresses".to_owned()),
+            StateError::AlreadyExists { .. } => Some("`memberctl state show ADDR` shows the record".to_owned()),
+            StateError::Io { .. } => None,
+        }
+    }
+
     pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
         StateError::Io { action, path: path.to_owned(), source }
     }

@@ -21,6 +21,13 @@ pub const MARKDOWN_BUDGET: usize = 60_000;
 /// Room kept for the closing lines after the budget is reached.
 const RESERVE: usize = 4_000;
 
+/// `writeln!` into a `String`, which cannot fail.
+macro_rules! put_line {
+    ($doc:expr, $($arg:tt)*) => {
+        writeln!($doc, $($arg)*).expect("writing to a String cannot fail")
+    };
+}
+
 fn icon(action: Action) -> &'static str {
     match action {
         Action::Invite => "➕ invite",
@@ -31,9 +38,17 @@ fn icon(action: Action) -> &'static str {
     }
 }
 
-/// Escapes text for a table cell.
+/// The most characters of one table cell or warning: one member's very
+/// long value must not eat the whole comment.
+const MAX_CELL: usize = 1_000;
+
+/// Escapes text for a table cell, shortened to [`MAX_CELL`] characters.
 fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ").replace('<', "&lt;")
+    let escaped = text.replace('|', "\\|").replace('\n', " ").replace('<', "&lt;");
+    match escaped.char_indices().nth(MAX_CELL) {
+        Some((cut, _)) => format!("{}…", &escaped[..cut]),
+        None => escaped,
+    }
 }
 
 fn what_changes(change: &Change) -> String {
@@ -74,16 +89,16 @@ fn what_changes(change: &Change) -> String {
 /// Writes the comment.
 pub fn markdown(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
     let mut doc = String::with_capacity(8 * 1024);
-    let _ = writeln!(doc, "{MARKER}");
-    let _ = writeln!(doc, "### memberctl plan\n");
+    put_line!(doc, "{MARKER}");
+    put_line!(doc, "### memberctl plan\n");
     if plan.no_changes {
-        let _ = writeln!(doc, "**No changes.** Membership matches the configuration.");
+        put_line!(doc, "**No changes.** Membership matches the configuration.");
         for warning in &plan.warnings {
-            let _ = writeln!(doc, "\n> [!WARNING]\n> {}", cell(warning));
+            put_line!(doc, "\n> [!WARNING]\n> {}", cell(warning));
         }
         return out.write_all(doc.as_bytes());
     }
-    let _ = writeln!(doc, "**{}**\n", plan.summary.line());
+    put_line!(doc, "**{}**\n", plan.summary.line());
     let mut warnings: Vec<String> = plan.warnings.clone();
     if plan.summary.manual > 0 {
         warnings.push(format!(
@@ -92,7 +107,7 @@ pub fn markdown(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
         ));
     }
     for warning in &warnings {
-        let _ = writeln!(doc, "> [!WARNING]\n> {}\n", cell(warning));
+        put_line!(doc, "> [!WARNING]\n> {}\n", cell(warning));
     }
 
     let mut by_provider: BTreeMap<&str, Vec<&Change>> = BTreeMap::new();
@@ -109,23 +124,25 @@ pub fn markdown(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
             *counts.entry(c.action).or_default() += 1;
         }
         let counts = counts.iter().map(|(a, n)| format!("{n} {}", a.as_str())).collect::<Vec<_>>().join(", ");
-        let _ = writeln!(doc, "#### `{provider}` ({kind}): {counts}\n");
+        put_line!(doc, "#### `{provider}` ({kind}): {counts}\n");
         if truncated {
             continue;
         }
-        let _ = writeln!(doc, "| Address | Action | What changes |\n|---|---|---|");
+        put_line!(doc, "| Address | Action | What changes |\n|---|---|---|");
         for change in changes {
-            if doc.len() > body_budget / 2 {
-                truncated = true;
-                break;
-            }
-            let _ = writeln!(
-                doc,
-                "| `{}` | {} | {} |",
+            // The row is measured before it is added, so no single row can
+            // carry the comment past the budget.
+            let row = format!(
+                "| `{}` | {} | {} |\n",
                 cell(change.address.as_str()),
                 icon(change.action),
                 cell(&what_changes(change))
             );
+            if doc.len() + row.len() > body_budget / 2 {
+                truncated = true;
+                break;
+            }
+            doc.push_str(&row);
             shown += 1;
         }
         doc.push('\n');
@@ -135,19 +152,19 @@ pub fn markdown(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
     let mut detailed = 0usize;
     for change in &plan.changes {
         let mut entry = String::new();
-        let _ = writeln!(entry, "{} {} {}", change.action.symbol(), change.action.as_str(), change.address);
+        put_line!(entry, "{} {} {}", change.action.symbol(), change.action.as_str(), change.address);
         for f in &change.fields {
-            let _ = writeln!(entry, "-   {}: {}\n+   {}: {}", f.field, f.before, f.field, f.after);
+            put_line!(entry, "-   {}: {}\n+   {}: {}", f.field, f.before, f.field, f.after);
         }
         if change.fields.is_empty() {
             if let Some(after) = &change.after {
                 for line in after.lines().iter().skip(1) {
-                    let _ = writeln!(entry, "    {line}");
+                    put_line!(entry, "    {line}");
                 }
             }
         }
         if let Some(reason) = &change.reason {
-            let _ = writeln!(entry, "#   {reason}");
+            put_line!(entry, "#   {reason}");
         }
         if doc.len() + details.len() + entry.len() > body_budget {
             truncated = true;
@@ -157,14 +174,14 @@ pub fn markdown(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
         detailed += 1;
     }
     if !details.is_empty() {
-        let _ = writeln!(
+        put_line!(
             doc,
             "<details><summary>Details ({detailed} of {} changes)</summary>\n\n```diff\n{details}```\n</details>\n",
             plan.changes.len()
         );
     }
     if truncated {
-        let _ = writeln!(
+        put_line!(
             doc,
             "> [!NOTE]\n> This plan is large: the tables show {shown} and the details {detailed} of {} changes, to stay under {MARKDOWN_BUDGET} characters. Run `memberctl plan` or see the pipeline's saved plan for all of them.\n",
             plan.changes.len()

@@ -4,32 +4,16 @@ use std::io::{self, BufWriter, Write};
 
 use similar::{ChangeTag, TextDiff};
 
+use crate::paint::{Paint, BOLD, CYAN, DIM, GREEN, MAGENTA, RED, YELLOW};
 use crate::plan::{Action, Change, Plan};
-
-const RESET: &str = "\x1b[0m";
-const BOLD: &str = "\x1b[1m";
 
 fn color_of(action: Action) -> &'static str {
     match action {
-        Action::Invite => "\x1b[32m",
-        Action::Resend => "\x1b[36m",
-        Action::Update => "\x1b[33m",
-        Action::Remove => "\x1b[31m",
-        Action::Manual => "\x1b[35m",
-    }
-}
-
-struct Painter {
-    color: bool,
-}
-
-impl Painter {
-    fn paint(&self, code: &str, text: &str) -> String {
-        if self.color {
-            format!("{code}{text}{RESET}")
-        } else {
-            text.to_owned()
-        }
+        Action::Invite => GREEN,
+        Action::Resend => CYAN,
+        Action::Update => YELLOW,
+        Action::Remove => RED,
+        Action::Manual => MAGENTA,
     }
 }
 
@@ -41,9 +25,9 @@ pub fn text(plan: &Plan, color: bool, out: &mut dyn Write) -> io::Result<()> {
 }
 
 fn write_text(plan: &Plan, color: bool, out: &mut dyn Write) -> io::Result<()> {
-    let painter = Painter { color };
+    let painter = Paint::new(color);
     for warning in &plan.warnings {
-        writeln!(out, "{} {warning}", painter.paint("\x1b[33m", "warning:"))?;
+        writeln!(out, "{} {warning}", painter.paint(YELLOW, "warning:"))?;
     }
     if plan.no_changes {
         if !plan.warnings.is_empty() {
@@ -55,14 +39,14 @@ fn write_text(plan: &Plan, color: bool, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "memberctl will perform the following actions:")?;
     for change in &plan.changes {
         writeln!(out)?;
-        change_text(change, &painter, out)?;
+        change_text(change, painter, out)?;
     }
     writeln!(out)?;
     writeln!(out, "{}", painter.paint(BOLD, &plan.summary.line()))?;
     Ok(())
 }
 
-fn change_text(change: &Change, painter: &Painter, out: &mut dyn Write) -> io::Result<()> {
+fn change_text(change: &Change, painter: Paint, out: &mut dyn Write) -> io::Result<()> {
     let code = color_of(change.action);
     let head = format!("{} {}", change.action.symbol(), change.action.as_str());
     let wanted = change.wanted.map(|w| format!(" ({})", w.as_str())).unwrap_or_default();
@@ -75,8 +59,8 @@ fn change_text(change: &Change, painter: &Painter, out: &mut dyn Write) -> io::R
             for line in diff.iter_all_changes() {
                 let text = line.value().trim_end_matches('\n');
                 match line.tag() {
-                    ChangeTag::Delete => writeln!(out, "      {}", painter.paint("\x1b[31m", &format!("- {text}")))?,
-                    ChangeTag::Insert => writeln!(out, "      {}", painter.paint("\x1b[32m", &format!("+ {text}")))?,
+                    ChangeTag::Delete => writeln!(out, "      {}", painter.paint(RED, &format!("- {text}")))?,
+                    ChangeTag::Insert => writeln!(out, "      {}", painter.paint(GREEN, &format!("+ {text}")))?,
                     ChangeTag::Equal => {}
                 }
             }
@@ -89,7 +73,7 @@ fn change_text(change: &Change, painter: &Painter, out: &mut dyn Write) -> io::R
         _ => {}
     }
     if let Some(reason) = &change.reason {
-        writeln!(out, "      {}", painter.paint("\x1b[2m", &format!("# {reason}")))?;
+        writeln!(out, "      {}", painter.paint(DIM, &format!("# {reason}")))?;
     }
     Ok(())
 }

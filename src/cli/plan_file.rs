@@ -1,0 +1,37 @@
+//! Saved plans: `plan --out FILE` writes one, `apply FILE` reads it back.
+
+use std::path::Path;
+
+use crate::atomic_write::write_atomically;
+use crate::error::Error;
+use crate::plan::{self, render, Plan};
+
+/// Writes `plan` to `path` as JSON, replacing the file atomically: a full
+/// disk leaves the old file (or none), never half a plan.
+pub(super) fn save(plan: &Plan, path: &Path) -> Result<(), Error> {
+    write_atomically(path, |out| render::json(plan, out))?;
+    Ok(())
+}
+
+/// Reads a plan saved by [`save`], refusing anything else.
+pub(super) fn read(path: &Path) -> Result<Plan, Error> {
+    let bytes = std::fs::read(path).map_err(|source| Error::io("read the plan", path, source))?;
+    let plan: Plan = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::usage(
+            format!("`{}` is not a saved memberctl plan: {e}", path.display()),
+            "save a plan with `memberctl plan --out FILE`",
+        )
+    })?;
+    if plan.format_version != plan::FORMAT_VERSION {
+        return Err(Error::usage(
+            format!(
+                "plan `{}` has format version {}, this memberctl reads {}",
+                path.display(),
+                plan.format_version,
+                plan::FORMAT_VERSION
+            ),
+            "make the plan and apply it with the same memberctl",
+        ));
+    }
+    Ok(plan)
+}

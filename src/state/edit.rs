@@ -1,0 +1,101 @@
+//! Hand edits of the state: `memberctl state rm`, `state import` and
+//! `state mark-done`. Each edit says what a person did or wants recorded;
+//! this module turns it into the same journaled record an apply makes, so
+//! the CLI never has to invent provider outcomes.
+
+use super::{Recorder, State, StateError, StatePaths, Status};
+use crate::address::Address;
+use crate::attributes::Attributes;
+use crate::provider::{Operation, OperationKind, Outcome, RemoteIds};
+
+/// One hand edit.
+#[derive(Clone, Debug)]
+pub enum Edit {
+    /// Forget an address; the provider is not contacted.
+    Forget {
+        /// The address to forget.
+        address: Address,
+    },
+    /// Record a member that already exists at the provider, so it is never
+    /// invited. An invitation id means an invitation is out (it may be
+    /// resent); a user id means the member is there; neither: adopted.
+    Import {
+        /// The address.
+        address: Address,
+        /// The configured attributes.
+        attributes: Attributes,
+        /// The provider's ids, when known.
+        remote: RemoteIds,
+    },
+    /// A manual invitation or update carried out by hand: the record takes
+    /// the configured attributes.
+    DoneByHand {
+        /// The address.
+        address: Address,
+        /// The attributes now in force at the provider.
+        attributes: Attributes,
+        /// Whether it was an update of a recorded member (else an invitation).
+        update: bool,
+    },
+}
+
+impl Edit {
+    fn address(&self) -> &Address {
+        match self {
+            Edit::Forget { address } | Edit::Import { address, .. } | Edit::DoneByHand { address, .. } => address,
+        }
+    }
+}
+
+/// Checks `edits` against `state` and records them, journaled, in one write.
+/// Answers the new state.
+pub fn record(paths: &StatePaths, state: State, edits: Vec<Edit>) -> Result<State, StateError> {
+    for edit in &edits {
+        let recorded = state.resources.get(edit.address());
+        match edit {
+            Edit::Forget { address } if recorded.is_none() => {
+                return Err(StateError::NoSuchAddress { address: address.to_string() });
+            }
+            Edit::Import { address, .. } if recorded.is_some_and(|r| r.status != Status::Uncertain) => {
+                return Err(StateError::AlreadyExists { address: address.to_string() });
+            }
+            _ => {}
+        }
+    }
+    let mut recorder = Recorder::begin(paths, state)?;
+    for edit in edits {
+        let (operation, outcome) = into_record(edit, &recorder);
+        let ops = [operation];
+        let batch = recorder.intent(ops[0].address.provider(), &ops)?;
+        recorder.outcome(batch, &ops, &[outcome])?;
+    }
+    Ok(recorder.finish()?.0)
+}
+
+/// The operation and outcome an edit is recorded as, by the same rule
+/// ([`State::record`]) that apply and journal replay use.
+fn into_record(edit: Edit, recorder: &Recorder) -> (Operation, Outcome) {
+    match edit {
+        Edit::Forget { address } => {
+            let attributes = recorder.state().resources.get(&address).map(|r| r.attributes.clone()).unwrap_or_default();
+            (Operation { address, kind: OperationKind::Remove, attributes, repeat: false }, Outcome::Removed)
+        }
+        Edit::Import { address, attributes, remote } => {
+            let outcome = if remote.invite_id.is_some() {
+                Outcome::Invited(remote)
+            } else if remote.user_id.is_some() {
+                Outcome::Added(remote)
+            } else {
+                Outcome::Adopted { message: "imported by hand with `memberctl state import`".to_owned() }
+            };
+            (Operation { address, kind: OperationKind::Invite, attributes, repeat: false }, outcome)
+        }
+        Edit::DoneByHand { address, attributes, update: true } => {
+            (Operation { address, kind: OperationKind::Update, attributes, repeat: false }, Outcome::Updated)
+        }
+        Edit::DoneByHand { address, attributes, update: false } => (
+            Operation { address, kind: OperationKind::Invite, attributes, repeat: false },
+            Outcome::Adopted { message: "marked done by hand with `memberctl state mark-done`".to_owned() },
+        ),
+    }
+}
