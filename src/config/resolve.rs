@@ -10,7 +10,7 @@ use super::validate::{check_catalog, check_unknown_keys, is_valid_email, provide
 use super::{Config, DEFAULT_MAX_CHANGES};
 use crate::address::{normalize_email, Address};
 use crate::attributes::{Attributes, Method};
-use crate::provider::{CatalogKind, ProviderKind, ProviderSettings};
+use crate::provider::{CatalogKind, NameFields, ProviderSettings};
 
 /// A value and the file and path that defined it.
 struct Origin<T> {
@@ -448,11 +448,12 @@ fn resolve_member(
             continue;
         };
         let kind = settings.kind;
-        if method == Method::Direct && kind == ProviderKind::Aptly {
+        let fields = kind.member_fields();
+        if method == Method::Direct && !fields.direct_add {
             report.at(
                 format!("{path}.method"),
-                format!("aptly provider `{provider_name}` has no direct add"),
-                "use `method: invite` for aptly, or list the member twice under different providers".to_owned(),
+                format!("{kind} provider `{provider_name}` has no direct add"),
+                format!("use `method: invite` for {kind}, or list the member twice under different providers"),
             );
         }
         let mut ids: [Vec<String>; 4] = Default::default();
@@ -497,8 +498,8 @@ fn resolve_member(
             password_file,
             ..Attributes::default()
         };
-        match kind {
-            ProviderKind::Networked => {
+        match fields.names {
+            NameFields::Joined => {
                 attributes.name = if member.name.is_some() {
                     grab_trimmed(&mut member.name, last)
                 } else {
@@ -509,28 +510,26 @@ fn resolve_member(
                         .join(" ");
                     (!joined.is_empty()).then_some(joined)
                 };
-                attributes.note = grab(&mut member.note, last).or_else(|| ctx.defaults.note.cloned());
             }
-            ProviderKind::Aptly => {
+            NameFields::Separate => {
                 attributes.name = grab_trimmed(&mut member.name, last);
                 attributes.first_name = grab(&mut member.first_name, last);
                 attributes.last_name = grab(&mut member.last_name, last);
-                // One rule, the client's: explicit parts win, else `name` splits at its last word.
-                (attributes.first_name, attributes.last_name) = crate::provider::aptly::split_name(&attributes);
-                attributes.phone = grab(&mut member.phone, last);
-                attributes.manager_id = grab(&mut member.manager_id, last);
-                attributes.existing_user = grab(&mut member.existing_user, last);
-            }
-            ProviderKind::Sandbox => {
-                attributes.name = grab_trimmed(&mut member.name, last);
-                attributes.first_name = grab(&mut member.first_name, last);
-                attributes.last_name = grab(&mut member.last_name, last);
-                attributes.phone = grab(&mut member.phone, last);
-                attributes.manager_id = grab(&mut member.manager_id, last);
-                attributes.existing_user = grab(&mut member.existing_user, last);
-                attributes.note = grab(&mut member.note, last).or_else(|| ctx.defaults.note.cloned());
             }
         }
+        if fields.phone {
+            attributes.phone = grab(&mut member.phone, last);
+        }
+        if fields.manager_id {
+            attributes.manager_id = grab(&mut member.manager_id, last);
+        }
+        if fields.existing_user {
+            attributes.existing_user = grab(&mut member.existing_user, last);
+        }
+        if fields.note {
+            attributes.note = grab(&mut member.note, last).or_else(|| ctx.defaults.note.cloned());
+        }
+        kind.finish_attributes(&mut attributes);
         attributes.password_env = grab(&mut member.password_env, last);
         for (message, hint) in kind.validate_member(&attributes, settings) {
             report.at(format!("{path}.email"), format!("`{provider_name}/{}`: {message}", email.to_lowercase()), hint);

@@ -9,7 +9,7 @@ use super::model::{
     INVITES_KEYS, MEMBER_KEYS, PROVIDER_KEYS, SAFETY_KEYS,
 };
 use super::problem::{did_you_mean, suggestion, Pending};
-use crate::provider::{defaults, Capabilities, CatalogKind, InviteEndpoint, ProviderKind, ProviderSettings};
+use crate::provider::{defaults, Capabilities, CatalogKind, ProviderSettings};
 
 /// Collects problems for one file at a time.
 pub(crate) struct Report<'a> {
@@ -108,27 +108,23 @@ pub(crate) fn provider_settings(
 ) -> ProviderSettings {
     let path = format!("providers.{name}");
     let kind = config.kind;
-    let mut wrong_type = |key: &str, set: bool, for_type: &str| {
-        if set {
+    // Settings of one type given to another are mistakes, not ignored.
+    let type_specific = [
+        ("api_key_env", config.api_key_env.is_some()),
+        ("token_env", config.token_env.is_some()),
+        ("tenant_id", config.tenant_id.is_some()),
+        ("invite_endpoint", config.invite_endpoint.is_some()),
+        ("outbox", config.outbox.is_some()),
+        ("base_url", config.base_url.is_some() && !kind.uses_network()),
+    ];
+    for (key, set) in type_specific {
+        if set && (key == "base_url" || !kind.own_settings().contains(&key)) {
             report.at_key(
                 format!("{path}.{key}"),
-                format!("`{key}` is a {for_type} setting, but provider `{name}` is `{kind}`"),
+                format!("`{key}` is not a setting of `{kind}` providers, like `{name}`"),
                 "remove it, or change the provider's `type`".to_owned(),
             );
         }
-    };
-    if kind != ProviderKind::Networked {
-        wrong_type("api_key_env", config.api_key_env.is_some(), "networked");
-        wrong_type("invite_endpoint", config.invite_endpoint.is_some(), "networked");
-    }
-    if kind != ProviderKind::Aptly {
-        wrong_type("token_env", config.token_env.is_some(), "aptly");
-        wrong_type("tenant_id", config.tenant_id.is_some(), "aptly");
-    }
-    if kind == ProviderKind::Sandbox {
-        wrong_type("base_url", config.base_url.is_some(), "networked or aptly");
-    } else {
-        wrong_type("outbox", config.outbox.is_some(), "sandbox");
     }
 
     let base_url = config.base_url.clone().or_else(|| kind.default_base_url().map(str::to_owned));
@@ -141,12 +137,11 @@ pub(crate) fn provider_settings(
             );
         }
     }
-    let credential_key = kind.credential_key();
-    let credential_env = config
-        .api_key_env
-        .clone()
-        .or_else(|| config.token_env.clone())
-        .or_else(|| kind.default_credential_env().map(str::to_owned));
+    let credential = kind.credential();
+    let credential_key = credential.map_or("", |c| c.key);
+    let credential_env = credential.and_then(|spec| {
+        config.api_key_env.clone().or_else(|| config.token_env.clone()).or_else(|| Some(spec.default_env.to_owned()))
+    });
     if let Some(var) = &credential_env {
         if !is_env_name(var) {
             report.at(
@@ -157,26 +152,7 @@ pub(crate) fn provider_settings(
             );
         }
     }
-    if kind == ProviderKind::Aptly {
-        match &config.tenant_id {
-            None => report.at_key(
-                path.clone(),
-                format!("aptly provider `{name}` has no `tenant_id`"),
-                "add `tenant_id: <UUID of the tenant>`".to_owned(),
-            ),
-            Some(id) if !crate::provider::is_uuid(id) => report.at(
-                format!("{path}.tenant_id"),
-                format!("`{id}` is not a UUID"),
-                "aptly tenant ids look like `42db2b59-b9c6-4705-a0d9-916e597cd4aa`".to_owned(),
-            ),
-            Some(_) => {}
-        }
-    }
     let invite_endpoint = config.invite_endpoint.unwrap_or_default();
-    let batch_size = config.batch_size.unwrap_or(match invite_endpoint {
-        InviteEndpoint::Bulk => defaults::BATCH_SIZE,
-        InviteEndpoint::Single => 10,
-    });
     let mut positive = |key: &str, value: Option<usize>| {
         if value == Some(0) {
             report.at(format!("{path}.{key}"), format!("`{key}` must be at least 1"), None);
@@ -207,7 +183,7 @@ pub(crate) fn provider_settings(
             }
         },
     };
-    let most = kind.default_capabilities();
+    let most = kind.capabilities();
     let capabilities = match &config.capabilities {
         None => most,
         Some(names) => {
@@ -231,16 +207,18 @@ pub(crate) fn provider_settings(
             caps
         }
     };
-    let outbox = (kind == ProviderKind::Sandbox)
+    let outbox = kind
+        .own_settings()
+        .contains(&"outbox")
         .then(|| config_dir.join(config.outbox.as_deref().unwrap_or("memberctl.outbox.jsonl")));
-    ProviderSettings {
+    let mut settings = ProviderSettings {
         name: name.to_owned(),
         kind,
         base_url: base_url.map(|u| u.trim_end_matches('/').to_owned()),
-        credential_env: credential_env.filter(|_| kind != ProviderKind::Sandbox),
+        credential_env,
         tenant_id: config.tenant_id.clone(),
         invite_endpoint,
-        batch_size: batch_size.max(1),
+        batch_size: config.batch_size.unwrap_or(0),
         concurrency: config.concurrency.unwrap_or(defaults::CONCURRENCY).max(1),
         rate_limit,
         timeout_ms,
@@ -248,7 +226,19 @@ pub(crate) fn provider_settings(
         outbox,
         capabilities,
         uncertain: config.uncertain.unwrap_or_default(),
+    };
+    if config.batch_size.is_none() {
+        settings.batch_size = kind.default_batch_size(&settings);
     }
+    settings.batch_size = settings.batch_size.max(1);
+    for (key, message, hint) in kind.check_settings(&settings) {
+        if key.is_empty() {
+            report.at_key(path.clone(), message, hint);
+        } else {
+            report.at(format!("{path}.{key}"), message, hint);
+        }
+    }
+    settings
 }
 
 /// Checks one catalog's entries against the providers.

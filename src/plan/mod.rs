@@ -201,12 +201,7 @@ impl Scope {
 }
 
 fn admin_console(kind: Option<ProviderKind>) -> &'static str {
-    match kind {
-        Some(ProviderKind::Networked) => "the Networked admin console",
-        Some(ProviderKind::Aptly) => "the Aptly admin console",
-        Some(ProviderKind::Sandbox) => "the sandbox outbox",
-        None => "the provider",
-    }
+    kind.map_or("the provider", |kind| kind.console())
 }
 
 /// Computes the plan. Pure: `now` is passed in for resend decisions.

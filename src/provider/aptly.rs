@@ -303,6 +303,91 @@ impl Provider for Aptly {
     }
 }
 
+/// The `aptly` provider type.
+pub struct AptlyType;
+
+/// The registry's handle on the `aptly` type.
+pub static TYPE: AptlyType = AptlyType;
+
+impl super::ProviderType for AptlyType {
+    fn name(&self) -> &'static str {
+        "aptly"
+    }
+
+    fn own_settings(&self) -> &'static [&'static str] {
+        &["token_env", "tenant_id"]
+    }
+
+    fn default_base_url(&self) -> Option<&'static str> {
+        Some("https://api.us.aptlydone.com")
+    }
+
+    fn credential(&self) -> Option<super::CredentialSpec> {
+        Some(super::CredentialSpec { key: "token_env", default_env: "APTLY_TOKEN" })
+    }
+
+    fn capabilities(&self) -> super::Capabilities {
+        // The seed API invites; it cannot list, update or remove members.
+        super::Capabilities::INVITE_ONLY
+    }
+
+    fn uses(&self, catalog: super::CatalogKind) -> bool {
+        catalog != super::CatalogKind::Plans
+    }
+
+    fn check_id(&self, id: &str) -> Option<&'static str> {
+        (!super::is_uuid(id)).then_some("a UUID")
+    }
+
+    fn member_fields(&self) -> super::MemberFields {
+        super::MemberFields {
+            names: super::NameFields::Separate,
+            phone: true,
+            manager_id: true,
+            existing_user: true,
+            note: false,
+            direct_add: false,
+        }
+    }
+
+    fn finish_attributes(&self, attributes: &mut Attributes) {
+        // One rule, the client's: explicit parts win, else `name` splits at its last word.
+        (attributes.first_name, attributes.last_name) = split_name(attributes);
+    }
+
+    fn check_settings(&self, settings: &ProviderSettings) -> Vec<(&'static str, String, String)> {
+        match &settings.tenant_id {
+            None => vec![(
+                "",
+                format!("aptly provider `{}` has no `tenant_id`", settings.name),
+                "add `tenant_id: <UUID of the tenant>`".to_owned(),
+            )],
+            Some(id) if !super::is_uuid(id) => vec![(
+                "tenant_id",
+                format!("`{id}` is not a UUID"),
+                "aptly tenant ids look like `42db2b59-b9c6-4705-a0d9-916e597cd4aa`".to_owned(),
+            )],
+            Some(_) => Vec::new(),
+        }
+    }
+
+    fn validate_member(&self, attributes: &Attributes, _settings: &ProviderSettings) -> Vec<(String, String)> {
+        validate_member(attributes)
+    }
+
+    fn console(&self) -> &'static str {
+        "the Aptly admin console"
+    }
+
+    fn build(
+        &self,
+        settings: &ProviderSettings,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Box<dyn Provider>, ProviderError> {
+        Ok(Box::new(Aptly::new(settings.clone(), env)?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

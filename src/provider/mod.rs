@@ -1,7 +1,7 @@
 //! Providers: the clients that carry changes out at a `SaaS` platform.
 //!
 //! Each provider type says what it can do ([`Capabilities`]), how it checks a
-//! member before anything is sent ([`ProviderKind::validate_member`]), how it
+//! member before anything is sent ([`ProviderType::validate_member`]), how it
 //! groups operations into requests ([`Provider::batches`]) and how it turns an
 //! answer into one [`Outcome`] per email ([`Provider::send`]). Only this module
 //! does network I/O; the `sandbox` type does none at all.
@@ -9,10 +9,10 @@
 pub mod aptly;
 pub mod credentials;
 pub mod http;
+mod kind;
 pub mod networked;
 pub mod sandbox;
 
-use std::fmt;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -25,31 +25,10 @@ use crate::address::Address;
 use crate::attributes::Attributes;
 
 pub use credentials::Secret;
+pub use kind::{CredentialSpec, MemberFields, NameFields, ProviderKind, ProviderType};
 
 /// A boxed future, so that [`Provider`] stays object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// The provider types memberctl knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ProviderKind {
-    /// A Networked community (`x-api-key`).
-    Networked,
-    /// An Aptly tenant (bearer token).
-    Aptly,
-    /// Built in, no network: records invitations in a local outbox file.
-    Sandbox,
-}
-
-impl fmt::Display for ProviderKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ProviderKind::Networked => "networked",
-            ProviderKind::Aptly => "aptly",
-            ProviderKind::Sandbox => "sandbox",
-        })
-    }
-}
 
 /// A catalog kind (the config's `roles`, `plans`, `groups`, `positions`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,82 +52,6 @@ impl CatalogKind {
             CatalogKind::Plans => "plans",
             CatalogKind::Groups => "groups",
             CatalogKind::Positions => "positions",
-        }
-    }
-}
-
-impl ProviderKind {
-    /// The base URL used when the config gives none.
-    #[must_use]
-    pub fn default_base_url(self) -> Option<&'static str> {
-        match self {
-            ProviderKind::Networked => Some("https://backend.networked.co"),
-            ProviderKind::Aptly => Some("https://api.us.aptlydone.com"),
-            ProviderKind::Sandbox => None,
-        }
-    }
-
-    /// The env var read for the credential when the config names none.
-    #[must_use]
-    pub fn default_credential_env(self) -> Option<&'static str> {
-        match self {
-            ProviderKind::Networked => Some("NETWORKED_API_KEY"),
-            ProviderKind::Aptly => Some("APTLY_TOKEN"),
-            ProviderKind::Sandbox => None,
-        }
-    }
-
-    /// The config key that names the credential env var.
-    #[must_use]
-    pub fn credential_key(self) -> &'static str {
-        match self {
-            ProviderKind::Networked => "api_key_env",
-            ProviderKind::Aptly => "token_env",
-            ProviderKind::Sandbox => "",
-        }
-    }
-
-    /// What this type can do when the config does not narrow it.
-    #[must_use]
-    pub fn default_capabilities(self) -> Capabilities {
-        match self {
-            // None of the seed APIs list, update or remove members.
-            ProviderKind::Networked | ProviderKind::Aptly => Capabilities::INVITE_ONLY,
-            ProviderKind::Sandbox => Capabilities::ALL,
-        }
-    }
-
-    /// Whether members of this type carry the given catalog kind. A kind the
-    /// type has no notion of is never sent to it (plans at Aptly; groups and
-    /// positions at Networked).
-    #[must_use]
-    pub fn uses(self, catalog: CatalogKind) -> bool {
-        !matches!(
-            (self, catalog),
-            (ProviderKind::Networked, CatalogKind::Groups | CatalogKind::Positions)
-                | (ProviderKind::Aptly, CatalogKind::Plans)
-        )
-    }
-
-    /// Checks a remote id's shape; returns what was expected when it is wrong.
-    #[must_use]
-    pub fn check_id(self, id: &str) -> Option<&'static str> {
-        match self {
-            ProviderKind::Networked if !is_object_id(id) => Some("a 24-character hex object id"),
-            ProviderKind::Aptly if !is_uuid(id) => Some("a UUID"),
-            ProviderKind::Sandbox if id.trim().is_empty() => Some("a non-empty id"),
-            _ => None,
-        }
-    }
-
-    /// Provider-specific checks of one resolved member. Each problem is a
-    /// message and a hint.
-    #[must_use]
-    pub fn validate_member(self, attributes: &Attributes, settings: &ProviderSettings) -> Vec<(String, String)> {
-        match self {
-            ProviderKind::Networked => networked::validate_member(attributes, settings),
-            ProviderKind::Aptly => aptly::validate_member(attributes),
-            ProviderKind::Sandbox => Vec::new(),
         }
     }
 }
@@ -433,11 +336,7 @@ pub fn build(
     settings: &ProviderSettings,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Box<dyn Provider>, ProviderError> {
-    Ok(match settings.kind {
-        ProviderKind::Sandbox => Box::new(sandbox::Sandbox::new(settings.clone())),
-        ProviderKind::Networked => Box::new(networked::Networked::new(settings.clone(), env)?),
-        ProviderKind::Aptly => Box::new(aptly::Aptly::new(settings.clone(), env)?),
-    })
+    settings.kind.build(settings, env)
 }
 
 /// Reads the credential named by `settings.credential_env`.

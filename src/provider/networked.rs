@@ -504,6 +504,77 @@ impl Provider for Networked {
     }
 }
 
+/// The `networked` provider type.
+pub struct NetworkedType;
+
+/// The registry's handle on the `networked` type.
+pub static TYPE: NetworkedType = NetworkedType;
+
+impl super::ProviderType for NetworkedType {
+    fn name(&self) -> &'static str {
+        "networked"
+    }
+
+    fn own_settings(&self) -> &'static [&'static str] {
+        &["api_key_env", "invite_endpoint"]
+    }
+
+    fn default_base_url(&self) -> Option<&'static str> {
+        Some("https://backend.networked.co")
+    }
+
+    fn credential(&self) -> Option<super::CredentialSpec> {
+        Some(super::CredentialSpec { key: "api_key_env", default_env: "NETWORKED_API_KEY" })
+    }
+
+    fn capabilities(&self) -> super::Capabilities {
+        // The seed API invites; it cannot list, update or remove members.
+        super::Capabilities::INVITE_ONLY
+    }
+
+    fn uses(&self, catalog: super::CatalogKind) -> bool {
+        matches!(catalog, super::CatalogKind::Roles | super::CatalogKind::Plans)
+    }
+
+    fn check_id(&self, id: &str) -> Option<&'static str> {
+        (!super::is_object_id(id)).then_some("a 24-character hex object id")
+    }
+
+    fn member_fields(&self) -> super::MemberFields {
+        super::MemberFields {
+            names: super::NameFields::Joined,
+            phone: false,
+            manager_id: false,
+            existing_user: false,
+            note: true,
+            direct_add: true,
+        }
+    }
+
+    fn default_batch_size(&self, settings: &ProviderSettings) -> usize {
+        match settings.invite_endpoint {
+            InviteEndpoint::Bulk => super::defaults::BATCH_SIZE,
+            InviteEndpoint::Single => 10,
+        }
+    }
+
+    fn validate_member(&self, attributes: &Attributes, settings: &ProviderSettings) -> Vec<(String, String)> {
+        validate_member(attributes, settings)
+    }
+
+    fn console(&self) -> &'static str {
+        "the Networked admin console"
+    }
+
+    fn build(
+        &self,
+        settings: &ProviderSettings,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Box<dyn Provider>, ProviderError> {
+        Ok(Box::new(Networked::new(settings.clone(), env)?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

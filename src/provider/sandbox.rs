@@ -216,3 +216,58 @@ impl Provider for Sandbox {
         Box::pin(async move { self.send_now(batch) })
     }
 }
+
+/// The built-in `sandbox` provider type.
+pub struct SandboxType;
+
+/// The registry's handle on the `sandbox` type.
+pub static TYPE: SandboxType = SandboxType;
+
+impl super::ProviderType for SandboxType {
+    fn name(&self) -> &'static str {
+        "sandbox"
+    }
+
+    fn own_settings(&self) -> &'static [&'static str] {
+        &["outbox"]
+    }
+
+    fn uses_network(&self) -> bool {
+        false
+    }
+
+    fn capabilities(&self) -> super::Capabilities {
+        super::Capabilities::ALL
+    }
+
+    fn uses(&self, _catalog: super::CatalogKind) -> bool {
+        true
+    }
+
+    fn check_id(&self, id: &str) -> Option<&'static str> {
+        id.trim().is_empty().then_some("a non-empty id")
+    }
+
+    fn member_fields(&self) -> super::MemberFields {
+        super::MemberFields {
+            names: super::NameFields::Separate,
+            phone: true,
+            manager_id: true,
+            existing_user: true,
+            note: true,
+            direct_add: true,
+        }
+    }
+
+    fn console(&self) -> &'static str {
+        "the sandbox outbox"
+    }
+
+    fn build(
+        &self,
+        settings: &ProviderSettings,
+        _env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Box<dyn Provider>, super::ProviderError> {
+        Ok(Box::new(Sandbox::new(settings.clone())))
+    }
+}
