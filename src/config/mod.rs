@@ -30,6 +30,9 @@ pub const DEFAULT_CONFIG: &str = "memberctl.yaml";
 /// The default `safety.max_changes`.
 pub const DEFAULT_MAX_CHANGES: usize = 100;
 
+/// The default `safety.max_removal_fraction`.
+pub const DEFAULT_MAX_REMOVAL_FRACTION: f64 = 0.25;
+
 /// A loaded, validated and resolved configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -45,6 +48,9 @@ pub struct Config {
     pub member_count: usize,
     /// `safety.max_changes`.
     pub max_changes: usize,
+    /// `safety.max_removal_fraction`: of a provider's recorded members, the
+    /// most a listing may miss (or a plan remove) before it is refused.
+    pub max_removal_fraction: f64,
     /// `invites.resend_after`.
     pub resend_after: Option<Duration>,
 }

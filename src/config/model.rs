@@ -148,6 +148,8 @@ pub enum CapabilityName {
     Update,
     /// Remove members.
     Remove,
+    /// List members (for `--refresh` and drift checks).
+    List,
 }
 
 /// Defaults applied to every member that does not set the field.
@@ -182,6 +184,11 @@ pub struct Safety {
     /// Apply refuses a plan that invites or removes more members than this
     /// (default 100); `--max-changes N` overrides it for one run.
     pub max_changes: Option<usize>,
+    /// Of the members the state records at a provider, the largest fraction
+    /// that a refresh may find missing, or a plan may remove, before it is
+    /// refused as suspicious (default 0.25; only when at least 10 are
+    /// involved).
+    pub max_removal_fraction: Option<f64>,
     #[serde(flatten)]
     #[schemars(skip)]
     #[doc(hidden)]
@@ -189,7 +196,7 @@ pub struct Safety {
 }
 
 /// The keys [`Safety`] knows.
-pub const SAFETY_KEYS: &[&str] = &["max_changes"];
+pub const SAFETY_KEYS: &[&str] = &["max_changes", "max_removal_fraction"];
 
 /// Invitation lifecycle.
 #[derive(Debug, Default, Deserialize, JsonSchema)]

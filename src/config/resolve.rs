@@ -7,7 +7,7 @@ use super::load::Source;
 use super::model::{Catalog, ConfigFile, MemberConfig};
 use super::problem::{suggestion, Pending};
 use super::validate::{check_catalog, check_unknown_keys, is_valid_email, provider_settings, singular, Report};
-use super::{Config, DEFAULT_MAX_CHANGES};
+use super::{Config, DEFAULT_MAX_CHANGES, DEFAULT_MAX_REMOVAL_FRACTION};
 use crate::address::{normalize_email, Address};
 use crate::attributes::{Attributes, Method};
 use crate::provider::{CatalogKind, NameFields, ProviderSettings};
@@ -84,6 +84,7 @@ pub(crate) fn resolve(
     let mut catalog_origin: HashMap<(usize, String), (usize, String)> = HashMap::new();
     let mut defaults = Defaults::default();
     let mut max_changes: Option<Origin<usize>> = None;
+    let mut max_removal_fraction: Option<Origin<f64>> = None;
     let mut resend_after: Option<Origin<&String>> = None;
 
     let mut declared_version = false;
@@ -160,6 +161,25 @@ pub(crate) fn resolve(
         }
         if let Some(n) = config.safety.as_ref().and_then(|s| s.max_changes) {
             set_once(pending, &mut max_changes, n, file, "safety.max_changes".into(), "`safety.max_changes`");
+        }
+        if let Some(f) = config.safety.as_ref().and_then(|s| s.max_removal_fraction) {
+            let mut report = Report { file, pending };
+            if !(0.0..=1.0).contains(&f) {
+                report.at(
+                    "safety.max_removal_fraction".to_owned(),
+                    format!("`max_removal_fraction` is {f}, not a fraction between 0 and 1"),
+                    "e.g. `0.25` refuses losing more than a quarter of a provider's members at once".to_owned(),
+                );
+            }
+            let pending = report.pending;
+            set_once(
+                pending,
+                &mut max_removal_fraction,
+                f,
+                file,
+                "safety.max_removal_fraction".into(),
+                "`safety.max_removal_fraction`",
+            );
         }
         if let Some(r) = config.invites.as_ref().and_then(|i| i.resend_after.as_ref()) {
             set_once(pending, &mut resend_after, r, file, "invites.resend_after".into(), "`invites.resend_after`");
@@ -278,6 +298,7 @@ pub(crate) fn resolve(
 
     let desired = sorted_map(desired);
     let max_changes = max_changes.map_or(DEFAULT_MAX_CHANGES, |o| o.value);
+    let max_removal_fraction = max_removal_fraction.map_or(DEFAULT_MAX_REMOVAL_FRACTION, |o| o.value);
     Config {
         files: sources.iter().map(|s| s.path.clone()).collect(),
         digest,
@@ -285,6 +306,7 @@ pub(crate) fn resolve(
         desired,
         member_count,
         max_changes,
+        max_removal_fraction,
         resend_after,
     }
 }

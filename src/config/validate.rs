@@ -187,12 +187,13 @@ pub(crate) fn provider_settings(
     let capabilities = match &config.capabilities {
         None => most,
         Some(names) => {
-            let mut caps = Capabilities { invite: false, update: false, remove: false };
+            let mut caps = Capabilities::NONE;
             for (i, cap) in names.iter().enumerate() {
                 let (slot, allowed, word) = match cap {
                     CapabilityName::Invite => (&mut caps.invite, most.invite, "invite"),
                     CapabilityName::Update => (&mut caps.update, most.update, "update"),
                     CapabilityName::Remove => (&mut caps.remove, most.remove, "remove"),
+                    CapabilityName::List => (&mut caps.list, most.list, "list"),
                 };
                 if allowed {
                     *slot = true;

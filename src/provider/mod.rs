@@ -72,6 +72,7 @@ pub fn is_uuid(id: &str) -> bool {
 
 /// What a provider can carry out. A change it cannot do is planned as `manual`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[allow(clippy::struct_excessive_bools)] // capabilities as data: one flag each, read by name
 pub struct Capabilities {
     /// Can invite (or add) members.
     pub invite: bool,
@@ -79,13 +80,18 @@ pub struct Capabilities {
     pub update: bool,
     /// Can remove a member.
     pub remove: bool,
+    /// Can list its members (for `--refresh`, `refresh` and drift checks).
+    #[serde(default)]
+    pub list: bool,
 }
 
 impl Capabilities {
     /// Invite only: the seed APIs.
-    pub const INVITE_ONLY: Capabilities = Capabilities { invite: true, update: false, remove: false };
+    pub const INVITE_ONLY: Capabilities = Capabilities { invite: true, update: false, remove: false, list: false };
     /// Everything.
-    pub const ALL: Capabilities = Capabilities { invite: true, update: true, remove: true };
+    pub const ALL: Capabilities = Capabilities { invite: true, update: true, remove: true, list: true };
+    /// Nothing (the start of a narrowed set).
+    pub const NONE: Capabilities = Capabilities { invite: false, update: false, remove: false, list: false };
 }
 
 /// Networked's two invitation endpoints.
@@ -259,6 +265,31 @@ pub struct BatchError {
     pub hint: Option<String>,
 }
 
+/// One member as a provider lists it: its attributes in the same resolved
+/// form the state records (remote ids, not catalog names).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed {
+    /// The attributes the provider holds (the fields of [`Listing::fields`]).
+    pub attributes: Attributes,
+    /// The provider's ids for it.
+    pub remote: RemoteIds,
+    /// False for a member the provider holds as deactivated or suspended.
+    pub active: bool,
+}
+
+/// What a provider holds, as listed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Listing {
+    /// Every member listed.
+    pub members: Vec<Observed>,
+    /// The attribute fields (as [`Attributes::changes_to`] names them) the
+    /// listing observes; others are neither compared nor overwritten.
+    pub fields: Vec<&'static str>,
+    /// Things the listing could not do (e.g. a service that returns no
+    /// group memberships), for the drift report.
+    pub notes: Vec<String>,
+}
+
 /// A provider client, built for one apply.
 pub trait Provider: Send + Sync {
     /// The resolved settings this client was built from.
@@ -271,6 +302,20 @@ pub trait Provider: Send + Sync {
 
     /// Sends one batch; answers one outcome per operation, in order.
     fn send<'a>(&'a self, batch: &'a [Operation]) -> BoxFuture<'a, Result<Vec<Outcome>, BatchError>>;
+
+    /// Lists what the provider holds. Only called when its capabilities
+    /// include `list`.
+    fn list(&self) -> BoxFuture<'_, Result<Listing, BatchError>> {
+        let name = self.settings().name.clone();
+        Box::pin(async move {
+            Err(BatchError {
+                uncertain: false,
+                fatal: true,
+                message: format!("provider `{name}` cannot list its members"),
+                hint: None,
+            })
+        })
+    }
 }
 
 /// Splits `operations` into chunks of at most `size`, keeping order.

@@ -8,9 +8,13 @@
 //!
 //! A line `{"op":"accept","provider":NAME,"email":EMAIL}` (appended by hand
 //! or by a test) plays the person accepting their invitation: a resend to
-//! them is then answered "already a member", which adopts them.
+//! them is then answered "already a member", which adopts them. Lines
+//! appended by hand also play changes made at the service behind
+//! memberctl's back (a `remove`, or an `update` with other attributes):
+//! the sandbox lists what its outbox holds, so `plan --refresh` shows them
+//! as drift.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -18,7 +22,9 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use super::{BatchError, BoxFuture, Operation, OperationKind, Outcome, Provider, ProviderSettings, RemoteIds};
+use super::{
+    BatchError, BoxFuture, Listing, Observed, Operation, OperationKind, Outcome, Provider, ProviderSettings, RemoteIds,
+};
 use crate::address::normalize_email;
 use crate::attributes::{Attributes, Method};
 
@@ -64,13 +70,17 @@ pub struct OutboxRecord {
     /// What was sent.
     #[serde(default)]
     pub attributes: Attributes,
+    /// The invitation id the sandbox answered with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invite_id: Option<String>,
 }
 
 /// Who the outbox says is there.
 #[derive(Default)]
 struct Members {
-    /// Invited or added, and not removed.
-    present: HashSet<String>,
+    /// Invited or added, and not removed: the last attributes recorded and
+    /// the invitation id, by normalised email.
+    present: BTreeMap<String, (Attributes, Option<String>)>,
     /// Accepted their invitation.
     accepted: HashSet<String>,
 }
@@ -120,10 +130,17 @@ impl Sandbox {
             let email = normalize_email(&record.email);
             match record.op {
                 OutboxOp::Invite | OutboxOp::Resend | OutboxOp::Update => {
-                    members.present.insert(email);
+                    let mut attributes = record.attributes;
+                    if attributes.email.is_empty() {
+                        attributes.email.clone_from(&record.email);
+                    }
+                    let id = record.invite_id.or_else(|| members.present.get(&email).and_then(|(_, id)| id.clone()));
+                    members.present.insert(email, (attributes, id));
                 }
                 OutboxOp::Accept => {
-                    members.present.insert(email.clone());
+                    members.present.entry(email.clone()).or_insert_with(|| {
+                        (Attributes { email: record.email.clone(), ..Attributes::default() }, None)
+                    });
                     members.accepted.insert(email);
                 }
                 OutboxOp::Remove => {
@@ -147,7 +164,7 @@ impl Sandbox {
         for (index, op) in batch.iter().enumerate() {
             let email = normalize_email(&op.attributes.email);
             let outcome = match op.kind {
-                OperationKind::Invite if members.present.contains(&email) => {
+                OperationKind::Invite if members.present.contains_key(&email) => {
                     Outcome::Adopted { message: "Email already exists".to_owned() }
                 }
                 OperationKind::Resend if members.accepted.contains(&email) => {
@@ -165,18 +182,23 @@ impl Sandbox {
                         Outcome::Invited(ids)
                     }
                 }
-                OperationKind::Update if members.present.contains(&email) => Outcome::Updated,
-                OperationKind::Remove if members.present.contains(&email) => Outcome::Removed,
+                OperationKind::Update if members.present.contains_key(&email) => Outcome::Updated,
+                OperationKind::Remove if members.present.contains_key(&email) => Outcome::Removed,
                 OperationKind::Update | OperationKind::Remove => {
                     Outcome::Failed { reason: "not a member of the sandbox".to_owned() }
                 }
             };
             if matches!(outcome, Outcome::Invited(_) | Outcome::Added(_) | Outcome::Updated | Outcome::Removed) {
+                let invite_id = match &outcome {
+                    Outcome::Invited(ids) | Outcome::Added(ids) => ids.invite_id.clone(),
+                    _ => None,
+                };
                 if op.kind == OperationKind::Remove {
                     members.present.remove(&email);
                     members.accepted.remove(&email);
                 } else {
-                    members.present.insert(email);
+                    let id = invite_id.clone().or_else(|| members.present.get(&email).and_then(|(_, id)| id.clone()));
+                    members.present.insert(email, (op.attributes.clone(), id));
                 }
                 let record = OutboxRecord {
                     op: op.kind.into(),
@@ -184,6 +206,7 @@ impl Sandbox {
                     email: op.attributes.email.clone(),
                     at: at.clone(),
                     attributes: op.attributes.clone(),
+                    invite_id,
                 };
                 lines.push_str(&serde_json::to_string(&record).expect("outbox records serialise"));
                 lines.push('\n');
@@ -214,6 +237,27 @@ impl Provider for Sandbox {
 
     fn send<'a>(&'a self, batch: &'a [Operation]) -> BoxFuture<'a, Result<Vec<Outcome>, BatchError>> {
         Box::pin(async move { self.send_now(batch) })
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Listing, BatchError>> {
+        Box::pin(async move {
+            // Read afresh: a listing shows the outbox as it is now.
+            let members = self.load()?;
+            let members = members
+                .present
+                .into_values()
+                .map(|(attributes, invite_id)| Observed {
+                    attributes,
+                    remote: RemoteIds { invite_id, user_id: None, timestamp_ms: None },
+                    active: true,
+                })
+                .collect();
+            // The outbox holds everything memberctl sent, so every
+            // membership attribute is observed.
+            let fields =
+                vec!["name", "first_name", "last_name", "phone", "roles", "plans", "groups", "primary_group", "positions", "manager_id"];
+            Ok(Listing { members, fields, notes: Vec::new() })
+        })
     }
 }
 
