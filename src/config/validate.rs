@@ -175,7 +175,7 @@ pub(crate) fn provider_settings(
     let invite_endpoint = config.invite_endpoint.unwrap_or_default();
     let batch_size = config.batch_size.unwrap_or(match invite_endpoint {
         InviteEndpoint::Bulk => defaults::BATCH_SIZE,
-        InviteEndpoint::Single => 10,
+        InviteEndpoint::Single => defaults::SINGLE_BATCH_SIZE,
     });
     let mut positive = |key: &str, value: Option<usize>| {
         if value == Some(0) {
@@ -206,6 +206,17 @@ pub(crate) fn provider_settings(
                 defaults::TIMEOUT_MS
             }
         },
+    };
+    let retry_budget_ms = match &config.retry_budget {
+        None => defaults::RETRY_BUDGET_MS,
+        Some(text) => humantime::parse_duration(text).map_or_else(
+            |_| {
+                let hint = "write e.g. `10m` or `90s`".to_owned();
+                report.at(format!("{path}.retry_budget"), format!("`{text}` is not a duration"), hint);
+                defaults::RETRY_BUDGET_MS
+            },
+            |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+        ),
     };
     let most = kind.default_capabilities();
     let capabilities = match &config.capabilities {
@@ -245,6 +256,7 @@ pub(crate) fn provider_settings(
         rate_limit,
         timeout_ms,
         max_attempts: config.max_attempts.unwrap_or(defaults::MAX_ATTEMPTS).max(1),
+        retry_budget_ms,
         outbox,
         capabilities,
         uncertain: config.uncertain.unwrap_or_default(),

@@ -236,8 +236,12 @@ pub struct ProviderSettings {
     pub rate_limit: f64,
     /// Per-request timeout, in milliseconds.
     pub timeout_ms: u64,
-    /// Most attempts per request, the first included.
+    /// Most attempts per request, the first included (HTTP 429 answers aside).
     pub max_attempts: u32,
+    /// Most time, in milliseconds, the provider may spend paused by HTTP 429
+    /// answers in one run. Left out of saved plans when it is the default.
+    #[serde(default = "defaults::retry_budget_ms", skip_serializing_if = "defaults::is_retry_budget_ms")]
+    pub retry_budget_ms: u64,
     /// Sandbox outbox file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outbox: Option<PathBuf>,
@@ -254,6 +258,12 @@ impl ProviderSettings {
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
     }
+
+    /// The time the provider may spend paused by HTTP 429 answers in one run.
+    #[must_use]
+    pub fn retry_budget(&self) -> Duration {
+        Duration::from_millis(self.retry_budget_ms)
+    }
 }
 
 /// Defaults shared by all provider types, documented in the README.
@@ -268,6 +278,24 @@ pub mod defaults {
     pub const TIMEOUT_MS: u64 = 30_000;
     /// Attempts per request.
     pub const MAX_ATTEMPTS: u32 = 5;
+    /// Members per request on Networked's one-user endpoint (`addExternalUsers`
+    /// takes one user per call): each member's outcome is journaled on its own.
+    pub const SINGLE_BATCH_SIZE: usize = 1;
+    /// Time per provider and run that HTTP 429 pauses may take.
+    pub const RETRY_BUDGET_MS: u64 = 10 * 60 * 1000;
+
+    /// [`RETRY_BUDGET_MS`], for serde.
+    #[must_use]
+    pub fn retry_budget_ms() -> u64 {
+        RETRY_BUDGET_MS
+    }
+
+    /// Whether `ms` is [`RETRY_BUDGET_MS`], for serde.
+    #[must_use]
+    #[allow(clippy::trivially_copy_pass_by_ref)] // serde passes a reference
+    pub fn is_retry_budget_ms(ms: &u64) -> bool {
+        *ms == RETRY_BUDGET_MS
+    }
 }
 
 /// What is asked of a provider for one address.

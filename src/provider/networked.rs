@@ -70,16 +70,10 @@ impl Networked {
         Ok(Self { settings, http })
     }
 
-    /// Sets the retry timing (the backoff base and the cap on `Retry-After`);
-    /// tests use it to keep retries fast.
+    /// Sets the base of the retry backoff; tests use it to keep retries fast.
     #[must_use]
-    pub fn with_retry_timing(
-        mut self,
-        backoff_base: std::time::Duration,
-        retry_after_cap: std::time::Duration,
-    ) -> Self {
-        self.http.backoff_base = backoff_base;
-        self.http.retry_after_cap = retry_after_cap;
+    pub fn with_backoff(mut self, base: std::time::Duration) -> Self {
+        self.http.backoff_base = base;
         self
     }
 }
