@@ -236,7 +236,7 @@ pub struct ProviderSettings {
     pub rate_limit: f64,
     /// Per-request timeout, in milliseconds.
     pub timeout_ms: u64,
-    /// Most attempts per request, the first included (HTTP 429 answers aside).
+    /// Most attempts per request, the first included.
     pub max_attempts: u32,
     /// Most time, in milliseconds, the provider may spend paused by HTTP 429
     /// answers in one run. Left out of saved plans when it is the default.
