@@ -494,10 +494,8 @@ impl HttpClient {
                 }
             }
         };
-        let mut tries = if allowed == 1 { "1 attempt".to_owned() } else { format!("{allowed} attempts") };
-        if rate_limited > 0 {
-            tries.push_str(&format!(", besides {rate_limited} answered HTTP 429"));
-        }
+        let tries = if allowed == 1 { "1 attempt".to_owned() } else { format!("{allowed} attempts") };
+        let tries = if rate_limited > 0 { format!("{tries}, besides {rate_limited} answered HTTP 429") } else { tries };
         let error = if all_unreachable {
             BatchError {
                 uncertain: false,
