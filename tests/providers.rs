@@ -360,6 +360,49 @@ async fn aptly_partial_success_and_duplicates_are_adopted() {
     assert_eq!(server.times_received("fresh@example.com"), 1);
 }
 
+// Regression: #9 defect 6. Networked adopted on any reason containing
+// "already", Aptly only on three phrases: one classifier now reads both, so
+// an expired invitation fails (and is planned again) at either vendor, and
+// "already a member" adopts at either.
+#[tokio::test]
+async fn both_vendors_read_refusal_messages_alike() {
+    let nw = FakeNetworked::start();
+    nw.push_fault(Fault::Raw {
+        status: 200,
+        content_type: "application/json",
+        body: r#"{"data":{"success":[],"failure":[
+            {"email":"gone@example.com","error":{"message":"Invitation already expired"}},
+            {"email":"here@example.com","error":{"message":"User is already a member of this community"}}
+        ]},"error":false,"message":"Operation completed successfully"}"#
+            .to_owned(),
+        process: false,
+    });
+    let ap = FakeAptly::start();
+    ap.push_fault(Fault::Raw {
+        status: 200,
+        content_type: "application/json",
+        body: r#"{"statusCode":200,"data":{"total":2,"successful":0,"failed":2,"results":[
+            {"email":"gone@example.com","success":false,"message":"Invitation already expired"},
+            {"email":"here@example.com","success":false,"message":"User is already a member of this community"}
+        ]}}"#
+            .to_owned(),
+        process: false,
+    });
+    let pair = |provider: &str| {
+        vec![
+            invite(provider, member("gone@example.com", "Gone Person")),
+            invite(provider, member("here@example.com", "Here Person")),
+        ]
+    };
+    let networked = networked(&nw).send(&pair("community")).await.expect("answer");
+    let aptly = aptly_with(&ap, |_| {}).send(&pair("workforce")).await.expect("answer");
+    assert_eq!(networked, aptly);
+    insta::assert_snapshot!(render(&networked), @r#"
+    Failed { reason: "Invitation already expired" }
+    Adopted { message: "User is already a member of this community" }
+    "#);
+}
+
 #[tokio::test]
 async fn aptly_answer_missing_an_email_makes_it_uncertain() {
     let server = FakeAptly::start();

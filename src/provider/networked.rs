@@ -19,7 +19,8 @@
 //! # Reading the answers
 //! - `data.success[]` → invited, with `inviteId`, `timeStamp` and `user.userId`.
 //! - `data.failure[]` → failed with the provider's reason; adopted when the
-//!   reason says the member already exists. The documented `error: {}`
+//!   reason says the member already exists (as read by
+//!   [`vendor_message`](super::vendor_message)). The documented `error: {}`
 //!   carries no reason: for an email never sent before it is a failure
 //!   ("provider gave no reason"); for a repeat send (the operation's
 //!   `repeat`, or an earlier attempt of this very request that may have
@@ -43,6 +44,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::http::{provider_message, Auth, Failure, HttpClient, Reply};
+use super::vendor_message::says_already_there;
 use super::{
     BatchError, BoxFuture, InviteEndpoint, Operation, OperationKind, Outcome, Provider, ProviderError,
     ProviderSettings, RemoteIds,
@@ -201,13 +203,6 @@ fn refusal(reason: Option<String>, repeat: bool) -> Outcome {
         },
         None => Outcome::Failed { reason: "provider gave no reason".to_owned() },
     }
-}
-
-/// Whether a provider's reason says the member or invitation already exists.
-fn says_already_there(reason: &str) -> bool {
-    let reason = reason.to_ascii_lowercase();
-    let negated = reason.contains("not ") || reason.contains("n't");
-    reason.contains("already") || reason.contains("duplicate") || (reason.contains("exists") && !negated)
 }
 
 /// The reason in a `data.failure[].error`: a string, or an object's
