@@ -47,6 +47,7 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
+use secrecy::zeroize::Zeroize;
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -322,12 +323,12 @@ impl HttpClient {
             Auth::Header { name, secret } => {
                 (HeaderName::from_static(name), HeaderValue::from_str(secret.expose()), "API key", secret)
             }
-            Auth::Bearer(secret) => (
-                reqwest::header::AUTHORIZATION,
-                HeaderValue::from_str(&format!("Bearer {}", secret.expose())),
-                "bearer token",
-                secret,
-            ),
+            Auth::Bearer(secret) => {
+                let mut bearer = format!("Bearer {}", secret.expose());
+                let value = HeaderValue::from_str(&bearer);
+                bearer.zeroize();
+                (reqwest::header::AUTHORIZATION, value, "bearer token", secret)
+            }
         };
         let mut value = value.map_err(|_| ProviderError::Setup {
             provider: settings.name.clone(),
