@@ -158,6 +158,8 @@ struct Gate {
     /// Most time this provider may spend paused by 429s in one run.
     budget: Duration,
     state: Mutex<GateState>,
+    /// Wakes the requests waiting for a pause to end when the gate closes.
+    closing: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -188,7 +190,7 @@ impl Gate {
         } else {
             Duration::ZERO
         };
-        Self { interval, budget, state: Mutex::new(GateState::default()) }
+        Self { interval, budget, state: Mutex::new(GateState::default()), closing: tokio::sync::Notify::new() }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, GateState> {
@@ -199,6 +201,8 @@ impl Gate {
     /// that begins while a request waits for its slot holds it too.
     async fn pass(&self) -> Result<(), BatchError> {
         loop {
+            // Made before the check, so a close between the two still wakes it.
+            let closing = self.closing.notified();
             let slot = {
                 let mut state = self.state();
                 if let Some(error) = &state.closed {
@@ -209,7 +213,10 @@ impl Gate {
                 state.next_slot = Some(slot + self.interval);
                 slot
             };
-            tokio::time::sleep_until(slot).await;
+            tokio::select! {
+                () = tokio::time::sleep_until(slot) => {}
+                () = closing => {}
+            }
             let state = self.state();
             if let Some(error) = &state.closed {
                 return Err(error.clone());
@@ -244,7 +251,9 @@ impl Gate {
 
     /// Shuts the gate with `error`; the first error to shut it is kept.
     fn close(&self, error: BatchError) -> BatchError {
-        self.state().closed.get_or_insert(error).clone()
+        let kept = self.state().closed.get_or_insert(error).clone();
+        self.closing.notify_waiters();
+        kept
     }
 }
 
@@ -530,11 +539,12 @@ impl HttpClient {
                 "{what}: HTTP 429 Too Many Requests: the service asked to wait {}; try again after {} \
                  (that is more than the {} left of this provider's `retry_budget` of {budget})",
                 humantime::format_duration(whole_seconds(wait)),
-                SystemTime::now().checked_add(wait).map_or_else(
-                    || "a time too far ahead to name".to_owned(),
-                    |at| utc_minute_after(at, SystemTime::now())
-                ),
-                humantime::format_duration(whole_seconds(left)),
+                SystemTime::now()
+                    .checked_add(wait)
+                    .and_then(|at| utc_minute_after(at, SystemTime::now()))
+                    .unwrap_or_else(|| "a time too far ahead to name".to_owned()),
+                // Rounded down: no more is left than it says.
+                humantime::format_duration(Duration::from_secs(left.as_secs())),
             ),
             Pause::Backoff(_) => format!(
                 "{what}: HTTP 429 Too Many Requests: still rate limited after pausing for this provider's whole \
@@ -726,18 +736,22 @@ fn whole_seconds(duration: Duration) -> Duration {
 }
 
 /// `at`, rounded up to the minute, as `10:45 UTC`, with the date in front
-/// (`2026-12-02 10:45 UTC`) when it is not on the same UTC day as `now`.
-fn utc_minute_after(at: SystemTime, now: SystemTime) -> String {
-    let seconds = at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let minute = SystemTime::UNIX_EPOCH + Duration::from_secs(seconds.div_ceil(60) * 60);
+/// (`2026-12-02 10:45 UTC`) when it is not on the same UTC day as `now`;
+/// `None` past the year 9999, which RFC 3339 cannot write.
+fn utc_minute_after(at: SystemTime, now: SystemTime) -> Option<String> {
+    const LAST_MINUTE_OF_9999: u64 = 253_402_300_740;
+    let seconds = at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs()).div_ceil(60) * 60;
+    if seconds > LAST_MINUTE_OF_9999 {
+        return None;
+    }
     // `2026-12-01T10:45:00Z`: the date is [..10], the time of day [11..16].
-    let stamp = humantime::format_rfc3339_seconds(minute).to_string();
+    let stamp = humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + Duration::from_secs(seconds)).to_string();
     let today = humantime::format_rfc3339_seconds(now).to_string();
-    if stamp[..10] == today[..10] {
+    Some(if stamp[..10] == today[..10] {
         format!("{} UTC", &stamp[11..16])
     } else {
         format!("{} {} UTC", &stamp[..10], &stamp[11..16])
-    }
+    })
 }
 
 enum BodyError {
@@ -895,10 +909,13 @@ mod tests {
     #[test]
     fn try_again_times_are_utc_minutes_rounded_up() {
         let now = UNIX_EPOCH + Duration::from_secs(1_764_582_000); // 2025-12-01T09:40:00Z
-        assert_eq!(utc_minute_after(now + Duration::from_secs(900), now), "09:55 UTC");
-        assert_eq!(utc_minute_after(now + Duration::from_millis(900_500), now), "09:55 UTC");
-        assert_eq!(utc_minute_after(now + Duration::from_secs(901), now), "09:56 UTC");
-        assert_eq!(utc_minute_after(now + Duration::from_secs(86_400), now), "2025-12-02 09:40 UTC");
+        let after = |seconds: u64| utc_minute_after(now + Duration::from_secs(seconds), now);
+        assert_eq!(after(900).as_deref(), Some("09:55 UTC"));
+        assert_eq!(utc_minute_after(now + Duration::from_millis(900_500), now).as_deref(), Some("09:55 UTC"));
+        assert_eq!(after(901).as_deref(), Some("09:56 UTC"));
+        assert_eq!(after(86_400).as_deref(), Some("2025-12-02 09:40 UTC"));
+        assert_eq!(after(253_402_300_740 - 1_764_582_000).as_deref(), Some("9999-12-31 23:59 UTC"));
+        assert_eq!(after(u64::from(u32::MAX) * 60), None, "past 9999: no panic");
     }
 
     #[test]
