@@ -22,7 +22,7 @@
 //! A 429 is the service saying "later", not that the request failed, so it
 //! does not count against `max_attempts`. Instead it pauses the *whole
 //! provider*: every request to it, in flight or next, waits at one shared
-//! [`Gate`] for the `Retry-After` (delta-seconds or an HTTP date; without
+//! gate for the `Retry-After` (delta-seconds or an HTTP date; without
 //! one, the backoff above). The time a provider spends paused is charged to
 //! its `retry_budget` for the run (overlapping pauses count once). A pause
 //! that the rest of the budget cannot cover closes the gate: nothing more is
