@@ -999,3 +999,14 @@ fn the_single_endpoint_sends_one_member_per_batch_by_default() {
     assert!(out.stderr.contains("Applying 3 change(s) in 3 batch(es)"), "{}", out.rendered());
     assert_converged(&t);
 }
+
+// #9: `retry_budget` is a humantime duration, checked before anything is sent.
+#[test]
+fn a_retry_budget_that_is_not_a_duration_is_a_validation_error() {
+    let nw = FakeNetworked::start();
+    let t = Cfg::default().networked(&nw.url(), "    retry_budget: soon\n").nw_members("nw", 0..1, &[]).test();
+    let out = t.cmd(&["validate"]).expect(1);
+    assert!(out.stderr.contains("`soon` is not a duration"), "{}", out.rendered());
+    assert!(out.stderr.contains("write e.g. `10m` or `90s`"), "{}", out.rendered());
+    assert_eq!(nw.request_count(), 0);
+}
