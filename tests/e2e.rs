@@ -917,3 +917,105 @@ mod never_panics {
         }
     }
 }
+
+// ---------------------------------------------------------------- issue 9: 429 storms, retry budget
+
+// Regression: #9 defect 2. Both providers at once, each service answering
+// 429 with `Retry-After: 1` to every other request: each 429 used up one of
+// `max_attempts` (here 1, so the first 429 gave up); now it pauses the
+// provider and apply converges.
+#[test]
+fn a_burst_of_429s_on_two_providers_at_once_still_converges() {
+    let nw = FakeNetworked::start();
+    let ap = FakeAptly::start();
+    nw.throttle_every_other("1");
+    ap.throttle_every_other("1");
+    let settings = "    batch_size: 2\n    concurrency: 2\n    max_attempts: 1\n";
+    let cfg = Cfg::default()
+        .networked(&nw.url(), settings)
+        .aptly(&ap.url(), settings)
+        .nw_members("nw", 0..8, &[])
+        .ap_members("ap", 0..8);
+    let t = cfg.test();
+    let started = Instant::now();
+    let out = t.cmd(&APPLY).expect(0);
+    let all = out.rendered();
+    assert!(out.stdout.contains("Apply complete: 16 invited"), "{all}");
+    assert!(started.elapsed() >= Duration::from_secs(1), "the pauses were honoured");
+    // Four batches each, and the 429s in between.
+    assert!(nw.request_count() > 4 && ap.request_count() > 4, "{} {}", nw.request_count(), ap.request_count());
+    assert_eq!(nw.received().len() + ap.received().len(), 16);
+    assert!(nw.received().values().chain(ap.received().values()).all(|n| *n == 1), "each invited once");
+    assert_converged(&t);
+}
+
+// Regression: #9 defect 2. A `Retry-After` longer than what is left of the
+// provider's `retry_budget` stops sending to it at once: its members stay
+// planned (no record in the state), the message says when to try again, and
+// the other provider carries on.
+#[test]
+fn a_retry_after_beyond_the_budget_leaves_the_provider_planned_and_the_other_carries_on() {
+    let nw = FakeNetworked::start();
+    let ap = FakeAptly::start();
+    nw.throttle_every_other("3600");
+    let cfg = Cfg::default()
+        .networked(&nw.url(), "    batch_size: 2\n    concurrency: 1\n    retry_budget: 2s\n")
+        .aptly(&ap.url(), "")
+        .nw_members("nw", 0..6, &[])
+        .ap_members("ap", 0..4);
+    let t = cfg.test();
+    let started = Instant::now();
+    let out = t.cmd(&APPLY).expect(1);
+    let all = out.rendered();
+    assert!(started.elapsed() < Duration::from_secs(30), "it did not wait an hour");
+    // The last line is the run's own verdict; before it, one line for the provider.
+    let errors: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert!(errors.last().is_some_and(|l| l.starts_with("error: apply finished with")), "{all}");
+    let errors = &errors[..errors.len() - 1];
+    assert_eq!(errors.len(), 1, "one line for the provider: {all}");
+    assert!(
+        errors[0].contains("networked `community`")
+            && errors[0].contains("HTTP 429 Too Many Requests: the service asked to wait 1h; try again after ")
+            && errors[0].contains(" UTC (that is more than the 2s left of this provider's `retry_budget` of 2s)"),
+        "{all}"
+    );
+    assert!(out.stderr.contains("stay planned for the next apply"), "{all}");
+    assert!(nw.received().is_empty(), "nothing reached the throttled service: {:?}", nw.received());
+    assert_eq!(nw.request_count(), 1, "nothing was sent after the first 429");
+    let statuses = statuses(&t);
+    assert_eq!(statuses.len(), 4, "only the other provider is recorded: {statuses:?}");
+    assert!(statuses.iter().all(|(a, s)| a.starts_with("workforce/") && s == "invited"), "{statuses:?}");
+    let plan = t.cmd(&["plan", "--detailed-exitcode"]).expect(2);
+    assert!(plan.stdout.contains("Plan: 6 to invite, 0 to update, 0 to remove, 0 manual."), "{}", plan.rendered());
+}
+
+// Regression: #9 defect 6. The docs give Networked's `single` endpoint a
+// default `batch_size` of 1 (`addExternalUsers` takes one user per call, so
+// each member's outcome is journaled on its own); the code used 10.
+#[test]
+fn the_single_endpoint_sends_one_member_per_batch_by_default() {
+    let nw = FakeNetworked::start();
+    let cfg = Cfg::default().networked(&nw.url(), "    invite_endpoint: single\n    concurrency: 1\n").nw_members(
+        "nw",
+        0..3,
+        &[],
+    );
+    let t = cfg.test();
+    let plan = t.cmd(&["plan", "--format", "json"]).expect(0);
+    let json: Value = serde_json::from_str(&plan.stdout).expect("plan JSON");
+    assert_eq!(json["providers"]["community"]["batch_size"], 1, "{}", plan.stdout);
+    let out = t.cmd(&APPLY).expect(0);
+    assert!(out.stderr.contains("Applying 3 change(s) in 3 batch(es)"), "{}", out.rendered());
+    assert_converged(&t);
+}
+
+// #9: `retry_budget` is a humantime duration, checked before anything is sent.
+#[test]
+fn a_retry_budget_that_is_not_a_duration_is_a_validation_error() {
+    let nw = FakeNetworked::start();
+    let t = Cfg::default().networked(&nw.url(), "    retry_budget: soon\n").nw_members("nw", 0..1, &[]).test();
+    let out = t.cmd(&["validate"]).expect(1);
+    assert!(out.stderr.contains("`soon` is not a duration"), "{}", out.rendered());
+    assert!(out.stderr.contains("write e.g. `10m` or `90s`"), "{}", out.rendered());
+    assert_eq!(nw.request_count(), 0);
+}

@@ -40,6 +40,7 @@ fn settings(kind: ProviderKind, name: &str, url: &str) -> ProviderSettings {
         rate_limit: 0.0,
         timeout_ms: 5_000,
         max_attempts: 3,
+        retry_budget_ms: defaults::RETRY_BUDGET_MS,
         outbox: None,
         capabilities: Capabilities::INVITE_ONLY,
         uncertain: UncertainPolicy::SendAgain,
@@ -53,9 +54,7 @@ fn env_with(value: &'static str) -> impl Fn(&str) -> Option<String> {
 fn networked_with(server: &FakeNetworked, tweak: impl FnOnce(&mut ProviderSettings)) -> Networked {
     let mut s = settings(ProviderKind::Networked, "community", &server.url());
     tweak(&mut s);
-    Networked::new(s, &env_with(fake_networked::API_KEY))
-        .expect("client")
-        .with_retry_timing(FAST, Duration::from_secs(5))
+    Networked::new(s, &env_with(fake_networked::API_KEY)).expect("client").with_backoff(FAST)
 }
 
 fn networked(server: &FakeNetworked) -> Networked {
@@ -65,7 +64,7 @@ fn networked(server: &FakeNetworked) -> Networked {
 fn aptly_with(server: &FakeAptly, tweak: impl FnOnce(&mut ProviderSettings)) -> Aptly {
     let mut s = settings(ProviderKind::Aptly, "workforce", &server.url());
     tweak(&mut s);
-    Aptly::new(s, &env_with(fake_aptly::TOKEN)).expect("client").with_retry_timing(FAST, Duration::from_secs(5))
+    Aptly::new(s, &env_with(fake_aptly::TOKEN)).expect("client").with_backoff(FAST)
 }
 
 fn member(email: &str, name: &str) -> Attributes {
@@ -361,6 +360,49 @@ async fn aptly_partial_success_and_duplicates_are_adopted() {
     assert_eq!(server.times_received("fresh@example.com"), 1);
 }
 
+// Regression: #9 defect 6. Networked adopted on any reason containing
+// "already", Aptly only on three phrases: one classifier now reads both, so
+// an expired invitation fails (and is planned again) at either vendor, and
+// "already a member" adopts at either.
+#[tokio::test]
+async fn both_vendors_read_refusal_messages_alike() {
+    let nw = FakeNetworked::start();
+    nw.push_fault(Fault::Raw {
+        status: 200,
+        content_type: "application/json",
+        body: r#"{"data":{"success":[],"failure":[
+            {"email":"gone@example.com","error":{"message":"Invitation already expired"}},
+            {"email":"here@example.com","error":{"message":"User is already a member of this community"}}
+        ]},"error":false,"message":"Operation completed successfully"}"#
+            .to_owned(),
+        process: false,
+    });
+    let ap = FakeAptly::start();
+    ap.push_fault(Fault::Raw {
+        status: 200,
+        content_type: "application/json",
+        body: r#"{"statusCode":200,"data":{"total":2,"successful":0,"failed":2,"results":[
+            {"email":"gone@example.com","success":false,"message":"Invitation already expired"},
+            {"email":"here@example.com","success":false,"message":"User is already a member of this community"}
+        ]}}"#
+            .to_owned(),
+        process: false,
+    });
+    let pair = |provider: &str| {
+        vec![
+            invite(provider, member("gone@example.com", "Gone Person")),
+            invite(provider, member("here@example.com", "Here Person")),
+        ]
+    };
+    let networked = networked(&nw).send(&pair("community")).await.expect("answer");
+    let aptly = aptly_with(&ap, |_| {}).send(&pair("workforce")).await.expect("answer");
+    assert_eq!(networked, aptly);
+    insta::assert_snapshot!(render(&networked), @r#"
+    Failed { reason: "Invitation already expired" }
+    Adopted { message: "User is already a member of this community" }
+    "#);
+}
+
 #[tokio::test]
 async fn aptly_answer_missing_an_email_makes_it_uncertain() {
     let server = FakeAptly::start();
@@ -461,15 +503,65 @@ async fn a_429_with_retry_after_is_honoured_then_succeeds() {
     assert_eq!(server.times_received("jane@example.com"), 1);
 }
 
+// Regression: #9 defect 2. A `Retry-After` (here an HTTP date) longer than
+// what is left of `retry_budget` was cut to a 60 s cap and retried; now
+// nothing more is sent and the message says when to come back.
 #[tokio::test]
-async fn retry_after_is_capped() {
+async fn a_retry_after_longer_than_the_budget_stops_the_provider_and_says_when() {
     let server = FakeAptly::start();
-    server.push_fault(Fault::TooManyRequests { retry_after: Some("Fri, 31 Dec 2999 23:59:59 GMT".to_owned()) });
-    let client = aptly_with(&server, |_| {}).with_retry_timing(FAST, Duration::from_millis(100));
+    server.push_fault(Fault::TooManyRequests { retry_after: Some("Tue, 31 Dec 2999 23:58:00 GMT".to_owned()) });
+    let client = aptly_with(&server, |s| s.retry_budget_ms = 2_000);
     let started = Instant::now();
-    let outcomes = client.send(&[invite("workforce", member("cap@example.com", "Cap Ped"))]).await.expect("answer");
-    assert!(started.elapsed() < Duration::from_secs(3));
+    let error = client.send(&[invite("workforce", member("cap@example.com", "Cap Ped"))]).await.expect_err("stopped");
+    assert!(started.elapsed() < Duration::from_secs(2), "it did not wait: {:?}", started.elapsed());
+    assert_eq!(server.request_count(), 1);
+    assert!(error.fatal && !error.uncertain, "{error:?}");
+    assert!(
+        error.message.contains("HTTP 429 Too Many Requests: the service asked to wait ")
+            && error.message.contains("; try again after 2999-12-31 23:58 UTC")
+            && error.message.contains("`retry_budget` of 2s"),
+        "{}",
+        error.message
+    );
+    // Every later request to this provider fails the same way, unsent.
+    let again = client.send(&[invite("workforce", member("next@example.com", "Next One"))]).await.expect_err("shut");
+    assert_eq!(server.request_count(), 1, "nothing more is sent");
+    assert_eq!(again.message, error.message);
+}
+
+// Regression: #9 defect 2. 429s gave up after `max_attempts`; now they are
+// retried for as long as the budget allows, and do not use up attempts.
+#[tokio::test]
+async fn many_429s_are_retried_beyond_max_attempts() {
+    let server = FakeNetworked::start();
+    server.push_faults((0..6).map(|_| Fault::TooManyRequests { retry_after: None }));
+    let client = networked_with(&server, |s| s.max_attempts = 2);
+    let outcomes = client.send(&[invite("community", member("jane@example.com", "Jane Doe"))]).await.expect("answer");
     assert!(matches!(outcomes[0], Outcome::Invited(_)), "{outcomes:?}");
+    assert_eq!(server.request_count(), 7);
+}
+
+// Regression: #9 defect 2. A `Retry-After` paused only the request that got
+// it; the provider's other requests went on hitting the service meanwhile.
+#[tokio::test]
+async fn a_retry_after_pauses_every_request_to_the_provider() {
+    let server = FakeNetworked::start();
+    server.push_fault(Fault::TooManyRequests { retry_after: Some("1".to_owned()) });
+    let client = networked(&server);
+    let first = [invite("community", member("one@example.com", "One Person"))];
+    let second = [invite("community", member("two@example.com", "Two Person"))];
+    let started = Instant::now();
+    let later = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        client.send(&second).await
+    };
+    let (one, two) = tokio::join!(client.send(&first), later);
+    assert!(matches!(one.expect("answer")[0], Outcome::Invited(_)));
+    assert!(matches!(two.expect("answer")[0], Outcome::Invited(_)));
+    let times: Vec<Duration> = server.requests().iter().map(|r| r.received_at.duration_since(started)).collect();
+    assert_eq!(times.len(), 3, "{times:?}");
+    // The second member, ready at 300 ms, waited for the pause to end.
+    assert!(times[1..].iter().all(|t| *t >= Duration::from_millis(950)), "{times:?}");
 }
 
 #[tokio::test]
@@ -517,7 +609,7 @@ async fn auth_failure_names_the_env_var_never_the_value() {
     const WRONG: &str = "wrong-key-do-not-print";
     let server = FakeNetworked::start();
     let s = settings(ProviderKind::Networked, "community", &server.url());
-    let client = Networked::new(s, &env_with(WRONG)).expect("client").with_retry_timing(FAST, FAST);
+    let client = Networked::new(s, &env_with(WRONG)).expect("client").with_backoff(FAST);
     let error = client.send(&[invite("community", member("jane@example.com", "Jane Doe"))]).await.expect_err("401");
     assert_eq!(server.request_count(), 1, "a 401 is never retried");
     assert!(!format!("{error:?} {error}").contains(WRONG));
@@ -553,7 +645,7 @@ async fn unreachable_host_is_one_fatal_line() {
     };
     let mut s = settings(ProviderKind::Aptly, "workforce", &format!("http://127.0.0.1:{port}"));
     s.max_attempts = 2;
-    let client = Aptly::new(s, &env_with(fake_aptly::TOKEN)).expect("client").with_retry_timing(FAST, FAST);
+    let client = Aptly::new(s, &env_with(fake_aptly::TOKEN)).expect("client").with_backoff(FAST);
     let error = client.send(&[invite("workforce", member("jane@example.com", "Jane Doe"))]).await.expect_err("refused");
     assert!(error.fatal && !error.uncertain, "{error:?}");
     assert!(!error.message.contains('\n'));
@@ -569,7 +661,7 @@ async fn tls_failure_is_one_fatal_line() {
     let server = FakeNetworked::start();
     let mut s = settings(ProviderKind::Networked, "community", &server.url().replace("http://", "https://"));
     s.max_attempts = 2;
-    let client = Networked::new(s, &env_with(fake_networked::API_KEY)).expect("client").with_retry_timing(FAST, FAST);
+    let client = Networked::new(s, &env_with(fake_networked::API_KEY)).expect("client").with_backoff(FAST);
     let error = client.send(&[invite("community", member("jane@example.com", "Jane Doe"))]).await.expect_err("tls");
     assert!(error.fatal && !error.uncertain, "{error:?}");
     assert!(!error.message.contains('\n'));

@@ -102,6 +102,10 @@ pub struct ProviderConfig {
     /// Most attempts per request, the first included (default 5).
     #[serde(default)]
     pub max_attempts: Option<u32>,
+    /// How long HTTP 429 answers may pause this provider in one run, e.g.
+    /// `10m` (the default) or `0s`; 429s do not count against `max_attempts`.
+    #[serde(default)]
+    pub retry_budget: Option<String>,
     /// What to do with members whose last send had no known outcome:
     /// `send_again` (default; a duplicate answer adopts them) or `hold`.
     #[serde(default)]
@@ -133,6 +137,7 @@ pub const PROVIDER_KEYS: &[&str] = &[
     "rate_limit",
     "timeout",
     "max_attempts",
+    "retry_budget",
     "uncertain",
     "outbox",
     "capabilities",

@@ -183,6 +183,17 @@ pub(crate) fn provider_settings(
             }
         },
     };
+    let retry_budget_ms = match &config.retry_budget {
+        None => defaults::RETRY_BUDGET_MS,
+        Some(text) => humantime::parse_duration(text).map_or_else(
+            |_| {
+                let hint = "write e.g. `10m` or `90s`".to_owned();
+                report.at(format!("{path}.retry_budget"), format!("`{text}` is not a duration"), hint);
+                defaults::RETRY_BUDGET_MS
+            },
+            |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+        ),
+    };
     let most = kind.capabilities();
     let capabilities = match &config.capabilities {
         None => most,
@@ -224,6 +235,7 @@ pub(crate) fn provider_settings(
         rate_limit,
         timeout_ms,
         max_attempts: config.max_attempts.unwrap_or(defaults::MAX_ATTEMPTS).max(1),
+        retry_budget_ms,
         outbox,
         capabilities,
         uncertain: config.uncertain.unwrap_or_default(),

@@ -21,7 +21,8 @@
 //! # Reading the answer
 //! Each `data.results[]` entry gives one email's outcome: `success: true` →
 //! invited (Aptly returns no ids); `"Email already exists"` (or any message
-//! saying the user already exists) → adopted; any other `success: false` →
+//! that [`vendor_message`](super::vendor_message) reads as "already there")
+//! → adopted; any other `success: false` →
 //! failed with Aptly's message. An email of the batch missing from `results`
 //! is `uncertain`. `total`/`successful`/`failed` are cross-checked against
 //! `results` and a mismatch is logged as a warning. An answer without a
@@ -34,6 +35,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::http::{Auth, HttpClient, Reply};
+use super::vendor_message::says_already_there;
 use super::{
     BatchError, BoxFuture, Operation, OperationKind, Outcome, Provider, ProviderError, ProviderSettings, RemoteIds,
 };
@@ -57,16 +59,10 @@ impl Aptly {
         Ok(Self { settings, http })
     }
 
-    /// Sets the retry timing (the backoff base and the cap on `Retry-After`);
-    /// tests use it to keep retries fast.
+    /// Sets the base of the retry backoff; tests use it to keep retries fast.
     #[must_use]
-    pub fn with_retry_timing(
-        mut self,
-        backoff_base: std::time::Duration,
-        retry_after_cap: std::time::Duration,
-    ) -> Self {
-        self.http.backoff_base = backoff_base;
-        self.http.retry_after_cap = retry_after_cap;
+    pub fn with_backoff(mut self, base: std::time::Duration) -> Self {
+        self.http.backoff_base = base;
         self
     }
 }
@@ -160,12 +156,6 @@ fn user(attributes: &Attributes) -> BulkUser<'_> {
         position_ids: &attributes.positions,
         existing_user: attributes.existing_user.clone().unwrap_or_default(),
     }
-}
-
-/// Whether Aptly's message says the user is already there.
-fn says_already_there(message: &str) -> bool {
-    let message = message.to_ascii_lowercase();
-    message.contains("already exists") || message.contains("already a member") || message.contains("already invited")
 }
 
 impl Aptly {

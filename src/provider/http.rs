@@ -10,13 +10,25 @@
 //! status, but never a credential.
 //!
 //! # Retries
-//! An attempt is retried when it gets HTTP 429 or 5xx, times out, or fails
-//! to connect or to read the answer; never on any other 4xx. The wait before
-//! attempt `n + 1` is a random duration in `[0, base * 2^(n-1)]` (capped at
-//! [`MAX_BACKOFF`]), or the server's `Retry-After` (delta-seconds or an HTTP
-//! date) capped at [`HttpClient::retry_after_cap`]. The base is 200 ms; the
-//! env var `MEMBERCTL_BACKOFF_MS` (read once per process) overrides it, which
-//! is how tests keep retries fast.
+//! HTTP 5xx, timeouts and failures to connect or to read the answer are
+//! retried up to `max_attempts` attempts in all; no other 4xx is retried.
+//! The wait before the next attempt is a random duration in
+//! `[0, base * 2^(n-1)]` (capped at [`MAX_BACKOFF`]), or the server's
+//! `Retry-After` capped at [`SERVER_ERROR_RETRY_AFTER_CAP`]. The base is
+//! 200 ms; the env var `MEMBERCTL_BACKOFF_MS` (read once per process)
+//! overrides it, which is how tests keep retries fast.
+//!
+//! # Rate limiting (HTTP 429)
+//! A 429 is the service saying "later", not that the request failed, so it
+//! does not count against `max_attempts`. Instead it pauses the *whole
+//! provider*: every request to it, in flight or next, waits at one shared
+//! gate for the `Retry-After` (delta-seconds or an HTTP date; without
+//! one, the backoff above). The time a provider spends paused is charged to
+//! its `retry_budget` for the run (overlapping pauses count once). A pause
+//! that the rest of the budget cannot cover closes the gate: nothing more is
+//! sent to that provider in this run, its unsent members stay planned, and
+//! the error says when the service will take requests again. Other
+//! providers have gates of their own and carry on.
 //!
 //! # Uncertainty
 //! An attempt *may have been delivered* when the server could have acted on
@@ -29,15 +41,14 @@
 //! "duplicate" in that answer is read as "it got there the first time". HTTP
 //! 429, 500 and 503 are taken as "not acted upon".
 
-use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::sync::OnceLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
 
 use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
+use secrecy::zeroize::Zeroize;
 use serde::Serialize;
-use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::{BatchError, ProviderError, ProviderSettings, Secret};
@@ -46,8 +57,9 @@ use super::{BatchError, ProviderError, ProviderSettings, Secret};
 pub const DEFAULT_BACKOFF: Duration = Duration::from_millis(200);
 /// Longest wait between two attempts computed by the backoff itself.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// Default cap on a server's `Retry-After`.
-pub const DEFAULT_RETRY_AFTER_CAP: Duration = Duration::from_secs(60);
+/// Longest `Retry-After` honoured on a 5xx answer, which counts against
+/// `max_attempts`; a 429's `Retry-After` is bounded by `retry_budget` instead.
+pub const SERVER_ERROR_RETRY_AFTER_CAP: Duration = Duration::from_secs(60);
 /// Longest answer body read; a longer one is an error.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// How many bytes of an unreadable body an error message quotes.
@@ -136,22 +148,112 @@ enum Attempt {
     },
 }
 
-/// Spaces requests at least `interval` apart, across all concurrent senders.
-struct RateLimiter {
+/// The one place every request to a provider passes before it is sent:
+/// it spaces requests by the rate limit, holds them all while the service
+/// has asked for a pause (HTTP 429), and stays shut once the provider's
+/// `retry_budget` cannot cover a pause.
+struct Gate {
+    /// Least time between two request starts (zero: no rate limit).
     interval: Duration,
-    next: Mutex<Option<Instant>>,
+    /// Most time this provider may spend paused by 429s in one run.
+    budget: Duration,
+    state: Mutex<GateState>,
+    /// Wakes the requests waiting for a pause to end when the gate closes.
+    closing: tokio::sync::Notify,
 }
 
-impl RateLimiter {
-    async fn wait(&self) {
-        let slot = {
-            let mut next = self.next.lock().await;
-            let now = Instant::now();
-            let slot = next.map_or(now, |at| at.max(now));
-            *next = Some(slot + self.interval);
-            slot
+#[derive(Default)]
+struct GateState {
+    /// The earliest start of the next request under the rate limit.
+    next_slot: Option<Instant>,
+    /// No request starts before this: the service asked for a pause.
+    paused_until: Option<Instant>,
+    /// Pause time charged to the budget so far.
+    charged: Duration,
+    /// Set once a pause could not be afforded: every later request fails with it.
+    closed: Option<BatchError>,
+}
+
+/// How long a 429 asks the provider to pause.
+#[derive(Clone, Copy)]
+enum Pause {
+    /// The service's `Retry-After`: all of it or nothing.
+    Asked(Duration),
+    /// memberctl's own backoff: shortened to what is left of the budget.
+    Backoff(Duration),
+}
+
+impl Gate {
+    fn new(rate_limit: f64, budget: Duration) -> Self {
+        let interval = if rate_limit.is_finite() && rate_limit > 0.0 {
+            Duration::from_secs_f64(1.0 / rate_limit)
+        } else {
+            Duration::ZERO
         };
-        tokio::time::sleep_until(slot).await;
+        Self { interval, budget, state: Mutex::new(GateState::default()), closing: tokio::sync::Notify::new() }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.state.lock().expect("the gate's lock is never held across a panic")
+    }
+
+    /// Waits for this request's turn; fails once the gate is closed. A pause
+    /// that begins while a request waits for its slot holds it too.
+    async fn pass(&self) -> Result<(), BatchError> {
+        loop {
+            // Made before the check, so a close between the two still wakes it.
+            let closing = self.closing.notified();
+            let slot = {
+                let mut state = self.state();
+                if let Some(error) = &state.closed {
+                    return Err(error.clone());
+                }
+                let now = Instant::now();
+                let slot = [state.next_slot, state.paused_until].into_iter().flatten().fold(now, Instant::max);
+                state.next_slot = Some(slot + self.interval);
+                slot
+            };
+            tokio::select! {
+                () = tokio::time::sleep_until(slot) => {}
+                () = closing => {}
+            }
+            let state = self.state();
+            if let Some(error) = &state.closed {
+                return Err(error.clone());
+            }
+            if state.paused_until.is_none_or(|until| until <= Instant::now()) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Pauses the provider as a 429 asks, charging the budget with the time
+    /// this adds to a pause already running. Answers the pause's length, or
+    /// `Err` with what was left of the budget when it cannot be afforded.
+    fn pause(&self, pause: Pause) -> Result<Duration, Duration> {
+        let mut state = self.state();
+        let now = Instant::now();
+        let current_end = state.paused_until.filter(|until| *until > now).unwrap_or(now);
+        let left = self.budget.saturating_sub(state.charged);
+        // The longest wait the budget covers: the pause already running, and what is left.
+        let affordable = current_end.saturating_duration_since(now) + left;
+        let wait = match pause {
+            Pause::Asked(wait) => wait,
+            Pause::Backoff(wait) => wait.min(affordable),
+        };
+        // A backoff squeezed to nothing would retry at once, forever.
+        let squeezed = matches!(pause, Pause::Backoff(_)) && wait.is_zero() && left.is_zero();
+        let end = now.checked_add(wait).filter(|_| wait <= affordable && !squeezed).ok_or(left)?;
+        state.charged += end.saturating_duration_since(current_end);
+        state.paused_until = Some(current_end.max(end));
+        Ok(wait)
+    }
+
+    /// Shuts the gate with `error`; the first error to shut it is kept.
+    fn close(&self, error: BatchError) -> BatchError {
+        let kept = self.state().closed.get_or_insert(error).clone();
+        self.closing.notify_waiters();
+        kept
     }
 }
 
@@ -167,11 +269,9 @@ pub struct HttpClient {
     secret: Secret,
     max_attempts: u32,
     timeout: Duration,
-    limiter: Option<RateLimiter>,
+    gate: Gate,
     /// Base of the exponential backoff (see the module docs).
     pub backoff_base: Duration,
-    /// Longest `Retry-After` honoured; a longer one is cut to this.
-    pub retry_after_cap: Duration,
 }
 
 /// Whether `url`'s host is a loopback address (127.0.0.0/8, `::1`) or `localhost`.
@@ -232,12 +332,12 @@ impl HttpClient {
             Auth::Header { name, secret } => {
                 (HeaderName::from_static(name), HeaderValue::from_str(secret.expose()), "API key", secret)
             }
-            Auth::Bearer(secret) => (
-                reqwest::header::AUTHORIZATION,
-                HeaderValue::from_str(&format!("Bearer {}", secret.expose())),
-                "bearer token",
-                secret,
-            ),
+            Auth::Bearer(secret) => {
+                let mut bearer = format!("Bearer {}", secret.expose());
+                let value = HeaderValue::from_str(&bearer);
+                bearer.zeroize();
+                (reqwest::header::AUTHORIZATION, value, "bearer token", secret)
+            }
         };
         let mut value = value.map_err(|_| ProviderError::Setup {
             provider: settings.name.clone(),
@@ -257,10 +357,6 @@ impl HttpClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|err| ProviderError::Setup { provider: settings.name.clone(), reason: describe(&err) })?;
-        let limiter = (settings.rate_limit.is_finite() && settings.rate_limit > 0.0).then(|| RateLimiter {
-            interval: Duration::from_secs_f64(1.0 / settings.rate_limit),
-            next: Mutex::new(None),
-        });
         Ok(Self {
             client,
             base,
@@ -271,9 +367,8 @@ impl HttpClient {
             secret,
             max_attempts: settings.max_attempts.max(1),
             timeout,
-            limiter,
+            gate: Gate::new(settings.rate_limit, settings.retry_budget()),
             backoff_base: default_backoff(),
-            retry_after_cap: DEFAULT_RETRY_AFTER_CAP,
         })
     }
 
@@ -328,7 +423,7 @@ impl HttpClient {
                 continue;
             }
             let mut encoded = String::new();
-            percent_encode(&mut encoded, secret);
+            curl_escape(&mut encoded, secret);
             let escaped = format!("{secret:?}");
             let escaped = &escaped[1..escaped.len() - 1];
             for form in [secret, encoded.as_str(), escaped] {
@@ -352,33 +447,65 @@ impl HttpClient {
         let url = self.endpoint(path);
         let what = format!("{}: POST {url}", self.label);
         let allowed = self.max_attempts;
+        // Attempts that count against `max_attempts` (429s do not), and all of them.
+        let (mut failures, mut attempts, mut rate_limited) = (0_u32, 0_u32, 0_u32);
         let mut maybe_delivered = false;
         let mut all_unreachable = true;
-        let mut last = (String::new(), None);
-        for attempt in 1..=allowed {
-            if let Some(limiter) = &self.limiter {
-                limiter.wait().await;
+        let (message, status) = loop {
+            if let Err(error) = self.gate.pass().await {
+                // Not sent (again): the gate closed on another request's 429.
+                return Err(Failure {
+                    error: BatchError { uncertain: maybe_delivered, ..error },
+                    status: None,
+                    json: None,
+                });
             }
-            match self.attempt(&url, &what, body, attempt, maybe_delivered).await {
+            attempts += 1;
+            match self.attempt(&url, &what, body, attempts, maybe_delivered).await {
                 Attempt::Done(result) => return result,
-                Attempt::Retry { message, status, retry_after, maybe_delivered: delivered, unreachable } => {
-                    maybe_delivered |= delivered;
-                    all_unreachable &= unreachable;
-                    if attempt < allowed {
-                        let wait = self.wait_before(attempt, retry_after);
-                        log::info!(
-                            "{what}: attempt {attempt}/{allowed} failed: {}; retrying in {} ms",
+                Attempt::Retry { status: Some(429), retry_after, message, .. } => {
+                    rate_limited += 1;
+                    all_unreachable = false;
+                    let pause = match retry_after {
+                        Some(wait) if !wait.is_zero() => Pause::Asked(wait),
+                        _ => Pause::Backoff(self.backoff(rate_limited)),
+                    };
+                    match self.gate.pause(pause) {
+                        Ok(wait) => log::info!(
+                            "{what}: {}; pausing every request to this provider for {} ms",
                             self.scrub(&message, secrets),
                             wait.as_millis()
-                        );
-                        tokio::time::sleep(wait).await;
+                        ),
+                        Err(left) => {
+                            let error = self.gate.close(self.out_of_budget(&what, pause, left));
+                            return Err(Failure {
+                                error: BatchError { uncertain: maybe_delivered, ..error },
+                                status: Some(429),
+                                json: None,
+                            });
+                        }
                     }
-                    last = (message, status);
+                }
+                Attempt::Retry { message, status, retry_after, maybe_delivered: delivered, unreachable } => {
+                    failures += 1;
+                    maybe_delivered |= delivered;
+                    all_unreachable &= unreachable;
+                    if failures >= allowed {
+                        break (message, status);
+                    }
+                    let wait = retry_after
+                        .map_or_else(|| self.backoff(failures), |wait| wait.min(SERVER_ERROR_RETRY_AFTER_CAP));
+                    log::info!(
+                        "{what}: attempt {failures}/{allowed} failed: {}; retrying in {} ms",
+                        self.scrub(&message, secrets),
+                        wait.as_millis()
+                    );
+                    tokio::time::sleep(wait).await;
                 }
             }
-        }
-        let (message, status) = last;
+        };
         let tries = if allowed == 1 { "1 attempt".to_owned() } else { format!("{allowed} attempts") };
+        let tries = if rate_limited > 0 { format!("{tries}, besides {rate_limited} answered HTTP 429") } else { tries };
         let error = if all_unreachable {
             BatchError {
                 uncertain: false,
@@ -403,8 +530,41 @@ impl HttpClient {
         Err(Failure { error, status, json: None })
     }
 
+    /// The error that shuts the gate when a 429's pause is more than the
+    /// rest of the budget: what the service asked, and when to try again.
+    fn out_of_budget(&self, what: &str, pause: Pause, left: Duration) -> BatchError {
+        let budget = humantime::format_duration(whole_seconds(self.gate.budget));
+        let message = match pause {
+            Pause::Asked(wait) => format!(
+                "{what}: HTTP 429 Too Many Requests: the service asked to wait {}; try again after {} \
+                 (that is more than the {} left of this provider's `retry_budget` of {budget})",
+                humantime::format_duration(whole_seconds(wait)),
+                SystemTime::now()
+                    .checked_add(wait)
+                    .and_then(|at| utc_minute_after(at, SystemTime::now()))
+                    .unwrap_or_else(|| "a time too far ahead to name".to_owned()),
+                // Rounded down: no more is left than it says.
+                humantime::format_duration(Duration::from_secs(left.as_secs())),
+            ),
+            Pause::Backoff(_) => format!(
+                "{what}: HTTP 429 Too Many Requests: still rate limited after pausing for this provider's whole \
+                 `retry_budget` of {budget}; try again later"
+            ),
+        };
+        BatchError {
+            uncertain: false,
+            fatal: true,
+            message,
+            hint: Some(
+                "nothing more is sent to this provider in this run; its members not yet sent stay planned for the \
+                 next apply (a larger `retry_budget` waits longer in one run)"
+                    .to_owned(),
+            ),
+        }
+    }
+
     async fn attempt(&self, url: &str, what: &str, body: &Body, attempt: u32, delivered_before: bool) -> Attempt {
-        log::debug!("{what}: attempt {attempt}/{}", self.max_attempts);
+        log::debug!("{what}: attempt {attempt}");
         let request = self
             .client
             .post(url)
@@ -563,15 +723,35 @@ impl HttpClient {
         }
     }
 
-    /// The wait before the attempt after `attempt`: the server's
-    /// `Retry-After` (capped), else full-jitter exponential backoff.
-    fn wait_before(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        if let Some(wait) = retry_after {
-            return wait.min(self.retry_after_cap);
-        }
-        let ceiling = self.backoff_base.saturating_mul(1 << (attempt.saturating_sub(1)).min(20)).min(MAX_BACKOFF);
+    /// Full-jitter exponential backoff before retry number `retry`.
+    fn backoff(&self, retry: u32) -> Duration {
+        let ceiling = self.backoff_base.saturating_mul(1 << retry.saturating_sub(1).min(20)).min(MAX_BACKOFF);
         Duration::from_millis(fastrand::u64(0..=ceiling.as_millis() as u64))
     }
+}
+
+/// A duration without its fraction of a second, rounded up, for messages.
+fn whole_seconds(duration: Duration) -> Duration {
+    Duration::from_secs(duration.as_secs() + u64::from(duration.subsec_nanos() > 0))
+}
+
+/// `at`, rounded up to the minute, as `10:45 UTC`, with the date in front
+/// (`2026-12-02 10:45 UTC`) when it is not on the same UTC day as `now`;
+/// `None` past the year 9999, which RFC 3339 cannot write.
+fn utc_minute_after(at: SystemTime, now: SystemTime) -> Option<String> {
+    const LAST_MINUTE_OF_9999: u64 = 253_402_300_740;
+    let seconds = at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs()).div_ceil(60) * 60;
+    if seconds > LAST_MINUTE_OF_9999 {
+        return None;
+    }
+    // `2026-12-01T10:45:00Z`: the date is [..10], the time of day [11..16].
+    let stamp = humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + Duration::from_secs(seconds)).to_string();
+    let today = humantime::format_rfc3339_seconds(now).to_string();
+    Some(if stamp[..10] == today[..10] {
+        format!("{} UTC", &stamp[11..16])
+    } else {
+        format!("{} {} UTC", &stamp[..10], &stamp[11..16])
+    })
 }
 
 enum BodyError {
@@ -663,109 +843,56 @@ pub fn encode_form(fields: &[(&str, &str)]) -> String {
         if index > 0 {
             out.push('&');
         }
-        percent_encode(&mut out, name);
+        curl_escape(&mut out, name);
         out.push('=');
-        percent_encode(&mut out, value);
+        curl_escape(&mut out, value);
     }
     out
 }
 
-fn percent_encode(out: &mut String, text: &str) {
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            let _ = write!(out, "%{byte:02X}");
+/// `form_urlencoded`'s byte serializer, brought to curl's escaping: the
+/// WHATWG serializer writes a space as `+`, leaves `*` as is and escapes
+/// `~`, where curl (RFC 3986 unreserved set) does the opposite. A `+` in
+/// its output is always a space, since a literal `+` comes out as `%2B`.
+fn curl_escape(out: &mut String, text: &str) {
+    for piece in form_urlencoded::byte_serialize(text.as_bytes()) {
+        match piece {
+            "+" => out.push_str("%20"),
+            "%7E" => out.push('~'),
+            unreserved => out.push_str(&unreserved.replace('*', "%2A")),
         }
     }
 }
 
-/// Parses a `Retry-After` value: delta-seconds or an HTTP date (a date in
-/// the past means "now").
+/// Parses a `Retry-After` value: delta-seconds or an HTTP date in any of
+/// the three forms RFC 9110 lists (a date in the past means "now").
 #[must_use]
 pub fn parse_retry_after(text: &str, now: SystemTime) -> Option<Duration> {
     let text = text.trim();
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         return Some(Duration::from_secs(text.parse::<u64>().unwrap_or(u64::MAX)));
     }
-    let at = parse_http_date(text)?;
+    let at = httpdate::parse_http_date(text).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
-/// Parses an HTTP date in any of the three forms RFC 9110 lists:
-/// `Sun, 06 Nov 1994 08:49:37 GMT`, `Sunday, 06-Nov-94 08:49:37 GMT` and
-/// `Sun Nov  6 08:49:37 1994`.
-#[must_use]
-pub fn parse_http_date(text: &str) -> Option<SystemTime> {
-    let (day, month, year, time) = if let Some((_, rest)) = text.split_once(',') {
-        let parts: Vec<&str> = rest.split(|c: char| c.is_whitespace() || c == '-').filter(|p| !p.is_empty()).collect();
-        match parts.as_slice() {
-            [day, month, year, time, zone] if zone.eq_ignore_ascii_case("GMT") || zone.eq_ignore_ascii_case("UTC") => {
-                (*day, *month, *year, *time)
-            }
-            _ => return None,
-        }
-    } else {
-        match text.split_whitespace().collect::<Vec<_>>().as_slice() {
-            [_, month, day, time, year] => (*day, *month, *year, *time),
-            _ => return None,
-        }
-    };
-    let day: u32 = day.parse().ok()?;
-    let month = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
-        .iter()
-        .position(|m| month.len() >= 3 && month[..3].eq_ignore_ascii_case(m))? as u32
-        + 1;
-    let mut year: i64 = year.parse().ok()?;
-    if year < 100 {
-        // RFC 850's two-digit years: the RFC 9110 50-year rule, simplified.
-        year += if year < 70 { 2000 } else { 1900 };
-    }
-    let mut clock = time.split(':').map(str::parse::<u64>);
-    let (Some(Ok(hour)), Some(Ok(minute)), Some(Ok(second)), None) =
-        (clock.next(), clock.next(), clock.next(), clock.next())
-    else {
-        return None;
-    };
-    if !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    let days = days_from_civil(year, month, day);
-    let seconds = u64::try_from(days).ok()? * 86_400 + hour * 3600 + minute * 60 + second;
-    Some(UNIX_EPOCH + Duration::from_secs(seconds))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month = i64::from(month);
-    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn http_dates_in_all_three_forms() {
-        let expected = UNIX_EPOCH + Duration::from_secs(784_111_777);
-        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(expected));
-        assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), Some(expected));
-        assert_eq!(parse_http_date("Sun Nov  6 08:49:37 1994"), Some(expected));
-        assert_eq!(parse_http_date("yesterday"), None);
-    }
+    use std::time::UNIX_EPOCH;
 
     #[test]
-    fn retry_after_seconds_and_dates() {
+    fn retry_after_seconds_and_dates_in_all_three_forms() {
         let now = UNIX_EPOCH + Duration::from_secs(784_111_770);
+        let seven = Some(Duration::from_secs(7));
         assert_eq!(parse_retry_after(" 3 ", now), Some(Duration::from_secs(3)));
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now), seven);
+        assert_eq!(parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", now), seven);
+        assert_eq!(parse_retry_after("Sun Nov  6 08:49:37 1994", now), seven);
         assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:00 GMT", now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("yesterday", now), None);
     }
 
     #[test]
@@ -774,6 +901,21 @@ mod tests {
             encode_form(&[("email", "example9@yopmail.com"), ("name", "Example User 9"), ("password", "Aa1235678@")]),
             "email=example9%40yopmail.com&name=Example%20User%209&password=Aa1235678%40"
         );
+        // The bytes where the WHATWG form serializer and curl differ, and UTF-8.
+        // (`curl --data-urlencode 'n=a b*c~d+e&f=g/ü'` sends exactly this.)
+        assert_eq!(encode_form(&[("n", "a b*c~d+e&f=g/ü")]), "n=a%20b%2Ac~d%2Be%26f%3Dg%2F%C3%BC");
+    }
+
+    #[test]
+    fn try_again_times_are_utc_minutes_rounded_up() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_764_582_000); // 2025-12-01T09:40:00Z
+        let after = |seconds: u64| utc_minute_after(now + Duration::from_secs(seconds), now);
+        assert_eq!(after(900).as_deref(), Some("09:55 UTC"));
+        assert_eq!(utc_minute_after(now + Duration::from_millis(900_500), now).as_deref(), Some("09:55 UTC"));
+        assert_eq!(after(901).as_deref(), Some("09:56 UTC"));
+        assert_eq!(after(86_400).as_deref(), Some("2025-12-02 09:40 UTC"));
+        assert_eq!(after(253_402_300_740 - 1_764_582_000).as_deref(), Some("9999-12-31 23:59 UTC"));
+        assert_eq!(after(u64::from(u32::MAX) * 60), None, "past 9999: no panic");
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod http;
 mod kind;
 pub mod networked;
 pub mod sandbox;
+pub mod vendor_message;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -147,6 +148,10 @@ pub struct ProviderSettings {
     pub timeout_ms: u64,
     /// Most attempts per request, the first included.
     pub max_attempts: u32,
+    /// Most time, in milliseconds, the provider may spend paused by HTTP 429
+    /// answers in one run. Left out of saved plans when it is the default.
+    #[serde(default = "defaults::retry_budget_ms", skip_serializing_if = "defaults::is_retry_budget_ms")]
+    pub retry_budget_ms: u64,
     /// Sandbox outbox file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outbox: Option<PathBuf>,
@@ -163,6 +168,12 @@ impl ProviderSettings {
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
     }
+
+    /// The time the provider may spend paused by HTTP 429 answers in one run.
+    #[must_use]
+    pub fn retry_budget(&self) -> Duration {
+        Duration::from_millis(self.retry_budget_ms)
+    }
 }
 
 /// Defaults shared by all provider types, documented in the README.
@@ -177,6 +188,21 @@ pub mod defaults {
     pub const TIMEOUT_MS: u64 = 30_000;
     /// Attempts per request.
     pub const MAX_ATTEMPTS: u32 = 5;
+    /// Time per provider and run that HTTP 429 pauses may take.
+    pub const RETRY_BUDGET_MS: u64 = 10 * 60 * 1000;
+
+    /// [`RETRY_BUDGET_MS`], for serde.
+    #[must_use]
+    pub fn retry_budget_ms() -> u64 {
+        RETRY_BUDGET_MS
+    }
+
+    /// Whether `ms` is [`RETRY_BUDGET_MS`], for serde.
+    #[must_use]
+    #[allow(clippy::trivially_copy_pass_by_ref)] // serde passes a reference
+    pub fn is_retry_budget_ms(ms: &u64) -> bool {
+        *ms == RETRY_BUDGET_MS
+    }
 }
 
 /// What is asked of a provider for one address.

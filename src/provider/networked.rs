@@ -19,7 +19,8 @@
 //! # Reading the answers
 //! - `data.success[]` → invited, with `inviteId`, `timeStamp` and `user.userId`.
 //! - `data.failure[]` → failed with the provider's reason; adopted when the
-//!   reason says the member already exists. The documented `error: {}`
+//!   reason says the member already exists (as read by
+//!   [`vendor_message`](super::vendor_message)). The documented `error: {}`
 //!   carries no reason: for an email never sent before it is a failure
 //!   ("provider gave no reason"); for a repeat send (the operation's
 //!   `repeat`, or an earlier attempt of this very request that may have
@@ -43,6 +44,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::http::{provider_message, Auth, Failure, HttpClient, Reply};
+use super::vendor_message::says_already_there;
 use super::{
     BatchError, BoxFuture, InviteEndpoint, Operation, OperationKind, Outcome, Provider, ProviderError,
     ProviderSettings, RemoteIds,
@@ -70,16 +72,10 @@ impl Networked {
         Ok(Self { settings, http })
     }
 
-    /// Sets the retry timing (the backoff base and the cap on `Retry-After`);
-    /// tests use it to keep retries fast.
+    /// Sets the base of the retry backoff; tests use it to keep retries fast.
     #[must_use]
-    pub fn with_retry_timing(
-        mut self,
-        backoff_base: std::time::Duration,
-        retry_after_cap: std::time::Duration,
-    ) -> Self {
-        self.http.backoff_base = backoff_base;
-        self.http.retry_after_cap = retry_after_cap;
+    pub fn with_backoff(mut self, base: std::time::Duration) -> Self {
+        self.http.backoff_base = base;
         self
     }
 }
@@ -207,13 +203,6 @@ fn refusal(reason: Option<String>, repeat: bool) -> Outcome {
         },
         None => Outcome::Failed { reason: "provider gave no reason".to_owned() },
     }
-}
-
-/// Whether a provider's reason says the member or invitation already exists.
-fn says_already_there(reason: &str) -> bool {
-    let reason = reason.to_ascii_lowercase();
-    let negated = reason.contains("not ") || reason.contains("n't");
-    reason.contains("already") || reason.contains("duplicate") || (reason.contains("exists") && !negated)
 }
 
 /// The reason in a `data.failure[].error`: a string, or an object's
@@ -554,7 +543,9 @@ impl super::ProviderType for NetworkedType {
     fn default_batch_size(&self, settings: &ProviderSettings) -> usize {
         match settings.invite_endpoint {
             InviteEndpoint::Bulk => super::defaults::BATCH_SIZE,
-            InviteEndpoint::Single => 10,
+            // `addExternalUsers` takes one user per call: each member's
+            // outcome is then journaled on its own.
+            InviteEndpoint::Single => 1,
         }
     }
 

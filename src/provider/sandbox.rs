@@ -138,9 +138,10 @@ impl Sandbox {
                     members.present.insert(email, (attributes, id));
                 }
                 OutboxOp::Accept => {
-                    members.present.entry(email.clone()).or_insert_with(|| {
-                        (Attributes { email: record.email.clone(), ..Attributes::default() }, None)
-                    });
+                    members
+                        .present
+                        .entry(email.clone())
+                        .or_insert_with(|| (Attributes { email: record.email.clone(), ..Attributes::default() }, None));
                     members.accepted.insert(email);
                 }
                 OutboxOp::Remove => {
@@ -254,8 +255,18 @@ impl Provider for Sandbox {
                 .collect();
             // The outbox holds everything memberctl sent, so every
             // membership attribute is observed.
-            let fields =
-                vec!["name", "first_name", "last_name", "phone", "roles", "plans", "groups", "primary_group", "positions", "manager_id"];
+            let fields = vec![
+                "name",
+                "first_name",
+                "last_name",
+                "phone",
+                "roles",
+                "plans",
+                "groups",
+                "primary_group",
+                "positions",
+                "manager_id",
+            ];
             Ok(Listing { members, fields, notes: Vec::new() })
         })
     }

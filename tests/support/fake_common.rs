@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -32,6 +32,8 @@ pub struct RecordedRequest {
     pub content_type: Option<String>,
     /// The raw body (lossy UTF-8).
     pub body: String,
+    /// When it arrived.
+    pub received_at: Instant,
 }
 
 impl RecordedRequest {
@@ -149,6 +151,10 @@ struct Shared<A> {
     faults: Mutex<VecDeque<Fault>>,
     delay_ms: AtomicU64,
     answer_delay_ms: AtomicU64,
+    /// When set, every other request without a queued fault (the 1st, 3rd,
+    /// ...) is answered 429 with this `Retry-After`.
+    throttle: Mutex<Option<String>>,
+    throttle_count: AtomicU64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -176,6 +182,8 @@ impl<A: FakeApi> FakeServer<A> {
             faults: Mutex::new(VecDeque::new()),
             delay_ms: AtomicU64::new(0),
             answer_delay_ms: AtomicU64::new(0),
+            throttle: Mutex::new(None),
+            throttle_count: AtomicU64::new(0),
         });
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
@@ -245,6 +253,12 @@ impl<A: FakeApi> FakeServer<A> {
         self.shared.answer_delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
+    /// Answers every other request (the 1st, 3rd, ...) HTTP 429 with this
+    /// `Retry-After`, as a busy service does; queued faults come first.
+    pub fn throttle_every_other(&self, retry_after: &str) {
+        *lock(&self.shared.throttle) = Some(retry_after.to_owned());
+    }
+
     /// The vendor state, for assertions and setup.
     pub fn api(&self) -> MutexGuard<'_, A> {
         lock(&self.shared.api)
@@ -276,9 +290,14 @@ async fn handle<A: FakeApi>(
             .collect(),
         content_type: headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned),
         body: String::from_utf8_lossy(&body).into_owned(),
+        received_at: Instant::now(),
     };
     lock(&shared.requests).push(request.clone());
-    let fault = lock(&shared.faults).pop_front();
+    let fault = lock(&shared.faults).pop_front().or_else(|| {
+        let retry_after = lock(&shared.throttle).clone()?;
+        (shared.throttle_count.fetch_add(1, Ordering::SeqCst) % 2 == 0)
+            .then_some(Fault::TooManyRequests { retry_after: Some(retry_after) })
+    });
     let delay = shared.delay_ms.load(Ordering::SeqCst);
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
