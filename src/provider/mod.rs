@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod http;
 pub mod networked;
 pub mod sandbox;
+pub mod scim;
 
 use std::fmt;
 use std::future::Future;
