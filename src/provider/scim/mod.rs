@@ -13,6 +13,7 @@
 
 pub mod bulk;
 pub mod discovery;
+pub mod filter;
 pub mod mapping;
 pub mod outcome;
 pub mod paging;
