@@ -18,6 +18,7 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::outcome::{classify, Answer, Request};
 use super::patch::{group_patches, PatchRequest};
 use super::resource::{Member, User};
 use super::{group_path, user_path, wire, BULK_REQUEST_SCHEMA, USERS_PATH};
@@ -406,6 +407,33 @@ pub enum BulkResult {
     Missing,
 }
 
+impl BulkResult {
+    /// What the result means for an operation that was a `request`:
+    /// answered operations read as single answers do (a create's id coming
+    /// from the location when the entry carries no body), an operation the
+    /// response does not mention is uncertain, and `None` means not sent (to
+    /// be sent again, in a later request).
+    #[must_use]
+    pub fn answer(&self, request: Request) -> Option<Answer> {
+        match self {
+            BulkResult::Answered { status, id, version, response } => {
+                Some(match classify(request, *status, response.as_ref()) {
+                    Answer::Created { id: created, version: created_version, resource } => Answer::Created {
+                        id: created.or_else(|| id.clone()),
+                        version: created_version.or_else(|| version.clone()),
+                        resource,
+                    },
+                    other => other,
+                })
+            }
+            BulkResult::Missing => {
+                Some(Answer::Uncertain { reason: "the /Bulk response does not mention this operation".to_owned() })
+            }
+            BulkResult::NotSent => None,
+        }
+    }
+}
+
 /// The id at the end of a resource location (`…/Users/2819c223` →
 /// `2819c223`).
 #[must_use]
@@ -721,6 +749,78 @@ mod tests {
         // Nothing answered at all and nothing failed: all unknown.
         let silent = read_response(&request(&ops, 1), &BulkResponse::default());
         assert!(silent.iter().all(|(_, r)| *r == BulkResult::Missing));
+    }
+
+    #[test]
+    fn a_response_captured_from_scim2_server_reads_per_operation() {
+        // scim2-server 0.8.3's answer to a create, a duplicate create, a
+        // delete of an unknown user and a group join by `bulkId:`.
+        let request = request(
+            &[
+                ("u1", Method::Post, "/Users"),
+                ("u2", Method::Post, "/Users"),
+                ("d1", Method::Delete, "/Users/nope"),
+                ("join-0-0bcd", Method::Patch, "/Groups/0bcd"),
+            ],
+            10,
+        );
+        let response = BulkResponse::parse(json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkResponse"],
+            "Operations": [
+                {"method": "POST", "bulkId": "u1", "version": "W/\"10\"",
+                 "location": "http://127.0.0.1:18765/v2/Users/1ad5b3afbce74289842797f1e8c716ed", "status": "201"},
+                {"method": "POST", "bulkId": "u2", "response": {
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "409",
+                    "scimType": "uniqueness",
+                    "detail": "One or more of the attribute values are already in use or are reserved"},
+                 "status": "409"},
+                {"method": "DELETE", "bulkId": "d1", "location": "http://127.0.0.1:18765/v2/Users/nope",
+                 "response": {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "404",
+                              "detail": "User 'nope' not found"},
+                 "status": "404"},
+                {"method": "PATCH", "bulkId": "join-0-0bcd", "version": "W/\"12\"",
+                 "location": "http://127.0.0.1:18765/v2/Groups/0bcd", "status": "200"}
+            ]
+        }))
+        .unwrap();
+        let results = read_response(&request, &response);
+        let statuses: Vec<Option<u16>> = results
+            .iter()
+            .map(|(_, r)| match r {
+                BulkResult::Answered { status, .. } => *status,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(statuses, vec![Some(201), Some(409), Some(404), Some(200)]);
+        assert!(matches!(&results[0].1,
+            BulkResult::Answered { id: Some(id), .. } if id == "1ad5b3afbce74289842797f1e8c716ed"));
+        // An error's location is not an id of anything created.
+        assert!(matches!(&results[2].1, BulkResult::Answered { id: None, .. }));
+    }
+
+    #[test]
+    fn bulk_results_read_as_answers() {
+        let created = BulkResult::Answered {
+            status: Some(201),
+            id: Some("u1".into()),
+            version: Some("W/\"1\"".into()),
+            response: None,
+        };
+        assert_eq!(
+            created.answer(Request::CreateUser),
+            Some(Answer::Created { id: Some("u1".into()), version: Some("W/\"1\"".into()), resource: None })
+        );
+        let exists = BulkResult::Answered {
+            status: Some(409),
+            id: None,
+            version: None,
+            response: Some(json!({"scimType": "uniqueness"})),
+        };
+        assert_eq!(exists.answer(Request::CreateUser), Some(Answer::Exists { detail: None }));
+        let gone = BulkResult::Answered { status: Some(404), id: None, version: None, response: None };
+        assert_eq!(gone.answer(Request::DeleteUser), Some(Answer::Gone));
+        assert!(matches!(BulkResult::Missing.answer(Request::PatchGroup), Some(Answer::Uncertain { .. })));
+        assert_eq!(BulkResult::NotSent.answer(Request::PatchUser), None);
     }
 
     #[test]

@@ -26,7 +26,6 @@ pub const PHONE_TYPE: &str = "mobile";
 /// The `scim` provider's own settings (the config keys `user_name`,
 /// `match_on`, `manage` and `on_remove`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ScimSettings {
     /// How `userName` is made from the email.
     #[serde(default)]
@@ -257,6 +256,18 @@ pub fn external_id(email: &str) -> String {
 #[must_use]
 pub fn same_user_name(a: &str, b: &str) -> bool {
     a.trim().to_lowercase() == b.trim().to_lowercase()
+}
+
+/// Whether `user` is the one `match_on` looks for as `email`. A lookup's
+/// answer is checked with this, because some services ignore a filter they
+/// do not support and answer with every user.
+#[must_use]
+pub fn is_match(user: &User, email: &str, settings: &ScimSettings) -> bool {
+    match settings.match_on {
+        MatchOn::UserName => same_user_name(&user.user_name, &settings.user_name.render(email)),
+        MatchOn::Emails => user.emails.iter().any(|e| normalize_email(&e.value) == normalize_email(email)),
+        MatchOn::ExternalId => user.external_id.as_deref() == Some(external_id(email).as_str()),
+    }
 }
 
 /// Keeps only the membership attributes memberctl owns under `manage`, so
@@ -527,6 +538,26 @@ mod tests {
             ..User::default()
         };
         assert_eq!(user_email(&primary), "a");
+    }
+
+    #[test]
+    fn lookups_are_checked_by_match_on() {
+        let user: User = super::super::wire::from_value(json!({
+            "userName": "ADA", "externalId": "ada@x.io", "emails": [{"value": "Ada@X.io"}]
+        }))
+        .unwrap();
+        let mut settings = ScimSettings {
+            user_name: UserNameTemplate::try_from("{local}".to_owned()).unwrap(),
+            ..ScimSettings::default()
+        };
+        assert!(is_match(&user, "ada@y.io", &settings));
+        assert!(!is_match(&user, "bob@x.io", &settings));
+        settings.match_on = MatchOn::Emails;
+        assert!(is_match(&user, " ada@x.io", &settings));
+        assert!(!is_match(&user, "ada@y.io", &settings));
+        settings.match_on = MatchOn::ExternalId;
+        assert!(is_match(&user, "ADA@x.io", &settings));
+        assert!(!is_match(&User::default(), "ada@x.io", &settings));
     }
 
     #[test]
