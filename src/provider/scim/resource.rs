@@ -4,7 +4,7 @@
 //! The types serialize to exactly what is sent and deserialize whatever a
 //! service answers: unknown attributes are ignored, absent ones take their
 //! defaults, ids and values may be numbers, booleans and statuses may be
-//! strings. Read answers through [`wire::from_value`](super::wire::from_value)
+//! strings. Read answers through [`wire::from_value`]
 //! so that attribute names also match case-insensitively.
 
 use serde::{Deserialize, Serialize};
