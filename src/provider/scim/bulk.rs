@@ -170,7 +170,8 @@ pub enum BulkItem {
         /// The groups it joins.
         groups: Vec<String>,
     },
-    /// Any other operation, sent as it is.
+    /// Any other operation, sent as it is. Its `bulkId` must not start with
+    /// `join-`, which the packing uses for the group joins it adds.
     Operation(BulkOperation),
 }
 

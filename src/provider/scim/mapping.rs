@@ -7,13 +7,13 @@
 //! changes. Only the attributes named in `manage` are written or read back;
 //! the rest of a user belongs to whoever else administers the service.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::resource::{Email, EnterpriseUser, Manager, Name, PhoneNumber, User, ValueEntry};
+use super::resource::{Email, EnterpriseUser, Group, Manager, Name, PhoneNumber, User, ValueEntry};
 use super::{ENTERPRISE_USER_SCHEMA, USER_SCHEMA};
 use crate::address::normalize_email;
 use crate::attributes::Attributes;
@@ -388,6 +388,29 @@ pub fn observed_attributes(user: &User, manage: &Manage) -> Attributes {
     managed_view(&observed, manage)
 }
 
+/// Each user id's groups, from a listing of the Groups and their members,
+/// to overwrite [`observed_attributes`]' `groups` with. `None` when no group
+/// lists any member although there are groups: such a service (many list
+/// groups with `members` empty) only shows memberships on its Users, if at
+/// all.
+#[must_use]
+pub fn memberships(groups: &[Group]) -> Option<BTreeMap<String, Vec<String>>> {
+    if !groups.is_empty() && groups.iter().all(|g| g.members.is_empty()) {
+        return None;
+    }
+    let mut by_user: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for group in groups {
+        let Some(group_id) = group.id.as_ref() else { continue };
+        for member in group.members.iter().filter(|m| !m.value.is_empty()) {
+            let joined = by_user.entry(member.value.clone()).or_default();
+            if !joined.contains(group_id) {
+                joined.push(group_id.clone());
+            }
+        }
+    }
+    Some(by_user)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -558,6 +581,25 @@ mod tests {
         settings.match_on = MatchOn::ExternalId;
         assert!(is_match(&user, "ADA@x.io", &settings));
         assert!(!is_match(&User::default(), "ada@x.io", &settings));
+    }
+
+    #[test]
+    fn memberships_come_from_group_members_unless_no_group_lists_any() {
+        let groups: Vec<Group> = super::super::wire::from_value(json!([
+            {"id": "g1", "members": [{"value": "u1"}, {"value": "u2"}, {"value": "u1"}]},
+            {"id": "g2", "members": [{"value": "u1"}]},
+            {"id": "g3"},
+            {"displayName": "no id", "members": [{"value": "u3"}]}
+        ]))
+        .unwrap();
+        let by_user = memberships(&groups).unwrap();
+        assert_eq!(by_user.get("u1"), Some(&vec!["g1".to_owned(), "g2".to_owned()]));
+        assert_eq!(by_user.get("u2"), Some(&vec!["g1".to_owned()]));
+        assert_eq!(by_user.get("u3"), None);
+        let empty: Vec<Group> =
+            super::super::wire::from_value(json!([{"id": "g1", "members": []}, {"id": "g2"}])).unwrap();
+        assert_eq!(memberships(&empty), None);
+        assert_eq!(memberships(&[]), Some(BTreeMap::new()));
     }
 
     #[test]
