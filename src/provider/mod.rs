@@ -12,6 +12,7 @@ pub mod http;
 mod kind;
 pub mod networked;
 pub mod sandbox;
+pub mod scim;
 pub mod vendor_message;
 
 use std::future::Future;
