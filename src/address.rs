@@ -30,6 +30,13 @@ impl Address {
         Ok(Self::new(provider, email))
     }
 
+    /// Every address at `provider`, as a range of the address order.
+    #[must_use]
+    pub fn provider_range(provider: &str) -> std::ops::Range<Address> {
+        // Addresses sort as strings, and `0` is the character after `/`.
+        Address(format!("{provider}/"))..Address(format!("{provider}0"))
+    }
+
     /// The provider name part.
     #[must_use]
     pub fn provider(&self) -> &str {

@@ -15,4 +15,5 @@ pub mod error;
 pub mod paint;
 pub mod plan;
 pub mod provider;
+pub mod refresh;
 pub mod state;

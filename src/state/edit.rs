@@ -27,6 +27,18 @@ pub enum Edit {
         /// The provider's ids, when known.
         remote: RemoteIds,
     },
+    /// What refresh observed at the provider: the record takes the observed
+    /// attributes; an uncertain send the listing shows is settled as adopted.
+    Observed {
+        /// The address.
+        address: Address,
+        /// The attributes the provider holds (unobserved fields as recorded).
+        attributes: Attributes,
+        /// The provider's ids.
+        remote: RemoteIds,
+        /// Whether this settles an uncertain send.
+        settled: bool,
+    },
     /// A manual invitation or update carried out by hand: the record takes
     /// the configured attributes.
     DoneByHand {
@@ -42,7 +54,10 @@ pub enum Edit {
 impl Edit {
     fn address(&self) -> &Address {
         match self {
-            Edit::Forget { address } | Edit::Import { address, .. } | Edit::DoneByHand { address, .. } => address,
+            Edit::Forget { address }
+            | Edit::Import { address, .. }
+            | Edit::Observed { address, .. }
+            | Edit::DoneByHand { address, .. } => address,
         }
     }
 }
@@ -90,12 +105,25 @@ fn into_record(edit: Edit, recorder: &Recorder) -> (Operation, Outcome) {
             };
             (Operation { address, kind: OperationKind::Invite, attributes, repeat: false }, outcome)
         }
-        Edit::DoneByHand { address, attributes, update: true } => {
+        Edit::Observed { address, attributes, remote, settled: true } => (
+            Operation { address, kind: OperationKind::Invite, attributes, repeat: true },
+            Outcome::Adopted { message: format!("found at the provider by refresh{}", describe_ids(&remote)) },
+        ),
+        Edit::Observed { address, attributes, settled: false, .. }
+        | Edit::DoneByHand { address, attributes, update: true } => {
             (Operation { address, kind: OperationKind::Update, attributes, repeat: false }, Outcome::Updated)
         }
         Edit::DoneByHand { address, attributes, update: false } => (
             Operation { address, kind: OperationKind::Invite, attributes, repeat: false },
             Outcome::Adopted { message: "marked done by hand with `memberctl state mark-done`".to_owned() },
         ),
+    }
+}
+
+fn describe_ids(remote: &RemoteIds) -> String {
+    match (&remote.user_id, &remote.invite_id) {
+        (Some(id), _) => format!(" (user id {id})"),
+        (None, Some(id)) => format!(" (invitation id {id})"),
+        (None, None) => String::new(),
     }
 }
