@@ -10,4 +10,5 @@ mod examples;
 mod gitops;
 mod lifecycle;
 mod providers;
+mod scim_infra;
 mod state;
