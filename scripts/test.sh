@@ -26,9 +26,7 @@ as_root() {
     fi
 }
 
-# Debian splits venv's pip bootstrap (ensurepip) into python3-venv; without it
-# `python3 -m venv` fails half way.
-ensure_python_venv() {
+check_python() {
     if ! command -v python3 >/dev/null 2>&1; then
         echo "error: python3 is needed to run the SCIM tests (scim2-server); install Python 3.11 or newer" >&2
         exit 1
@@ -37,16 +35,27 @@ ensure_python_venv() {
         echo "error: scim2-server needs Python 3.11 or newer; python3 is $(python3 -V 2>&1)" >&2
         exit 1
     fi
-    if python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+}
+
+# Debian ships venv's pip bootstrap (ensurepip and its wheels) apart, in
+# python3-venv: without it `python3 -m venv` fails half way. So try, and on
+# failure install that package and try again.
+create_venv() {
+    local failure
+    rm -rf "$venv"
+    if failure=$(python3 -m venv "$venv" 2>&1); then
         return
     fi
+    rm -rf "$venv"
     if ! command -v apt-get >/dev/null 2>&1; then
-        echo "error: \`python3 -m venv\` is unavailable; install your distribution's Python venv package" >&2
+        printf '%s\n' "$failure" >&2
+        echo "error: \`python3 -m venv\` failed; install your distribution's Python venv package" >&2
         exit 1
     fi
-    echo "== installing python3-venv (needed to create $venv)"
+    echo "== installing python3-venv (\`python3 -m venv\` needs it)"
     as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv "$venv"
 }
 
 pins_hash() {
@@ -54,11 +63,10 @@ pins_hash() {
 }
 
 install_scim_server() {
-    ensure_python_venv
+    check_python
     echo "== installing scim2-server into $venv (pinned by $constraints)"
-    # A half-built virtualenv is never reused: start from nothing.
-    rm -rf "$venv"
-    python3 -m venv "$venv"
+    # A half-built virtualenv is never reused: create_venv starts from nothing.
+    create_venv
     "$venv/bin/python" -m pip install --quiet --no-input --disable-pip-version-check \
         --requirement "$requirements" --constraint "$constraints"
     "$venv/bin/python" -m pip check --disable-pip-version-check >/dev/null

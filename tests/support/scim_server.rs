@@ -67,7 +67,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Once, OnceLock};
 use std::time::{Duration, Instant};
 
 /// A service provider configuration with bulk turned off.
@@ -81,6 +81,10 @@ pub const SMALL_BULK_CONFIG: &str =
 
 /// Where `scripts/test.sh` installs the server, when `SCIM2_SERVER_BIN` is unset.
 const VENV_BINARY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/scim-venv/bin/scim2-server");
+
+/// Where the servers' logs go: `target/tmp`, kept after the run for diagnosis.
+const LOG_DIR: &str = env!("CARGO_TARGET_TMPDIR");
+const LOG_PREFIX: &str = "scim2-server-";
 
 /// How long a server may take to start listening (Python and pydantic start
 /// slowly on a loaded machine).
@@ -151,8 +155,9 @@ impl ScimServer {
     }
 
     fn spawn(binary: &Path, port: u16, token: &str, service_provider_config: Option<&Path>) -> ScimServer {
-        let log =
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("scim2-server-{}-{port}.log", std::process::id()));
+        static CLEAN_UP: Once = Once::new();
+        CLEAN_UP.call_once(remove_logs_of_finished_runs);
+        let log = Path::new(LOG_DIR).join(format!("{LOG_PREFIX}{}-{port}.log", std::process::id()));
         let log_file = File::create(&log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
         let log_for_stderr = log_file.try_clone().expect("clone the log file handle");
         let mut command = Command::new("sh");
@@ -287,6 +292,23 @@ pub fn server_binary(from_env: Option<PathBuf>) -> PathBuf {
         binary.display()
     );
     binary
+}
+
+/// Removes the logs of earlier test runs (`scim2-server-PID-PORT.log` whose
+/// PID no longer runs), so they do not pile up; a run's own logs stay for
+/// whoever reads a failure.
+fn remove_logs_of_finished_runs() {
+    let Ok(entries) = std::fs::read_dir(LOG_DIR) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name.to_str().and_then(|n| n.strip_prefix(LOG_PREFIX)).and_then(|rest| rest.split_once('-'));
+        if let Some((pid, _)) = pid {
+            if !Path::new("/proc").join(pid).exists() {
+                // Another run may be removing it at the same moment: either way it is gone.
+                std::fs::remove_file(entry.path()).ok();
+            }
+        }
+    }
 }
 
 /// A loopback port that was free a moment ago.
