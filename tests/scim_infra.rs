@@ -395,6 +395,11 @@ async fn quirk_group_members_unlisted() {
     let listed = scim.get("/Groups").await.expect(200);
     assert_eq!(listed.resources()[0]["displayName"], "engineering");
     assert_eq!(listed.resources()[0]["members"], json!([]));
+    let searched = scim
+        .post("/Groups/.search", &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]}))
+        .await
+        .expect(200);
+    assert_eq!(searched.resources()[0]["members"], json!([]));
     let single = scim.get(&format!("/Groups/{group_id}")).await.expect(200);
     assert_eq!(single.json["members"], json!([{"value": member}]), "one group read still shows its members");
 }
@@ -483,9 +488,13 @@ async fn quirk_pages_capped_and_defaulted() {
     let filtered = scim.get("/Users?filter=userName%20sw%20%22paged1%22&count=500").await.expect(200);
     assert_eq!(filtered.json["totalResults"], 31, "paged1, paged10..19, paged100..119");
     assert_eq!(filtered.resources().len(), 31, "the filter survives the rewrite");
+    let search = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "count": 500});
+    assert_eq!(scim.post("/Users/.search", &search).await.expect(200).resources().len() as u64, QUIRK_MAX_PAGE);
     let last = scim.get("/Users?startIndex=101&count=100").await.expect(200);
     assert_eq!(last.resources().len(), 20);
-    assert_eq!(proxy.requests()[1].query.as_deref(), Some("count=500"), "records hold what the client sent");
+    let requests = proxy.requests();
+    assert_eq!(requests[1].query.as_deref(), Some("count=500"), "records hold what the client sent");
+    assert_eq!(requests.last().and_then(|r| r.query.as_deref()), Some("startIndex=101&count=100"));
 }
 
 #[tokio::test]

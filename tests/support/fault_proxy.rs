@@ -31,6 +31,7 @@ use super::fake_common::RecordedRequest;
 use super::scim_server::{ScimServer, ScimTenant};
 
 const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const USER_SCHEMA_PREFIX: &str = "urn:ietf:params:scim:schemas:core:2.0:User:";
 const PATCH_OP_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
@@ -140,8 +141,8 @@ impl FaultRule {
 #[allow(clippy::struct_excessive_bools)] // independent switches, named for what they do
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Quirks {
-    /// `GET /Groups` lists every group with `members: []` (single groups
-    /// still show their members); scim2-server never fills `User.groups`
+    /// `GET /Groups` (and `POST /Groups/.search`) lists every group with
+    /// `members: []` (a single group read still shows its members); scim2-server never fills `User.groups`
     /// either, so such a service shows no memberships at all in a listing.
     pub group_members_unlisted: bool,
     /// `roles` is silently ignored: stripped from every User sent (POST,
@@ -360,10 +361,8 @@ async fn handle(
         body: String::from_utf8_lossy(&body).into_owned(),
     };
     let path = scim_path(uri.path());
-    let fault = lock(&shared.rules).iter_mut().fold(None, |chosen, rule| {
-        let fault = rule.observe(&method, &path);
-        chosen.or(fault)
-    });
+    // Every rule counts the request (`fold` visits them all); the first that fires wins.
+    let fault = lock(&shared.rules).iter_mut().map(|rule| rule.observe(&method, &path)).fold(None, Option::or);
     let index = {
         let mut exchanges = lock(&shared.exchanges);
         exchanges.push(Exchange { request, fault: fault.clone(), status: None });
@@ -524,10 +523,10 @@ impl Shared {
                         }
                     });
                 }
-                if quirks.group_members_unlisted && call.method == Method::GET && call.path == "/Groups" {
-                    for_each_resource(document, |group| {
-                        if let Some(group) = group.as_object_mut() {
-                            group.insert("members".to_owned(), json!([]));
+                if quirks.group_members_unlisted && (call.is_listing() || call.path == "/Groups/.search") {
+                    for_each_resource(document, |resource| {
+                        if is_group_resource(resource) {
+                            resource["members"] = json!([]);
                         }
                     });
                 }
@@ -656,10 +655,18 @@ fn remove_key(object: &mut Value, key: &str) {
 }
 
 fn is_user_resource(resource: &Value) -> bool {
+    has_schema(resource, USER_SCHEMA)
+}
+
+fn is_group_resource(resource: &Value) -> bool {
+    has_schema(resource, GROUP_SCHEMA)
+}
+
+fn has_schema(resource: &Value, schema: &str) -> bool {
     resource
         .get("schemas")
         .and_then(Value::as_array)
-        .is_some_and(|schemas| schemas.iter().any(|schema| schema.as_str() == Some(USER_SCHEMA)))
+        .is_some_and(|schemas| schemas.iter().any(|listed| listed.as_str() == Some(schema)))
 }
 
 /// Calls `edit` on a single resource, or on each of a list's `Resources`.
