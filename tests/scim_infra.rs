@@ -405,6 +405,33 @@ async fn quirk_group_members_unlisted() {
 }
 
 #[tokio::test]
+async fn quirk_user_groups_listed() {
+    let tenant = ScimTenant::new();
+    let direct = Scim::direct(&tenant);
+    let member = direct.create_user("grouped@example.com", &[]).await;
+    let loner = direct.create_user("loner@example.com", &[]).await;
+    let mut groups = Vec::new();
+    for name in ["design", "engineering"] {
+        let body = json!({"schemas": [GROUP], "displayName": name, "members": [{"value": member}]});
+        groups.push(direct.post("/Groups", &body).await.expect(201).json["id"].as_str().expect("an id").to_owned());
+    }
+
+    let proxy = FaultProxy::start(ScimServer::shared());
+    proxy.set_quirks(Quirks { user_groups_listed: true, group_members_unlisted: true, ..Quirks::default() });
+    let scim = Scim::via(&proxy, &tenant);
+    let mut listed = scim.get(&format!("/Users/{member}")).await.expect(200).json["groups"].clone();
+    listed.as_array_mut().expect("groups").sort_by_key(|g| g["display"].as_str().map(str::to_owned));
+    assert_eq!(
+        listed,
+        json!([{"value": groups[0], "display": "design"}, {"value": groups[1], "display": "engineering"}])
+    );
+    let users = scim.get("/Users").await.expect(200);
+    let loner_groups = users.resources().iter().find(|u| u["id"] == loner.as_str()).map(|u| u["groups"].clone());
+    assert_eq!(loner_groups, Some(json!([])));
+    assert!(scim.get("/Groups").await.expect(200).resources().iter().all(|g| g["members"] == json!([])));
+}
+
+#[tokio::test]
 async fn quirk_roles_dropped() {
     let tenant = ScimTenant::new();
     let direct = Scim::direct(&tenant);

@@ -16,6 +16,7 @@
 //! It runs on its own runtime on a background thread, like the fake
 //! servers, so plain tests that spawn the real binary can use it.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -165,6 +166,10 @@ pub struct Quirks {
     /// `/ServiceProviderConfig` needs the bearer token (401 without it);
     /// scim2-server serves it to anyone, as RFC 7643 §5 allows.
     pub config_needs_token: bool,
+    /// Users carry the read-only `groups` attribute (`[{value, display}]`,
+    /// `[]` for none), which scim2-server never fills: with
+    /// `group_members_unlisted`, the only place a listing shows memberships.
+    pub user_groups_listed: bool,
 }
 
 impl Quirks {
@@ -178,6 +183,7 @@ impl Quirks {
             no_etags: true,
             bulk_status_numeric: true,
             config_needs_token: true,
+            user_groups_listed: true,
         }
     }
 }
@@ -514,8 +520,21 @@ impl Shared {
                 }
             }
         }
+        let reads_users = call.is_user() && (call.method == Method::GET || call.path == "/Users/.search");
+        let user_groups = if quirks.user_groups_listed && reads_users && answer.status == StatusCode::OK {
+            Some(self.memberships(call).await)
+        } else {
+            None
+        };
         if is_json(&answer.headers) && !answer.body.is_empty() {
             answer.body = rewrite_json(&answer.body, |document| {
+                if let Some(user_groups) = &user_groups {
+                    for_each_resource(document, |resource| {
+                        if let (true, Some(id)) = (is_user_resource(resource), resource["id"].as_str()) {
+                            resource["groups"] = json!(user_groups.get(id).cloned().unwrap_or_default());
+                        }
+                    });
+                }
                 if quirks.roles_dropped {
                     for_each_resource(document, |resource| {
                         if is_user_resource(resource) {
@@ -542,6 +561,38 @@ impl Shared {
             answer.headers.remove(header::ETAG);
         }
         into_response(answer)
+    }
+
+    /// Each user's groups in the caller's tenant, as `User.groups` entries,
+    /// read from the server's group listing with the caller's credentials.
+    async fn memberships(&self, call: &Call) -> HashMap<String, Vec<Value>> {
+        let tenant_root = call.uri.path().strip_suffix(call.path.as_str()).unwrap_or_default();
+        let mut memberships: HashMap<String, Vec<Value>> = HashMap::new();
+        let mut start = 1;
+        loop {
+            let mut request =
+                self.client.get(format!("{}{tenant_root}/Groups?startIndex={start}&count=1000", self.upstream));
+            if let Some(authorization) = call.headers.get(header::AUTHORIZATION) {
+                request = request.header(header::AUTHORIZATION, authorization.clone());
+            }
+            let page = match request.send().await {
+                Ok(response) => response.json::<Value>().await.unwrap_or(Value::Null),
+                Err(_) => Value::Null,
+            };
+            let groups = page["Resources"].as_array().cloned().unwrap_or_default();
+            for group in &groups {
+                let entry = json!({"value": group["id"], "display": group["displayName"]});
+                for member in group["members"].as_array().into_iter().flatten() {
+                    if let Some(user) = member["value"].as_str() {
+                        memberships.entry(user.to_owned()).or_default().push(entry.clone());
+                    }
+                }
+            }
+            if groups.is_empty() {
+                return memberships;
+            }
+            start += groups.len();
+        }
     }
 }
 
