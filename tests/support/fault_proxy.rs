@@ -36,7 +36,7 @@ const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const USER_SCHEMA_PREFIX: &str = "urn:ietf:params:scim:schemas:core:2.0:User:";
 const PATCH_OP_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
-/// Page sizes of the page quirk.
+/// The page size the page quirk gives a listing without `count`.
 pub const QUIRK_DEFAULT_PAGE: u64 = 20;
 /// The largest page the page quirk lets through.
 pub const QUIRK_MAX_PAGE: u64 = 100;
