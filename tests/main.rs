@@ -11,4 +11,5 @@ mod gitops;
 mod lifecycle;
 mod output;
 mod providers;
+mod scim_infra;
 mod state;

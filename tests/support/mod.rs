@@ -4,4 +4,6 @@
 pub mod fake_aptly;
 pub mod fake_common;
 pub mod fake_networked;
+pub mod fault_proxy;
 pub mod harness;
+pub mod scim_server;
