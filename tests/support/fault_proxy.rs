@@ -364,6 +364,7 @@ async fn handle(
             .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
             .collect(),
         content_type: headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned),
+        received_at: std::time::Instant::now(),
         body: String::from_utf8_lossy(&body).into_owned(),
     };
     let path = scim_path(uri.path());
