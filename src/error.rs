@@ -11,6 +11,7 @@ use std::path::Path;
 use crate::apply::ApplyError;
 use crate::atomic_write::AtomicWriteError;
 use crate::config::{ConfigError, Problem};
+use crate::refresh::RefreshError;
 use crate::state::StateError;
 
 /// Exit codes, in one place (documented in the README).
@@ -225,6 +226,17 @@ impl From<ApplyError> for Error {
                 Error::new(ErrorKind::User, error).with_hints(hints)
             }
         }
+    }
+}
+
+impl From<RefreshError> for Error {
+    fn from(error: RefreshError) -> Self {
+        let hints = error.hint();
+        let kind = match error {
+            RefreshError::List { .. } => ErrorKind::Provider,
+            RefreshError::Suspicious { .. } => ErrorKind::User,
+        };
+        Error::new(kind, error).with_hints(hints)
     }
 }
 

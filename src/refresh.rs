@@ -56,7 +56,7 @@ impl Drift {
                 "drift: changed at the provider, outside memberctl ({})",
                 changes
                     .iter()
-                    .map(|c| format!("{}: {} → {}", c.field, c.after, c.before))
+                    .map(|c| format!("{}: {} → {}", c.field, c.before, c.after))
                     .collect::<Vec<_>>()
                     .join("; ")
             ),
@@ -94,6 +94,24 @@ pub struct Report {
 }
 
 impl Report {
+    /// The report as a plan carries it, with the state edits it implies.
+    #[must_use]
+    pub fn into_plan_part(self, observed: Vec<Edit>) -> crate::plan::Refreshed {
+        crate::plan::Refreshed {
+            checked: self.checked,
+            not_checked: self.not_checked,
+            drift: self
+                .drift
+                .iter()
+                .map(|d| crate::plan::DriftNote { address: d.address.clone(), found: d.describe() })
+                .collect(),
+            unmanaged_count: self.unmanaged.len(),
+            unmanaged: self.unmanaged,
+            notes: self.notes,
+            observed,
+        }
+    }
+
     /// Whether refresh found anything that changes the state or needs a
     /// person (unmanaged users are counted, but are not drift).
     #[must_use]

@@ -11,5 +11,6 @@ mod gitops;
 mod lifecycle;
 mod output;
 mod providers;
+mod refresh;
 mod scim_infra;
 mod state;

@@ -4,11 +4,12 @@ use std::io::BufRead;
 use std::sync::Arc;
 
 use super::progress;
-use super::{plan_file, scope, ApplyArgs, Context, Outcome, Success};
+use super::{plan_file, refresh_cmd, scope, ApplyArgs, Context, Outcome, Success};
 use crate::apply::{self, Cancel};
 use crate::error::{exit, Error};
 use crate::plan::{self, render};
-use crate::state::{self, Lock, Recorder, State};
+use crate::state::edit::{self, Edit};
+use crate::state::{self, Lock, Recorder, State, StatePaths};
 
 fn confirm(cx: &mut Context<'_>) -> Result<bool, Error> {
     cx.ui.print("\nDo you want to perform these actions? Invitations are emails and cannot be unsent.\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ")?;
@@ -71,12 +72,34 @@ fn watch_signals(cancel: Cancel) {
     });
 }
 
+/// Records what a refresh observed (one journaled write), when there is a
+/// state and anything to record.
+fn record_observed(paths: &StatePaths, state: Option<State>, observed: &[Edit]) -> Result<Option<State>, Error> {
+    match state {
+        Some(state) if !observed.is_empty() => Ok(Some(edit::record(paths, state, observed.to_vec())?)),
+        state => Ok(state),
+    }
+}
+
 pub(super) fn run(args: &ApplyArgs, cx: &mut Context<'_>) -> Outcome {
     let paths = cx.state_paths();
+    // With `--refresh`, the providers are listed before the lock is taken.
+    let refreshing = if args.refresh {
+        let config = cx.load_config()?;
+        let listings = refresh_cmd::list(&config)?;
+        Some((config, listings))
+    } else {
+        None
+    };
     let lock = Lock::acquire(&paths, "apply", cx.global.lock_timeout)?;
     let loaded = state::load_and_recover(&paths)?;
     cx.report_recovery(&lock, loaded.replay.as_ref(), true)?;
-    let plan = if let Some(file) = &args.plan {
+    let plan = if let Some((config, listings)) = &refreshing {
+        let scope = scope(&args.scope, config, loaded.state.as_ref())?;
+        let (observed, refreshed) = refresh_cmd::observe(config, listings, loaded.state.as_ref())?;
+        let planner = plan::Planner::new(config, &scope, crate::clock::now()).refreshed(refreshed);
+        plan::compute_with(planner, observed.as_ref())
+    } else if let Some(file) = &args.plan {
         if !args.scope.targets.is_empty() || !args.scope.providers.is_empty() {
             return Err(Error::usage(
                 "`--target` and `--provider` cannot narrow a saved plan",
@@ -95,14 +118,18 @@ pub(super) fn run(args: &ApplyArgs, cx: &mut Context<'_>) -> Outcome {
         let color = cx.ui.color();
         cx.ui.render(|out| render::text(&plan, color, out))?;
     }
-    if plan.no_changes {
-        return Ok(Success::Done);
-    }
-    if !plan.applyable {
-        cx.ui.println(&format!(
-            "\nNothing memberctl can carry out: {} change(s) are manual (see above).",
-            plan.summary.manual
-        ))?;
+    // A plan made with `--refresh` was made against the state as the
+    // providers showed it: that is recorded before anything is sent (once
+    // the apply is approved), or now when there is nothing to send.
+    let observed = plan.refresh.as_ref().map_or(&[][..], |r| r.observed.as_slice());
+    if plan.no_changes || !plan.applyable {
+        record_observed(&paths, loaded.state, observed)?;
+        if !plan.no_changes {
+            cx.ui.println(&format!(
+                "\nNothing memberctl can carry out: {} change(s) are manual (see above).",
+                plan.summary.manual
+            ))?;
+        }
         return Ok(Success::Done);
     }
     apply::check_brake(&plan, args.max_changes)?;
@@ -121,7 +148,8 @@ pub(super) fn run(args: &ApplyArgs, cx: &mut Context<'_>) -> Outcome {
                 .with_hint("answer `yes` to apply, or pass `--auto-approve`"));
         }
     }
-    let recorder = Recorder::begin(&paths, loaded.state.unwrap_or_else(State::new))?;
+    let state = record_observed(&paths, loaded.state, observed)?;
+    let recorder = Recorder::begin(&paths, state.unwrap_or_else(State::new))?;
     // One thread: this one. The CLI holds the stdout and stderr locks for the
     // whole command (`cli::run`), and the std locks are only re-entrant for
     // the thread that holds them, so a log line or progress line written

@@ -9,6 +9,7 @@ mod init;
 mod plan_cmd;
 mod plan_file;
 mod progress;
+mod refresh_cmd;
 mod schema;
 mod state_cmd;
 mod ui;
@@ -83,6 +84,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Carry out the changes (asks first on a terminal)
     Apply(ApplyArgs),
+    /// Read what the providers hold, report drift, and record it in the state
+    Refresh(RefreshArgs),
     /// Print the JSON Schema of the config (or of the JSON plan)
     Schema(SchemaArgs),
     /// Write a commented starter memberctl.yaml
@@ -135,8 +138,19 @@ pub struct PlanArgs {
     /// Exit 0 when there are no changes, 2 when there are, 1 on error
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// List what the providers hold first, and plan drift back (providers that cannot list are not checked)
+    #[arg(long)]
+    pub refresh: bool,
     #[command(flatten)]
     pub scope: ScopeArgs,
+}
+
+/// `refresh` options.
+#[derive(Debug, Args)]
+pub struct RefreshArgs {
+    /// Write nothing; exit 0 in sync, 2 when drift is found, 1 on error (for scheduled drift jobs)
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// `apply` options.
@@ -151,6 +165,9 @@ pub struct ApplyArgs {
     /// Allow up to N invitations and removals in this run (overrides `safety.max_changes`)
     #[arg(long, value_name = "N")]
     pub max_changes: Option<usize>,
+    /// List what the providers hold first, record it, and apply drift back too
+    #[arg(long, conflicts_with = "plan")]
+    pub refresh: bool,
     #[command(flatten)]
     pub scope: ScopeArgs,
 }
@@ -421,6 +438,7 @@ fn dispatch(command: &Command, cx: &mut Context<'_>) -> Outcome {
         }
         Command::Plan(args) => plan_cmd::run(args, cx),
         Command::Apply(args) => apply_cmd::run(args, cx),
+        Command::Refresh(args) => refresh_cmd::run(args, cx),
         Command::Schema(args) => schema::run(args, cx),
         Command::Init(args) => init::run(args, cx),
         Command::State(command) => state_cmd::run(command, cx),

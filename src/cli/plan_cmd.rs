@@ -1,6 +1,6 @@
 //! `memberctl plan`.
 
-use super::{plan_file, Context, Outcome, PlanArgs, PlanFormat, Success};
+use super::{plan_file, refresh_cmd, Context, Outcome, PlanArgs, PlanFormat, Success};
 use crate::config::Config;
 use crate::error::Error;
 use crate::plan::render::{self, Format};
@@ -27,21 +27,28 @@ pub(super) fn format_of(format: PlanFormat) -> Format {
 pub(super) fn run(args: &PlanArgs, cx: &mut Context<'_>) -> Outcome {
     let config = cx.load_config()?;
     let paths = cx.state_paths();
+    // Listing comes before the lock: it may take a while.
+    let listings = if args.refresh { Some(refresh_cmd::list(&config)?) } else { None };
     let lock = Lock::acquire(&paths, "plan", cx.global.lock_timeout)?;
-    let (plan, loaded) =
-        if args.scope.targets.is_empty() && args.scope.providers.is_empty() && !paths.journal().exists() {
-            // The common case: plan while the state is read, record by record,
-            // so a large state is never held in memory whole.
-            let everything = Scope::default();
-            let mut planner = plan::Planner::new(&config, &everything, crate::clock::now());
-            match state::file::each_record(&paths, &mut |resource| planner.record(resource))? {
-                Streamed::Missing => (planner.finish(None, 0), None),
-                Streamed::Done { lineage, serial } => (planner.finish(Some(lineage), serial), None),
-                Streamed::Fallback => plan_loaded(args, &config, &paths)?,
-            }
-        } else {
-            plan_loaded(args, &config, &paths)?
-        };
+    let (plan, loaded) = if let Some(listings) = &listings {
+        let loaded = state::load(&paths)?;
+        let scope = super::scope(&args.scope, &config, loaded.state.as_ref())?;
+        let (state, refreshed) = refresh_cmd::observe(&config, listings, loaded.state.as_ref())?;
+        let planner = plan::Planner::new(&config, &scope, crate::clock::now()).refreshed(refreshed);
+        (plan::compute_with(planner, state.as_ref()), Some(loaded))
+    } else if args.scope.targets.is_empty() && args.scope.providers.is_empty() && !paths.journal().exists() {
+        // The common case: plan while the state is read, record by record,
+        // so a large state is never held in memory whole.
+        let everything = Scope::default();
+        let mut planner = plan::Planner::new(&config, &everything, crate::clock::now());
+        match state::file::each_record(&paths, &mut |resource| planner.record(resource))? {
+            Streamed::Missing => (planner.finish(None, 0), None),
+            Streamed::Done { lineage, serial } => (planner.finish(Some(lineage), serial), None),
+            Streamed::Fallback => plan_loaded(args, &config, &paths)?,
+        }
+    } else {
+        plan_loaded(args, &config, &paths)?
+    };
     cx.report_recovery(&lock, loaded.as_ref().and_then(|l| l.replay.as_ref()), false)?;
     drop(lock);
     let color = cx.ui.color() && args.format == PlanFormat::Text;

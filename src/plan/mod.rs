@@ -182,6 +182,40 @@ pub struct Plan {
     /// Things a reader should know (uncertain outcomes, narrowing).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// What `--refresh` found at the providers (absent without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<Refreshed>,
+}
+
+/// What a refresh found, as carried by a plan. Apply of a saved plan
+/// records `observed` before it sends anything, so the state it applies to
+/// is the one the plan was made against.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Refreshed {
+    /// Providers that were listed.
+    pub checked: Vec<String>,
+    /// Providers that cannot list: not checked (never "in sync").
+    pub not_checked: Vec<String>,
+    /// Each address where the provider differs from the state, with what was found.
+    pub drift: Vec<DriftNote>,
+    /// How many users the providers hold that are neither configured nor recorded.
+    pub unmanaged_count: usize,
+    /// Those users' addresses (never shown in the pull-request comment).
+    pub unmanaged: Vec<Address>,
+    /// What listings could not do.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// The state edits the observations make.
+    pub observed: Vec<crate::state::edit::Edit>,
+}
+
+/// One address's drift.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DriftNote {
+    /// `PROVIDER/EMAIL`.
+    pub address: Address,
+    /// What was found.
+    pub found: String,
 }
 
 /// What to narrow a plan to.
@@ -207,7 +241,12 @@ fn admin_console(kind: Option<ProviderKind>) -> &'static str {
 /// Computes the plan. Pure: `now` is passed in for resend decisions.
 #[must_use]
 pub fn compute(config: &Config, state: Option<&State>, scope: &Scope, now: SystemTime) -> Plan {
-    let mut planner = Planner::new(config, scope, now);
+    compute_with(Planner::new(config, scope, now), state)
+}
+
+/// Computes the plan with a prepared [`Planner`] (e.g. [`Planner::refreshed`]).
+#[must_use]
+pub fn compute_with(mut planner: Planner<'_>, state: Option<&State>) -> Plan {
     if let Some(state) = state {
         for resource in state.resources.values() {
             planner.record(resource);
@@ -231,6 +270,9 @@ pub struct Planner<'a> {
     provider: (String, Option<&'a ProviderSettings>),
     changes: Vec<Change>,
     summary: Summary,
+    refreshed: Option<Refreshed>,
+    /// Drift reasons by address, from `refreshed`.
+    drift: std::collections::HashMap<Address, String>,
 }
 
 impl<'a> Planner<'a> {
@@ -247,7 +289,18 @@ impl<'a> Planner<'a> {
             provider: (String::new(), None),
             changes: Vec::new(),
             summary: Summary::default(),
+            refreshed: None,
+            drift: std::collections::HashMap::new(),
         }
+    }
+
+    /// Plans against a refreshed state: changes at drifted addresses say so,
+    /// and the plan carries what was observed.
+    #[must_use]
+    pub fn refreshed(mut self, refreshed: Refreshed) -> Self {
+        self.drift = refreshed.drift.iter().map(|d| (d.address.clone(), d.found.clone())).collect();
+        self.refreshed = Some(refreshed);
+        self
     }
 
     /// Feeds the next state record. Answers false, taking nothing in, when
@@ -283,7 +336,13 @@ impl<'a> Planner<'a> {
             self.provider.0.push_str(name);
             self.provider.1 = self.config.providers.get(name);
         }
-        if let Some(change) = diff_one(address, want, have, self.provider.1, self.config.resend_after, self.now) {
+        if let Some(mut change) = diff_one(address, want, have, self.provider.1, self.config.resend_after, self.now) {
+            if let Some(found) = self.drift.get(address) {
+                change.reason = Some(match change.reason.take() {
+                    Some(reason) => format!("{found}; {reason}"),
+                    None => found.clone(),
+                });
+            }
             match change.action {
                 Action::Invite => self.summary.invite += 1,
                 Action::Resend => self.summary.resend += 1,
@@ -335,6 +394,7 @@ impl<'a> Planner<'a> {
             applyable,
             max_changes: config.max_changes,
             warnings,
+            refresh: self.refreshed,
         }
     }
 }

@@ -8,8 +8,10 @@ use crate::address::Address;
 use crate::attributes::Attributes;
 use crate::provider::{Operation, OperationKind, Outcome, RemoteIds};
 
-/// One hand edit.
-#[derive(Clone, Debug)]
+/// One edit of the state that no provider call made: by hand, or observed
+/// by refresh (and then carried in a saved plan).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(tag = "edit", rename_all = "snake_case")]
 pub enum Edit {
     /// Forget an address; the provider is not contacted.
     Forget {

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use crate::plan::{Action, Change, Plan};
+use crate::plan::{Action, Change, Plan, Refreshed};
 
 /// The hidden marker that starts every comment.
 pub const MARKER: &str = "<!-- memberctl-plan -->";
@@ -86,6 +86,28 @@ fn what_changes(change: &Change) -> String {
     }
 }
 
+/// What a refresh found, in one line of counts. Unmanaged users are only
+/// counted: the comment is public to everyone who can read the repository.
+fn refresh_line(refreshed: &Refreshed) -> String {
+    let names = |list: &[String]| list.iter().map(|p| format!("`{}`", cell(p))).collect::<Vec<_>>().join(", ");
+    let mut line = if refreshed.checked.is_empty() {
+        "Refreshed: no provider can list its members".to_owned()
+    } else {
+        format!(
+            "Refreshed {}: {} address(es) drifted, {} unmanaged user(s)",
+            names(&refreshed.checked),
+            refreshed.drift.len(),
+            refreshed.unmanaged_count
+        )
+    };
+    if !refreshed.not_checked.is_empty() {
+        write!(line, "; not checked (cannot list): {}", names(&refreshed.not_checked))
+            .expect("writing to a String cannot fail");
+    }
+    line.push('.');
+    line
+}
+
 /// Writes the comment.
 pub fn markdown(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
     let mut doc = String::with_capacity(8 * 1024);
@@ -96,9 +118,15 @@ pub fn markdown(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
         for warning in &plan.warnings {
             put_line!(doc, "\n> [!WARNING]\n> {}", cell(warning));
         }
+        if let Some(refreshed) = &plan.refresh {
+            put_line!(doc, "\n{}", refresh_line(refreshed));
+        }
         return out.write_all(doc.as_bytes());
     }
     put_line!(doc, "**{}**\n", plan.summary.line());
+    if let Some(refreshed) = &plan.refresh {
+        put_line!(doc, "{}\n", refresh_line(refreshed));
+    }
     let mut warnings: Vec<String> = plan.warnings.clone();
     if plan.summary.manual > 0 {
         warnings.push(format!(

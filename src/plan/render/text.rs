@@ -5,7 +5,7 @@ use std::io::{self, BufWriter, Write};
 use similar::{ChangeTag, TextDiff};
 
 use crate::paint::{Paint, BOLD, CYAN, DIM, GREEN, MAGENTA, RED, YELLOW};
-use crate::plan::{Action, Change, Plan};
+use crate::plan::{Action, Change, Plan, Refreshed};
 
 fn color_of(action: Action) -> &'static str {
     match action {
@@ -34,6 +34,9 @@ fn write_text(plan: &Plan, color: bool, out: &mut dyn Write) -> io::Result<()> {
             writeln!(out)?;
         }
         writeln!(out, "{}", painter.paint(BOLD, "No changes. Membership matches the configuration."))?;
+        if let Some(refreshed) = &plan.refresh {
+            refresh_text(refreshed, color, out)?;
+        }
         return Ok(());
     }
     writeln!(out, "memberctl will perform the following actions:")?;
@@ -43,6 +46,49 @@ fn write_text(plan: &Plan, color: bool, out: &mut dyn Write) -> io::Result<()> {
     }
     writeln!(out)?;
     writeln!(out, "{}", painter.paint(BOLD, &plan.summary.line()))?;
+    if let Some(refreshed) = &plan.refresh {
+        refresh_text(refreshed, color, out)?;
+    }
+    Ok(())
+}
+
+/// What a refresh found: which providers were checked, the drift, and the
+/// unmanaged users (listed by address: text and JSON only).
+pub fn refresh_text(refreshed: &Refreshed, color: bool, out: &mut dyn Write) -> io::Result<()> {
+    let painter = Paint::new(color);
+    let names = |list: &[String]| list.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ");
+    writeln!(out)?;
+    if refreshed.checked.is_empty() {
+        writeln!(out, "Refresh: no provider can list its members.")?;
+    } else {
+        writeln!(out, "Refresh: listed {}.", names(&refreshed.checked))?;
+    }
+    if !refreshed.not_checked.is_empty() {
+        writeln!(out, "Not checked (they cannot list their members): {}.", names(&refreshed.not_checked))?;
+    }
+    for note in &refreshed.notes {
+        writeln!(out, "{} {note}", painter.paint(YELLOW, "note:"))?;
+    }
+    if refreshed.drift.is_empty() {
+        if !refreshed.checked.is_empty() {
+            writeln!(out, "No drift: the listed providers hold what the state records.")?;
+        }
+    } else {
+        writeln!(out, "{}", painter.paint(YELLOW, &format!("Drift at {} address(es):", refreshed.drift.len())))?;
+        for drift in &refreshed.drift {
+            writeln!(out, "  {}  {}", drift.address, drift.found)?;
+        }
+    }
+    if refreshed.unmanaged_count > 0 {
+        writeln!(
+            out,
+            "Unmanaged: {} user(s) neither configured nor recorded (memberctl never removes them):",
+            refreshed.unmanaged_count
+        )?;
+        for address in &refreshed.unmanaged {
+            writeln!(out, "  {address}")?;
+        }
+    }
     Ok(())
 }
 

@@ -1,0 +1,66 @@
+//! `memberctl refresh` and the `--refresh` of `plan` and `apply`: list what
+//! the providers hold and reconcile the state with it.
+
+use std::collections::BTreeMap;
+
+use super::{Context, Outcome, RefreshArgs, Success};
+use crate::config::Config;
+use crate::error::Error;
+use crate::plan::render;
+use crate::plan::Refreshed;
+use crate::provider::Listing;
+use crate::refresh;
+use crate::state::{self, edit, Lock, State};
+
+/// Lists every provider that can list. Called before the state lock is
+/// taken: a listing can take a while, and plans must not queue behind it.
+pub(super) fn list(config: &Config) -> Result<BTreeMap<String, Option<Listing>>, Error> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::internal(format!("cannot start the async runtime: {source}")))?;
+    let env = |name: &str| std::env::var(name).ok();
+    Ok(runtime.block_on(refresh::list(config, &env))?)
+}
+
+/// Reconciles `state` with the listings: the state as the providers show it
+/// (none when there is no state yet) and what the plan carries.
+pub(super) fn observe(
+    config: &Config,
+    listings: &BTreeMap<String, Option<Listing>>,
+    state: Option<&State>,
+) -> Result<(Option<State>, Refreshed), Error> {
+    let empty = State::new();
+    let (refreshed, edits, report) =
+        refresh::reconcile(config, state.unwrap_or(&empty), listings, config.max_removal_fraction)?;
+    Ok((state.map(|_| refreshed), report.into_plan_part(edits)))
+}
+
+pub(super) fn run(args: &RefreshArgs, cx: &mut Context<'_>) -> Outcome {
+    let config = cx.load_config()?;
+    let listings = list(&config)?;
+    let paths = cx.state_paths();
+    let lock = Lock::acquire(&paths, "refresh", cx.global.lock_timeout)?;
+    let loaded = if args.check { state::load(&paths)? } else { state::load_and_recover(&paths)? };
+    cx.report_recovery(&lock, loaded.replay.as_ref(), !args.check)?;
+    let (_, refreshed) = observe(&config, &listings, loaded.state.as_ref())?;
+    let color = cx.ui.color();
+    cx.ui.render(|out| render::refresh_text(&refreshed, color, out))?;
+    let drifted = !refreshed.drift.is_empty();
+    if args.check {
+        return Ok(if drifted { Success::ChangesPresent } else { Success::Done });
+    }
+    match loaded.state {
+        Some(state) if !refreshed.observed.is_empty() => {
+            let serial = state.serial;
+            let written = edit::record(&paths, state, refreshed.observed)?;
+            cx.ui.note(&format!(
+                "\nRecorded what the providers hold in the state (serial {serial} → {}); `memberctl plan` shows what it takes to converge.",
+                written.serial
+            ))?;
+        }
+        _ => cx.ui.note("\nThe state already matches what the providers hold; nothing was written.")?,
+    }
+    drop(lock);
+    Ok(Success::Done)
+}

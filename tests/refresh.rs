@@ -1,0 +1,138 @@
+//! Refresh and drift (issue #10) on the sandbox, which lists its outbox:
+//! lines appended by hand play changes made at the service.
+
+use crate::lifecycle::QUICKSTART;
+use crate::support::harness::Test;
+
+/// Appends an outbox line, as someone working at the service would.
+fn at_the_service(t: &Test, line: &str) {
+    let mut outbox = t.read("outbox.jsonl");
+    outbox.push_str(line);
+    outbox.push('\n');
+    t.write("outbox.jsonl", &outbox);
+}
+
+fn applied() -> Test {
+    let t = Test::new().config(QUICKSTART);
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    t
+}
+
+fn serial(t: &Test) -> u64 {
+    let state: serde_json::Value = serde_json::from_str(&t.read("memberctl.state.json")).expect("state is JSON");
+    state["serial"].as_u64().expect("serial")
+}
+
+const DELETED_KIM: &str = r#"{"op":"remove","provider":"sandbox","email":"kim@example.com"}"#;
+const JANE_MADE_MODERATOR: &str = r#"{"op":"update","provider":"sandbox","email":"jane.doe@example.com","attributes":{"email":"jane.doe@example.com","name":"Jane Doe","roles":["role-moderator"],"plans":["plan-pro"]}}"#;
+const A_STRANGER: &str = r#"{"op":"invite","provider":"sandbox","email":"stranger@example.com","attributes":{"email":"stranger@example.com"}}"#;
+
+#[test]
+fn plan_makes_no_provider_calls_without_refresh() {
+    let t = applied();
+    at_the_service(&t, DELETED_KIM);
+    let out = t.cmd(&["plan", "--detailed-exitcode"]).expect(0);
+    assert!(out.stdout.contains("No changes"), "{}", out.rendered());
+    assert!(!out.stdout.contains("Refresh"), "{}", out.rendered());
+}
+
+#[test]
+fn drift_is_planned_back_in_every_format() {
+    let t = applied();
+    at_the_service(&t, DELETED_KIM);
+    at_the_service(&t, JANE_MADE_MODERATOR);
+    at_the_service(&t, A_STRANGER);
+    let text = t.cmd(&["plan", "--refresh", "--detailed-exitcode"]).expect(2);
+    insta::assert_snapshot!("refresh_plan_text", text.rendered());
+    let markdown = t.cmd(&["plan", "--refresh", "--format", "markdown"]).expect(0);
+    insta::assert_snapshot!("refresh_plan_markdown", markdown.rendered());
+    // The comment is public to the repository: unmanaged users only counted.
+    assert!(!markdown.stdout.contains("stranger"), "{}", markdown.stdout);
+    let json = t.cmd(&["plan", "--refresh", "--format", "json"]).expect(0);
+    let plan: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON plan");
+    assert_eq!(plan["refresh"]["unmanaged_count"], 1);
+    assert_eq!(plan["refresh"]["unmanaged"][0], "sandbox/stranger@example.com");
+    assert_eq!(plan["refresh"]["drift"].as_array().map(Vec::len), Some(2));
+    let reasons: Vec<&str> = plan["changes"].as_array().unwrap().iter().filter_map(|c| c["reason"].as_str()).collect();
+    assert!(reasons.iter().all(|r| r.starts_with("drift: ")), "{reasons:?}");
+    // A plan only reads: the state is untouched.
+    assert_eq!(serial(&t), 1);
+}
+
+#[test]
+fn apply_refresh_repairs_drift_and_converges() {
+    let t = applied();
+    at_the_service(&t, DELETED_KIM);
+    at_the_service(&t, JANE_MADE_MODERATOR);
+    let out = t.cmd(&["apply", "--refresh", "--auto-approve"]).expect(0);
+    assert!(out.stdout.contains("1 invited") && out.stdout.contains("1 updated"), "{}", out.rendered());
+    let again = t.cmd(&["plan", "--refresh", "--detailed-exitcode"]).expect(0);
+    assert!(again.stdout.contains("No drift"), "{}", again.rendered());
+}
+
+#[test]
+fn a_saved_refresh_plan_records_what_it_observed() {
+    let t = applied();
+    at_the_service(&t, DELETED_KIM);
+    t.cmd(&["plan", "--refresh", "--out", "plan.json"]).expect(0);
+    let before = t.read("memberctl.state.json");
+    // Refused without approval: nothing, not even the observations, is recorded.
+    t.cmd(&["apply", "plan.json"]).expect(1);
+    assert_eq!(t.read("memberctl.state.json"), before);
+    t.cmd(&["apply", "plan.json", "--auto-approve"]).expect(0);
+    t.cmd(&["plan", "--refresh", "--detailed-exitcode"]).expect(0);
+}
+
+#[test]
+fn refresh_check_writes_nothing_and_exits_2_on_drift() {
+    let t = applied();
+    let out = t.cmd(&["refresh", "--check"]).expect(0);
+    assert!(out.stdout.contains("No drift"), "{}", out.rendered());
+    at_the_service(&t, JANE_MADE_MODERATOR);
+    let before = t.read("memberctl.state.json");
+    let out = t.cmd(&["refresh", "--check"]).expect(2);
+    assert!(out.stdout.contains("sandbox/jane.doe@example.com"), "{}", out.rendered());
+    assert_eq!(t.read("memberctl.state.json"), before, "--check writes nothing");
+}
+
+#[test]
+fn refresh_writes_the_state_only_when_something_changed() {
+    let t = applied();
+    let out = t.cmd(&["refresh"]).expect(0);
+    assert!(out.stderr.contains("nothing was written"), "{}", out.rendered());
+    assert_eq!(serial(&t), 1);
+    at_the_service(&t, JANE_MADE_MODERATOR);
+    t.cmd(&["refresh"]).expect(0);
+    assert_eq!(serial(&t), 2);
+    // The state now holds what the service holds: the plan puts it back.
+    let out = t.cmd(&["plan"]).expect(0);
+    assert!(out.stdout.contains("~ update sandbox/jane.doe@example.com"), "{}", out.rendered());
+}
+
+#[test]
+fn providers_that_cannot_list_are_not_checked() {
+    let yaml = QUICKSTART.replace(
+        "    outbox: outbox.jsonl\n",
+        "    outbox: outbox.jsonl\n    capabilities: [invite, update, remove]\n",
+    );
+    let t = Test::new().config(&yaml);
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    let out = t.cmd(&["refresh", "--check"]).expect(0);
+    assert!(out.stdout.contains("Not checked (they cannot list their members): `sandbox`"), "{}", out.rendered());
+    assert!(!out.stdout.contains("No drift"), "not checked is never in sync: {}", out.rendered());
+}
+
+#[test]
+fn a_listing_that_misses_most_members_is_refused() {
+    let mut yaml = QUICKSTART.to_owned();
+    for i in 0..20 {
+        yaml.push_str(&format!("  - email: p{i}@example.com\n"));
+    }
+    let t = Test::new().config(&yaml);
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    // The service lost its data (or memberctl points at the wrong tenant).
+    t.write("outbox.jsonl", "");
+    let out = t.cmd(&["plan", "--refresh"]).expect(1);
+    assert!(out.stderr.contains("misses 23 of the 23 members"), "{}", out.rendered());
+    assert!(out.stderr.contains("hint:"), "{}", out.rendered());
+}
