@@ -6,6 +6,11 @@
 //! into the state with one atomic write and removed. A run that finds a
 //! journal (a crash, a kill) replays it first: outcomes are recorded as they
 //! were, and intents with no outcome make their addresses `uncertain`.
+//!
+//! The journal's first entry records the serial of the state it began from.
+//! The fold writes the state at a higher serial before it removes the
+//! journal, so a journal older than the state was already folded (the run
+//! stopped between the two steps) and is removed, never replayed twice.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -14,7 +19,8 @@ use std::io::{BufRead, BufReader, Write};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{file, State, StateError, StatePaths};
+use super::{failpoint, file, State, StateError, StatePaths};
+use crate::atomic_write::sync_dir;
 use crate::provider::{Operation, Outcome};
 
 #[derive(Serialize, Deserialize)]
@@ -36,15 +42,28 @@ pub struct Replay {
     pub uncertain: Vec<String>,
 }
 
+/// What a journal beside the state turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// There is no journal.
+    Nothing,
+    /// The journal began from an older serial than the state's: its run
+    /// folded it into the state and stopped before removing it. It holds
+    /// nothing the state lacks.
+    AlreadyFolded,
+    /// The journal of an interrupted apply, replayed.
+    Replayed(Replay),
+}
+
 /// Replays the journal, if any, onto `state` (in memory only).
 ///
-/// Returns the state to use and what was replayed; `None` when there is no
-/// journal. A state that did not exist yet takes the journal's lineage.
-pub fn replay(paths: &StatePaths, state: Option<State>) -> Result<(Option<State>, Option<Replay>), StateError> {
+/// Returns the state to use and what the journal was. A state that did not
+/// exist yet takes the journal's lineage.
+pub fn replay(paths: &StatePaths, state: Option<State>) -> Result<(Option<State>, Found), StateError> {
     let path = paths.journal();
     let handle = match File::open(&path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((state, None)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((state, Found::Nothing)),
         Err(e) => return Err(StateError::io("read", &path, e)),
     };
     let mut state = state;
@@ -61,6 +80,9 @@ pub fn replay(paths: &StatePaths, state: Option<State>) -> Result<(Option<State>
                 Some(s) if s.lineage != lineage => {
                     return Err(StateError::JournalMismatch { path, journal: lineage, state: s.lineage })
                 }
+                // Replaying it again would count its resends twice and
+                // move the serial twice.
+                Some(s) if s.serial > serial => return Ok((state, Found::AlreadyFolded)),
                 Some(_) => {}
                 None => state = Some(State { lineage, serial, resources: std::collections::BTreeMap::new() }),
             },
@@ -91,7 +113,15 @@ pub fn replay(paths: &StatePaths, state: Option<State>) -> Result<(Option<State>
             }
         }
     }
-    Ok((state, Some(replay)))
+    Ok((state, Found::Replayed(replay)))
+}
+
+/// Removes the journal once its contents are in the state file, and makes
+/// the removal durable.
+pub(super) fn remove(paths: &StatePaths) -> Result<(), StateError> {
+    let path = paths.journal();
+    std::fs::remove_file(&path).map_err(|e| StateError::io("remove", &path, e))?;
+    sync_dir(paths.dir()).map_err(|e| StateError::io("sync the directory of", &path, e))
 }
 
 /// Records an apply: journal entries as it goes, one state write at the end.
@@ -117,7 +147,7 @@ impl Recorder {
             .truncate(true)
             .open(&path)
             .map_err(|e| StateError::io("create", &path, e))?;
-        file::sync_dir(paths.dir())?;
+        sync_dir(paths.dir()).map_err(|e| StateError::io("sync the directory of", &path, e))?;
         let mut recorder =
             Recorder { paths: paths.clone(), state, journal, next_batch: 0, open: HashMap::new(), journal_bytes: 0 };
         let begin = Entry::Begin {
@@ -185,10 +215,11 @@ impl Recorder {
         }
         self.state.serial += 1;
         let bytes = file::write(&self.paths, &self.state)?;
-        let path = self.paths.journal();
+        if failpoint::armed("after-state-rename") {
+            std::process::abort();
+        }
         drop(self.journal);
-        std::fs::remove_file(&path).map_err(|e| StateError::io("remove", &path, e))?;
-        file::sync_dir(self.paths.dir())?;
+        remove(&self.paths)?;
         Ok((self.state, bytes))
     }
 }

@@ -6,6 +6,7 @@
 //! [`journal`] records every batch's intent and outcome during apply so that
 //! a crash loses nothing the provider confirmed.
 
+mod failpoint;
 pub mod file;
 pub mod journal;
 pub mod lock;
@@ -248,9 +249,15 @@ pub struct Loaded {
 ///
 /// The serial is advanced as the fold will advance it, so a plan saved now
 /// still matches after apply has folded the journal.
+/// A journal that was already folded into the state is left for the next
+/// apply to remove.
 pub fn load(paths: &StatePaths) -> Result<Loaded, StateError> {
     let state = file::read(paths)?;
-    let (mut state, replay) = journal::replay(paths, state)?;
+    let (mut state, found) = journal::replay(paths, state)?;
+    let replay = match found {
+        journal::Found::Replayed(replay) => Some(replay),
+        journal::Found::Nothing | journal::Found::AlreadyFolded => None,
+    };
     if replay.is_some() {
         if let Some(s) = state.as_mut() {
             s.serial += 1;
@@ -261,17 +268,29 @@ pub fn load(paths: &StatePaths) -> Result<Loaded, StateError> {
 
 /// Reads the state and folds a leftover journal into it for good (one
 /// atomic write), as apply and the `state` commands do before changing it.
+/// A journal that was already folded is removed without touching the state.
 pub fn load_and_recover(paths: &StatePaths) -> Result<Loaded, StateError> {
     let state = file::read(paths)?;
-    let (state, replay) = journal::replay(paths, state)?;
-    if let (Some(s), Some(_)) = (&state, &replay) {
-        let mut s = s.clone();
-        s.serial += 1;
-        file::write(paths, &s)?;
-        let journal = paths.journal();
-        std::fs::remove_file(&journal).map_err(|e| StateError::io("remove", &journal, e))?;
-        file::sync_dir(paths.dir())?;
-        return Ok(Loaded { state: Some(s), replay });
+    let (state, found) = journal::replay(paths, state)?;
+    let replay = match found {
+        journal::Found::Nothing => None,
+        journal::Found::AlreadyFolded => {
+            log::info!(
+                "removing `{}`: an earlier apply folded it into the state and stopped before removing it",
+                paths.journal().display()
+            );
+            journal::remove(paths)?;
+            None
+        }
+        journal::Found::Replayed(replay) => Some(replay),
+    };
+    match (state, replay) {
+        (Some(mut state), Some(replay)) => {
+            state.serial += 1;
+            file::write(paths, &state)?;
+            journal::remove(paths)?;
+            Ok(Loaded { state: Some(state), replay: Some(replay) })
+        }
+        (state, replay) => Ok(Loaded { state, replay }),
     }
-    Ok(Loaded { state, replay })
 }
