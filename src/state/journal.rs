@@ -192,6 +192,15 @@ impl Recorder {
         Ok(())
     }
 
+    /// Records that a batch's answer will never come (its task panicked, or
+    /// was abandoned after a cancel): its addresses become `uncertain` with
+    /// `reason`, in the journal and in the state.
+    pub fn abandon(&mut self, batch: u64, reason: &str) -> Result<(), StateError> {
+        let Some(ops) = self.open.remove(&batch) else { return Ok(()) };
+        let outcomes = vec![Outcome::Uncertain { reason: reason.to_owned() }; ops.len()];
+        self.outcome(batch, &ops, &outcomes)
+    }
+
     /// The state as recorded so far.
     #[must_use]
     pub fn state(&self) -> &State {
