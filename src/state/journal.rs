@@ -12,6 +12,7 @@
 //! journal, so a journal older than the state was already folded (the run
 //! stopped between the two steps) and is removed, never replayed twice.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -23,12 +24,14 @@ use super::{failpoint, file, State, StateError, StatePaths};
 use crate::atomic_write::sync_dir;
 use crate::provider::{Operation, Outcome};
 
+/// One line of the journal. Written from borrowed data (a batch's
+/// operations and outcomes are not copied to be journaled), read back owned.
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
-enum Entry {
-    Begin { lineage: Uuid, serial: u64, at: String },
-    Intent { batch: u64, provider: String, ops: Vec<Operation> },
-    Outcome { batch: u64, at: String, outcomes: Vec<Outcome> },
+enum Entry<'a> {
+    Begin { lineage: Uuid, serial: u64, at: Cow<'a, str> },
+    Intent { batch: u64, provider: Cow<'a, str>, ops: Cow<'a, [Operation]> },
+    Outcome { batch: u64, at: Cow<'a, str>, outcomes: Cow<'a, [Outcome]> },
 }
 
 /// What replaying a journal found.
@@ -88,11 +91,11 @@ pub fn replay(paths: &StatePaths, state: Option<State>) -> Result<(Option<State>
             },
             Entry::Intent { batch, ops, .. } => {
                 order.push(batch);
-                intents.insert(batch, ops);
+                intents.insert(batch, ops.into_owned());
             }
             Entry::Outcome { batch, at, outcomes } => {
                 if let (Some(ops), Some(state)) = (intents.remove(&batch), state.as_mut()) {
-                    for (op, outcome) in ops.iter().zip(&outcomes) {
+                    for (op, outcome) in ops.iter().zip(outcomes.iter()) {
                         state.record(op, outcome, &at);
                     }
                     replay.completed += 1;
@@ -153,13 +156,13 @@ impl Recorder {
         let begin = Entry::Begin {
             lineage: recorder.state.lineage,
             serial: recorder.state.serial,
-            at: crate::clock::now_rfc3339(),
+            at: crate::clock::now_rfc3339().into(),
         };
         recorder.append(&begin)?;
         Ok(recorder)
     }
 
-    fn append(&mut self, entry: &Entry) -> Result<(), StateError> {
+    fn append(&mut self, entry: &Entry<'_>) -> Result<(), StateError> {
         let mut line = serde_json::to_vec(entry).expect("journal entries serialise");
         line.push(b'\n');
         let path = self.paths.journal();
@@ -173,18 +176,15 @@ impl Recorder {
     pub fn intent(&mut self, provider: &str, ops: &[Operation]) -> Result<u64, StateError> {
         let batch = self.next_batch;
         self.next_batch += 1;
-        let entry = Entry::Intent { batch, provider: provider.to_owned(), ops: ops.to_vec() };
-        self.append(&entry)?;
-        if let Entry::Intent { ops, .. } = entry {
-            self.open.insert(batch, ops);
-        }
+        self.append(&Entry::Intent { batch, provider: provider.into(), ops: ops.into() })?;
+        self.open.insert(batch, ops.to_vec());
         Ok(batch)
     }
 
     /// Appends a batch's outcomes and records them in the state in memory.
     pub fn outcome(&mut self, batch: u64, ops: &[Operation], outcomes: &[Outcome]) -> Result<(), StateError> {
         let at = crate::clock::now_rfc3339();
-        self.append(&Entry::Outcome { batch, at: at.clone(), outcomes: outcomes.to_vec() })?;
+        self.append(&Entry::Outcome { batch, at: at.as_str().into(), outcomes: outcomes.into() })?;
         self.open.remove(&batch);
         for (op, outcome) in ops.iter().zip(outcomes) {
             self.state.record(op, outcome, &at);
