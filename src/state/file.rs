@@ -22,7 +22,7 @@ use crate::atomic_write::{parent_dir, write_atomically};
 use builder::ResourcesBuilder;
 use seed::{FileSeed, Header, Reading, Sink, VersionOnly};
 
-/// The largest state file read (a 100,000-member state is about 60 MiB).
+/// The largest state file read (a 100,000-member state is about 90 MB).
 pub const MAX_STATE_BYTES: u64 = 512 * 1024 * 1024;
 
 #[derive(Serialize)]
@@ -422,5 +422,29 @@ pub(super) mod tests {
         assert!(matches!(err, StateError::NewerFormat { found: 7, .. }), "{err}");
         let err = super::each_record(&paths, &mut |_| true).expect_err("newer");
         assert!(matches!(err, StateError::NewerFormat { found: 7, .. }), "{err}");
+    }
+
+    #[test]
+    fn a_write_replaces_the_state_keeps_the_previous_one_and_leaves_nothing_else() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let paths = StatePaths::new(dir.path().join("memberctl.state.json"));
+        let mut state = state(3);
+        let first = super::write(&paths, &state).expect("first write");
+        assert_eq!(first, to_json(&state).len() as u64, "answers the bytes written");
+        assert!(!paths.backup().exists(), "nothing to back up the first time");
+        let before = std::fs::read(&paths.state).expect("state");
+        state.serial += 1;
+        super::write(&paths, &state).expect("second write");
+        assert_eq!(std::fs::read(paths.backup()).expect("backup"), before);
+        assert_eq!(super::read(&paths).expect("reads"), Some(state.clone()));
+        state.serial += 1;
+        super::write(&paths, &state).expect("third write");
+        assert_eq!(parse(Path::new("b"), &std::fs::read(paths.backup()).expect("backup")).expect("parses").serial, 10);
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .map(|entry| entry.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["memberctl.state.json", "memberctl.state.json.backup"], "no temporary file is left");
     }
 }
