@@ -232,3 +232,53 @@ impl Recorder {
         Ok((self.state, bytes))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{replay, Found, Recorder};
+    use crate::address::Address;
+    use crate::attributes::Attributes;
+    use crate::provider::{Operation, OperationKind, Outcome, RemoteIds};
+    use crate::state::{State, StatePaths, Status};
+
+    fn invite(email: &str) -> Operation {
+        Operation {
+            address: Address::new("sandbox", email),
+            kind: OperationKind::Invite,
+            attributes: Attributes { email: email.to_owned(), ..Attributes::default() },
+            repeat: false,
+        }
+    }
+
+    /// A journal of one answered batch, begun from a state at serial 4.
+    fn journal(paths: &StatePaths) -> State {
+        let mut state = State::new();
+        state.serial = 4;
+        let mut recorder = Recorder::begin(paths, state.clone()).expect("begin");
+        let ops = [invite("ana@example.com")];
+        let batch = recorder.intent("sandbox", &ops).expect("intent");
+        recorder.outcome(batch, &ops, &[Outcome::Invited(RemoteIds::default())]).expect("outcome");
+        state
+    }
+
+    // Regression: #9 defect 3: the serial in `Begin` tells a journal to
+    // replay from one already folded into the state.
+    #[test]
+    fn a_journal_is_replayed_onto_the_state_it_began_from_only() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let paths = StatePaths::new(dir.path().join("memberctl.state.json"));
+        let before = journal(&paths);
+
+        let (state, found) = replay(&paths, Some(before.clone())).expect("replays");
+        let Found::Replayed(replayed) = found else { panic!("{found:?}") };
+        assert_eq!((replayed.completed, replayed.interrupted), (1, 0));
+        let state = state.expect("state");
+        assert_eq!(state.resources[&Address::new("sandbox", "ana@example.com")].status, Status::Invited);
+
+        let mut folded = state;
+        folded.serial = before.serial + 1;
+        let (state, found) = replay(&paths, Some(folded.clone())).expect("reads");
+        assert_eq!(found, Found::AlreadyFolded);
+        assert_eq!(state, Some(folded), "the state is left as it is");
+    }
+}

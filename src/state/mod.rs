@@ -248,9 +248,8 @@ pub struct Loaded {
 /// Reads the state and replays a leftover journal in memory, writing nothing.
 ///
 /// The serial is advanced as the fold will advance it, so a plan saved now
-/// still matches after apply has folded the journal.
-/// A journal that was already folded into the state is left for the next
-/// apply to remove.
+/// still matches after apply has folded the journal. A journal that was
+/// already folded into the state is ignored (the next apply removes it).
 pub fn load(paths: &StatePaths) -> Result<Loaded, StateError> {
     let state = file::read(paths)?;
     let (mut state, found) = journal::replay(paths, state)?;
