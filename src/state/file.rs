@@ -1,10 +1,10 @@
 //! Reading and writing the state file.
 //!
 //! Writes are atomic ([`crate::atomic_write`]), and the version they replace
-//! is kept as `.backup`. Reads stream the file through serde, record by
-//! record ([`seed`]): `plan` of a large state never holds it in memory as
-//! text, nor (streaming) as records. A state that cannot be read is
-//! reported and never overwritten.
+//! is kept as `.backup`. Reads stream the file through a serde
+//! `DeserializeSeed`, record by record: `plan` of a large state never holds
+//! it in memory as text, nor (streaming) as records. A state that cannot be
+//! read is reported and never overwritten.
 
 mod builder;
 mod seed;
