@@ -252,11 +252,7 @@ async fn run_with_grace(
             }
             Err(ended) => {
                 let Some(batch) = spawned.remove(&ended.id()) else { continue };
-                let (result, err) = lost(batch, ended, &recorder);
-                if let Some(err) = err {
-                    state_error.get_or_insert(err);
-                }
-                result
+                lost(batch, ended, &recorder)
             }
         };
         done += result.results.len();
@@ -368,31 +364,29 @@ async fn send_batch(task: BatchTask) -> BatchResult {
 /// was abandoned after a cancel. Once its intent was recorded the request
 /// may have been sent, so its addresses are `uncertain`, and recorded so
 /// with the reason; before that, nothing was sent.
-fn lost(
-    batch: Spawned,
-    ended: tokio::task::JoinError,
-    recorder: &Mutex<Recorder>,
-) -> (BatchResult, Option<StateError>) {
+///
+/// (A task that panicked inside the recorder poisons it, and the apply then
+/// stops as a crash would: the journal on disk is intact, and the next run
+/// recovers from it.)
+fn lost(batch: Spawned, ended: tokio::task::JoinError, recorder: &Mutex<Recorder>) -> BatchResult {
     let Spawned { provider, addresses, journal_id } = batch;
-    let sent = journal_id.get().copied();
     let panic = ended.is_panic().then(|| panic_message(ended.into_panic().as_ref()).to_owned());
-    let (outcome, err) = match (sent, panic) {
-        (Some(id), panic) => {
+    let (outcome, state_error) = match (journal_id.get(), panic) {
+        (Some(&id), panic) => {
             let reason = panic.map_or_else(
                 || "the apply was interrupted before the answer arrived".to_owned(),
                 |panic| format!("the task sending this batch panicked: {panic}"),
             );
-            let err = recorder.lock().expect("poisoned").abandon(id, &reason).err();
-            (Outcome::Uncertain { reason }, err)
+            let abandoned = recorder.lock().expect("poisoned").abandon(id, &reason);
+            (Outcome::Uncertain { reason }, abandoned.err())
         }
         (None, Some(panic)) => {
             (Outcome::Failed { reason: format!("not sent: the task for this batch panicked: {panic}") }, None)
         }
         (None, None) => (Outcome::Failed { reason: "not sent: the apply was interrupted".to_owned() }, None),
     };
-    let sent = sent.is_some();
     let results = addresses.into_iter().map(|address| (address, outcome.clone())).collect();
-    (BatchResult { provider, results, fatal: None, state_error: None, sent }, err)
+    BatchResult { provider, results, fatal: None, state_error, sent: journal_id.get().is_some() }
 }
 
 /// The message a panic carried, when it is text.
