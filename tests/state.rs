@@ -205,3 +205,50 @@ fn a_torn_journal_line_in_the_middle_does_not_hide_later_batches() {
         .expect("sam");
     assert_eq!(sam["repeat"], true, "sam's send after the torn line must be replayed as uncertain: {sam}");
 }
+
+/// The state file as JSON.
+fn state_json(t: &Test) -> serde_json::Value {
+    serde_json::from_str(&t.read("memberctl.state.json")).expect("state json")
+}
+
+// Regression: #9 defect 3, "Journal replay ignores the serial". A run that
+// stops after the state is renamed into place but before its journal is
+// removed leaves a journal that is already in the state; the next run must
+// not fold it in a second time.
+#[test]
+#[cfg_attr(not(debug_assertions), ignore = "failpoints exist only in debug builds")]
+fn a_journal_already_folded_into_the_state_is_not_replayed() {
+    let config = format!("{QUICKSTART}invites:\n  resend_after: 14d\n");
+    let t = Test::new().config(&config);
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    // Make every invitation a month old, so the next apply resends them.
+    let aged = t
+        .read("memberctl.state.json")
+        .replace("\"invited_at\": \"2026-01-15T09:30:00Z\"", "\"invited_at\": \"2025-12-15T09:30:00Z\"");
+    t.write("memberctl.state.json", &aged);
+    let serial = state_json(&t)["serial"].as_u64().expect("serial");
+
+    let crashed = t
+        .command(&["apply", "--auto-approve"])
+        .env("MEMBERCTL_FAILPOINT", "after-state-rename")
+        .output()
+        .expect("run memberctl");
+    assert!(!crashed.status.success(), "the failpoint stops the process: {crashed:?}");
+    assert!(t.path().join("memberctl.state.json.journal").exists(), "stopped before the journal was removed");
+    let state = state_json(&t);
+    assert_eq!(state["serial"].as_u64(), Some(serial + 1), "stopped after the state was written");
+    assert_eq!(t.read("outbox.jsonl").lines().count(), 6, "three invitations, then three resends");
+
+    for args in [&["plan", "--detailed-exitcode"][..], &["apply", "--auto-approve"][..]] {
+        let out = t.cmd(args).expect(0);
+        assert!(!out.stderr.contains("interrupted apply"), "no apply was interrupted: {}", out.rendered());
+        assert!(out.stdout.contains("No changes"), "{}", out.rendered());
+    }
+    assert!(!t.path().join("memberctl.state.json.journal").exists(), "apply removes the folded journal");
+    let state = state_json(&t);
+    assert_eq!(state["serial"].as_u64(), Some(serial + 1), "the serial moved once: {state}");
+    for resource in state["resources"].as_array().expect("resources") {
+        assert_eq!(resource["resends"], 1, "one resend, counted once: {resource}");
+    }
+    assert_eq!(t.read("outbox.jsonl").lines().count(), 6, "nothing was sent again");
+}

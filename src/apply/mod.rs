@@ -10,9 +10,9 @@
 mod cancel;
 mod report;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 pub use cancel::Cancel;
@@ -181,12 +181,36 @@ pub async fn run(
     reporter: Arc<dyn Reporter>,
     cancel: Cancel,
 ) -> Result<(State, ApplyReport), ApplyError> {
+    run_with_grace(plan, clients, recorder, reporter, cancel, GRACE).await
+}
+
+/// A batch's task, as the engine sees it from outside: enough to report
+/// every address of the batch even when the task never returns (it
+/// panicked, or was abandoned after a cancel).
+struct Spawned {
+    provider: String,
+    addresses: Vec<Address>,
+    /// The batch's journal id, set once its intent is recorded: from then
+    /// on the request may have been sent.
+    journal_id: Arc<OnceLock<u64>>,
+}
+
+/// [`run`], with how long in-flight batches may finish after a cancel.
+async fn run_with_grace(
+    plan: &Plan,
+    clients: BTreeMap<String, Arc<dyn Provider>>,
+    recorder: Recorder,
+    reporter: Arc<dyn Reporter>,
+    cancel: Cancel,
+    grace: Duration,
+) -> Result<(State, ApplyReport), ApplyError> {
     let recorder = Arc::new(Mutex::new(recorder));
     let mut report = ApplyReport::default();
     for change in plan.changes.iter().filter(|c| c.action == Action::Manual) {
         report.manual.push(change.address.clone());
     }
     let mut tasks = tokio::task::JoinSet::new();
+    let mut spawned: HashMap<tokio::task::Id, Spawned> = HashMap::new();
     let mut total = 0;
     // Once an outcome cannot be recorded, nothing more is sent: a send whose
     // outcome cannot be kept is a send the next run would repeat.
@@ -197,70 +221,21 @@ pub async fn run(
         let permits = Arc::new(tokio::sync::Semaphore::new(client.settings().concurrency.max(1)));
         let stopped = Arc::new(Mutex::new(None::<String>));
         for batch in client.batches(ops) {
-            let client = Arc::clone(&client);
-            let permits = Arc::clone(&permits);
-            let stopped = Arc::clone(&stopped);
-            let recorder = Arc::clone(&recorder);
-            let cancel = cancel.clone();
-            let provider_name = provider_name.clone();
-            let unrecordable = Arc::clone(&unrecordable);
-            tasks.spawn(async move {
-                let _permit = permits.acquire_owned().await.expect("semaphore never closes");
-                if cancel.is_cancelled() {
-                    return BatchResult::not_sent(batch, "not sent: the apply was interrupted", false);
-                }
-                if let Some(reason) = stopped.lock().expect("poisoned").clone() {
-                    return BatchResult::not_sent(batch, &reason, false);
-                }
-                if unrecordable.load(Ordering::SeqCst) {
-                    return BatchResult::not_sent(batch, "not sent: outcomes could no longer be recorded", false);
-                }
-                let id = match recorder.lock().expect("poisoned").intent(&provider_name, &batch) {
-                    Ok(id) => id,
-                    Err(err) => {
-                        unrecordable.store(true, Ordering::SeqCst);
-                        return BatchResult::state_error(batch, err);
-                    }
-                };
-                let (outcomes, fatal) = match client.send(&batch).await {
-                    Ok(mut outcomes) => {
-                        outcomes.truncate(batch.len());
-                        while outcomes.len() < batch.len() {
-                            outcomes.push(Outcome::Uncertain {
-                                reason: "the provider's answer did not mention this email".to_owned(),
-                            });
-                        }
-                        (outcomes, None)
-                    }
-                    Err(err) => {
-                        let outcome = if err.uncertain {
-                            Outcome::Uncertain { reason: err.message.clone() }
-                        } else if err.fatal {
-                            // The error itself is reported once for the provider
-                            // (`Event::ProviderStopped`); each address gets a short reason.
-                            Outcome::Failed { reason: stopped_reason(&provider_name) }
-                        } else {
-                            Outcome::Failed { reason: err.message.clone() }
-                        };
-                        let fatal = err.fatal.then(|| (err.message.clone(), err.hint.clone()));
-                        if err.fatal {
-                            stopped.lock().expect("poisoned").get_or_insert_with(|| stopped_reason(&provider_name));
-                        }
-                        (vec![outcome; batch.len()], fatal)
-                    }
-                };
-                if let Err(err) = recorder.lock().expect("poisoned").outcome(id, &batch, &outcomes) {
-                    unrecordable.store(true, Ordering::SeqCst);
-                    return BatchResult::state_error(batch, err);
-                }
-                BatchResult {
-                    provider: provider_name,
-                    results: batch.into_iter().map(|op| op.address).zip(outcomes).collect(),
-                    fatal,
-                    state_error: None,
-                    sent: true,
-                }
+            let addresses = batch.iter().map(|op| op.address.clone()).collect();
+            let journal_id = Arc::new(OnceLock::new());
+            let task = send_batch(BatchTask {
+                client: Arc::clone(&client),
+                permits: Arc::clone(&permits),
+                stopped: Arc::clone(&stopped),
+                recorder: Arc::clone(&recorder),
+                cancel: cancel.clone(),
+                provider: provider_name.clone(),
+                unrecordable: Arc::clone(&unrecordable),
+                journal_id: Arc::clone(&journal_id),
+                batch,
             });
+            let handle = tasks.spawn(task);
+            spawned.insert(handle.id(), Spawned { provider: provider_name.clone(), addresses, journal_id });
         }
     }
     reporter.event(&Event::Start { operations: total, batches: tasks.len() });
@@ -273,21 +248,30 @@ pub async fn run(
     loop {
         let next = tokio::select! {
             biased;
-            joined = tasks.join_next() => joined,
+            joined = tasks.join_next_with_id() => joined,
             () = cancel.cancelled(), if deadline.is_none() => {
-                deadline = Some(tokio::time::Instant::now() + GRACE);
-                reporter.event(&Event::Interrupted { grace: GRACE });
+                deadline = Some(tokio::time::Instant::now() + grace);
+                reporter.event(&Event::Interrupted { grace });
                 continue;
             }
             () = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
-                // In-flight batches did not finish in time: abandon them;
-                // the recorder marks their addresses uncertain.
+                // In-flight batches did not finish in time: abandon them
+                // (each is then reported below as its task ends).
                 tasks.abort_all();
                 continue;
             }
         };
         let Some(joined) = next else { break };
-        let Ok(result) = joined else { continue };
+        let result = match joined {
+            Ok((id, result)) => {
+                spawned.remove(&id);
+                result
+            }
+            Err(ended) => {
+                let Some(batch) = spawned.remove(&ended.id()) else { continue };
+                lost(batch, ended, &recorder)
+            }
+        };
         done += result.results.len();
         if let Some(err) = result.state_error {
             state_error.get_or_insert(err);
@@ -317,6 +301,118 @@ pub async fn run(
         return Err(ApplyError::State(err));
     }
     Ok((state, report))
+}
+
+/// What one batch's task needs.
+struct BatchTask {
+    client: Arc<dyn Provider>,
+    permits: Arc<tokio::sync::Semaphore>,
+    /// Set when the provider stopped on an error every request would repeat.
+    stopped: Arc<Mutex<Option<String>>>,
+    recorder: Arc<Mutex<Recorder>>,
+    cancel: Cancel,
+    provider: String,
+    unrecordable: Arc<AtomicBool>,
+    journal_id: Arc<OnceLock<u64>>,
+    batch: Vec<Operation>,
+}
+
+/// Sends one batch and records its outcomes.
+async fn send_batch(task: BatchTask) -> BatchResult {
+    let BatchTask { client, permits, stopped, recorder, cancel, provider, unrecordable, journal_id, batch } = task;
+    let _permit = permits.acquire_owned().await.expect("semaphore never closes");
+    if cancel.is_cancelled() {
+        return BatchResult::not_sent(batch, "not sent: the apply was interrupted", false);
+    }
+    if let Some(reason) = stopped.lock().expect("poisoned").clone() {
+        return BatchResult::not_sent(batch, &reason, false);
+    }
+    if unrecordable.load(Ordering::SeqCst) {
+        return BatchResult::not_sent(batch, "not sent: outcomes could no longer be recorded", false);
+    }
+    let id = match recorder.lock().expect("poisoned").intent(&provider, &batch) {
+        Ok(id) => id,
+        Err(err) => {
+            unrecordable.store(true, Ordering::SeqCst);
+            return BatchResult::state_error(batch, err);
+        }
+    };
+    journal_id.set(id).expect("a batch's intent is recorded once");
+    let (outcomes, fatal) = match client.send(&batch).await {
+        Ok(mut outcomes) => {
+            outcomes.truncate(batch.len());
+            while outcomes.len() < batch.len() {
+                outcomes
+                    .push(Outcome::Uncertain { reason: "the provider's answer did not mention this email".to_owned() });
+            }
+            (outcomes, None)
+        }
+        Err(err) => {
+            let outcome = if err.uncertain {
+                Outcome::Uncertain { reason: err.message.clone() }
+            } else if err.fatal {
+                // The error itself is reported once for the provider
+                // (`Event::ProviderStopped`); each address gets a short reason.
+                Outcome::Failed { reason: stopped_reason(&provider) }
+            } else {
+                Outcome::Failed { reason: err.message.clone() }
+            };
+            let fatal = err.fatal.then(|| (err.message.clone(), err.hint.clone()));
+            if err.fatal {
+                stopped.lock().expect("poisoned").get_or_insert_with(|| stopped_reason(&provider));
+            }
+            (vec![outcome; batch.len()], fatal)
+        }
+    };
+    if let Err(err) = recorder.lock().expect("poisoned").outcome(id, &batch, &outcomes) {
+        unrecordable.store(true, Ordering::SeqCst);
+        return BatchResult::state_error(batch, err);
+    }
+    BatchResult {
+        provider,
+        results: batch.into_iter().map(|op| op.address).zip(outcomes).collect(),
+        fatal,
+        state_error: None,
+        sent: true,
+    }
+}
+
+/// The result of a batch whose task ended without one: it panicked, or it
+/// was abandoned after a cancel. Once its intent was recorded the request
+/// may have been sent, so its addresses are `uncertain`, and recorded so
+/// with the reason; before that, nothing was sent.
+///
+/// (A task that panicked inside the recorder poisons it, and the apply then
+/// stops as a crash would: the journal on disk is intact, and the next run
+/// recovers from it.)
+fn lost(batch: Spawned, ended: tokio::task::JoinError, recorder: &Mutex<Recorder>) -> BatchResult {
+    let Spawned { provider, addresses, journal_id } = batch;
+    let panic = ended.is_panic().then(|| panic_message(ended.into_panic().as_ref()).to_owned());
+    let (outcome, state_error) = match (journal_id.get(), panic) {
+        (Some(&id), panic) => {
+            let reason = panic.map_or_else(
+                || "the apply was interrupted before the answer arrived".to_owned(),
+                |panic| format!("the task sending this batch panicked: {panic}"),
+            );
+            let abandoned = recorder.lock().expect("poisoned").abandon(id, &reason);
+            (Outcome::Uncertain { reason }, abandoned.err())
+        }
+        (None, Some(panic)) => {
+            (Outcome::Failed { reason: format!("not sent: the task for this batch panicked: {panic}") }, None)
+        }
+        (None, None) => (Outcome::Failed { reason: "not sent: the apply was interrupted".to_owned() }, None),
+    };
+    let results = addresses.into_iter().map(|address| (address, outcome.clone())).collect();
+    BatchResult { provider, results, fatal: None, state_error, sent: journal_id.get().is_some() }
+}
+
+/// The message a panic carried, when it is text.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 /// The reason recorded for each address of a provider that stopped on an
@@ -352,3 +448,6 @@ impl BatchResult {
         result
     }
 }
+
+#[cfg(test)]
+mod tests;

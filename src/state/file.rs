@@ -1,24 +1,28 @@
 //! Reading and writing the state file.
 //!
-//! Writes are atomic: the new version goes to a temp file in the same
-//! directory, is fsynced, the current version is kept as `.backup`, the temp
-//! file is renamed over the state, and the directory is fsynced. A state that
-//! cannot be read is reported and never overwritten.
+//! Writes are atomic ([`crate::atomic_write`]), and the version they replace
+//! is kept as `.backup`. Reads stream the file through a serde
+//! `DeserializeSeed`, record by record: `plan` of a large state never holds
+//! it in memory as text, nor (streaming) as records. A state that cannot be
+//! read is reported and never overwritten.
 
-use std::collections::BTreeMap;
-use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{BufWriter, Write};
+mod builder;
+mod seed;
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, Write};
 use std::path::Path;
 
-use serde::de::{SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::de::DeserializeSeed;
+use serde::Serialize;
 use uuid::Uuid;
 
 use super::{Resource, State, StateError, StatePaths, FORMAT_VERSION};
-use crate::address::Address;
+use crate::atomic_write::{parent_dir, write_atomically};
+use builder::ResourcesBuilder;
+use seed::{FileSeed, Header, Reading, Sink, VersionOnly};
 
-/// The largest state file read (a 100,000-member state is about 60 MiB).
+/// The largest state file read (a 100,000-member state is about 90 MB).
 pub const MAX_STATE_BYTES: u64 = 512 * 1024 * 1024;
 
 #[derive(Serialize)]
@@ -29,201 +33,106 @@ struct StateFileOut<'a> {
     resources: Vec<&'a Resource>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StateFileIn {
-    format_version: u32,
-    lineage: Uuid,
-    serial: u64,
-    resources: Resources,
+/// Reads a state file from `de`, handing each record to `sink`. Answers the
+/// header, or `None` when the sink declined a record. `version_of` reads
+/// just the format version again, for a file that failed to parse before
+/// its version was read.
+fn read_with<'de, R: serde_json::de::Read<'de>>(
+    path: &Path,
+    mut de: serde_json::Deserializer<R>,
+    sink: Sink<'_>,
+    version_of: impl FnOnce() -> Option<u32>,
+) -> Result<Option<Header>, StateError> {
+    let corrupt = |detail: String| StateError::Corrupt { path: path.to_owned(), detail };
+    let newer = |found: u32| StateError::NewerFormat { path: path.to_owned(), found };
+    let mut reading = Reading::default();
+    let read =
+        FileSeed { reading: &mut reading, sink }.deserialize(&mut de).and_then(|header| de.end().map(|()| header));
+    let error = match read {
+        Ok(header) if header.format_version == 0 => {
+            return Err(corrupt("format_version 0 is not a memberctl state".to_owned()))
+        }
+        Ok(header) => return Ok(Some(header)),
+        Err(_) if reading.refused => return Ok(None),
+        Err(error) => error,
+    };
+    if error.is_io() {
+        return Err(StateError::io("read", path, error.into()));
+    }
+    // A newer format is reported as such and not as whatever field it
+    // changed.
+    Err(match (reading.version, reading.problem) {
+        (Some(found), _) if found > FORMAT_VERSION => newer(found),
+        (_, Some(problem)) => corrupt(problem),
+        (None, None) => match version_of() {
+            Some(found) if found > FORMAT_VERSION => newer(found),
+            _ => corrupt(error.to_string()),
+        },
+        (Some(_), None) => corrupt(error.to_string()),
+    })
 }
 
-/// The resources, read straight into the map (no intermediate `Vec`), with
-/// the first address that appeared twice, if any.
-struct Resources {
-    map: BTreeMap<Address, Resource>,
-    twice: Option<Address>,
-}
-
-/// Builds the resources map as records are read.
-///
-/// A state file is sorted by address. Inserting sorted records one by one
-/// leaves the map's nodes about half empty (and shifts large records around
-/// at every split); building from sorted runs fills them. So records are
-/// gathered in runs of [`RUN`], each run built bottom-up (`from_iter` checks
-/// the order in one pass) and merged into a stack of maps like a binary
-/// counter (`append` of sorted, disjoint maps rebuilds them bottom-up too):
-/// each record moves a few times, and at most one run is held apart from
-/// the maps. Once a record comes out of order (a hand-edited file) or twice,
-/// the rest is inserted one by one, as a plain loop would.
-struct ResourcesBuilder {
-    run: Vec<(Address, Resource)>,
-    run_len: usize,
-    levels: Vec<BTreeMap<Address, Resource>>,
-    /// Out of order: everything is in `levels[0]`, inserted one by one.
-    unordered: bool,
-    twice: Option<Address>,
-}
-
-/// Records per sorted run.
-const RUN: usize = 8 * 1024;
-
-impl ResourcesBuilder {
-    fn new() -> Self {
-        Self::with_run(RUN)
+/// Reads a whole state from `de`.
+fn read_whole<'de, R: serde_json::de::Read<'de>>(
+    path: &Path,
+    de: serde_json::Deserializer<R>,
+    version_of: impl FnOnce() -> Option<u32>,
+) -> Result<State, StateError> {
+    let mut builder = ResourcesBuilder::new();
+    let header = read_with(
+        path,
+        de,
+        &mut |resource| {
+            builder.push(resource);
+            true
+        },
+        version_of,
+    )?
+    .expect("the builder takes every record");
+    let resources = builder.finish();
+    if let Some(address) = resources.twice {
+        return Err(StateError::Corrupt {
+            path: path.to_owned(),
+            detail: format!("address `{address}` appears twice"),
+        });
     }
-
-    fn with_run(run_len: usize) -> Self {
-        ResourcesBuilder { run: Vec::new(), run_len, levels: Vec::new(), unordered: false, twice: None }
-    }
-
-    fn last(&self) -> Option<&Address> {
-        self.run.last().map(|(a, _)| a).or_else(|| self.levels.last().and_then(|m| m.last_key_value()).map(|(a, _)| a))
-    }
-
-    fn push(&mut self, resource: Resource) {
-        let address = resource.address.clone();
-        if !self.unordered && self.last().is_some_and(|last| *last >= address) {
-            let map = self.merged();
-            self.levels = vec![map];
-            self.unordered = true;
-        }
-        if self.unordered {
-            if let Some(old) = self.levels[0].insert(address, resource) {
-                self.twice.get_or_insert(old.address);
-            }
-            return;
-        }
-        self.run.push((address, resource));
-        if self.run.len() >= self.run_len {
-            self.flush();
-        }
-    }
-
-    /// Builds the pending run and carries it up the stack.
-    fn flush(&mut self) {
-        if self.run.is_empty() {
-            return;
-        }
-        let mut map: BTreeMap<Address, Resource> = self.run.drain(..).collect();
-        while self.levels.last().is_some_and(|top| top.len() <= map.len()) {
-            let mut lower = self.levels.pop().expect("checked");
-            lower.append(&mut map);
-            map = lower;
-        }
-        self.levels.push(map);
-    }
-
-    /// Everything as one map.
-    fn merged(&mut self) -> BTreeMap<Address, Resource> {
-        self.flush();
-        let mut map = self.levels.pop().unwrap_or_default();
-        while let Some(mut lower) = self.levels.pop() {
-            lower.append(&mut map);
-            map = lower;
-        }
-        map
-    }
-
-    fn finish(mut self) -> Resources {
-        Resources { map: self.merged(), twice: self.twice }
-    }
-}
-
-impl<'de> Deserialize<'de> for Resources {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ResourcesVisitor;
-
-        impl<'de> Visitor<'de> for ResourcesVisitor {
-            type Value = Resources;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a sequence")
-            }
-
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Resources, A::Error> {
-                let mut builder = ResourcesBuilder::new();
-                while let Some(resource) = seq.next_element::<Resource>()? {
-                    builder.push(resource);
-                }
-                Ok(builder.finish())
-            }
-        }
-
-        deserializer.deserialize_seq(ResourcesVisitor)
-    }
-}
-
-#[derive(Deserialize)]
-struct VersionOnly {
-    format_version: u32,
+    Ok(State { lineage: header.lineage, serial: header.serial, resources: resources.map })
 }
 
 /// Parses state JSON; `path` is for messages.
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<State, StateError> {
-    let corrupt = |detail: String| StateError::Corrupt { path: path.to_owned(), detail };
-    let newer = |found: u32| StateError::NewerFormat { path: path.to_owned(), found };
-    // One pass over the file. A newer format is reported as such and not as
-    // whatever field it added: when the file does not parse, the version
-    // alone is read to tell which it is.
-    let file: StateFileIn = match serde_json::from_slice(bytes) {
-        Ok(file) => file,
-        Err(e) => {
-            return Err(match serde_json::from_slice::<VersionOnly>(bytes) {
-                Ok(v) if v.format_version > FORMAT_VERSION => newer(v.format_version),
-                _ => corrupt(e.to_string()),
-            })
-        }
-    };
-    check(path, file)
+    let version_of = || serde_json::from_slice::<VersionOnly>(bytes).ok().map(|v| v.format_version);
+    read_whole(path, serde_json::Deserializer::from_slice(bytes), version_of)
 }
 
-/// The checks of a state file that parsed.
-fn check(path: &Path, file: StateFileIn) -> Result<State, StateError> {
-    let corrupt = |detail: String| StateError::Corrupt { path: path.to_owned(), detail };
-    if file.format_version > FORMAT_VERSION {
-        return Err(StateError::NewerFormat { path: path.to_owned(), found: file.format_version });
+/// Opens the state file for reading; `None` when there is none.
+fn open(path: &Path) -> Result<Option<BufReader<File>>, StateError> {
+    match fs::metadata(path) {
+        Ok(meta) if meta.len() > MAX_STATE_BYTES => {
+            return Err(StateError::Corrupt {
+                path: path.to_owned(),
+                detail: format!("{} bytes is more than the {MAX_STATE_BYTES}-byte limit", meta.len()),
+            })
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StateError::io("read", path, e)),
     }
-    if file.format_version == 0 {
-        return Err(corrupt("format_version 0 is not a memberctl state".to_owned()));
-    }
-    if let Some(address) = file.resources.twice {
-        return Err(corrupt(format!("address `{address}` appears twice")));
-    }
-    // A hand-edited address that no longer matches its provider and email
-    // would plan a removal and a second invitation of the same person.
-    if let Some(r) = file.resources.map.values().find(|r| r.address != Address::new(&r.provider, &r.email)) {
-        return Err(corrupt(format!(
-            "address `{}` does not match its provider `{}` and email `{}` (addresses are `PROVIDER/lowercased-email`)",
-            r.address, r.provider, r.email
-        )));
-    }
-    Ok(State { lineage: file.lineage, serial: file.serial, resources: file.resources.map })
+    File::open(path).map(|file| Some(BufReader::new(file))).map_err(|e| StateError::io("read", path, e))
+}
+
+/// The format version of the state file, read again from the start (only
+/// to report a file that failed to parse).
+fn version_in(path: &Path) -> Option<u32> {
+    let file = open(path).ok()??;
+    serde_json::from_reader::<_, VersionOnly>(file).ok().map(|v| v.format_version)
 }
 
 /// Reads the state; `Ok(None)` when there is no state file yet.
 pub fn read(paths: &StatePaths) -> Result<Option<State>, StateError> {
     let path = &paths.state;
-    match fs::metadata(path) {
-        Ok(meta) if meta.len() > MAX_STATE_BYTES => {
-            return Err(StateError::Corrupt {
-                path: path.clone(),
-                detail: format!("{} bytes is more than the {MAX_STATE_BYTES}-byte limit", meta.len()),
-            })
-        }
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(StateError::io("read", path, e)),
-    }
-    // Streamed, so that a large state is never in memory twice (as text and
-    // as records); anything unexpected, and every error, goes to `parse`,
-    // which reads the whole file and says exactly what is wrong.
-    let handle = File::open(path).map_err(|e| StateError::io("read", path, e))?;
-    if let Some(file) = stream::read(handle) {
-        return check(path, file).map(Some);
-    }
-    let bytes = fs::read(path).map_err(|e| StateError::io("read", path, e))?;
-    parse(path, &bytes).map(Some)
+    let Some(file) = open(path)? else { return Ok(None) };
+    read_whole(path, serde_json::Deserializer::from_reader(file), || version_in(path)).map(Some)
 }
 
 /// What [`each_record`] found.
@@ -238,296 +147,90 @@ pub enum Streamed {
         /// The state's serial.
         serial: u64,
     },
-    /// The file could not be streamed (or a record was refused): read it
-    /// whole with [`read`], which also reports any error exactly.
+    /// The sink declined a record (records out of order, as in a
+    /// hand-edited file): read the state whole with [`read`].
     Fallback,
 }
 
 /// Hands each record of the state file to `sink`, in file order, without
 /// keeping them: `plan` of a large state never holds it all in memory.
+/// A file that cannot be read is the same error [`read`] reports.
 pub fn each_record(paths: &StatePaths, sink: &mut dyn FnMut(&Resource) -> bool) -> Result<Streamed, StateError> {
     let path = &paths.state;
-    match fs::metadata(path) {
-        Ok(meta) if meta.len() > MAX_STATE_BYTES => return Ok(Streamed::Fallback),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Streamed::Missing),
-        Err(e) => return Err(StateError::io("read", path, e)),
-    }
-    let handle = File::open(path).map_err(|e| StateError::io("read", path, e))?;
-    // A record whose address does not match it goes to the full reader,
-    // which reports it.
-    let mut checked =
-        |resource: Resource| resource.address == Address::new(&resource.provider, &resource.email) && sink(&resource);
-    Ok(match stream::each(handle, &mut checked) {
-        Some((lineage, serial)) => Streamed::Done { lineage, serial },
+    let Some(file) = open(path)? else { return Ok(Streamed::Missing) };
+    let de = serde_json::Deserializer::from_reader(file);
+    Ok(match read_with(path, de, &mut |resource| sink(&resource), || version_in(path))? {
+        Some(Header { lineage, serial, .. }) => Streamed::Done { lineage, serial },
         None => Streamed::Fallback,
     })
 }
 
-/// Reading a state file from a stream, a record at a time.
-///
-/// It accepts what [`parse`] accepts and builds the same state, but holds
-/// only a window of the text in memory. It gives up (`None`) at anything
-/// unexpected — including every error — and the caller then uses [`parse`].
-mod stream {
-    use std::io::Read;
-
-    use serde::de::DeserializeOwned;
-    use uuid::Uuid;
-
-    use super::{Resource, ResourcesBuilder, StateFileIn};
-
-    const CHUNK: usize = 1 << 20;
-
-    struct Window<R> {
-        reader: R,
-        chunk: usize,
-        buf: Vec<u8>,
-        pos: usize,
-        eof: bool,
-    }
-
-    impl<R: Read> Window<R> {
-        /// Reads more; false at the end of the file (or on a read error,
-        /// which `parse`'s own read then reports).
-        fn fill(&mut self) -> bool {
-            if self.eof {
-                return false;
-            }
-            self.buf.drain(..self.pos);
-            self.pos = 0;
-            let old = self.buf.len();
-            self.buf.resize(old + self.chunk, 0);
-            let n = loop {
-                match self.reader.read(&mut self.buf[old..]) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(_) => break 0,
-                }
-            };
-            self.buf.truncate(old + n);
-            if n == 0 {
-                self.eof = true;
-            }
-            n > 0
-        }
-
-        /// The next byte that is not JSON whitespace, not consumed.
-        fn peek(&mut self) -> Option<u8> {
-            loop {
-                while let Some(&b) = self.buf.get(self.pos) {
-                    if !matches!(b, b' ' | b'\n' | b'\t' | b'\r') {
-                        return Some(b);
-                    }
-                    self.pos += 1;
-                }
-                if !self.fill() {
-                    return None;
-                }
-            }
-        }
-
-        fn next(&mut self) -> Option<u8> {
-            let b = self.peek()?;
-            self.pos += 1;
-            Some(b)
-        }
-
-        /// One JSON value, parsed by `serde_json` from the window.
-        fn value<T: DeserializeOwned>(&mut self) -> Option<T> {
-            self.peek()?;
-            loop {
-                let mut values = serde_json::Deserializer::from_slice(&self.buf[self.pos..]).into_iter::<T>();
-                match values.next() {
-                    // A value that ends the window (a number could go on):
-                    // read on and parse it again.
-                    Some(Ok(_)) if self.pos + values.byte_offset() == self.buf.len() && !self.eof => {
-                        self.fill();
-                    }
-                    Some(Ok(value)) => {
-                        self.pos += values.byte_offset();
-                        return Some(value);
-                    }
-                    Some(Err(e)) if e.is_eof() && !self.eof => {
-                        self.fill();
-                    }
-                    _ => return None,
-                }
-            }
-        }
-
-        /// Hands each record of the `resources` array to `sink`; stops
-        /// (`None`) when the sink refuses one or the text is unexpected.
-        fn each_resource(&mut self, sink: &mut dyn FnMut(Resource) -> bool) -> Option<()> {
-            if self.next()? != b'[' {
-                return None;
-            }
-            if self.peek()? == b']' {
-                self.pos += 1;
-                return Some(());
-            }
-            loop {
-                if self.peek()? != b'{' {
-                    return None;
-                }
-                if !sink(self.value::<Resource>()?) {
-                    return None;
-                }
-                match self.next()? {
-                    b',' => {}
-                    b']' => return Some(()),
-                    _ => return None,
-                }
-            }
-        }
-    }
-
-    /// Reads a state file handing each record to `sink` instead of keeping
-    /// it; answers the lineage and serial, or `None` to have the caller
-    /// read the file whole (anything unexpected, an error, a newer format,
-    /// or a record the sink refused).
-    pub(super) fn each<R: Read>(reader: R, sink: &mut dyn FnMut(Resource) -> bool) -> Option<(Uuid, u64)> {
-        each_with(reader, CHUNK, sink).map(|(_, lineage, serial)| (lineage, serial))
-    }
-
-    /// [`each`], reading `chunk` bytes at a time, also answering the format version.
-    fn each_with<R: Read>(reader: R, chunk: usize, sink: &mut dyn FnMut(Resource) -> bool) -> Option<(u32, Uuid, u64)> {
-        let mut w = Window { reader, chunk, buf: Vec::new(), pos: 0, eof: false };
-        if w.next()? != b'{' {
-            return None;
-        }
-        let (mut format_version, mut lineage, mut serial, mut resources) = (None, None, None, None);
-        loop {
-            if w.peek()? != b'"' {
-                return None;
-            }
-            let key: String = w.value()?;
-            if w.next()? != b':' {
-                return None;
-            }
-            match key.as_str() {
-                // The version comes first in every file memberctl writes:
-                // records are only handed on once it is known to be readable.
-                "format_version" if format_version.is_none() => {
-                    let version = w.value::<u32>()?;
-                    if version == 0 || version > super::FORMAT_VERSION {
-                        return None;
-                    }
-                    format_version = Some(version);
-                }
-                "lineage" if lineage.is_none() => lineage = Some(w.value::<Uuid>()?),
-                "serial" if serial.is_none() => serial = Some(w.value::<u64>()?),
-                "resources" if resources.is_none() && format_version.is_some() => {
-                    resources = Some(w.each_resource(sink)?);
-                }
-                _ => return None,
-            }
-            match w.next()? {
-                b',' => {}
-                b'}' => break,
-                _ => return None,
-            }
-        }
-        if w.peek().is_some() {
-            return None;
-        }
-        resources?;
-        Some((format_version?, lineage?, serial?))
-    }
-
-    /// Reads a whole state file, or `None` to have [`super::parse`] read it.
-    pub(super) fn read<R: Read>(reader: R) -> Option<StateFileIn> {
-        read_with(reader, CHUNK)
-    }
-
-    /// [`read`], reading `chunk` bytes at a time.
-    pub(super) fn read_with<R: Read>(reader: R, chunk: usize) -> Option<StateFileIn> {
-        let mut builder = ResourcesBuilder::new();
-        let (format_version, lineage, serial) = each_with(reader, chunk, &mut |resource| {
-            builder.push(resource);
-            true
-        })?;
-        Some(StateFileIn { format_version, lineage, serial, resources: builder.finish() })
-    }
-}
-
-/// Serialises a state to pretty JSON.
-#[must_use]
-pub fn to_json(state: &State) -> Vec<u8> {
-    let out = StateFileOut {
+/// Writes a state as pretty JSON.
+fn write_json(state: &State, out: &mut dyn Write) -> io::Result<()> {
+    let file = StateFileOut {
         format_version: FORMAT_VERSION,
         lineage: state.lineage,
         serial: state.serial,
         resources: state.resources.values().collect(),
     };
-    let mut bytes = serde_json::to_vec_pretty(&out).expect("state serialises");
-    bytes.push(b'\n');
+    serde_json::to_writer_pretty(&mut *out, &file)?;
+    out.write_all(b"\n")
+}
+
+/// Serialises a state to pretty JSON.
+#[must_use]
+pub fn to_json(state: &State) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    write_json(state, &mut bytes).expect("writing to memory cannot fail");
     bytes
 }
 
 /// Writes `state` atomically, keeping the previous file as `.backup`.
 /// Returns the number of bytes written.
 pub fn write(paths: &StatePaths, state: &State) -> Result<u64, StateError> {
-    let dir = paths.dir();
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        paths.state.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    let bytes = to_json(state);
-    {
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(|e| StateError::io("create", &tmp, e))?;
-        let mut writer = BufWriter::new(file);
-        writer.write_all(&bytes).map_err(|e| StateError::io("write", &tmp, e))?;
-        let file = writer.into_inner().map_err(|e| StateError::io("write", &tmp, e.into_error()))?;
-        file.sync_all().map_err(|e| StateError::io("sync", &tmp, e))?;
-    }
     if paths.state.exists() {
         keep_backup(paths)?;
     }
-    fs::rename(&tmp, &paths.state).map_err(|e| StateError::io("replace", &paths.state, e))?;
-    sync_dir(dir)?;
-    Ok(bytes.len() as u64)
+    write_atomically(&paths.state, |out| write_json(state, out)).map_err(|e| StateError::Io {
+        action: e.action,
+        path: e.path,
+        source: e.source,
+    })
 }
 
-/// Keeps the current state as `.backup`, replacing the old backup atomically.
+/// Keeps the current state as `.backup`, replacing the old backup atomically:
+/// a hard link (a copy where links are not supported) under a temporary
+/// name, renamed over the backup.
 fn keep_backup(paths: &StatePaths) -> Result<(), StateError> {
     let backup = paths.backup();
-    let staging = paths.dir().join(format!(
-        ".{}.tmp-{}",
-        backup.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    let _ = fs::remove_file(&staging);
-    if fs::hard_link(&paths.state, &staging).is_err() {
-        fs::copy(&paths.state, &staging).map_err(|e| StateError::io("back up", &paths.state, e))?;
-    }
-    fs::rename(&staging, &backup).map_err(|e| StateError::io("back up", &backup, e))
-}
-
-/// Fsyncs a directory so a rename in it survives a power cut.
-pub fn sync_dir(dir: &Path) -> Result<(), StateError> {
-    match File::open(dir) {
-        Ok(handle) => handle.sync_all().or(Ok(())),
-        Err(e) => Err(StateError::io("open", dir, e)),
-    }
+    let staged = tempfile::Builder::new()
+        .prefix(&format!(".{}.", backup.file_name().unwrap_or_default().to_string_lossy()))
+        .suffix(".tmp")
+        .make_in(parent_dir(&backup), |staging| match fs::hard_link(&paths.state, staging) {
+            // Taken: `make_in` tries another name.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
+            Err(_) => fs::copy(&paths.state, staging).map(drop),
+            linked => linked,
+        })
+        .map_err(|e| StateError::io("back up", &paths.state, e))?;
+    staged.persist(&backup).map_err(|e| StateError::io("back up", &backup, e.error))?;
+    Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::{parse, stream, to_json, Resource, ResourcesBuilder, State};
+pub(super) mod tests {
+    use std::cell::Cell;
+    use std::io::Read;
+    use std::path::Path;
+    use std::rc::Rc;
+
+    use super::{parse, read_whole, to_json, version_in, Resource, State, StatePaths};
     use crate::address::Address;
     use crate::attributes::Attributes;
     use crate::provider::RemoteIds;
-    use crate::state::Status;
-    use std::path::Path;
+    use crate::state::{StateError, Status};
 
-    fn resource(i: usize) -> Resource {
+    pub(in crate::state) fn resource(i: usize) -> Resource {
         let email = format!("Person.{i:05}@example.com");
         let address = Address::new(if i.is_multiple_of(3) { "workforce" } else { "community" }, &email);
         Resource {
@@ -560,60 +263,188 @@ mod tests {
         state
     }
 
+    /// A reader that hands out at most `chunk` bytes per read, and counts
+    /// what it has handed out.
+    struct Trickle<'a> {
+        bytes: &'a [u8],
+        chunk: usize,
+        given: Rc<Cell<usize>>,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.chunk).min(self.bytes.len());
+            buf[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            self.given.set(self.given.get() + n);
+            Ok(n)
+        }
+    }
+
+    /// Reads `bytes` as `read` does, from a reader.
+    fn streamed(bytes: &[u8], chunk: usize) -> Result<State, StateError> {
+        let reader = Trickle { bytes, chunk, given: Rc::default() };
+        let version_of = || serde_json::from_slice::<super::VersionOnly>(bytes).ok().map(|v| v.format_version);
+        read_whole(Path::new("s"), serde_json::Deserializer::from_reader(reader), version_of)
+    }
+
     #[test]
-    fn streamed_reading_matches_parsing_at_any_window_size() {
+    fn streamed_reading_matches_parsing_whatever_the_reads() {
         for n in [0, 1, 2, 37] {
-            let bytes = to_json(&state(n));
+            let original = state(n);
+            let bytes = to_json(&original);
             let parsed = parse(Path::new("s"), &bytes).expect("parses");
+            assert_eq!(parsed, original, "n={n}");
             for chunk in [1, 2, 3, 7, 64, 1000, 1 << 20] {
-                let file = stream::read_with(&bytes[..], chunk).expect("streams");
-                let streamed = super::check(Path::new("s"), file).expect("valid");
-                assert_eq!(streamed, parsed, "n={n} chunk={chunk}");
+                assert_eq!(streamed(&bytes, chunk).expect("streams"), parsed, "n={n} chunk={chunk}");
             }
         }
     }
 
     #[test]
-    fn streamed_reading_declines_what_it_does_not_expect() {
-        let good = String::from_utf8(to_json(&state(3))).expect("utf-8");
-        let compact =
-            serde_json::to_string(&serde_json::from_str::<serde_json::Value>(&good).expect("json")).expect("json");
-        assert!(stream::read_with(compact.as_bytes(), 5).is_some(), "any layout is read");
-        for bad in [
-            good[..good.len() / 2].to_owned(),
-            format!("{good}x"),
-            good.replace("\"serial\": 9", "\"serial\": 9, \"serial\": 9"),
-            good.replace("\"serial\": 9", "\"serial\": 9, \"extra\": 1"),
-            good.replace("\"serial\": 9,", ""),
-            good.replace("\"serial\": 9", "\"serial\": 9.5"),
-            good.replace("\"resources\": [", "\"resources\": [1,"),
-            good.replace("\"status\": \"invited\"", "\"status\": \"unheard-of\""),
-            String::new(),
-        ] {
-            assert!(stream::read_with(bad.as_bytes(), 4).is_none(), "{bad}");
+    fn each_record_is_handed_on_as_soon_as_it_is_read() {
+        let bytes = to_json(&state(200));
+        let given = Rc::new(Cell::new(0));
+        let reader = Trickle { bytes: &bytes, chunk: 64, given: Rc::clone(&given) };
+        // How much of the file had been read when each record arrived.
+        let mut read_at = Vec::new();
+        let header = super::read_with(
+            Path::new("s"),
+            serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(64, reader)),
+            &mut |_| {
+                read_at.push(given.get());
+                true
+            },
+            || None,
+        )
+        .expect("reads")
+        .expect("every record taken");
+        assert_eq!(header.serial, 9);
+        assert_eq!(read_at.len(), 200);
+        let record = bytes.len() / 200;
+        for (i, at) in read_at.iter().enumerate() {
+            assert!(*at <= (i + 2) * record + 256, "record {i} arrived only after {at} bytes were read");
         }
     }
 
     #[test]
-    fn the_builder_keeps_insertion_semantics() {
-        let all: Vec<Resource> = (0..50).map(resource).collect();
-        let mut sorted = all.clone();
-        sorted.sort_by(|a, b| a.address.cmp(&b.address));
-        // Sorted, through several runs and levels.
-        let mut builder = ResourcesBuilder::with_run(3);
-        sorted.iter().cloned().for_each(|r| builder.push(r));
-        let built = builder.finish();
-        assert!(built.twice.is_none());
-        assert_eq!(built.map.values().cloned().collect::<Vec<_>>(), sorted);
-        // Out of order, with a duplicate: the first address seen twice is named.
-        let mut shuffled = sorted.clone();
-        shuffled.swap(10, 40);
-        shuffled.insert(45, sorted[20].clone());
-        shuffled.insert(46, sorted[5].clone());
-        let mut builder = ResourcesBuilder::with_run(4);
-        shuffled.iter().cloned().for_each(|r| builder.push(r));
-        let built = builder.finish();
-        assert_eq!(built.twice.as_ref(), Some(&sorted[20].address));
-        assert_eq!(built.map.len(), 50);
+    fn a_declined_record_stops_the_reading() {
+        let bytes = to_json(&state(10));
+        let mut taken = 0;
+        let header = super::read_with(
+            Path::new("s"),
+            serde_json::Deserializer::from_slice(&bytes),
+            &mut |_| {
+                taken += 1;
+                taken < 3
+            },
+            || None,
+        )
+        .expect("not an error");
+        assert_eq!((header, taken), (None, 3));
+    }
+
+    #[test]
+    fn streamed_and_whole_reading_accept_and_refuse_the_same_files() {
+        let original = state(3);
+        let good = String::from_utf8(to_json(&original)).expect("utf-8");
+        let value: serde_json::Value = serde_json::from_str(&good).expect("json");
+        let compact = serde_json::to_string(&value).expect("json");
+        let mut reordered = serde_json::Map::new();
+        for key in ["resources", "serial", "lineage", "format_version"] {
+            reordered.insert(key.to_owned(), value[key].clone());
+        }
+        let reordered = serde_json::to_string(&reordered).expect("json");
+        for layout in [compact, reordered] {
+            assert_eq!(streamed(layout.as_bytes(), 5).expect("any layout is read"), original);
+        }
+        for (bad, expected) in [
+            (good[..good.len() / 2].to_owned(), "EOF while parsing"),
+            (format!("{good}x"), "trailing characters"),
+            (good.replace("\"serial\": 9", "\"serial\": 9, \"serial\": 9"), "duplicate field `serial`"),
+            (good.replace("\"serial\": 9", "\"serial\": 9, \"extra\": 1"), "unknown field `extra`"),
+            (good.replace("\"serial\": 9,", ""), "missing field `serial`"),
+            (good.replace("\"serial\": 9", "\"serial\": 9.5"), "invalid type: floating point"),
+            (good.replace("\"resources\": [", "\"resources\": [1,"), "invalid type: integer `1`"),
+            (good.replace("\"status\": \"invited\"", "\"status\": \"unheard-of\""), "unknown variant `unheard-of`"),
+            (good.replace("\"format_version\": 1", "\"format_version\": 0"), "format_version 0 is not"),
+            (
+                good.replace(
+                    "\"address\": \"community/person.00001@example.com\"",
+                    "\"address\": \"community/x@example.com\"",
+                ),
+                "address `community/x@example.com` does not match its provider `community`",
+            ),
+            (String::new(), "EOF while parsing a value"),
+            ("[]".to_owned(), "invalid type: sequence, expected a memberctl state object"),
+        ] {
+            let whole = parse(Path::new("s"), bad.as_bytes()).expect_err(&bad);
+            assert!(
+                matches!(&whole, StateError::Corrupt { detail, .. } if detail.contains(expected)),
+                "{whole} for {bad}"
+            );
+            // The same error; a reader may have looked one byte further
+            // when it stopped, so positions are left out.
+            let unplaced = |err: StateError| err.to_string().split(" at line ").next().map(str::to_owned);
+            let whole = unplaced(whole);
+            for chunk in [1, 4, 1 << 20] {
+                assert_eq!(unplaced(streamed(bad.as_bytes(), chunk).expect_err(&bad)), whole, "{bad}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_newer_format_is_reported_as_such_wherever_its_version_is() {
+        let good = String::from_utf8(to_json(&state(2))).expect("utf-8");
+        let newer = good.replace("\"format_version\": 1", "\"format_version\": 2");
+        // A newer format whose records changed shape, with its version first
+        // or last: not reported as whatever field changed.
+        let changed = newer.replace("\"status\": \"invited\"", "\"state\": {}");
+        let mut last: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&changed).expect("json");
+        let version = last.remove("format_version").expect("version");
+        last.insert("format_version".to_owned(), version);
+        let last = serde_json::to_string(&last).expect("json");
+        for text in [newer, changed, last] {
+            for result in [parse(Path::new("s"), text.as_bytes()), streamed(text.as_bytes(), 3)] {
+                assert!(matches!(result, Err(StateError::NewerFormat { found: 2, .. })), "{result:?} for {text}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_version_of_a_file_is_read_again_from_disk_for_the_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let paths = StatePaths::new(dir.path().join("s.json"));
+        let text = "{\"resources\": [{\"new\": true}], \"format_version\": 7, \"lineage\": 1, \"serial\": 1}";
+        std::fs::write(&paths.state, text).expect("write");
+        assert_eq!(version_in(&paths.state), Some(7));
+        let err = super::read(&paths).expect_err("newer");
+        assert!(matches!(err, StateError::NewerFormat { found: 7, .. }), "{err}");
+        let err = super::each_record(&paths, &mut |_| true).expect_err("newer");
+        assert!(matches!(err, StateError::NewerFormat { found: 7, .. }), "{err}");
+    }
+
+    #[test]
+    fn a_write_replaces_the_state_keeps_the_previous_one_and_leaves_nothing_else() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let paths = StatePaths::new(dir.path().join("memberctl.state.json"));
+        let mut state = state(3);
+        let first = super::write(&paths, &state).expect("first write");
+        assert_eq!(first, to_json(&state).len() as u64, "answers the bytes written");
+        assert!(!paths.backup().exists(), "nothing to back up the first time");
+        let before = std::fs::read(&paths.state).expect("state");
+        state.serial += 1;
+        super::write(&paths, &state).expect("second write");
+        assert_eq!(std::fs::read(paths.backup()).expect("backup"), before);
+        assert_eq!(super::read(&paths).expect("reads"), Some(state.clone()));
+        state.serial += 1;
+        super::write(&paths, &state).expect("third write");
+        assert_eq!(parse(Path::new("b"), &std::fs::read(paths.backup()).expect("backup")).expect("parses").serial, 10);
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .map(|entry| entry.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["memberctl.state.json", "memberctl.state.json.backup"], "no temporary file is left");
     }
 }

@@ -6,7 +6,13 @@
 //! into the state with one atomic write and removed. A run that finds a
 //! journal (a crash, a kill) replays it first: outcomes are recorded as they
 //! were, and intents with no outcome make their addresses `uncertain`.
+//!
+//! The journal's first entry records the serial of the state it began from.
+//! The fold writes the state at a higher serial before it removes the
+//! journal, so a journal older than the state was already folded (the run
+//! stopped between the two steps) and is removed, never replayed twice.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -14,15 +20,18 @@ use std::io::{BufRead, BufReader, Write};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{file, State, StateError, StatePaths};
+use super::{failpoint, file, State, StateError, StatePaths};
+use crate::atomic_write::sync_dir;
 use crate::provider::{Operation, Outcome};
 
+/// One line of the journal. Written from borrowed data (a batch's
+/// operations and outcomes are not copied to be journaled), read back owned.
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
-enum Entry {
-    Begin { lineage: Uuid, serial: u64, at: String },
-    Intent { batch: u64, provider: String, ops: Vec<Operation> },
-    Outcome { batch: u64, at: String, outcomes: Vec<Outcome> },
+enum Entry<'a> {
+    Begin { lineage: Uuid, serial: u64, at: Cow<'a, str> },
+    Intent { batch: u64, provider: Cow<'a, str>, ops: Cow<'a, [Operation]> },
+    Outcome { batch: u64, at: Cow<'a, str>, outcomes: Cow<'a, [Outcome]> },
 }
 
 /// What replaying a journal found.
@@ -36,15 +45,28 @@ pub struct Replay {
     pub uncertain: Vec<String>,
 }
 
+/// What a journal beside the state turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// There is no journal.
+    Nothing,
+    /// The journal began from an older serial than the state's: its run
+    /// folded it into the state and stopped before removing it. It holds
+    /// nothing the state lacks.
+    AlreadyFolded,
+    /// The journal of an interrupted apply, replayed.
+    Replayed(Replay),
+}
+
 /// Replays the journal, if any, onto `state` (in memory only).
 ///
-/// Returns the state to use and what was replayed; `None` when there is no
-/// journal. A state that did not exist yet takes the journal's lineage.
-pub fn replay(paths: &StatePaths, state: Option<State>) -> Result<(Option<State>, Option<Replay>), StateError> {
+/// Returns the state to use and what the journal was. A state that did not
+/// exist yet takes the journal's lineage.
+pub fn replay(paths: &StatePaths, state: Option<State>) -> Result<(Option<State>, Found), StateError> {
     let path = paths.journal();
     let handle = match File::open(&path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((state, None)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((state, Found::Nothing)),
         Err(e) => return Err(StateError::io("read", &path, e)),
     };
     let mut state = state;
@@ -61,16 +83,19 @@ pub fn replay(paths: &StatePaths, state: Option<State>) -> Result<(Option<State>
                 Some(s) if s.lineage != lineage => {
                     return Err(StateError::JournalMismatch { path, journal: lineage, state: s.lineage })
                 }
+                // Replaying it again would count its resends twice and
+                // move the serial twice.
+                Some(s) if s.serial > serial => return Ok((state, Found::AlreadyFolded)),
                 Some(_) => {}
                 None => state = Some(State { lineage, serial, resources: std::collections::BTreeMap::new() }),
             },
             Entry::Intent { batch, ops, .. } => {
                 order.push(batch);
-                intents.insert(batch, ops);
+                intents.insert(batch, ops.into_owned());
             }
             Entry::Outcome { batch, at, outcomes } => {
                 if let (Some(ops), Some(state)) = (intents.remove(&batch), state.as_mut()) {
-                    for (op, outcome) in ops.iter().zip(&outcomes) {
+                    for (op, outcome) in ops.iter().zip(outcomes.iter()) {
                         state.record(op, outcome, &at);
                     }
                     replay.completed += 1;
@@ -91,7 +116,15 @@ pub fn replay(paths: &StatePaths, state: Option<State>) -> Result<(Option<State>
             }
         }
     }
-    Ok((state, Some(replay)))
+    Ok((state, Found::Replayed(replay)))
+}
+
+/// Removes the journal once its contents are in the state file, and makes
+/// the removal durable.
+pub(super) fn remove(paths: &StatePaths) -> Result<(), StateError> {
+    let path = paths.journal();
+    std::fs::remove_file(&path).map_err(|e| StateError::io("remove", &path, e))?;
+    sync_dir(paths.dir()).map_err(|e| StateError::io("sync the directory of", &path, e))
 }
 
 /// Records an apply: journal entries as it goes, one state write at the end.
@@ -117,19 +150,19 @@ impl Recorder {
             .truncate(true)
             .open(&path)
             .map_err(|e| StateError::io("create", &path, e))?;
-        file::sync_dir(paths.dir())?;
+        sync_dir(paths.dir()).map_err(|e| StateError::io("sync the directory of", &path, e))?;
         let mut recorder =
             Recorder { paths: paths.clone(), state, journal, next_batch: 0, open: HashMap::new(), journal_bytes: 0 };
         let begin = Entry::Begin {
             lineage: recorder.state.lineage,
             serial: recorder.state.serial,
-            at: crate::clock::now_rfc3339(),
+            at: crate::clock::now_rfc3339().into(),
         };
         recorder.append(&begin)?;
         Ok(recorder)
     }
 
-    fn append(&mut self, entry: &Entry) -> Result<(), StateError> {
+    fn append(&mut self, entry: &Entry<'_>) -> Result<(), StateError> {
         let mut line = serde_json::to_vec(entry).expect("journal entries serialise");
         line.push(b'\n');
         let path = self.paths.journal();
@@ -143,23 +176,29 @@ impl Recorder {
     pub fn intent(&mut self, provider: &str, ops: &[Operation]) -> Result<u64, StateError> {
         let batch = self.next_batch;
         self.next_batch += 1;
-        let entry = Entry::Intent { batch, provider: provider.to_owned(), ops: ops.to_vec() };
-        self.append(&entry)?;
-        if let Entry::Intent { ops, .. } = entry {
-            self.open.insert(batch, ops);
-        }
+        self.append(&Entry::Intent { batch, provider: provider.into(), ops: ops.into() })?;
+        self.open.insert(batch, ops.to_vec());
         Ok(batch)
     }
 
     /// Appends a batch's outcomes and records them in the state in memory.
     pub fn outcome(&mut self, batch: u64, ops: &[Operation], outcomes: &[Outcome]) -> Result<(), StateError> {
         let at = crate::clock::now_rfc3339();
-        self.append(&Entry::Outcome { batch, at: at.clone(), outcomes: outcomes.to_vec() })?;
+        self.append(&Entry::Outcome { batch, at: at.as_str().into(), outcomes: outcomes.into() })?;
         self.open.remove(&batch);
         for (op, outcome) in ops.iter().zip(outcomes) {
             self.state.record(op, outcome, &at);
         }
         Ok(())
+    }
+
+    /// Records that a batch's answer will never come (its task panicked, or
+    /// was abandoned after a cancel): its addresses become `uncertain` with
+    /// `reason`, in the journal and in the state.
+    pub fn abandon(&mut self, batch: u64, reason: &str) -> Result<(), StateError> {
+        let Some(ops) = self.open.remove(&batch) else { return Ok(()) };
+        let outcomes = vec![Outcome::Uncertain { reason: reason.to_owned() }; ops.len()];
+        self.outcome(batch, &ops, &outcomes)
     }
 
     /// The state as recorded so far.
@@ -185,10 +224,61 @@ impl Recorder {
         }
         self.state.serial += 1;
         let bytes = file::write(&self.paths, &self.state)?;
-        let path = self.paths.journal();
+        if failpoint::armed("after-state-rename") {
+            std::process::abort();
+        }
         drop(self.journal);
-        std::fs::remove_file(&path).map_err(|e| StateError::io("remove", &path, e))?;
-        file::sync_dir(self.paths.dir())?;
+        remove(&self.paths)?;
         Ok((self.state, bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{replay, Found, Recorder};
+    use crate::address::Address;
+    use crate::attributes::Attributes;
+    use crate::provider::{Operation, OperationKind, Outcome, RemoteIds};
+    use crate::state::{State, StatePaths, Status};
+
+    fn invite(email: &str) -> Operation {
+        Operation {
+            address: Address::new("sandbox", email),
+            kind: OperationKind::Invite,
+            attributes: Attributes { email: email.to_owned(), ..Attributes::default() },
+            repeat: false,
+        }
+    }
+
+    /// A journal of one answered batch, begun from a state at serial 4.
+    fn journal(paths: &StatePaths) -> State {
+        let mut state = State::new();
+        state.serial = 4;
+        let mut recorder = Recorder::begin(paths, state.clone()).expect("begin");
+        let ops = [invite("ana@example.com")];
+        let batch = recorder.intent("sandbox", &ops).expect("intent");
+        recorder.outcome(batch, &ops, &[Outcome::Invited(RemoteIds::default())]).expect("outcome");
+        state
+    }
+
+    // Regression: #9 defect 3: the serial in `Begin` tells a journal to
+    // replay from one already folded into the state.
+    #[test]
+    fn a_journal_is_replayed_onto_the_state_it_began_from_only() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let paths = StatePaths::new(dir.path().join("memberctl.state.json"));
+        let before = journal(&paths);
+
+        let (state, found) = replay(&paths, Some(before.clone())).expect("replays");
+        let Found::Replayed(replayed) = found else { panic!("{found:?}") };
+        assert_eq!((replayed.completed, replayed.interrupted), (1, 0));
+        let state = state.expect("state");
+        assert_eq!(state.resources[&Address::new("sandbox", "ana@example.com")].status, Status::Invited);
+
+        let mut folded = state;
+        folded.serial = before.serial + 1;
+        let (state, found) = replay(&paths, Some(folded.clone())).expect("reads");
+        assert_eq!(found, Found::AlreadyFolded);
+        assert_eq!(state, Some(folded), "the state is left as it is");
     }
 }

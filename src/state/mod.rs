@@ -7,6 +7,7 @@
 //! a crash loses nothing the provider confirmed.
 
 pub mod edit;
+mod failpoint;
 pub mod file;
 pub mod journal;
 pub mod lock;
@@ -269,10 +270,15 @@ pub struct Loaded {
 /// Reads the state and replays a leftover journal in memory, writing nothing.
 ///
 /// The serial is advanced as the fold will advance it, so a plan saved now
-/// still matches after apply has folded the journal.
+/// still matches after apply has folded the journal. A journal that was
+/// already folded into the state is ignored (the next apply removes it).
 pub fn load(paths: &StatePaths) -> Result<Loaded, StateError> {
     let state = file::read(paths)?;
-    let (mut state, replay) = journal::replay(paths, state)?;
+    let (mut state, found) = journal::replay(paths, state)?;
+    let replay = match found {
+        journal::Found::Replayed(replay) => Some(replay),
+        journal::Found::Nothing | journal::Found::AlreadyFolded => None,
+    };
     if replay.is_some() {
         if let Some(s) = state.as_mut() {
             s.serial += 1;
@@ -283,17 +289,29 @@ pub fn load(paths: &StatePaths) -> Result<Loaded, StateError> {
 
 /// Reads the state and folds a leftover journal into it for good (one
 /// atomic write), as apply and the `state` commands do before changing it.
+/// A journal that was already folded is removed without touching the state.
 pub fn load_and_recover(paths: &StatePaths) -> Result<Loaded, StateError> {
     let state = file::read(paths)?;
-    let (state, replay) = journal::replay(paths, state)?;
-    if let (Some(s), Some(_)) = (&state, &replay) {
-        let mut s = s.clone();
-        s.serial += 1;
-        file::write(paths, &s)?;
-        let journal = paths.journal();
-        std::fs::remove_file(&journal).map_err(|e| StateError::io("remove", &journal, e))?;
-        file::sync_dir(paths.dir())?;
-        return Ok(Loaded { state: Some(s), replay });
+    let (state, found) = journal::replay(paths, state)?;
+    let replay = match found {
+        journal::Found::Nothing => None,
+        journal::Found::AlreadyFolded => {
+            log::info!(
+                "removing `{}`: an earlier apply folded it into the state and stopped before removing it",
+                paths.journal().display()
+            );
+            journal::remove(paths)?;
+            None
+        }
+        journal::Found::Replayed(replay) => Some(replay),
+    };
+    match (state, replay) {
+        (Some(mut state), Some(replay)) => {
+            state.serial += 1;
+            file::write(paths, &state)?;
+            journal::remove(paths)?;
+            Ok(Loaded { state: Some(state), replay: Some(replay) })
+        }
+        (state, replay) => Ok(Loaded { state, replay }),
     }
-    Ok(Loaded { state, replay })
 }

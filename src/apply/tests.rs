@@ -1,0 +1,124 @@
+//! The engine against providers that misbehave in ways the real ones only
+//! do by accident: a send that panics, a send that never answers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{run_with_grace, ApplyReport, Cancel, Silent};
+use crate::address::Address;
+use crate::plan::{Plan, Scope};
+use crate::provider::{self, BatchError, BoxFuture, Operation, Outcome, Provider, ProviderSettings};
+use crate::state::{Recorder, State, StatePaths, Status};
+
+const CONFIG: &str = r"version: 1
+providers:
+  sandbox:
+    type: sandbox
+    outbox: outbox.jsonl
+roles:
+  member: { sandbox: role-member }
+defaults:
+  providers: [sandbox]
+  roles: [member]
+members:
+  - email: ana@example.com
+  - email: bo@example.com
+  - email: cy@example.com
+";
+
+/// How the fake provider answers a send.
+#[derive(Clone, Copy)]
+enum Misbehaviour {
+    Panic,
+    NeverAnswer,
+}
+
+struct Fake {
+    settings: ProviderSettings,
+    misbehaviour: Misbehaviour,
+}
+
+impl Provider for Fake {
+    fn settings(&self) -> &ProviderSettings {
+        &self.settings
+    }
+
+    fn batches(&self, operations: Vec<Operation>) -> Vec<Vec<Operation>> {
+        provider::chunk(operations, self.settings.batch_size)
+    }
+
+    fn send<'a>(&'a self, batch: &'a [Operation]) -> BoxFuture<'a, Result<Vec<Outcome>, BatchError>> {
+        match self.misbehaviour {
+            Misbehaviour::Panic => Box::pin(async move { panic!("boom while sending {}", batch[0].address) }),
+            Misbehaviour::NeverAnswer => Box::pin(std::future::pending()),
+        }
+    }
+}
+
+/// Applies the three-member plan through `misbehaviour`, one member per
+/// batch and one batch at a time, cancelling after `cancel_after` if given.
+async fn apply(misbehaviour: Misbehaviour, cancel_after: Option<Duration>) -> (Plan, State, ApplyReport) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = crate::config::load_str(&dir.path().join("memberctl.yaml"), CONFIG).expect("config");
+    let plan = crate::plan::compute(&config, None, &Scope::default(), crate::clock::now());
+    let mut settings = plan.providers["sandbox"].clone();
+    settings.batch_size = 1;
+    settings.concurrency = 1;
+    let clients: BTreeMap<String, Arc<dyn Provider>> =
+        BTreeMap::from([("sandbox".to_owned(), Arc::new(Fake { settings, misbehaviour }) as Arc<dyn Provider>)]);
+    let paths = StatePaths::new(dir.path().join("memberctl.state.json"));
+    let recorder = Recorder::begin(&paths, State::new()).expect("journal");
+    let cancel = Cancel::new();
+    if let Some(after) = cancel_after {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            cancel.cancel();
+        });
+    }
+    let grace = Duration::from_millis(50);
+    let (state, report) =
+        run_with_grace(&plan, clients, recorder, Arc::new(Silent), cancel, grace).await.expect("apply finishes");
+    assert_eq!(crate::state::file::read(&paths).expect("state").as_ref(), Some(&state), "the state is written");
+    (plan, state, report)
+}
+
+fn addresses(rows: &[(Address, String)]) -> Vec<&str> {
+    rows.iter().map(|(address, _)| address.as_str()).collect()
+}
+
+// Regression: #9 defect 4, "Aborted or panicked batches vanish from the
+// summary": every planned address is reported, with why.
+#[tokio::test]
+async fn a_batch_whose_task_panicked_leaves_its_addresses_uncertain() {
+    let (plan, state, report) = apply(Misbehaviour::Panic, None).await;
+    let planned: Vec<&str> = plan.changes.iter().map(|c| c.address.as_str()).collect();
+    assert_eq!(planned.len(), 3);
+    assert_eq!(addresses(&report.uncertain), planned, "{report:?}");
+    for (address, reason) in &report.uncertain {
+        assert_eq!(reason, &format!("the task sending this batch panicked: boom while sending {address}"));
+        let resource = &state.resources[address];
+        assert_eq!(resource.status, Status::Uncertain);
+        assert_eq!(resource.message.as_ref(), Some(reason), "the reason is kept for the next plan");
+    }
+    assert!(report.failed.is_empty() && report.invited.is_empty(), "{report:?}");
+}
+
+// Regression: #9 defect 4: batches abandoned when the grace period after a
+// cancel runs out are reported too: the one in flight as uncertain, the ones
+// still waiting for their turn as not sent.
+#[tokio::test]
+async fn batches_abandoned_after_a_cancel_are_all_reported() {
+    let (plan, state, report) = apply(Misbehaviour::NeverAnswer, Some(Duration::from_millis(50))).await;
+    assert!(report.interrupted);
+    let planned: Vec<&str> = plan.changes.iter().map(|c| c.address.as_str()).collect();
+    assert_eq!(addresses(&report.uncertain), planned[..1], "{report:?}");
+    assert_eq!(addresses(&report.failed), planned[1..], "{report:?}");
+    assert_eq!(report.uncertain[0].1, "the apply was interrupted before the answer arrived");
+    for (_, reason) in &report.failed {
+        assert_eq!(reason, "not sent: the apply was interrupted");
+    }
+    assert_eq!(state.resources.len(), 1, "only the batch that may have been sent is recorded");
+    assert_eq!(state.resources[&report.uncertain[0].0].status, Status::Uncertain);
+}
