@@ -264,7 +264,7 @@ pub fn reconcile(
                     }
                     if settled {
                         Some(DriftKind::SettledPresent)
-                    } else if !observed.active {
+                    } else if !observed.active && status != Status::Deactivated {
                         Some(DriftKind::Deactivated)
                     } else if changes.is_empty() {
                         None

@@ -82,6 +82,7 @@ fn invite(provider: &str, attributes: Attributes) -> Operation {
         kind: OperationKind::Invite,
         attributes,
         repeat: false,
+        remote: memberctl::provider::RemoteIds::default(),
     }
 }
 
@@ -216,7 +217,7 @@ async fn networked_direct_add_sends_the_password_but_never_shows_it() {
     let again = client.send(&[invite("community", direct)]).await.expect("answer");
     let shown = format!("{again:?} {outcomes:?}");
     assert!(!shown.contains(PASSWORD));
-    insta::assert_snapshot!(render(&again), @r#"Adopted { message: "User already exists" }"#);
+    insta::assert_snapshot!(render(&again), @r#"Adopted { message: "User already exists", remote: RemoteIds { invite_id: None, user_id: None, timestamp_ms: None } }"#);
 }
 
 #[tokio::test]
@@ -338,7 +339,7 @@ async fn networked_repeat_send_reads_a_reasonless_refusal_as_already_there() {
     let client = networked(&server);
     let outcomes =
         client.send(&[repeat(invite("community", member("jane.doe@yopmail.com", "Jane Doe")))]).await.expect("answer");
-    insta::assert_snapshot!(render(&outcomes), @r#"Adopted { message: "Networked refused this email without a reason in answer to a repeat send: the earlier send, whose answer was lost, evidently arrived" }"#);
+    insta::assert_snapshot!(render(&outcomes), @r#"Adopted { message: "Networked refused this email without a reason in answer to a repeat send: the earlier send, whose answer was lost, evidently arrived", remote: RemoteIds { invite_id: None, user_id: None, timestamp_ms: None } }"#);
 }
 
 #[tokio::test]
@@ -354,7 +355,7 @@ async fn aptly_partial_success_and_duplicates_are_adopted() {
     let outcomes = client.send(&ops).await.expect("answer");
     insta::assert_snapshot!(render(&outcomes), @r#"
     Invited(RemoteIds { invite_id: None, user_id: None, timestamp_ms: None })
-    Adopted { message: "Email already exists" }
+    Adopted { message: "Email already exists", remote: RemoteIds { invite_id: None, user_id: None, timestamp_ms: None } }
     Failed { reason: "Invalid email" }
     "#);
     assert_eq!(server.times_received("fresh@example.com"), 1);
@@ -399,7 +400,7 @@ async fn both_vendors_read_refusal_messages_alike() {
     assert_eq!(networked, aptly);
     insta::assert_snapshot!(render(&networked), @r#"
     Failed { reason: "Invitation already expired" }
-    Adopted { message: "User is already a member of this community" }
+    Adopted { message: "User is already a member of this community", remote: RemoteIds { invite_id: None, user_id: None, timestamp_ms: None } }
     "#);
 }
 

@@ -40,6 +40,14 @@ pub enum ApplyError {
         /// The limit in force.
         limit: usize,
     },
+    /// Removals that delete users, without `--allow-delete`.
+    #[error("the plan deletes {count} user(s) at {providers}, and deletions need `--allow-delete`")]
+    DeleteNotAllowed {
+        /// Removals that delete.
+        count: usize,
+        /// The providers, named.
+        providers: String,
+    },
     /// Credentials or passwords missing: nothing was sent.
     #[error("cannot start: {}", problems.first().map_or("", |p| p.0.as_str()))]
     Preflight {
@@ -62,6 +70,9 @@ impl ApplyError {
             ApplyError::TooManyChanges { .. } => Some(
                 "invitations are emails that cannot be unsent: review the plan, then raise the limit for this run with `--max-changes N` or set `safety.max_changes`".to_owned(),
             ),
+            ApplyError::DeleteNotAllowed { .. } => Some(
+                "a deleted user and their data cannot be brought back: review the plan, then pass `--allow-delete`, or set `on_remove: deactivate`".to_owned(),
+            ),
             ApplyError::Preflight { problems } => problems.first().map(|p| p.1.clone()),
             ApplyError::State(error) => error.hint(),
         }
@@ -82,6 +93,25 @@ pub fn check_fresh(plan: &Plan, state: Option<&State>) -> Result<(), ApplyError>
         }
         _ => Ok(()),
     }
+}
+
+/// Refuses removals that delete users unless `allow_delete`.
+pub fn check_deletes(plan: &Plan, allow_delete: bool) -> Result<(), ApplyError> {
+    if allow_delete {
+        return Ok(());
+    }
+    let mut providers = std::collections::BTreeSet::new();
+    let mut count = 0;
+    for change in plan.changes.iter().filter(|c| c.action == Action::Remove) {
+        if plan.providers.get(&change.provider).is_some_and(|s| s.kind.removal_deletes(s)) {
+            providers.insert(format!("`{}`", change.provider));
+            count += 1;
+        }
+    }
+    if count == 0 {
+        return Ok(());
+    }
+    Err(ApplyError::DeleteNotAllowed { count, providers: providers.into_iter().collect::<Vec<_>>().join(", ") })
 }
 
 /// Applies the safety brake.
@@ -149,7 +179,7 @@ pub fn preflight(
 }
 
 /// The operations of a plan, per provider, in address order.
-fn operations(plan: &Plan) -> BTreeMap<String, Vec<Operation>> {
+fn operations(plan: &Plan, state: &State) -> BTreeMap<String, Vec<Operation>> {
     let mut out: BTreeMap<String, Vec<Operation>> = BTreeMap::new();
     for change in &plan.changes {
         let Some(kind) = change.action.operation() else { continue };
@@ -163,6 +193,7 @@ fn operations(plan: &Plan) -> BTreeMap<String, Vec<Operation>> {
             kind,
             attributes,
             repeat: change.repeat,
+            remote: state.resources.get(&change.address).map(|r| r.remote.clone()).unwrap_or_default(),
         });
     }
     out
@@ -204,6 +235,7 @@ async fn run_with_grace(
     cancel: Cancel,
     grace: Duration,
 ) -> Result<(State, ApplyReport), ApplyError> {
+    let operations = operations(plan, recorder.state());
     let recorder = Arc::new(Mutex::new(recorder));
     let mut report = ApplyReport::default();
     for change in plan.changes.iter().filter(|c| c.action == Action::Manual) {
@@ -215,7 +247,7 @@ async fn run_with_grace(
     // Once an outcome cannot be recorded, nothing more is sent: a send whose
     // outcome cannot be kept is a send the next run would repeat.
     let unrecordable = Arc::new(AtomicBool::new(false));
-    for (provider_name, ops) in operations(plan) {
+    for (provider_name, ops) in operations {
         let Some(client) = clients.get(&provider_name).cloned() else { continue };
         total += ops.len();
         let permits = Arc::new(tokio::sync::Semaphore::new(client.settings().concurrency.max(1)));

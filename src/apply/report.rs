@@ -94,9 +94,10 @@ impl ApplyReport {
             match outcome {
                 Outcome::Invited(_) => self.invited.push(address),
                 Outcome::Added(_) => self.added.push(address),
-                Outcome::Adopted { message } => self.adopted.push((address, message.clone())),
+                Outcome::Adopted { message, .. } => self.adopted.push((address, message.clone())),
                 Outcome::Updated => self.updated.push(address),
-                Outcome::Removed => self.removed.push(address),
+                Outcome::Removed | Outcome::Deactivated(_) => self.removed.push(address),
+                Outcome::Partial { reason, .. } => self.failed.push((address, format!("partly carried out: {reason}"))),
                 Outcome::Failed { reason } => self.failed.push((address, reason.clone())),
                 Outcome::Uncertain { reason } => self.uncertain.push((address, reason.clone())),
             }

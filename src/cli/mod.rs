@@ -168,6 +168,9 @@ pub struct ApplyArgs {
     /// List what the providers hold first, record it, and apply drift back too
     #[arg(long, conflicts_with = "plan")]
     pub refresh: bool,
+    /// Carry out removals that delete users (providers with `on_remove: delete`)
+    #[arg(long)]
+    pub allow_delete: bool,
     #[command(flatten)]
     pub scope: ScopeArgs,
 }

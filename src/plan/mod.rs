@@ -437,6 +437,15 @@ fn diff_one(
         };
     match (want, have) {
         (None, None) => None,
+        // Removed by deactivation already; the record only keeps the ids.
+        (None, Some(have)) if have.status == Status::Deactivated => None,
+        (Some(want), Some(have)) if have.status == Status::Deactivated => Some(if caps.is_some_and(|c| c.invite) {
+            let reason = "re-added: reactivates the user memberctl deactivated".to_owned();
+            change(Action::Invite, None, Some(&have.attributes), Some(want), Some(reason), false)
+        } else {
+            let reason = format!("provider `{provider}` may not invite: reactivate {} by hand in {console}, then run `memberctl state import {address}`", want.email);
+            change(Action::Manual, Some(Action::Invite), Some(&have.attributes), Some(want), Some(reason), false)
+        }),
         (Some(want), None) => Some(if caps.is_some_and(|c| c.invite) {
             change(Action::Invite, None, None, Some(want), None, false)
         } else {
@@ -447,7 +456,8 @@ fn diff_one(
             let reason = format!("provider `{provider}` is no longer configured: remove {} by hand if needed, then run `memberctl state rm {address}`", have.email);
             change(Action::Manual, Some(Action::Remove), Some(&have.attributes), None, Some(reason), false)
         } else if caps.is_some_and(|c| c.remove) {
-            change(Action::Remove, None, Some(&have.attributes), None, None, false)
+            let how = settings.and_then(|s| s.kind.removal_note(s));
+            change(Action::Remove, None, Some(&have.attributes), None, how, false)
         } else {
             let reason = format!(
                 "`{provider}` cannot remove members through its API: remove {} by hand in {console}, then run {}",

@@ -202,7 +202,7 @@ impl Aptly {
                     failed += 1;
                     match message {
                         Some(message) if says_already_there(message) => {
-                            Outcome::Adopted { message: message.to_owned() }
+                            Outcome::Adopted { message: message.to_owned(), remote: RemoteIds::default() }
                         }
                         Some(message) => Outcome::Failed { reason: message.to_owned() },
                         None => Outcome::Failed { reason: "provider gave no reason".to_owned() },

@@ -147,6 +147,18 @@ pub trait ProviderType: Sync + 'static {
         Vec::new()
     }
 
+    /// What a removal does at this provider, when it is more than "removed"
+    /// (e.g. "deactivates the user"), shown with each planned removal.
+    fn removal_note(&self, _settings: &ProviderSettings) -> Option<String> {
+        None
+    }
+
+    /// Whether removals delete for good, which apply only does with
+    /// `--allow-delete`.
+    fn removal_deletes(&self, _settings: &ProviderSettings) -> bool {
+        false
+    }
+
     /// Where a person makes a change by hand, for `manual` instructions.
     fn console(&self) -> &'static str;
 

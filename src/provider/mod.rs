@@ -229,6 +229,9 @@ pub struct Operation {
     pub kind: OperationKind,
     /// The attributes to send (the old ones for a removal).
     pub attributes: Attributes,
+    /// The provider's ids for the member, as recorded (empty for a new one).
+    #[serde(default, skip_serializing_if = "RemoteIds::is_empty")]
+    pub remote: RemoteIds,
     /// The address was sent before without a known outcome (or is a resend):
     /// an answer that carries no reason is then read as "already there".
     pub repeat: bool,
@@ -248,6 +251,14 @@ pub struct RemoteIds {
     pub timestamp_ms: Option<i64>,
 }
 
+impl RemoteIds {
+    /// Whether no id is known.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.invite_id.is_none() && self.user_id.is_none() && self.timestamp_ms.is_none()
+    }
+}
+
 /// The outcome of one address's operation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
@@ -260,11 +271,29 @@ pub enum Outcome {
     Adopted {
         /// The provider's words.
         message: String,
+        /// The provider's ids for the member, when it said (kept from the
+        /// record otherwise).
+        #[serde(default, skip_serializing_if = "RemoteIds::is_empty")]
+        remote: RemoteIds,
     },
     /// Attributes changed.
     Updated,
     /// Member removed.
     Removed,
+    /// Member deactivated (kept at the provider, and in the state with its
+    /// ids, so a re-add is one reactivation).
+    Deactivated(RemoteIds),
+    /// Part of the change was carried out and part refused (e.g. the user
+    /// was created but a group membership was not): the record takes what
+    /// is in force, and the next plan proposes the rest again.
+    Partial {
+        /// The attributes now in force at the provider.
+        applied: Box<Attributes>,
+        /// The provider's ids.
+        remote: RemoteIds,
+        /// What was refused.
+        reason: String,
+    },
     /// The provider refused; nothing happened.
     Failed {
         /// Why, in the provider's words where it gave any.

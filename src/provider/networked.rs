@@ -194,12 +194,15 @@ struct BulkUser<'a> {
 /// there, or when it gives no reason in answer to a repeat send.
 fn refusal(reason: Option<String>, repeat: bool) -> Outcome {
     match reason {
-        Some(reason) if says_already_there(&reason) => Outcome::Adopted { message: reason },
+        Some(reason) if says_already_there(&reason) => {
+            Outcome::Adopted { message: reason, remote: RemoteIds::default() }
+        }
         Some(reason) => Outcome::Failed { reason },
         None if repeat => Outcome::Adopted {
             message: "Networked refused this email without a reason in answer to a repeat send: the earlier send, \
                       whose answer was lost, evidently arrived"
                 .to_owned(),
+            remote: RemoteIds::default(),
         },
         None => Outcome::Failed { reason: "provider gave no reason".to_owned() },
     }

@@ -166,11 +166,12 @@ impl Sandbox {
             let email = normalize_email(&op.attributes.email);
             let outcome = match op.kind {
                 OperationKind::Invite if members.present.contains_key(&email) => {
-                    Outcome::Adopted { message: "Email already exists".to_owned() }
+                    Outcome::Adopted { message: "Email already exists".to_owned(), remote: RemoteIds::default() }
                 }
-                OperationKind::Resend if members.accepted.contains(&email) => {
-                    Outcome::Adopted { message: "Email already exists (the invitation was accepted)".to_owned() }
-                }
+                OperationKind::Resend if members.accepted.contains(&email) => Outcome::Adopted {
+                    message: "Email already exists (the invitation was accepted)".to_owned(),
+                    remote: RemoteIds::default(),
+                },
                 OperationKind::Invite | OperationKind::Resend => {
                     let ids = RemoteIds {
                         invite_id: Some(format!("sbx-{}-{index}", at.replace([':', '-'], ""))),

@@ -95,7 +95,16 @@ fn into_record(edit: Edit, recorder: &Recorder) -> (Operation, Outcome) {
     match edit {
         Edit::Forget { address } => {
             let attributes = recorder.state().resources.get(&address).map(|r| r.attributes.clone()).unwrap_or_default();
-            (Operation { address, kind: OperationKind::Remove, attributes, repeat: false }, Outcome::Removed)
+            (
+                Operation {
+                    address,
+                    kind: OperationKind::Remove,
+                    attributes,
+                    repeat: false,
+                    remote: RemoteIds::default(),
+                },
+                Outcome::Removed,
+            )
         }
         Edit::Import { address, attributes, remote } => {
             let outcome = if remote.invite_id.is_some() {
@@ -103,21 +112,37 @@ fn into_record(edit: Edit, recorder: &Recorder) -> (Operation, Outcome) {
             } else if remote.user_id.is_some() {
                 Outcome::Added(remote)
             } else {
-                Outcome::Adopted { message: "imported by hand with `memberctl state import`".to_owned() }
+                Outcome::Adopted {
+                    message: "imported by hand with `memberctl state import`".to_owned(),
+                    remote: RemoteIds::default(),
+                }
             };
-            (Operation { address, kind: OperationKind::Invite, attributes, repeat: false }, outcome)
+            (
+                Operation {
+                    address,
+                    kind: OperationKind::Invite,
+                    attributes,
+                    repeat: false,
+                    remote: RemoteIds::default(),
+                },
+                outcome,
+            )
         }
         Edit::Observed { address, attributes, remote, settled: true } => (
-            Operation { address, kind: OperationKind::Invite, attributes, repeat: true },
-            Outcome::Adopted { message: format!("found at the provider by refresh{}", describe_ids(&remote)) },
+            Operation { address, kind: OperationKind::Invite, attributes, repeat: true, remote: RemoteIds::default() },
+            Outcome::Adopted { message: format!("found at the provider by refresh{}", describe_ids(&remote)), remote },
         ),
         Edit::Observed { address, attributes, settled: false, .. }
-        | Edit::DoneByHand { address, attributes, update: true } => {
-            (Operation { address, kind: OperationKind::Update, attributes, repeat: false }, Outcome::Updated)
-        }
+        | Edit::DoneByHand { address, attributes, update: true } => (
+            Operation { address, kind: OperationKind::Update, attributes, repeat: false, remote: RemoteIds::default() },
+            Outcome::Updated,
+        ),
         Edit::DoneByHand { address, attributes, update: false } => (
-            Operation { address, kind: OperationKind::Invite, attributes, repeat: false },
-            Outcome::Adopted { message: "marked done by hand with `memberctl state mark-done`".to_owned() },
+            Operation { address, kind: OperationKind::Invite, attributes, repeat: false, remote: RemoteIds::default() },
+            Outcome::Adopted {
+                message: "marked done by hand with `memberctl state mark-done`".to_owned(),
+                remote: RemoteIds::default(),
+            },
         ),
     }
 }

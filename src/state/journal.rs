@@ -247,6 +247,7 @@ mod tests {
             kind: OperationKind::Invite,
             attributes: Attributes { email: email.to_owned(), ..Attributes::default() },
             repeat: false,
+            remote: crate::provider::RemoteIds::default(),
         }
     }
 

@@ -45,6 +45,9 @@ pub enum Status {
     Adopted,
     /// A request was sent but its outcome is unknown.
     Uncertain,
+    /// Removed by deactivation: the provider keeps the user (inactive), and
+    /// the record keeps its ids so a re-add is one reactivation.
+    Deactivated,
 }
 
 impl Status {
@@ -56,6 +59,7 @@ impl Status {
             Status::Added => "added",
             Status::Adopted => "adopted",
             Status::Uncertain => "uncertain",
+            Status::Deactivated => "deactivated",
         }
     }
 }

@@ -32,10 +32,12 @@ impl State {
                 let resource = fresh(Status::Added, remote.clone(), None);
                 self.resources.insert(op.address.clone(), resource);
             }
-            (_, Outcome::Adopted { message }) => {
-                let mut resource = fresh(Status::Adopted, RemoteIds::default(), Some(message.clone()));
+            (_, Outcome::Adopted { message, remote }) => {
+                let mut resource = fresh(Status::Adopted, remote.clone(), Some(message.clone()));
                 if let Some(old) = existing {
-                    resource.remote = old.remote.clone();
+                    if remote.is_empty() {
+                        resource.remote = old.remote.clone();
+                    }
                     resource.invited_at.clone_from(&old.invited_at);
                 }
                 self.resources.insert(op.address.clone(), resource);
@@ -49,6 +51,28 @@ impl State {
             }
             (_, Outcome::Removed) => {
                 self.resources.remove(&op.address);
+            }
+            (_, Outcome::Deactivated(remote)) => {
+                let mut resource = fresh(Status::Deactivated, remote.clone(), None);
+                if let Some(old) = existing {
+                    if remote.is_empty() {
+                        resource.remote = old.remote.clone();
+                    }
+                    resource.invited_at.clone_from(&old.invited_at);
+                }
+                self.resources.insert(op.address.clone(), resource);
+            }
+            (_, Outcome::Partial { applied, remote, reason }) => {
+                let status = existing.map_or(Status::Added, |r| r.status);
+                let mut resource = fresh(status, remote.clone(), Some(format!("partly carried out: {reason}")));
+                resource.attributes = (**applied).clone();
+                if let Some(old) = existing {
+                    if remote.is_empty() {
+                        resource.remote = old.remote.clone();
+                    }
+                    resource.invited_at.clone_from(&old.invited_at);
+                }
+                self.resources.insert(op.address.clone(), resource);
             }
             (OperationKind::Invite | OperationKind::Resend, Outcome::Uncertain { reason }) => {
                 // A resend of a known invitation stays invited: the first one arrived.
