@@ -5,6 +5,7 @@
 
 mod support;
 
+mod config_checks;
 mod e2e;
 mod examples;
 mod gitops;

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::locate::{Locations, Position};
 use super::model::ConfigFile;
-use super::problem::{Pending, Place, Problem};
+use super::problem::{rules, Pending, Place, Problem};
 use super::{Config, ConfigError};
 
 /// The largest config file accepted. Membership files with 100,000 members
@@ -100,6 +100,7 @@ pub fn load_with(paths: &[PathBuf], extra: Option<(&Path, &str)>) -> Result<Conf
         if size > MAX_FILE_BYTES {
             return Err(ConfigError::Invalid {
                 problems: vec![Problem {
+                    rule: rules::FILE_TOO_LARGE,
                     place: Place { file: path, position: None },
                     snippet: None,
                     message: format!("the file is {size} bytes, more than the {MAX_FILE_BYTES}-byte limit"),
@@ -129,6 +130,7 @@ fn from_sources(sources: &[Source]) -> Result<Config, ConfigError> {
             Ok(file) => parsed.push(Some(file)),
             Err((message, path, known)) => {
                 pending.push(Pending {
+                    rule: rules::PARSE,
                     file: index,
                     path: path.unwrap_or_default(),
                     at_key: false,
@@ -151,6 +153,7 @@ fn from_sources(sources: &[Source]) -> Result<Config, ConfigError> {
 }
 
 fn digest(sources: &[Source]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut hasher = Sha256::new();
     for source in sources {
         hasher.update(source.path.to_string_lossy().as_bytes());
@@ -159,11 +162,7 @@ fn digest(sources: &[Source]) -> String {
         hasher.update([0]);
     }
     let bytes = hasher.finalize();
-    bytes.iter().fold(String::with_capacity(64), |mut out, b| {
-        use std::fmt::Write;
-        let _ = write!(out, "{b:02x}");
-        out
-    })
+    bytes.iter().flat_map(|b| [char::from(HEX[usize::from(b >> 4)]), char::from(HEX[usize::from(b & 0xf)])]).collect()
 }
 
 /// Turns pending problems into located ones, reading each file's positions once.
@@ -196,6 +195,7 @@ fn locate(sources: &[Source], pending: Vec<Pending>) -> Vec<Problem> {
             (
                 p.file,
                 Problem {
+                    rule: p.rule,
                     place: Place { file: sources[p.file].path.clone(), position },
                     snippet,
                     message,
@@ -223,7 +223,7 @@ fn redact_line(line: &str) -> String {
             return format!("{key}: [redacted]");
         }
     }
-    line.to_owned()
+    super::validate::hide_userinfo(line)
 }
 
 /// Writes members as a YAML sequence (`- email: ...` items, no `members:` key).

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use load::{emit_members, load, load_str, load_with, parse_file, MemberValue, MAX_FILE_BYTES};
-pub use problem::{Place, Problem};
+pub use problem::{render_problems, Place, Problem, Rule};
 
 use crate::address::Address;
 use crate::attributes::Attributes;
@@ -81,10 +81,11 @@ pub enum ConfigError {
     },
 }
 
+/// `1 problem`, `13,336 problems`.
 fn count(n: usize) -> String {
     if n == 1 {
         "1 problem".to_owned()
     } else {
-        format!("{n} problems")
+        format!("{} problems", problem::thousands(n))
     }
 }

@@ -8,7 +8,7 @@ use super::model::{
     CapabilityName, Catalog, ConfigFile, MemberConfig, ProviderConfig, UnknownKeys, CONFIG_KEYS, DEFAULTS_KEYS,
     INVITES_KEYS, MEMBER_KEYS, PROVIDER_KEYS, SAFETY_KEYS,
 };
-use super::problem::{did_you_mean, suggestion, Pending};
+use super::problem::{did_you_mean, rules, suggestion, Pending, Rule};
 use crate::provider::{defaults, Capabilities, CatalogKind, InviteEndpoint, ProviderKind, ProviderSettings};
 
 /// Collects problems for one file at a time.
@@ -19,17 +19,29 @@ pub(crate) struct Report<'a> {
 
 impl Report<'_> {
     /// A problem at the value at `path`.
-    pub fn at(&mut self, path: impl Into<String>, message: impl Into<String>, hint: impl Into<Option<String>>) {
-        self.push(path.into(), false, message.into(), hint.into());
+    pub fn at(
+        &mut self,
+        rule: Rule,
+        path: impl Into<String>,
+        message: impl Into<String>,
+        hint: impl Into<Option<String>>,
+    ) {
+        self.push(rule, path.into(), false, message.into(), hint.into());
     }
 
     /// A problem at the key that ends `path`.
-    pub fn at_key(&mut self, path: impl Into<String>, message: impl Into<String>, hint: impl Into<Option<String>>) {
-        self.push(path.into(), true, message.into(), hint.into());
+    pub fn at_key(
+        &mut self,
+        rule: Rule,
+        path: impl Into<String>,
+        message: impl Into<String>,
+        hint: impl Into<Option<String>>,
+    ) {
+        self.push(rule, path.into(), true, message.into(), hint.into());
     }
 
-    fn push(&mut self, path: String, at_key: bool, message: String, hint: Option<String>) {
-        self.pending.push(Pending { file: self.file, path, at_key, message, hint, known: None, also: None });
+    fn push(&mut self, rule: Rule, path: String, at_key: bool, message: String, hint: Option<String>) {
+        self.pending.push(Pending { rule, file: self.file, path, at_key, message, hint, known: None, also: None });
     }
 }
 
@@ -49,7 +61,7 @@ fn unknown_keys(report: &mut Report<'_>, prefix: &str, unknown: &UnknownKeys, kn
                 |best| format!("did you mean `{best}`?"),
             )
         };
-        report.at_key(path, format!("unknown key `{key}`"), hint);
+        report.at_key(rules::UNKNOWN_KEY, path, format!("unknown key `{key}`"), hint);
     }
 }
 
@@ -86,8 +98,12 @@ fn is_env_name(name: &str) -> bool {
 /// same function the HTTP client uses, so validation and apply agree.
 fn check_base_url(url: &str) -> Option<String> {
     let Ok(parsed) = reqwest::Url::parse(url) else {
-        return Some(format!("`{url}` is not a URL"));
+        return Some(format!("`{}` is not a URL", hide_userinfo(url)));
     };
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        // Not quoted: the URL itself carries a credential.
+        return Some("`base_url` carries a user name or password".to_owned());
+    }
     let Some(host) = parsed.host_str().filter(|h| !h.is_empty()) else {
         return Some(format!("`{url}` has no host"));
     };
@@ -97,6 +113,30 @@ fn check_base_url(url: &str) -> Option<String> {
         "http" => Some(format!("plain `http://` is refused for `{host}`, which is not loopback")),
         other => Some(format!("unsupported scheme `{other}`")),
     }
+}
+
+/// `text` with the user name and password of any URL in it replaced by
+/// `[redacted]`, so that a problem never echoes a credential.
+#[must_use]
+pub(crate) fn hide_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(scheme_end) = rest.find("://") {
+        let (head, tail) = rest.split_at(scheme_end + 3);
+        out.push_str(head);
+        let authority_end =
+            tail.find(|c: char| matches!(c, '/' | '?' | '#' | '"' | '\'') || c.is_whitespace()).unwrap_or(tail.len());
+        match tail[..authority_end].rfind('@') {
+            Some(at) => {
+                out.push_str("[redacted]");
+                out.push_str(&tail[at..authority_end]);
+            }
+            None => out.push_str(&tail[..authority_end]),
+        }
+        rest = &tail[authority_end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Validates one provider and builds its settings.
@@ -111,6 +151,7 @@ pub(crate) fn provider_settings(
     let mut wrong_type = |key: &str, set: bool, for_type: &str| {
         if set {
             report.at_key(
+                rules::SETTING_FOR_OTHER_TYPE,
                 format!("{path}.{key}"),
                 format!("`{key}` is a {for_type} setting, but provider `{name}` is `{kind}`"),
                 "remove it, or change the provider's `type`".to_owned(),
@@ -134,11 +175,12 @@ pub(crate) fn provider_settings(
     let base_url = config.base_url.clone().or_else(|| kind.default_base_url().map(str::to_owned));
     if let (Some(url), Some(_)) = (&base_url, &config.base_url) {
         if let Some(why) = check_base_url(url) {
-            report.at(
-                format!("{path}.base_url"),
-                why,
-                "use `https://`; plain `http://` is for loopback test servers".to_owned(),
-            );
+            let hint = if why.contains("user name") {
+                "remove it from the URL: the credential comes from the environment (see `api_key_env`, `token_env`)"
+            } else {
+                "use `https://`; plain `http://` is for loopback test servers"
+            };
+            report.at(rules::BASE_URL, format!("{path}.base_url"), why, hint.to_owned());
         }
     }
     let credential_key = kind.credential_key();
@@ -150,6 +192,7 @@ pub(crate) fn provider_settings(
     if let Some(var) = &credential_env {
         if !is_env_name(var) {
             report.at(
+                rules::ENV_NAME,
                 format!("{path}.{credential_key}"),
                 format!("`{var}` is not an environment variable name"),
                 "name the env var that holds the credential, e.g. `NETWORKED_API_KEY`; never the credential itself"
@@ -160,11 +203,13 @@ pub(crate) fn provider_settings(
     if kind == ProviderKind::Aptly {
         match &config.tenant_id {
             None => report.at_key(
+                rules::NO_TENANT_ID,
                 path.clone(),
                 format!("aptly provider `{name}` has no `tenant_id`"),
                 "add `tenant_id: <UUID of the tenant>`".to_owned(),
             ),
             Some(id) if !crate::provider::is_uuid(id) => report.at(
+                rules::TENANT_ID,
                 format!("{path}.tenant_id"),
                 format!("`{id}` is not a UUID"),
                 "aptly tenant ids look like `42db2b59-b9c6-4705-a0d9-916e597cd4aa`".to_owned(),
@@ -179,7 +224,7 @@ pub(crate) fn provider_settings(
     });
     let mut positive = |key: &str, value: Option<usize>| {
         if value == Some(0) {
-            report.at(format!("{path}.{key}"), format!("`{key}` must be at least 1"), None);
+            report.at(rules::ZERO, format!("{path}.{key}"), format!("`{key}` must be at least 1"), None);
         }
     };
     positive("batch_size", config.batch_size);
@@ -188,6 +233,7 @@ pub(crate) fn provider_settings(
     let rate_limit = config.rate_limit.unwrap_or(defaults::RATE_LIMIT);
     if !rate_limit.is_finite() || rate_limit < 0.0 {
         report.at(
+            rules::RATE_LIMIT,
             format!("{path}.rate_limit"),
             "`rate_limit` must be a number of requests per second, 0 or more",
             "0 means unlimited".to_owned(),
@@ -199,6 +245,7 @@ pub(crate) fn provider_settings(
             Ok(d) if !d.is_zero() => u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
             _ => {
                 report.at(
+                    rules::DURATION,
                     format!("{path}.timeout"),
                     format!("`{text}` is not a duration"),
                     "write e.g. `30s` or `2m`".to_owned(),
@@ -222,6 +269,7 @@ pub(crate) fn provider_settings(
                     *slot = true;
                 } else {
                     report.at(
+                        rules::CAPABILITY,
                         format!("{path}.capabilities[{i}]"),
                         format!("`{kind}` providers cannot {word} members: the API has no endpoint for it"),
                         "remove it; such changes are planned as `manual`".to_owned(),
@@ -263,6 +311,7 @@ pub(crate) fn check_catalog(
             let path = format!("{}.{name}.{provider}", kind.key());
             let Some(settings) = providers.get(provider) else {
                 report.at_key(
+                    rules::UNKNOWN_PROVIDER,
                     path,
                     format!("{} `{name}` names unknown provider `{provider}`", singular(kind)),
                     suggestion(provider, "providers", providers.keys().map(String::as_str)),
@@ -271,6 +320,7 @@ pub(crate) fn check_catalog(
             };
             if !settings.kind.uses(kind) {
                 report.at_key(
+                    rules::CATALOG_UNUSED,
                     path,
                     format!(
                         "`{}` providers have no {}, but {} `{name}` gives an id for `{provider}`",
@@ -282,6 +332,7 @@ pub(crate) fn check_catalog(
                 );
             } else if let Some(expected) = settings.kind.check_id(id) {
                 report.at(
+                    rules::REMOTE_ID,
                     path,
                     format!("`{id}` is not a valid {} id: expected {expected}", settings.kind),
                     "copy the id from the provider's admin pages".to_owned(),
