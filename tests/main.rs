@@ -6,8 +6,10 @@
 mod support;
 
 mod config_checks;
+mod config_props;
 mod e2e;
 mod examples;
+mod fuzz;
 mod gitops;
 mod lifecycle;
 mod providers;

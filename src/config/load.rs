@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::locate::{Locations, Position};
+use super::locate::{Lines, Locations, Position};
 use super::model::ConfigFile;
 use super::problem::{rules, Pending, Place, Problem};
 use super::{Config, ConfigError};
@@ -16,6 +16,10 @@ use super::{Config, ConfigError};
 /// The largest config file accepted. Membership files with 100,000 members
 /// are a few tens of MiB at most; anything larger is a mistake or an attack.
 pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// How many problems of one file that the event parser could not place are
+/// placed by reading the file again (each a full pass over it).
+const MAX_SEEKS: usize = 20;
 
 /// Longer source lines are not quoted under an error.
 const MAX_SNIPPET: usize = 240;
@@ -40,13 +44,34 @@ pub fn parse_file(text: &str) -> Result<ConfigFile, (String, Option<String>, Opt
     }
 }
 
+/// What the fast reader makes of `text`: `None` when it declines, and the
+/// file then goes to [`parse_general`].
+///
+/// Public so tests can check which files take the fast path (a new field
+/// type must not silently send every file to the slow one) and that the two
+/// readers agree.
+#[must_use]
+pub fn parse_fast(text: &str) -> Option<ConfigFile> {
+    super::fast_yaml::parse(text)
+}
+
+/// What the general YAML parser makes of `text`, with its error's message,
+/// path inside the file and position.
+pub fn parse_general(text: &str) -> Result<ConfigFile, (String, Option<String>, Option<Position>)> {
+    parse_with_serde_yaml(text)
+}
+
 /// The general parser (and the one that reports errors).
 fn parse_with_serde_yaml(text: &str) -> Result<ConfigFile, (String, Option<String>, Option<Position>)> {
     let deserializer = serde_yaml::Deserializer::from_str(text);
     serde_path_to_error::deserialize(deserializer).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
-        let position = inner.location().map(|l| Position { line: l.line(), column: l.column() });
+        let position = inner
+            .location()
+            .map(|l| Position { line: l.line(), column: l.column() })
+            .or_else(|| super::locate::trouble(text))
+            .map(|p| super::locate::within(text, p));
         let message = inner.to_string();
         // serde_yaml appends " at line X column Y"; the caret shows that.
         let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
@@ -168,16 +193,26 @@ fn digest(sources: &[Source]) -> String {
 /// Turns pending problems into located ones, reading each file's positions once.
 fn locate(sources: &[Source], pending: Vec<Pending>) -> Vec<Problem> {
     let mut indexes: Vec<Option<Locations>> = sources.iter().map(|_| None).collect();
+    let texts: Vec<Lines<'_>> = sources.iter().map(|s| Lines::new(&s.text)).collect();
+    let mut seeks = vec![0usize; sources.len()];
     let mut position_of = |file: usize, path: &str, at_key: bool| -> Option<Position> {
         let index = indexes[file].get_or_insert_with(|| Locations::index(&sources[file].text));
-        if path.is_empty() {
+        // An empty path is the whole file, unless a key is empty (`? `).
+        if path.is_empty() && !at_key {
             return None;
         }
-        if at_key {
-            index.key(path).or_else(|| index.nearest(path))
-        } else {
-            index.nearest(path)
-        }
+        let exact = if at_key { index.key(path) } else { index.value(path) };
+        // A file the event parser gave up on part way is searched again with
+        // serde_yaml's own reading: one pass per problem, so only a few.
+        let mut reread = || {
+            if index.complete || seeks[file] >= MAX_SEEKS {
+                return None;
+            }
+            seeks[file] += 1;
+            super::locate::seek(&sources[file].text, path, at_key)
+        };
+        let found = exact.or_else(&mut reread).or_else(|| index.nearest(path));
+        found.map(|pos| texts[file].within(pos))
     };
     let mut problems: Vec<(usize, Problem)> = pending
         .into_iter()
@@ -189,7 +224,7 @@ fn locate(sources: &[Source], pending: Vec<Pending>) -> Vec<Problem> {
                 message = format!("{message} (first defined at {first})");
             }
             let snippet = position
-                .and_then(|pos| sources[p.file].text.lines().nth(pos.line.saturating_sub(1)))
+                .and_then(|pos| texts[p.file].get(pos.line))
                 .filter(|line| line.len() <= MAX_SNIPPET)
                 .map(redact_line);
             (

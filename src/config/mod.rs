@@ -17,8 +17,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use load::{emit_members, load, load_str, load_with, parse_file, MemberValue, MAX_FILE_BYTES};
-pub use problem::{render_problems, Place, Problem, Rule};
+pub use load::{
+    emit_members, load, load_str, load_with, parse_fast, parse_file, parse_general, MemberValue, MAX_FILE_BYTES,
+};
+pub use problem::{render_problems, rules, Place, Problem, Rule};
 
 use crate::address::Address;
 use crate::attributes::Attributes;
