@@ -11,6 +11,7 @@ pub mod locate;
 pub mod model;
 pub mod problem;
 mod resolve;
+pub mod schema;
 mod validate;
 
 use std::collections::BTreeMap;
