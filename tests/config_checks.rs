@@ -85,3 +85,20 @@ fn thousands_of_repeated_problems_stay_short() {
     assert!(rendered.contains("… and 6,658 more `unknown key` (lines 52, 56, 60, …)\n"), "{rendered}");
     assert!(rendered.ends_with("error: 13,337 problems in the configuration; nothing was sent\n"), "{rendered}");
 }
+
+// Regression: #9, found by `fuzz::config_loader_on_mutated_examples`: a file
+// serde_yaml reads as two documents was reported without any position, and
+// an error at the end of a file without a final newline pointed past it.
+#[test]
+fn parse_errors_point_inside_the_file() {
+    let cases = [
+        ("# comment\n  sandbox:\n    type: sandbox\nroles:\n  member: {}\n", 4),
+        ("version: 1\nroles:\n  member: { sandbox: role", 3),
+    ];
+    for (yaml, line) in cases {
+        let problems = problems_of(yaml);
+        let position = problems[0].place.position.unwrap_or_else(|| panic!("no position: {problems:?}"));
+        assert_eq!(position.line, line, "{problems:?}");
+        assert!(problems[0].snippet.is_some(), "{problems:?}");
+    }
+}

@@ -44,6 +44,13 @@ impl fmt::Display for Rule {
     }
 }
 
+/// A rule is written as its key (`"rule": "unknown-key"`).
+impl serde::Serialize for Rule {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.key)
+    }
+}
+
 /// Every rule a config problem can break.
 pub mod rules {
     use super::Rule;
@@ -133,6 +140,22 @@ pub struct Problem {
     pub message: String,
     /// What to do about it.
     pub hint: Option<String>,
+}
+
+/// A problem for machines (`validate --format json`): `file`, `line` and
+/// `column` (null when unknown), `message`, `hint` and `rule`.
+impl serde::Serialize for Problem {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut out = serializer.serialize_struct("Problem", 6)?;
+        out.serialize_field("file", &self.place.file)?;
+        out.serialize_field("line", &self.place.position.map(|p| p.line))?;
+        out.serialize_field("column", &self.place.position.map(|p| p.column))?;
+        out.serialize_field("message", &self.message)?;
+        out.serialize_field("hint", &self.hint)?;
+        out.serialize_field("rule", &self.rule)?;
+        out.end()
+    }
 }
 
 /// Where a problem sits before positions are looked up: a file and a path
@@ -335,6 +358,18 @@ mod tests {
         let before = keys.len();
         keys.dedup();
         assert_eq!(keys.len(), before);
+    }
+
+    #[test]
+    fn problems_serialise_with_their_rule_key() {
+        let json = serde_json::to_value(problem(rules::GROUP_NO_ID, "a.yaml", 51)).expect("json");
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "file": "a.yaml", "line": 51, "column": 3, "message": "group has no id for provider here",
+                "hint": null, "rule": "group-no-id"
+            })
+        );
     }
 
     #[test]

@@ -365,3 +365,30 @@ pub fn is_valid_email(email: &str) -> bool {
         && !domain.ends_with('.')
         && !email.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"'))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{check_base_url, hide_userinfo};
+
+    // Regression: #9 defect 6, a base URL with a user and password passed validation.
+    #[test]
+    fn base_urls_with_credentials_are_refused_without_echoing_them() {
+        for url in ["https://user:s3cret@host.example", "https://token@host.example/v1", "http://a:b@127.0.0.1:8080"] {
+            assert_eq!(check_base_url(url).as_deref(), Some("`base_url` carries a user name or password"), "{url}");
+        }
+        assert_eq!(check_base_url("https://host.example/v1"), None);
+        assert_eq!(check_base_url("http://127.0.0.1:8080"), None);
+    }
+
+    #[test]
+    fn userinfo_is_hidden_wherever_a_url_appears() {
+        assert_eq!(hide_userinfo("base_url: https://u:p@h.example/x"), "base_url: https://[redacted]@h.example/x");
+        assert_eq!(
+            hide_userinfo("'https://u:p@h' and http://k@x?q=a@b"),
+            "'https://[redacted]@h' and http://[redacted]@x?q=a@b"
+        );
+        assert_eq!(hide_userinfo("no url: a@b.example"), "no url: a@b.example");
+        assert_eq!(hide_userinfo("https://h.example/@x"), "https://h.example/@x");
+        assert_eq!(hide_userinfo("not a URL: https://u:p@"), "not a URL: https://[redacted]@");
+    }
+}
