@@ -40,7 +40,7 @@ pub fn parse_file(text: &str) -> Result<ConfigFile, (String, Option<String>, Opt
     }
     match super::fast_yaml::parse(text) {
         Some(file) => Ok(file),
-        None => parse_with_serde_yaml(text),
+        None => parse_general(text),
     }
 }
 
@@ -55,14 +55,10 @@ pub fn parse_fast(text: &str) -> Option<ConfigFile> {
     super::fast_yaml::parse(text)
 }
 
-/// What the general YAML parser makes of `text`, with its error's message,
-/// path inside the file and position.
+/// What the general parser (`serde_yaml`, and the one that reports errors)
+/// makes of `text`; an error comes with its message, the path inside the
+/// file and a position inside it.
 pub fn parse_general(text: &str) -> Result<ConfigFile, (String, Option<String>, Option<Position>)> {
-    parse_with_serde_yaml(text)
-}
-
-/// The general parser (and the one that reports errors).
-fn parse_with_serde_yaml(text: &str) -> Result<ConfigFile, (String, Option<String>, Option<Position>)> {
     let deserializer = serde_yaml::Deserializer::from_str(text);
     serde_path_to_error::deserialize(deserializer).map_err(|err| {
         let path = err.path().to_string();
@@ -297,14 +293,14 @@ pub enum MemberValue {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_with_serde_yaml;
+    use super::parse_general;
     use crate::config::fast_yaml as fast;
 
     /// The fast reader either declines or reads exactly what `serde_yaml` reads.
     fn same(text: &str) -> bool {
         let Some(quick) = fast::parse(text) else { return false };
-        let slow = parse_with_serde_yaml(text)
-            .unwrap_or_else(|e| panic!("fast accepted what serde_yaml refuses: {e:?}\n{text}"));
+        let slow =
+            parse_general(text).unwrap_or_else(|e| panic!("fast accepted what serde_yaml refuses: {e:?}\n{text}"));
         assert_eq!(format!("{quick:?}"), format!("{slow:?}"), "{text}");
         true
     }

@@ -33,8 +33,8 @@ pub struct Locations {
 }
 
 impl Locations {
-    /// Indexes `source`. A file the event parser cannot read yields an empty
-    /// index (serde has already reported that file's syntax error).
+    /// Indexes `source`. Where the event parser stops on an error, the index
+    /// holds what came before, and `complete` is false.
     #[must_use]
     pub fn index(source: &str) -> Self {
         let mut builder = Builder::default();

@@ -94,24 +94,29 @@ fn is_env_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Checks a base URL; answers why it is refused. Loopback is decided by the
-/// same function the HTTP client uses, so validation and apply agree.
-fn check_base_url(url: &str) -> Option<String> {
+/// Checks a base URL; answers why it is refused and what to do. Loopback is
+/// decided by the same function the HTTP client uses, so validation and
+/// apply agree.
+fn check_base_url(url: &str) -> Option<(String, &'static str)> {
+    const USE_HTTPS: &str = "use `https://`; plain `http://` is for loopback test servers";
     let Ok(parsed) = reqwest::Url::parse(url) else {
-        return Some(format!("`{}` is not a URL", hide_userinfo(url)));
+        return Some((format!("`{}` is not a URL", hide_userinfo(url)), USE_HTTPS));
     };
     if !parsed.username().is_empty() || parsed.password().is_some() {
         // Not quoted: the URL itself carries a credential.
-        return Some("`base_url` carries a user name or password".to_owned());
+        return Some((
+            "`base_url` carries a user name or password".to_owned(),
+            "remove it from the URL: the credential comes from the environment (see `api_key_env`, `token_env`)",
+        ));
     }
     let Some(host) = parsed.host_str().filter(|h| !h.is_empty()) else {
-        return Some(format!("`{url}` has no host"));
+        return Some((format!("`{url}` has no host"), USE_HTTPS));
     };
     match parsed.scheme() {
         "https" => None,
         "http" if crate::provider::http::is_loopback(&parsed) => None,
-        "http" => Some(format!("plain `http://` is refused for `{host}`, which is not loopback")),
-        other => Some(format!("unsupported scheme `{other}`")),
+        "http" => Some((format!("plain `http://` is refused for `{host}`, which is not loopback"), USE_HTTPS)),
+        other => Some((format!("unsupported scheme `{other}`"), USE_HTTPS)),
     }
 }
 
@@ -174,12 +179,7 @@ pub(crate) fn provider_settings(
 
     let base_url = config.base_url.clone().or_else(|| kind.default_base_url().map(str::to_owned));
     if let (Some(url), Some(_)) = (&base_url, &config.base_url) {
-        if let Some(why) = check_base_url(url) {
-            let hint = if why.contains("user name") {
-                "remove it from the URL: the credential comes from the environment (see `api_key_env`, `token_env`)"
-            } else {
-                "use `https://`; plain `http://` is for loopback test servers"
-            };
+        if let Some((why, hint)) = check_base_url(url) {
             report.at(rules::BASE_URL, format!("{path}.base_url"), why, hint.to_owned());
         }
     }
@@ -374,7 +374,8 @@ mod tests {
     #[test]
     fn base_urls_with_credentials_are_refused_without_echoing_them() {
         for url in ["https://user:s3cret@host.example", "https://token@host.example/v1", "http://a:b@127.0.0.1:8080"] {
-            assert_eq!(check_base_url(url).as_deref(), Some("`base_url` carries a user name or password"), "{url}");
+            let (why, _) = check_base_url(url).expect("refused");
+            assert_eq!(why, "`base_url` carries a user name or password", "{url}");
         }
         assert_eq!(check_base_url("https://host.example/v1"), None);
         assert_eq!(check_base_url("http://127.0.0.1:8080"), None);
