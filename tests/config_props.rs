@@ -298,8 +298,8 @@ fn names(wild: u32) -> impl Strategy<Value = Node> {
     (proptest::collection::vec(leaf(NAMES, wild), 0..3), flow()).prop_map(|(v, flow)| Node::Seq(v, flow))
 }
 
-/// Pairs with their keys made unique, except `wild` times in 12, where a
-/// repeated key (an error in both readers) is kept.
+/// Pairs with their keys made unique, unless `keep_repeats`: a repeated key
+/// is an error in both readers, so mostly it only makes a case decline.
 fn mapping(mut pairs: Vec<(String, Node)>, flow: bool, keep_repeats: bool) -> Node {
     if !keep_repeats {
         let mut seen = std::collections::HashSet::new();
@@ -313,6 +313,7 @@ fn flow() -> impl Strategy<Value = bool> {
     proptest::bool::weighted(0.25)
 }
 
+/// Whether a mapping keeps repeated keys: `wild` times in 24.
 fn repeats(wild: u32) -> impl Strategy<Value = bool> {
     proptest::bool::weighted(f64::from(wild) / 24.0)
 }
