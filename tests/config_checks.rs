@@ -102,3 +102,16 @@ fn parse_errors_point_inside_the_file() {
         assert!(problems[0].snippet.is_some(), "{problems:?}");
     }
 }
+
+// Regression: #9 defect 5, through the real binary: `validate` shows ten
+// snippets of each kind; `--all` shows every one.
+#[test]
+fn validate_shows_ten_of_each_problem_and_all_with_the_flag() {
+    let t = crate::support::harness::Test::new().config(&flood(25));
+    let out = t.cmd(&["validate"]).expect(1);
+    assert_eq!(out.stderr.matches("-->").count(), 21, "{}", out.stderr);
+    assert!(out.stderr.contains("… and 15 more `unknown key`"), "{}", out.stderr);
+    assert!(out.stderr.contains("--all"), "the output says how to see everything: {}", out.stderr);
+    let all = t.cmd(&["validate", "--all"]).expect(1);
+    assert_eq!(all.stderr.matches("-->").count(), 51, "{}", all.stderr);
+}
