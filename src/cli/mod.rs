@@ -333,32 +333,7 @@ impl Context<'_> {
     fn state_paths(&self) -> StatePaths {
         StatePaths::new(self.global.state.clone())
     }
-}
 
-/// Checks `--target` and `--provider` against what exists.
-fn scope(args: &ScopeArgs, config: &Config, state: Option<&State>) -> Result<Scope, Error> {
-    for provider in &args.providers {
-        let known = config.providers.contains_key(provider)
-            || state.is_some_and(|s| s.resources.keys().any(|a| a.provider() == provider));
-        if !known {
-            return Err(Error::usage(
-                format!("no provider `{provider}` in the config or the state"),
-                crate::config::problem::suggestion(provider, "providers", config.providers.keys().map(String::as_str)),
-            ));
-        }
-    }
-    for target in &args.targets {
-        if !config.desired.contains_key(target) && !state.is_some_and(|s| s.resources.contains_key(target)) {
-            return Err(Error::usage(
-                format!("no address `{target}` in the config or the state"),
-                "addresses are `PROVIDER/EMAIL`; `memberctl state list` shows those recorded",
-            ));
-        }
-    }
-    Ok(Scope { targets: args.targets.clone(), providers: args.providers.clone() })
-}
-
-impl Context<'_> {
     /// Reports a stale lock and a replayed journal.
     fn report_recovery(&mut self, lock: &Lock, replay: Option<&Replay>, folded: bool) -> Result<(), Error> {
         if let Some(stale) = &lock.stale {
@@ -386,6 +361,29 @@ impl Context<'_> {
         }
         Ok(())
     }
+}
+
+/// Checks `--target` and `--provider` against what exists.
+fn scope(args: &ScopeArgs, config: &Config, state: Option<&State>) -> Result<Scope, Error> {
+    for provider in &args.providers {
+        let known = config.providers.contains_key(provider)
+            || state.is_some_and(|s| s.resources.keys().any(|a| a.provider() == provider));
+        if !known {
+            return Err(Error::usage(
+                format!("no provider `{provider}` in the config or the state"),
+                crate::config::problem::suggestion(provider, "providers", config.providers.keys().map(String::as_str)),
+            ));
+        }
+    }
+    for target in &args.targets {
+        if !config.desired.contains_key(target) && !state.is_some_and(|s| s.resources.contains_key(target)) {
+            return Err(Error::usage(
+                format!("no address `{target}` in the config or the state"),
+                "addresses are `PROVIDER/EMAIL`; `memberctl state list` shows those recorded",
+            ));
+        }
+    }
+    Ok(Scope { targets: args.targets.clone(), providers: args.providers.clone() })
 }
 
 fn abbreviate(items: &[String], most: usize) -> String {
