@@ -28,6 +28,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
@@ -65,6 +66,10 @@ pub struct Scim {
     in_flight: Semaphore,
     group_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     warned: Mutex<BTreeSet<Managed>>,
+    /// Whether a user created through `/Bulk` was read back this run: bulk
+    /// answers rarely carry the resource, and one read shows what the
+    /// service keeps of what it is sent.
+    sampled: AtomicBool,
 }
 
 /// What one user's own requests achieved, before its group PATCH requests.
@@ -138,6 +143,7 @@ impl Scim {
             memberships: OnceCell::new(),
             group_locks: Mutex::new(HashMap::new()),
             warned: Mutex::new(BTreeSet::new()),
+            sampled: AtomicBool::new(false),
         })
     }
 
@@ -193,6 +199,26 @@ impl Scim {
                     group.scim_attribute()
                 );
             }
+        }
+    }
+
+    /// Reads back one user created without the resource in the answer, once
+    /// per run, to see which attributes the service ignores.
+    async fn sample(&self, op: &Operation, id: &str) {
+        let view = managed_view(&op.attributes, &self.mapping.manage);
+        let carries = view.name.is_some()
+            || view.phone.is_some()
+            || !view.roles.is_empty()
+            || !view.plans.is_empty()
+            || view.manager_id.is_some();
+        // A user sent with nothing to drop shows nothing.
+        if !carries || self.sampled.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        match self.read_user(id).await {
+            Ok(Some(user)) => self.report_ignored(&op.attributes, &user),
+            Ok(None) => {}
+            Err(error) => log::debug!("{}: reading back a new user: {}", self.http.label(), error.message),
         }
     }
 
@@ -614,6 +640,9 @@ impl Scim {
                 } else {
                     match result.answer(Request::CreateUser) {
                         Some(answer @ Answer::Created { .. }) => {
+                            if let Answer::Created { id: Some(id), resource: None, .. } = &answer {
+                                self.sample(op, id).await;
+                            }
                             let mut step = self.created(op, answer).await;
                             // Joined in the request already, unless its group PATCH failed.
                             step.joins = failed_joins.remove(operation.bulk_id.as_str()).unwrap_or_default();
