@@ -388,6 +388,9 @@ fn throttling_server_errors_and_lost_answers_still_converge() {
     assert_eq!(users.len(), 6, "no user created twice");
     assert!(proxy.exchanges().iter().any(|e| e.fault == Some(Fault::DropAfterForwarding)));
     let recorded = state(&t);
+    // The lost answers were settled by adoption on the 409 of a resend.
+    let adopted = (0..6).filter(|i| record(&recorded, &format!("user{i}@example.com"))["status"] == "adopted").count();
+    assert!(adopted >= 1, "{}", t.read("memberctl.state.json"));
     for i in 0..6 {
         let status = record(&recorded, &format!("user{i}@example.com"))["status"].as_str().map(str::to_owned);
         assert!(matches!(status.as_deref(), Some("added" | "adopted")), "user{i}: {status:?}");
@@ -459,4 +462,78 @@ fn plan_shows_an_update_with_before_and_after_and_a_deactivation() {
     );
     let plan = t.cmd(&["plan", "--detailed-exitcode"]).expect(2);
     insta::assert_snapshot!("scim_update_and_remove_plan", plan.rendered());
+}
+
+#[test]
+fn a_stale_version_is_read_again_once_and_the_patch_retried() {
+    let tenant = ScimTenant::new();
+    let proxy = FaultProxy::start(ScimServer::shared());
+    let yaml = |name: &str| {
+        config(&proxy.base_url(&tenant), "", &[], &format!("  - email: ada@example.com\n    name: {name}\n"))
+    };
+    let t = test(&tenant, &yaml("Ada"));
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    t.write("memberctl.yaml", &yaml("Ada Lovelace"));
+    proxy.add_rule(FaultRule::new(Fault::Status(412)).method("PATCH").path("/Users").first(1));
+    proxy.clear_records();
+    let out = t.cmd(&["apply", "--auto-approve"]).expect(0);
+    assert!(out.stdout.contains("1 updated"), "{}", out.rendered());
+    assert_eq!(proxy.count("GET", "/Users"), 2, "read, then read again after the 412");
+    assert_eq!(proxy.count("PATCH", "/Users"), 2);
+    assert_eq!(Admin::new(&tenant).user("ada@example.com")["displayName"], "Ada Lovelace");
+}
+
+#[test]
+fn an_update_of_a_user_deleted_out_of_band_drops_the_record_so_the_next_plan_creates_it() {
+    let tenant = ScimTenant::new();
+    let admin = Admin::new(&tenant);
+    let yaml =
+        |name: &str| config(tenant.base_url(), "", &[], &format!("  - email: ada@example.com\n    name: {name}\n"));
+    let t = test(&tenant, &yaml("Ada"));
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    let (status, _) = admin.send("DELETE", &format!("/Users/{}", id(&admin.user("ada@example.com"))), None);
+    assert_eq!(status, 204);
+
+    t.write("memberctl.yaml", &yaml("Ada Lovelace"));
+    let out = t.cmd(&["apply", "--auto-approve"]).expect(1);
+    assert!(out.rendered().contains("gone at the provider"), "{}", out.rendered());
+    assert_eq!(record(&state(&t), "ada@example.com"), &Value::Null);
+    let plan = t.cmd(&["plan", "--detailed-exitcode"]).expect(2);
+    assert!(plan.stdout.contains("+ invite directory/ada@example.com"), "{}", plan.rendered());
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    assert_eq!(admin.user("ada@example.com")["displayName"], "Ada Lovelace");
+}
+
+#[test]
+fn on_remove_delete_needs_allow_delete_and_deletes() {
+    let tenant = ScimTenant::new();
+    let admin = Admin::new(&tenant);
+    let both = "  - email: ada@example.com\n    name: Ada\n  - email: bob@example.com\n    name: Bob\n";
+    let t = test(&tenant, &config(tenant.base_url(), "    on_remove: delete\n", &[], both));
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    t.write(
+        "memberctl.yaml",
+        &config(tenant.base_url(), "    on_remove: delete\n", &[], "  - email: ada@example.com\n    name: Ada\n"),
+    );
+    let plan = t.cmd(&["plan"]).expect(0);
+    assert!(plan.stdout.contains("deletes the user"), "{}", plan.rendered());
+    t.cmd(&["apply", "--auto-approve"]).expect(1);
+    assert_eq!(admin.users().len(), 2, "nothing deleted without --allow-delete");
+    t.cmd(&["apply", "--auto-approve", "--allow-delete"]).expect(0);
+    let left: Vec<Value> = admin.users();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["userName"], "ada@example.com");
+    assert_eq!(record(&state(&t), "bob@example.com"), &Value::Null);
+}
+
+#[test]
+fn a_refused_token_stops_the_provider_and_is_never_printed() {
+    let tenant = ScimTenant::new();
+    let t = Test::new()
+        .config(&config(tenant.base_url(), "", &[], "  - email: ada@example.com\n    name: Ada\n"))
+        .env("SCIM_TOKEN", "wrong-token-4f1c9");
+    let out = t.cmd(&["apply", "--auto-approve"]).expect(1);
+    assert!(out.rendered().contains("SCIM_TOKEN"), "{}", out.rendered());
+    assert!(!out.rendered().contains("wrong-token-4f1c9"), "{}", out.rendered());
+    assert!(Admin::new(&tenant).users().is_empty());
 }

@@ -70,6 +70,10 @@ pub struct Scim {
     /// answers rarely carry the resource, and one read shows what the
     /// service keeps of what it is sent.
     sampled: AtomicBool,
+    /// An error every later request would repeat (credentials refused, host
+    /// unreachable, 429 budget spent), kept so a batch that achieved nothing
+    /// else reports it whole and the engine stops sending.
+    fatal: Mutex<Option<BatchError>>,
 }
 
 /// What one user's own requests achieved, before its group PATCH requests.
@@ -144,6 +148,7 @@ impl Scim {
             group_locks: Mutex::new(HashMap::new()),
             warned: Mutex::new(BTreeSet::new()),
             sampled: AtomicBool::new(false),
+            fatal: Mutex::new(None),
         })
     }
 
@@ -163,7 +168,13 @@ impl Scim {
             Ok(reply) => Ok((reply.status, Some(reply.json).filter(|j| !j.is_null()))),
             Err(failure) => match failure.status {
                 Some(status @ (400 | 402 | 404..=428 | 431..=499)) => Ok((status, failure.json)),
-                _ => Err(failure.error),
+                _ => {
+                    if failure.error.fatal {
+                        let mut fatal = self.fatal.lock().expect("the fatal error is never poisoned");
+                        fatal.get_or_insert_with(|| failure.error.clone());
+                    }
+                    Err(failure.error)
+                }
             },
         }
     }
@@ -735,6 +746,12 @@ impl Scim {
         steps.extend(join_all(work).await);
         let failed_groups = self.patch_groups(&steps).await;
 
+        let achieved = steps.iter().any(|(_, step)| !matches!(step.outcome, Outcome::Failed { .. }));
+        if !achieved {
+            if let Some(error) = self.fatal.lock().expect("the fatal error is never poisoned").clone() {
+                return Err(error);
+            }
+        }
         let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
         for (i, step) in steps {
             let outcome = match failed_groups.get(&i) {
