@@ -166,16 +166,16 @@ impl Scim {
         let _permit = self.in_flight.acquire().await.expect("the request limit is never closed");
         match self.http.request_json(method, path, body, if_match).await {
             Ok(reply) => Ok((reply.status, Some(reply.json).filter(|j| !j.is_null()))),
-            Err(failure) => match failure.status {
-                Some(status @ (400 | 402 | 404..=428 | 431..=499)) => Ok((status, failure.json)),
-                _ => {
-                    if failure.error.fatal {
-                        let mut fatal = self.fatal.lock().expect("the fatal error is never poisoned");
-                        fatal.get_or_insert_with(|| failure.error.clone());
-                    }
-                    Err(failure.error)
+            Err(failure) => {
+                if let Some(status @ (400 | 402 | 404..=428 | 431..=499)) = failure.status {
+                    return Ok((status, failure.json));
                 }
-            },
+                if failure.error.fatal {
+                    let mut fatal = self.fatal.lock().expect("the fatal error is never poisoned");
+                    fatal.get_or_insert_with(|| failure.error.clone());
+                }
+                Err(failure.error)
+            }
         }
     }
 
