@@ -537,3 +537,54 @@ fn a_refused_token_stops_the_provider_and_is_never_printed() {
     assert!(!out.rendered().contains("wrong-token-4f1c9"), "{}", out.rendered());
     assert!(Admin::new(&tenant).users().is_empty());
 }
+
+#[test]
+fn scim_keys_are_checked_and_belong_to_scim_only() {
+    let no_base_url = "version: 1\nproviders:\n  directory:\n    type: scim\nmembers:\n  - email: a@example.com\n    providers: [directory]\n";
+    let out = Test::new().config(no_base_url).cmd(&["validate"]).expect(1);
+    assert!(out.rendered().contains("has no `base_url`"), "{}", out.rendered());
+
+    let on_sandbox = "version: 1\nproviders:\n  sandbox:\n    type: sandbox\n    on_remove: delete\n    match_on: emails\nmembers: []\n";
+    let out = Test::new().config(on_sandbox).cmd(&["validate"]).expect(1);
+    assert!(out.rendered().contains("`on_remove` is not a setting of `sandbox` providers"), "{}", out.rendered());
+    assert!(out.rendered().contains("`match_on` is not a setting of `sandbox` providers"), "{}", out.rendered());
+
+    let bad_template = "version: 1\nproviders:\n  directory:\n    type: scim\n    base_url: https://scim.example.com/v2\n    user_name: \"{nope}\"\nmembers: []\n";
+    let out = Test::new().config(bad_template).cmd(&["validate"]).expect(1);
+    assert!(out.rendered().contains("{nope}"), "{}", out.rendered());
+
+    let positions = "version: 1\nproviders:\n  directory:\n    type: scim\n    base_url: https://scim.example.com/v2\npositions:\n  lead: { directory: p1 }\nmembers: []\n";
+    let out = Test::new().config(positions).cmd(&["validate"]).expect(1);
+    assert!(out.rendered().contains("`scim` providers have no positions"), "{}", out.rendered());
+}
+
+#[test]
+fn a_user_created_beside_a_refused_group_patch_is_recorded_as_partly_done() {
+    let server = ScimServer::shared_bulk_off();
+    let tenant = server.tenant();
+    let proxy = FaultProxy::start(server);
+    let admin = Admin::new(&tenant);
+    let (eng, ops) = (admin.group("eng"), admin.group("ops"));
+    let yaml = config(
+        &proxy.base_url(&tenant),
+        "",
+        &[("eng", &eng), ("ops", &ops)],
+        "  - email: ada@example.com\n    name: Ada\n    groups: [eng, ops]\n",
+    );
+    let t = test(&tenant, &yaml);
+    let refused = format!("/Groups/{ops}");
+    proxy.add_rule(FaultRule::new(Fault::Status(400)).method("PATCH").path_matching(move |p| p == refused).first(1));
+    let out = t.cmd(&["apply", "--auto-approve"]).expect(1);
+    assert!(out.rendered().contains("partly carried out"), "{}", out.rendered());
+    let recorded = state(&t);
+    let ada = record(&recorded, "ada@example.com");
+    assert_eq!(ada["remote"]["user_id"], id(&admin.user("ada@example.com")));
+    assert_eq!(ada["attributes"]["groups"], json!([eng]), "only the membership in force is recorded");
+
+    // The next plan proposes the refused membership again, and it lands.
+    let plan = t.cmd(&["plan", "--detailed-exitcode"]).expect(2);
+    assert!(plan.stdout.contains("~ update directory/ada@example.com"), "{}", plan.rendered());
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    assert_eq!(admin.members(&ops), [id(&admin.user("ada@example.com"))]);
+    assert_eq!(admin.members(&eng).len(), 1);
+}
