@@ -71,6 +71,7 @@ install_scim_server() {
         --requirement "$requirements" --constraint "$constraints"
     "$venv/bin/python" -m pip check --disable-pip-version-check >/dev/null
     "$venv/bin/scim2-server" --help >/dev/null
+    "$venv/bin/check-jsonschema" --version >/dev/null
     # Written last, so an interrupted install is redone next time.
     pins_hash >"$stamp"
 }
@@ -87,7 +88,8 @@ fi
 exec 9>&-
 
 SCIM2_SERVER_BIN="$PWD/$venv/bin/scim2-server"
-export SCIM2_SERVER_BIN
+CHECK_JSONSCHEMA_BIN="$PWD/$venv/bin/check-jsonschema"
+export SCIM2_SERVER_BIN CHECK_JSONSCHEMA_BIN
 
 echo "== cargo test --locked $*"
 exec cargo test --locked "$@"

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use crate::apply::ApplyError;
 use crate::atomic_write::AtomicWriteError;
-use crate::config::{ConfigError, Problem};
+use crate::config::ConfigError;
 use crate::refresh::RefreshError;
 use crate::state::StateError;
 
@@ -247,16 +247,13 @@ impl From<AtomicWriteError> for Error {
 }
 
 /// Renders an error the way memberctl prints it: `error: ...`, the YAML
-/// location with a caret, `caused by: ...`, `hint: ...`.
+/// location with a caret, `caused by: ...`, `hint: ...`. Config problems
+/// show ten snippets of each kind unless `all_problems`.
 #[must_use]
-pub fn render(error: &Error) -> String {
+pub fn render(error: &Error, all_problems: bool) -> String {
     let mut out = String::new();
     if let Some(ConfigError::Invalid { problems }) = error.downcast::<ConfigError>() {
-        for problem in problems {
-            render_problem(&mut out, problem);
-        }
-        push_line(&mut out, format_args!("error: {error}; nothing was sent"));
-        return out;
+        return crate::config::render_problems(problems, all_problems);
     }
     if let Some(ApplyError::Preflight { problems }) = error.downcast::<ApplyError>() {
         for (message, hint) in problems {
@@ -280,29 +277,6 @@ pub fn render(error: &Error) -> String {
 /// Appends a line to a `String`, which cannot fail.
 fn push_line(out: &mut String, line: fmt::Arguments<'_>) {
     out.write_fmt(line).expect("writing to a String cannot fail");
-    out.push('\n');
-}
-
-fn render_problem(out: &mut String, problem: &Problem) {
-    push_line(out, format_args!("error: {}", problem.message));
-    push_line(
-        out,
-        format_args!(
-            "{}--> {}",
-            " ".repeat(problem.place.position.map_or(1, |p| p.line.to_string().len())),
-            problem.place
-        ),
-    );
-    if let (Some(pos), Some(line)) = (problem.place.position, &problem.snippet) {
-        let number = pos.line.to_string();
-        let pad = " ".repeat(number.len() + 1);
-        let caret_pad: String =
-            line.chars().take(pos.column.saturating_sub(1)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
-        push_line(out, format_args!("{pad}|\n{number} | {line}\n{pad}| {caret_pad}^"));
-    }
-    if let Some(hint) = &problem.hint {
-        push_line(out, format_args!("hint: {hint}"));
-    }
     out.push('\n');
 }
 

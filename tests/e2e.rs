@@ -798,6 +798,9 @@ fn held_uncertain_addresses_are_manual_until_imported_or_removed() {
     let t = cfg.test();
     let out = t.cmd(&APPLY).expect(1);
     assert!(out.stdout.contains("1 invited") && out.stdout.contains("2 uncertain"), "{}", out.rendered());
+    // Regression: #9 defect 6: the summary promised a resend under `hold`.
+    assert!(!out.stdout.contains("the next apply sends again"), "{}", out.rendered());
+    assert!(out.stdout.contains("Uncertain, held (`uncertain: hold`"), "{}", out.rendered());
     let held: Vec<String> = statuses(&t).into_iter().filter(|(_, s)| s == "uncertain").map(|(a, _)| a).collect();
     assert_eq!(held.len(), 2, "{held:?}");
 

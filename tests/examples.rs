@@ -1,5 +1,5 @@
 //! Tests that keep the docs honest: examples validate, committed schemas
-//! match `memberctl schema`, `--help` is snapshotted.
+//! match `memberctl schema` and accept the examples, `--help` is snapshotted.
 
 use crate::support::harness::Test;
 
@@ -29,34 +29,67 @@ fn networked_and_aptly_example_plans_without_credentials() {
     insta::assert_snapshot!("networked_and_aptly_plan", out.rendered());
 }
 
+/// The committed schemas are what `memberctl schema` prints: both come
+/// from `memberctl::config::schema`, so regenerating them needs no binary.
 #[test]
 fn committed_config_schema_matches_memberctl_schema() {
-    let out = Test::new().cmd(&["schema"]).expect(0);
     let committed =
         std::fs::read_to_string(repo().join("schema/memberctl.schema.json")).expect("schema/memberctl.schema.json");
     assert!(
-        committed == out.stdout,
+        committed == memberctl::config::schema::config_schema(),
         "schema/memberctl.schema.json is stale: run `cargo run -- schema > schema/memberctl.schema.json`"
     );
+    // And the binary prints exactly that.
+    let printed = crate::support::harness::Test::new().cmd(&["schema"]).expect(0).stdout;
+    assert!(printed == committed, "`memberctl schema` prints another schema than the committed one");
     let schema: serde_json::Value = serde_json::from_str(&committed).expect("schema is JSON");
+    // yaml-language-server reads draft-07, not schemars' default 2020-12.
     assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
+    assert!(schema.get("$defs").is_none() && schema["definitions"].is_object(), "draft-07 keeps `definitions`");
 }
 
 #[test]
 fn committed_plan_schema_matches_memberctl_schema_plan() {
-    let out = Test::new().cmd(&["schema", "--plan"]).expect(0);
     let committed = std::fs::read_to_string(repo().join("schema/plan.schema.json")).expect("schema/plan.schema.json");
     assert!(
-        committed == out.stdout,
+        committed == memberctl::config::schema::plan_schema(),
         "schema/plan.schema.json is stale: run `cargo run -- schema --plan > schema/plan.schema.json`"
     );
+    let printed = crate::support::harness::Test::new().cmd(&["schema", "--plan"]).expect(0).stdout;
+    assert!(printed == committed, "`memberctl schema --plan` prints another schema than the committed one");
+    let schema: serde_json::Value = serde_json::from_str(&committed).expect("schema is JSON");
+    assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
+}
+
+/// The committed config schema accepts every example, and refuses a typo,
+/// so editors using it agree with `memberctl validate`.
+#[test]
+fn committed_config_schema_validates_the_examples() {
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo().join("schema/memberctl.schema.json")).expect("schema"))
+            .expect("json");
+    let validator = jsonschema::draft7::new(&schema).expect("a valid draft-07 schema");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(repo().join("examples")).expect("examples dir") {
+        let path = entry.expect("entry").path().join("memberctl.yaml");
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        seen += 1;
+        let instance: serde_json::Value = serde_yaml::from_str(&text).expect("example YAML");
+        let errors: Vec<String> = validator.iter_errors(&instance).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{} does not match the schema: {errors:?}", path.display());
+        if seen == 1 {
+            let mut typo = instance.clone();
+            typo["members"][0]["emial"] = serde_json::Value::from("x@example.com");
+            assert!(!validator.is_valid(&typo), "the schema must refuse unknown member keys");
+        }
+    }
+    assert!(seen >= 2, "expected at least two example configs, found {seen}");
 }
 
 /// Every property in the config schema has a description, for editors.
 #[test]
 fn every_schema_property_is_described() {
-    let out = Test::new().cmd(&["schema"]).expect(0);
-    let schema: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let schema: serde_json::Value = serde_json::from_str(&memberctl::config::schema::config_schema()).expect("json");
     let mut missing = Vec::new();
     let mut check = |name: &str, props: &serde_json::Map<String, serde_json::Value>| {
         for (key, value) in props {

@@ -55,6 +55,39 @@ fn ci_examples_parse_and_their_memberctl_commands_are_accepted() {
     }
 }
 
+/// check-jsonschema, installed by `scripts/test.sh` beside scim2-server.
+fn check_jsonschema() -> std::path::PathBuf {
+    let binary = std::env::var_os("CHECK_JSONSCHEMA_BIN")
+        .map_or_else(|| repo().join("target/scim-venv/bin/check-jsonschema"), std::path::PathBuf::from);
+    assert!(
+        binary.exists(),
+        "check-jsonschema is not installed at `{}`: run `scripts/test.sh`, which installs it",
+        binary.display()
+    );
+    binary
+}
+
+// Regression: #12 item 7: the GitLab example's `after_script` held a YAML
+// mapping where a command was meant (`git commit -m "memberctl: ..."`), and
+// GitLab rejects such a pipeline.
+#[test]
+fn ci_examples_are_valid_pipelines_by_the_vendors_schemas() {
+    for (name, schema) in [("github-actions.yml", "vendor.github-workflows"), ("gitlab-ci.yml", "vendor.gitlab-ci")] {
+        let file = repo().join("examples/ci").join(name);
+        let out = std::process::Command::new(check_jsonschema())
+            .args(["--builtin-schema", schema])
+            .arg(&file)
+            .output()
+            .expect("run check-jsonschema");
+        assert!(
+            out.status.success(),
+            "{name} is not a valid pipeline:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 const BASE: &str = r#"version: 1
 providers:
   sandbox:

@@ -5,8 +5,11 @@
 
 mod support;
 
+mod config_checks;
+mod config_props;
 mod e2e;
 mod examples;
+mod fuzz;
 mod gitops;
 mod lifecycle;
 mod output;

@@ -67,7 +67,7 @@ pub(super) fn run(args: &InitArgs, cx: &mut Context<'_>) -> Outcome {
     let schema_path = schema_dir.join("memberctl.schema.json");
     if !schema_path.exists() {
         std::fs::create_dir_all(&schema_dir).map_err(|e| Error::io("create", &schema_dir, e))?;
-        write_atomically(&schema_path, |out| out.write_all(super::schema::config_schema().as_bytes()))?;
+        write_atomically(&schema_path, |out| out.write_all(crate::config::schema::config_schema().as_bytes()))?;
         cx.ui.println(&format!("Wrote `{}` for editor completion.", schema_path.display()))?;
     }
     cx.ui.println("Next: `memberctl plan`.")?;

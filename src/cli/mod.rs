@@ -62,6 +62,9 @@ pub struct Global {
     /// Print more (-v: info logs, -vv: debug logs); `RUST_LOG` also works
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Show every config problem in full (default: ten of each kind, then one line per kind)
+    #[arg(long, global = true)]
+    pub all: bool,
 }
 
 /// When to color output.
@@ -406,7 +409,7 @@ pub fn run(args: Vec<OsString>) -> u8 {
     let outcome = dispatch(&cli.command, &mut cx).and_then(|success| cx.ui.flush().map(|()| success));
     if let Err(error) = &outcome {
         if !error.is_broken_pipe() {
-            cx.ui.report_error(&crate::error::render(error));
+            cx.ui.report_error(&crate::error::render(error, cli.global.all));
         }
     }
     exit_code(&outcome)
@@ -420,7 +423,7 @@ fn clap_exit(err: &clap::Error) -> u8 {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => code,
         Err(e) => {
             let error = Error::stream("write to", "<stdout>", e);
-            eprint!("{}", crate::error::render(&error));
+            eprint!("{}", crate::error::render(&error, false));
             exit::ERROR
         }
     }

@@ -8,14 +8,18 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::locate::{Locations, Position};
+use super::locate::{Lines, Locations, Position};
 use super::model::ConfigFile;
-use super::problem::{Pending, Place, Problem};
+use super::problem::{rules, Pending, Place, Problem};
 use super::{Config, ConfigError};
 
 /// The largest config file accepted. Membership files with 100,000 members
 /// are a few tens of MiB at most; anything larger is a mistake or an attack.
 pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// How many problems of one file that the event parser could not place are
+/// placed by reading the file again (each a full pass over it).
+const MAX_SEEKS: usize = 20;
 
 /// Longer source lines are not quoted under an error.
 const MAX_SNIPPET: usize = 240;
@@ -36,17 +40,34 @@ pub fn parse_file(text: &str) -> Result<ConfigFile, (String, Option<String>, Opt
     }
     match super::fast_yaml::parse(text) {
         Some(file) => Ok(file),
-        None => parse_with_serde_yaml(text),
+        None => parse_general(text),
     }
 }
 
-/// The general parser (and the one that reports errors).
-fn parse_with_serde_yaml(text: &str) -> Result<ConfigFile, (String, Option<String>, Option<Position>)> {
+/// What the fast reader makes of `text`: `None` when it declines, and the
+/// file then goes to [`parse_general`].
+///
+/// Public so tests can check which files take the fast path (a new field
+/// type must not silently send every file to the slow one) and that the two
+/// readers agree.
+#[must_use]
+pub fn parse_fast(text: &str) -> Option<ConfigFile> {
+    super::fast_yaml::parse(text)
+}
+
+/// What the general parser (`serde_yaml`, and the one that reports errors)
+/// makes of `text`; an error comes with its message, the path inside the
+/// file and a position inside it.
+pub fn parse_general(text: &str) -> Result<ConfigFile, (String, Option<String>, Option<Position>)> {
     let deserializer = serde_yaml::Deserializer::from_str(text);
     serde_path_to_error::deserialize(deserializer).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
-        let position = inner.location().map(|l| Position { line: l.line(), column: l.column() });
+        let position = inner
+            .location()
+            .map(|l| Position { line: l.line(), column: l.column() })
+            .or_else(|| super::locate::trouble(text))
+            .map(|p| super::locate::within(text, p));
         let message = inner.to_string();
         // serde_yaml appends " at line X column Y"; the caret shows that.
         let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
@@ -100,6 +121,7 @@ pub fn load_with(paths: &[PathBuf], extra: Option<(&Path, &str)>) -> Result<Conf
         if size > MAX_FILE_BYTES {
             return Err(ConfigError::Invalid {
                 problems: vec![Problem {
+                    rule: rules::FILE_TOO_LARGE,
                     place: Place { file: path, position: None },
                     snippet: None,
                     message: format!("the file is {size} bytes, more than the {MAX_FILE_BYTES}-byte limit"),
@@ -129,6 +151,7 @@ fn from_sources(sources: &[Source]) -> Result<Config, ConfigError> {
             Ok(file) => parsed.push(Some(file)),
             Err((message, path, known)) => {
                 pending.push(Pending {
+                    rule: rules::PARSE,
                     file: index,
                     path: path.unwrap_or_default(),
                     at_key: false,
@@ -151,6 +174,7 @@ fn from_sources(sources: &[Source]) -> Result<Config, ConfigError> {
 }
 
 fn digest(sources: &[Source]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut hasher = Sha256::new();
     for source in sources {
         hasher.update(source.path.to_string_lossy().as_bytes());
@@ -159,26 +183,32 @@ fn digest(sources: &[Source]) -> String {
         hasher.update([0]);
     }
     let bytes = hasher.finalize();
-    bytes.iter().fold(String::with_capacity(64), |mut out, b| {
-        use std::fmt::Write;
-        let _ = write!(out, "{b:02x}");
-        out
-    })
+    bytes.iter().flat_map(|b| [char::from(HEX[usize::from(b >> 4)]), char::from(HEX[usize::from(b & 0xf)])]).collect()
 }
 
 /// Turns pending problems into located ones, reading each file's positions once.
 fn locate(sources: &[Source], pending: Vec<Pending>) -> Vec<Problem> {
     let mut indexes: Vec<Option<Locations>> = sources.iter().map(|_| None).collect();
+    let texts: Vec<Lines<'_>> = sources.iter().map(|s| Lines::new(&s.text)).collect();
+    let mut seeks = vec![0usize; sources.len()];
     let mut position_of = |file: usize, path: &str, at_key: bool| -> Option<Position> {
         let index = indexes[file].get_or_insert_with(|| Locations::index(&sources[file].text));
-        if path.is_empty() {
+        // An empty path is the whole file, unless a key is empty (`? `).
+        if path.is_empty() && !at_key {
             return None;
         }
-        if at_key {
-            index.key(path).or_else(|| index.nearest(path))
-        } else {
-            index.nearest(path)
-        }
+        let exact = if at_key { index.key(path) } else { index.value(path) };
+        // A file the event parser gave up on part way is searched again with
+        // serde_yaml's own reading: one pass per problem, so only a few.
+        let mut reread = || {
+            if index.complete || seeks[file] >= MAX_SEEKS {
+                return None;
+            }
+            seeks[file] += 1;
+            super::locate::seek(&sources[file].text, path, at_key)
+        };
+        let found = exact.or_else(&mut reread).or_else(|| index.nearest(path));
+        found.map(|pos| texts[file].within(pos))
     };
     let mut problems: Vec<(usize, Problem)> = pending
         .into_iter()
@@ -190,12 +220,13 @@ fn locate(sources: &[Source], pending: Vec<Pending>) -> Vec<Problem> {
                 message = format!("{message} (first defined at {first})");
             }
             let snippet = position
-                .and_then(|pos| sources[p.file].text.lines().nth(pos.line.saturating_sub(1)))
+                .and_then(|pos| texts[p.file].get(pos.line))
                 .filter(|line| line.len() <= MAX_SNIPPET)
                 .map(redact_line);
             (
                 p.file,
                 Problem {
+                    rule: p.rule,
                     place: Place { file: sources[p.file].path.clone(), position },
                     snippet,
                     message,
@@ -223,7 +254,7 @@ fn redact_line(line: &str) -> String {
             return format!("{key}: [redacted]");
         }
     }
-    line.to_owned()
+    super::validate::hide_userinfo(line)
 }
 
 /// Writes members as a YAML sequence (`- email: ...` items, no `members:` key).
@@ -262,14 +293,14 @@ pub enum MemberValue {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_with_serde_yaml;
+    use super::parse_general;
     use crate::config::fast_yaml as fast;
 
     /// The fast reader either declines or reads exactly what `serde_yaml` reads.
     fn same(text: &str) -> bool {
         let Some(quick) = fast::parse(text) else { return false };
-        let slow = parse_with_serde_yaml(text)
-            .unwrap_or_else(|e| panic!("fast accepted what serde_yaml refuses: {e:?}\n{text}"));
+        let slow =
+            parse_general(text).unwrap_or_else(|e| panic!("fast accepted what serde_yaml refuses: {e:?}\n{text}"));
         assert_eq!(format!("{quick:?}"), format!("{slow:?}"), "{text}");
         true
     }

@@ -11,14 +11,17 @@ pub mod locate;
 pub mod model;
 pub mod problem;
 mod resolve;
+pub mod schema;
 mod validate;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use load::{emit_members, load, load_str, load_with, parse_file, MemberValue, MAX_FILE_BYTES};
-pub use problem::{Place, Problem};
+pub use load::{
+    emit_members, load, load_str, load_with, parse_fast, parse_file, parse_general, MemberValue, MAX_FILE_BYTES,
+};
+pub use problem::{render_problems, rules, Place, Problem, Rule};
 
 use crate::address::Address;
 use crate::attributes::Attributes;
@@ -101,10 +104,11 @@ impl ConfigError {
     }
 }
 
+/// `1 problem`, `13,336 problems`.
 fn count(n: usize) -> String {
     if n == 1 {
         "1 problem".to_owned()
     } else {
-        format!("{n} problems")
+        format!("{} problems", problem::thousands(n))
     }
 }

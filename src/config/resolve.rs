@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::load::Source;
 use super::model::{Catalog, ConfigFile, MemberConfig};
-use super::problem::{suggestion, Pending};
+use super::problem::{rules, suggestion, Pending, Rule};
 use super::validate::{check_catalog, check_unknown_keys, is_valid_email, provider_settings, singular, Report};
 use super::{Config, DEFAULT_MAX_CHANGES, DEFAULT_MAX_REMOVAL_FRACTION};
 use crate::address::{normalize_email, Address};
@@ -26,11 +26,12 @@ struct Defaults<'a> {
     roles: Option<Origin<&'a Vec<String>>>,
     plans: Option<Origin<&'a Vec<String>>>,
     groups: Option<Origin<&'a Vec<String>>>,
-    note: Option<&'a String>,
+    note: Option<Origin<&'a String>>,
 }
 
 fn duplicate(pending: &mut Vec<Pending>, file: usize, path: String, first: (usize, String), what: &str) {
     pending.push(Pending {
+        rule: rules::DUPLICATE,
         file,
         path,
         at_key: true,
@@ -95,6 +96,7 @@ pub(crate) fn resolve(
         if let Some(version) = config.version {
             if version != 1 {
                 report.at(
+                    rules::UNSUPPORTED_VERSION,
                     "version",
                     format!("config `version: {version}` is not supported"),
                     "this memberctl reads `version: 1`; a newer memberctl may read this file".to_owned(),
@@ -110,6 +112,7 @@ pub(crate) fn resolve(
             let mut report = Report { file, pending };
             if name.is_empty() || name.contains('/') || name.chars().any(char::is_whitespace) {
                 report.at_key(
+                    rules::PROVIDER_NAME,
                     path.clone(),
                     format!("provider name `{name}` cannot be used in addresses"),
                     "use letters, digits, `-` and `_`".to_owned(),
@@ -155,8 +158,8 @@ pub(crate) fn resolve(
             if let Some(v) = &d.groups {
                 set_once(pending, &mut defaults.groups, v, file, "defaults.groups".into(), "`defaults.groups`");
             }
-            if d.note.is_some() {
-                defaults.note = d.note.as_ref();
+            if let Some(v) = &d.note {
+                set_once(pending, &mut defaults.note, v, file, "defaults.note".into(), "`defaults.note`");
             }
         }
         if let Some(n) = config.safety.as_ref().and_then(|s| s.max_changes) {
@@ -166,6 +169,7 @@ pub(crate) fn resolve(
             let mut report = Report { file, pending };
             if !(0.0..=1.0).contains(&f) {
                 report.at(
+                    rules::REMOVAL_FRACTION,
                     "safety.max_removal_fraction".to_owned(),
                     format!("`max_removal_fraction` is {f}, not a fraction between 0 and 1"),
                     "e.g. `0.25` refuses losing more than a quarter of a provider's members at once".to_owned(),
@@ -198,6 +202,7 @@ pub(crate) fn resolve(
     // format is never read by guesswork.
     if let (Some(&(file, _)), false) = (files.first(), declared_version) {
         Report { file, pending }.at(
+            rules::NO_VERSION,
             "",
             "no config file declares `version: 1`",
             "add `version: 1` at the top of the main config file".to_owned(),
@@ -209,6 +214,7 @@ pub(crate) fn resolve(
             Some(d)
         } else {
             Report { file: origin.file, pending }.at(
+                rules::DURATION,
                 origin.path,
                 format!("`{}` is not a duration", origin.value),
                 "write e.g. `14d` or `72h`".to_owned(),
@@ -223,6 +229,7 @@ pub(crate) fn resolve(
         for (i, name) in origin.value.iter().enumerate() {
             if !providers.contains_key(name) {
                 Report { file: origin.file, pending }.at(
+                    rules::UNKNOWN_PROVIDER,
                     format!("{}[{i}]", origin.path),
                     format!("unknown provider `{name}`"),
                     suggestion(name, "providers", providers.keys().map(String::as_str)),
@@ -239,6 +246,7 @@ pub(crate) fn resolve(
             for (i, name) in origin.value.iter().enumerate() {
                 if !catalog(kind).contains_key(name) {
                     Report { file: origin.file, pending }.at(
+                        Rule::unknown_in(kind),
                         format!("{}[{i}]", origin.path),
                         format!("unknown {} `{name}`", singular(kind)),
                         suggestion(name, kind.key(), catalog(kind).keys().map(String::as_str)),
@@ -274,11 +282,17 @@ pub(crate) fn resolve(
             let email = member.email.trim();
             let mut report = Report { file, pending };
             if email.is_empty() {
-                report.at_key(path.clone(), "member has no `email`", "every member needs `email:`".to_owned());
+                report.at_key(
+                    rules::MEMBER_NO_EMAIL,
+                    path.clone(),
+                    "member has no `email`",
+                    "every member needs `email:`".to_owned(),
+                );
                 continue;
             }
             if !is_valid_email(email) {
                 report.at(
+                    rules::EMAIL,
                     format!("{path}.email"),
                     format!("`{email}` is not a valid email address"),
                     "write it as `name@example.com`".to_owned(),
@@ -385,6 +399,7 @@ fn resolve_member(
     let email = member.email.trim();
     if member.providers.as_ref().is_some_and(Vec::is_empty) {
         report.at(
+            rules::MEMBER_NO_PROVIDER,
             format!("{path}.providers"),
             format!("member `{email}` joins no provider: `providers` is empty"),
             "name at least one provider, or remove the member".to_owned(),
@@ -397,6 +412,7 @@ fn resolve_member(
         (None, None, Some(only)) => only,
         (None, None, None) => {
             report.at_key(
+                rules::MEMBER_NO_PROVIDER,
                 path.to_owned(),
                 format!("member `{email}` joins no provider"),
                 "set `providers:` on the member, or `defaults.providers`".to_owned(),
@@ -407,6 +423,7 @@ fn resolve_member(
     let method = member.method.unwrap_or_default();
     if method == Method::Direct && member.password_env.is_none() && member.password_file.is_none() {
         report.at(
+            rules::DIRECT_NO_PASSWORD,
             format!("{path}.method"),
             format!("direct add of `{email}` needs a password source"),
             "set `password_env` (an env var name) or `password_file`".to_owned(),
@@ -415,6 +432,7 @@ fn resolve_member(
     if method == Method::Invite && (member.password_env.is_some() || member.password_file.is_some()) {
         let key = if member.password_env.is_some() { "password_env" } else { "password_file" };
         report.at_key(
+            rules::PASSWORD_WITHOUT_DIRECT,
             format!("{path}.{key}"),
             format!("`{key}` is only used with `method: direct`"),
             "add `method: direct`, or remove it".to_owned(),
@@ -423,6 +441,7 @@ fn resolve_member(
     if let Some(var) = &member.password_env {
         if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             report.at(
+                rules::ENV_NAME,
                 format!("{path}.password_env"),
                 format!("`{var}` is not an environment variable name"),
                 "name the env var that holds the password, never the password".to_owned(),
@@ -441,6 +460,7 @@ fn resolve_member(
         for (i, name) in names.iter().enumerate() {
             if !ctx.catalog(*kind).contains_key(name.as_str()) {
                 report.at(
+                    Rule::unknown_in(*kind),
                     format!("{path}.{at}[{i}]"),
                     format!("unknown {} `{name}`", singular(*kind)),
                     suggestion(name, kind.key(), ctx.catalog(*kind).keys().map(String::as_str)),
@@ -451,6 +471,7 @@ fn resolve_member(
     if let Some(primary) = &member.primary_group {
         if !lists[2].1 .0.contains(primary) {
             report.at(
+                rules::PRIMARY_GROUP,
                 format!("{path}.primary_group"),
                 format!("primary group `{primary}` is not one of the member's groups"),
                 "add it to `groups`".to_owned(),
@@ -462,6 +483,7 @@ fn resolve_member(
             // One from `defaults.providers` was reported there, once.
             if member.providers.is_some() {
                 report.at(
+                    rules::UNKNOWN_PROVIDER,
                     format!("{path}.providers[{i}]"),
                     format!("unknown provider `{provider_name}`"),
                     suggestion(provider_name, "providers", ctx.providers.keys().map(String::as_str)),
@@ -473,6 +495,7 @@ fn resolve_member(
         let fields = kind.member_fields();
         if method == Method::Direct && !fields.direct_add {
             report.at(
+                rules::NO_DIRECT_ADD,
                 format!("{path}.method"),
                 format!("{kind} provider `{provider_name}` has no direct add"),
                 format!("use `method: invite` for {kind}, or list the member twice under different providers"),
@@ -489,7 +512,7 @@ fn resolve_member(
                     ids[slot].push(id.clone());
                 } else {
                     let at = written_at.map_or_else(|| format!("{path}.email"), |key| format!("{path}.{key}"));
-                    report.at(
+                    report.at(Rule::no_id_in(*catalog_kind),
                         at,
                         format!("{} `{name}` has no id for provider `{provider_name}`", singular(*catalog_kind)),
                         format!("add `{provider_name}: <id>` under `{}.{name}`, or leave `{provider_name}` out of this member's providers", catalog_kind.key()),
@@ -549,12 +572,18 @@ fn resolve_member(
             attributes.existing_user = grab(&mut member.existing_user, last);
         }
         if fields.note {
-            attributes.note = grab(&mut member.note, last).or_else(|| ctx.defaults.note.cloned());
+            attributes.note =
+                grab(&mut member.note, last).or_else(|| ctx.defaults.note.as_ref().map(|d| d.value.clone()));
         }
         kind.finish_attributes(&mut attributes);
         attributes.password_env = grab(&mut member.password_env, last);
         for (message, hint) in kind.validate_member(&attributes, settings) {
-            report.at(format!("{path}.email"), format!("`{provider_name}/{}`: {message}", email.to_lowercase()), hint);
+            report.at(
+                rules::PROVIDER_REQUIREMENT,
+                format!("{path}.email"),
+                format!("`{provider_name}/{}`: {message}", email.to_lowercase()),
+                hint,
+            );
         }
         desired.push((Address::new(provider_name, email), attributes));
     }

@@ -8,7 +8,7 @@ use super::model::{
     CapabilityName, Catalog, ConfigFile, MemberConfig, ProviderConfig, UnknownKeys, CONFIG_KEYS, DEFAULTS_KEYS,
     INVITES_KEYS, MEMBER_KEYS, PROVIDER_KEYS, SAFETY_KEYS,
 };
-use super::problem::{did_you_mean, suggestion, Pending};
+use super::problem::{did_you_mean, rules, suggestion, Pending, Rule};
 use crate::provider::scim::mapping::ScimSettings;
 use crate::provider::{defaults, Capabilities, CatalogKind, ProviderSettings};
 
@@ -20,17 +20,29 @@ pub(crate) struct Report<'a> {
 
 impl Report<'_> {
     /// A problem at the value at `path`.
-    pub fn at(&mut self, path: impl Into<String>, message: impl Into<String>, hint: impl Into<Option<String>>) {
-        self.push(path.into(), false, message.into(), hint.into());
+    pub fn at(
+        &mut self,
+        rule: Rule,
+        path: impl Into<String>,
+        message: impl Into<String>,
+        hint: impl Into<Option<String>>,
+    ) {
+        self.push(rule, path.into(), false, message.into(), hint.into());
     }
 
     /// A problem at the key that ends `path`.
-    pub fn at_key(&mut self, path: impl Into<String>, message: impl Into<String>, hint: impl Into<Option<String>>) {
-        self.push(path.into(), true, message.into(), hint.into());
+    pub fn at_key(
+        &mut self,
+        rule: Rule,
+        path: impl Into<String>,
+        message: impl Into<String>,
+        hint: impl Into<Option<String>>,
+    ) {
+        self.push(rule, path.into(), true, message.into(), hint.into());
     }
 
-    fn push(&mut self, path: String, at_key: bool, message: String, hint: Option<String>) {
-        self.pending.push(Pending { file: self.file, path, at_key, message, hint, known: None, also: None });
+    fn push(&mut self, rule: Rule, path: String, at_key: bool, message: String, hint: Option<String>) {
+        self.pending.push(Pending { rule, file: self.file, path, at_key, message, hint, known: None, also: None });
     }
 }
 
@@ -50,7 +62,7 @@ fn unknown_keys(report: &mut Report<'_>, prefix: &str, unknown: &UnknownKeys, kn
                 |best| format!("did you mean `{best}`?"),
             )
         };
-        report.at_key(path, format!("unknown key `{key}`"), hint);
+        report.at_key(rules::UNKNOWN_KEY, path, format!("unknown key `{key}`"), hint);
     }
 }
 
@@ -83,21 +95,54 @@ fn is_env_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Checks a base URL; answers why it is refused. Loopback is decided by the
-/// same function the HTTP client uses, so validation and apply agree.
-fn check_base_url(url: &str) -> Option<String> {
+/// Checks a base URL; answers why it is refused and what to do. Loopback is
+/// decided by the same function the HTTP client uses, so validation and
+/// apply agree.
+fn check_base_url(url: &str) -> Option<(String, &'static str)> {
+    const USE_HTTPS: &str = "use `https://`; plain `http://` is for loopback test servers";
     let Ok(parsed) = reqwest::Url::parse(url) else {
-        return Some(format!("`{url}` is not a URL"));
+        return Some((format!("`{}` is not a URL", hide_userinfo(url)), USE_HTTPS));
     };
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        // Not quoted: the URL itself carries a credential.
+        return Some((
+            "`base_url` carries a user name or password".to_owned(),
+            "remove it from the URL: the credential comes from the environment (see `api_key_env`, `token_env`)",
+        ));
+    }
     let Some(host) = parsed.host_str().filter(|h| !h.is_empty()) else {
-        return Some(format!("`{url}` has no host"));
+        return Some((format!("`{url}` has no host"), USE_HTTPS));
     };
     match parsed.scheme() {
         "https" => None,
         "http" if crate::provider::http::is_loopback(&parsed) => None,
-        "http" => Some(format!("plain `http://` is refused for `{host}`, which is not loopback")),
-        other => Some(format!("unsupported scheme `{other}`")),
+        "http" => Some((format!("plain `http://` is refused for `{host}`, which is not loopback"), USE_HTTPS)),
+        other => Some((format!("unsupported scheme `{other}`"), USE_HTTPS)),
     }
+}
+
+/// `text` with the user name and password of any URL in it replaced by
+/// `[redacted]`, so that a problem never echoes a credential.
+#[must_use]
+pub(crate) fn hide_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(scheme_end) = rest.find("://") {
+        let (head, tail) = rest.split_at(scheme_end + 3);
+        out.push_str(head);
+        let authority_end =
+            tail.find(|c: char| matches!(c, '/' | '?' | '#' | '"' | '\'') || c.is_whitespace()).unwrap_or(tail.len());
+        match tail[..authority_end].rfind('@') {
+            Some(at) => {
+                out.push_str("[redacted]");
+                out.push_str(&tail[at..authority_end]);
+            }
+            None => out.push_str(&tail[..authority_end]),
+        }
+        rest = &tail[authority_end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Validates one provider and builds its settings.
@@ -125,6 +170,7 @@ pub(crate) fn provider_settings(
     for (key, set) in type_specific {
         if set && (key == "base_url" || !kind.own_settings().contains(&key)) {
             report.at_key(
+                rules::SETTING_FOR_OTHER_TYPE,
                 format!("{path}.{key}"),
                 format!("`{key}` is not a setting of `{kind}` providers, like `{name}`"),
                 "remove it, or change the provider's `type`".to_owned(),
@@ -134,12 +180,8 @@ pub(crate) fn provider_settings(
 
     let base_url = config.base_url.clone().or_else(|| kind.default_base_url().map(str::to_owned));
     if let (Some(url), Some(_)) = (&base_url, &config.base_url) {
-        if let Some(why) = check_base_url(url) {
-            report.at(
-                format!("{path}.base_url"),
-                why,
-                "use `https://`; plain `http://` is for loopback test servers".to_owned(),
-            );
+        if let Some((why, hint)) = check_base_url(url) {
+            report.at(rules::BASE_URL, format!("{path}.base_url"), why, hint.to_owned());
         }
     }
     let credential = kind.credential();
@@ -150,6 +192,7 @@ pub(crate) fn provider_settings(
     if let Some(var) = &credential_env {
         if !is_env_name(var) {
             report.at(
+                rules::ENV_NAME,
                 format!("{path}.{credential_key}"),
                 format!("`{var}` is not an environment variable name"),
                 "name the env var that holds the credential, e.g. `NETWORKED_API_KEY`; never the credential itself"
@@ -160,7 +203,7 @@ pub(crate) fn provider_settings(
     let invite_endpoint = config.invite_endpoint.unwrap_or_default();
     let mut positive = |key: &str, value: Option<usize>| {
         if value == Some(0) {
-            report.at(format!("{path}.{key}"), format!("`{key}` must be at least 1"), None);
+            report.at(rules::ZERO, format!("{path}.{key}"), format!("`{key}` must be at least 1"), None);
         }
     };
     positive("batch_size", config.batch_size);
@@ -169,6 +212,7 @@ pub(crate) fn provider_settings(
     let rate_limit = config.rate_limit.unwrap_or(defaults::RATE_LIMIT);
     if !rate_limit.is_finite() || rate_limit < 0.0 {
         report.at(
+            rules::RATE_LIMIT,
             format!("{path}.rate_limit"),
             "`rate_limit` must be a number of requests per second, 0 or more",
             "0 means unlimited".to_owned(),
@@ -180,6 +224,7 @@ pub(crate) fn provider_settings(
             Ok(d) if !d.is_zero() => u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
             _ => {
                 report.at(
+                    rules::DURATION,
                     format!("{path}.timeout"),
                     format!("`{text}` is not a duration"),
                     "write e.g. `30s` or `2m`".to_owned(),
@@ -193,7 +238,7 @@ pub(crate) fn provider_settings(
         Some(text) => humantime::parse_duration(text).map_or_else(
             |_| {
                 let hint = "write e.g. `10m` or `90s`".to_owned();
-                report.at(format!("{path}.retry_budget"), format!("`{text}` is not a duration"), hint);
+                report.at(rules::DURATION, format!("{path}.retry_budget"), format!("`{text}` is not a duration"), hint);
                 defaults::RETRY_BUDGET_MS
             },
             |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
@@ -215,6 +260,7 @@ pub(crate) fn provider_settings(
                     *slot = true;
                 } else {
                     report.at(
+                        rules::CAPABILITY,
                         format!("{path}.capabilities[{i}]"),
                         format!("`{kind}` providers cannot {word} members: the API has no endpoint for it"),
                         "remove it; such changes are planned as `manual`".to_owned(),
@@ -257,11 +303,12 @@ pub(crate) fn provider_settings(
         settings.batch_size = kind.default_batch_size(&settings);
     }
     settings.batch_size = settings.batch_size.max(1);
-    for (key, message, hint) in kind.check_settings(&settings) {
-        if key.is_empty() {
-            report.at_key(path.clone(), message, hint);
+    for problem in kind.check_settings(&settings) {
+        let rule = Rule { key: problem.rule, summary: problem.summary };
+        if problem.key.is_empty() {
+            report.at_key(rule, path.clone(), problem.message, problem.hint);
         } else {
-            report.at(format!("{path}.{key}"), message, hint);
+            report.at(rule, format!("{path}.{}", problem.key), problem.message, problem.hint);
         }
     }
     settings
@@ -279,6 +326,7 @@ pub(crate) fn check_catalog(
             let path = format!("{}.{name}.{provider}", kind.key());
             let Some(settings) = providers.get(provider) else {
                 report.at_key(
+                    rules::UNKNOWN_PROVIDER,
                     path,
                     format!("{} `{name}` names unknown provider `{provider}`", singular(kind)),
                     suggestion(provider, "providers", providers.keys().map(String::as_str)),
@@ -287,6 +335,7 @@ pub(crate) fn check_catalog(
             };
             if !settings.kind.uses(kind) {
                 report.at_key(
+                    rules::CATALOG_UNUSED,
                     path,
                     format!(
                         "`{}` providers have no {}, but {} `{name}` gives an id for `{provider}`",
@@ -298,6 +347,7 @@ pub(crate) fn check_catalog(
                 );
             } else if let Some(expected) = settings.kind.check_id(id) {
                 report.at(
+                    rules::REMOTE_ID,
                     path,
                     format!("`{id}` is not a valid {} id: expected {expected}", settings.kind),
                     "copy the id from the provider's admin pages".to_owned(),
@@ -329,4 +379,32 @@ pub fn is_valid_email(email: &str) -> bool {
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && !email.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{check_base_url, hide_userinfo};
+
+    // Regression: #9 defect 6, a base URL with a user and password passed validation.
+    #[test]
+    fn base_urls_with_credentials_are_refused_without_echoing_them() {
+        for url in ["https://user:s3cret@host.example", "https://token@host.example/v1", "http://a:b@127.0.0.1:8080"] {
+            let (why, _) = check_base_url(url).expect("refused");
+            assert_eq!(why, "`base_url` carries a user name or password", "{url}");
+        }
+        assert_eq!(check_base_url("https://host.example/v1"), None);
+        assert_eq!(check_base_url("http://127.0.0.1:8080"), None);
+    }
+
+    #[test]
+    fn userinfo_is_hidden_wherever_a_url_appears() {
+        assert_eq!(hide_userinfo("base_url: https://u:p@h.example/x"), "base_url: https://[redacted]@h.example/x");
+        assert_eq!(
+            hide_userinfo("'https://u:p@h' and http://k@x?q=a@b"),
+            "'https://[redacted]@h' and http://[redacted]@x?q=a@b"
+        );
+        assert_eq!(hide_userinfo("no url: a@b.example"), "no url: a@b.example");
+        assert_eq!(hide_userinfo("https://h.example/@x"), "https://h.example/@x");
+        assert_eq!(hide_userinfo("not a URL: https://u:p@"), "not a URL: https://[redacted]@");
+    }
 }

@@ -345,18 +345,22 @@ impl super::ProviderType for AptlyType {
         (attributes.first_name, attributes.last_name) = split_name(attributes);
     }
 
-    fn check_settings(&self, settings: &ProviderSettings) -> Vec<(&'static str, String, String)> {
+    fn check_settings(&self, settings: &ProviderSettings) -> Vec<super::SettingProblem> {
         match &settings.tenant_id {
-            None => vec![(
-                "",
-                format!("aptly provider `{}` has no `tenant_id`", settings.name),
-                "add `tenant_id: <UUID of the tenant>`".to_owned(),
-            )],
-            Some(id) if !super::is_uuid(id) => vec![(
-                "tenant_id",
-                format!("`{id}` is not a UUID"),
-                "aptly tenant ids look like `42db2b59-b9c6-4705-a0d9-916e597cd4aa`".to_owned(),
-            )],
+            None => vec![super::SettingProblem {
+                key: "",
+                rule: "no-tenant-id",
+                summary: "aptly provider has no `tenant_id`",
+                message: format!("aptly provider `{}` has no `tenant_id`", settings.name),
+                hint: "add `tenant_id: <UUID of the tenant>`".to_owned(),
+            }],
+            Some(id) if !super::is_uuid(id) => vec![super::SettingProblem {
+                key: "tenant_id",
+                rule: "tenant-id",
+                summary: "tenant id is not a UUID",
+                message: format!("`{id}` is not a UUID"),
+                hint: "aptly tenant ids look like `42db2b59-b9c6-4705-a0d9-916e597cd4aa`".to_owned(),
+            }],
             Some(_) => Vec::new(),
         }
     }

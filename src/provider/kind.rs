@@ -66,6 +66,21 @@ pub struct CredentialSpec {
     pub default_env: &'static str,
 }
 
+/// A problem with a provider's settings that only its type knows of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettingProblem {
+    /// The config key (empty: the provider's own entry).
+    pub key: &'static str,
+    /// A stable, kebab-case rule key, as in `validate --format json`.
+    pub rule: &'static str,
+    /// The rule in a few lowercase words, for summaries.
+    pub summary: &'static str,
+    /// What is wrong.
+    pub message: String,
+    /// What to do.
+    pub hint: String,
+}
+
 /// How a type forms a member's name fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NameFields {
@@ -139,9 +154,8 @@ pub trait ProviderType: Sync + 'static {
         super::defaults::BATCH_SIZE
     }
 
-    /// Problems with a provider's settings: `(config key, message, hint)`;
-    /// an empty key means the provider's own entry.
-    fn check_settings(&self, _settings: &ProviderSettings) -> Vec<(&'static str, String, String)> {
+    /// Problems with a provider's settings.
+    fn check_settings(&self, _settings: &ProviderSettings) -> Vec<SettingProblem> {
         Vec::new()
     }
 

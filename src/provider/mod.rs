@@ -27,7 +27,7 @@ use crate::address::Address;
 use crate::attributes::Attributes;
 
 pub use credentials::Secret;
-pub use kind::{CredentialSpec, MemberFields, NameFields, ProviderKind, ProviderType};
+pub use kind::{CredentialSpec, MemberFields, NameFields, ProviderKind, ProviderType, SettingProblem};
 
 /// A boxed future, so that [`Provider`] stays object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -118,7 +118,13 @@ fn write_info(file: &mut File, info: Option<&LockInfo>) -> std::io::Result<()> {
 
 impl Drop for Lock {
     fn drop(&mut self) {
-        let _ = write_info(&mut self.file, None);
-        let _ = self.file.unlock();
+        // Drop cannot fail; a note left behind is harmless (the OS lock is
+        // what counts, and the next run reports the note as stale), but say so.
+        if let Err(error) = write_info(&mut self.file, None) {
+            log::warn!("could not clear the lock note: {error}; the next run will report it as stale");
+        }
+        if let Err(error) = self.file.unlock() {
+            log::warn!("could not release the state lock: {error}; it is released when this process exits");
+        }
     }
 }

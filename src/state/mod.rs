@@ -64,8 +64,10 @@ impl Status {
     }
 }
 
-/// One address's record.
+/// One address's record. Unknown keys are refused: a mangled key must not
+/// silently drop what it held (e.g. the provider's ids).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Resource {
     /// `PROVIDER/EMAIL`.
     pub address: Address,

@@ -185,29 +185,8 @@ impl<A: FakeApi> FakeServer<A> {
             throttle: Mutex::new(None),
             throttle_count: AtomicU64::new(0),
         });
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let app = Router::new().fallback(handle::<A>).with_state(Arc::clone(&shared));
-        std::thread::Builder::new()
-            .name("fake-server".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .expect("fake server runtime");
-                runtime.block_on(async move {
-                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
-                    addr_tx.send(listener.local_addr().expect("local addr")).expect("report address");
-                    tokio::select! {
-                        result = axum::serve(listener, app) => result.expect("fake server"),
-                        _ = shutdown_rx => {}
-                    }
-                });
-                runtime.shutdown_background();
-            })
-            .expect("spawn fake server thread");
-        let addr = addr_rx.recv().expect("fake server address");
+        let (addr, shutdown_tx) = serve_on_loopback("fake-server", app);
         Self { addr, shared, shutdown: Some(shutdown_tx) }
     }
 
@@ -376,4 +355,31 @@ pub fn is_object_id(id: &str) -> bool {
 /// A deterministic 24-hex id: `prefix` (one hex digit) then a counter.
 pub fn object_id(prefix: u8, counter: u64) -> String {
     format!("{prefix:x}{counter:023x}")
+}
+
+/// Serves `app` on a free loopback port from a thread of its own; answers
+/// the address and the sender that shuts it down (dropping it does too).
+pub fn serve_on_loopback(name: &str, app: Router) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("server runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+                addr_tx.send(listener.local_addr().expect("local addr")).expect("report address");
+                tokio::select! {
+                    result = axum::serve(listener, app) => result.expect("loopback server"),
+                    _ = shutdown_rx => {}
+                }
+            });
+            runtime.shutdown_background();
+        })
+        .expect("spawn server thread");
+    (addr_rx.recv().expect("server address"), shutdown_tx)
 }

@@ -247,29 +247,8 @@ impl FaultProxy {
             quirks: Mutex::new(Quirks::default()),
             exchanges: Mutex::new(Vec::new()),
         });
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let app = Router::new().fallback(handle).with_state(Arc::clone(&shared));
-        std::thread::Builder::new()
-            .name("fault-proxy".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .expect("fault proxy runtime");
-                runtime.block_on(async move {
-                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
-                    addr_tx.send(listener.local_addr().expect("local addr")).expect("report address");
-                    tokio::select! {
-                        result = axum::serve(listener, app) => result.expect("fault proxy"),
-                        _ = shutdown_rx => {}
-                    }
-                });
-                runtime.shutdown_background();
-            })
-            .expect("spawn fault proxy thread");
-        let addr = addr_rx.recv().expect("fault proxy address");
+        let (addr, shutdown_tx) = super::fake_common::serve_on_loopback("fault-proxy", app);
         Self { addr, shared, shutdown: Some(shutdown_tx) }
     }
 

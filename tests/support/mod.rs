@@ -1,6 +1,7 @@
 //! Test support: the harness that runs the real binary, and fake provider servers.
 #![allow(dead_code)]
 
+pub mod bench_configs;
 pub mod fake_aptly;
 pub mod fake_common;
 pub mod fake_networked;

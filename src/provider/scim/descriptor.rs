@@ -5,7 +5,7 @@ use super::client::Scim;
 use super::mapping::OnRemove;
 use crate::provider::{
     Capabilities, CatalogKind, CredentialSpec, MemberFields, NameFields, Provider, ProviderError, ProviderSettings,
-    ProviderType,
+    ProviderType, SettingProblem,
 };
 
 /// The `scim` provider type.
@@ -57,15 +57,17 @@ impl ProviderType for ScimType {
         }
     }
 
-    fn check_settings(&self, settings: &ProviderSettings) -> Vec<(&'static str, String, String)> {
-        if settings.base_url.is_none() {
-            return vec![(
-                "",
-                format!("scim provider `{}` has no `base_url`", settings.name),
-                "add `base_url:` with the service's SCIM endpoint, e.g. `https://app.example.com/scim/v2`".to_owned(),
-            )];
+    fn check_settings(&self, settings: &ProviderSettings) -> Vec<SettingProblem> {
+        if settings.base_url.is_some() {
+            return Vec::new();
         }
-        Vec::new()
+        vec![SettingProblem {
+            key: "",
+            rule: "no-base-url",
+            summary: "scim provider has no `base_url`",
+            message: format!("scim provider `{}` has no `base_url`", settings.name),
+            hint: "add `base_url:` with the service's SCIM endpoint, e.g. `https://app.example.com/scim/v2`".to_owned(),
+        }]
     }
 
     fn removal_note(&self, settings: &ProviderSettings) -> Option<String> {

@@ -100,11 +100,11 @@ impl From<UserNameTemplate> for String {
 }
 
 impl JsonSchema for UserNameTemplate {
-    fn schema_name() -> String {
-        "UserNameTemplate".to_owned()
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "UserNameTemplate".into()
     }
 
-    fn json_schema(generator: &mut schemars::r#gen::SchemaGenerator) -> schemars::schema::Schema {
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
         String::json_schema(generator)
     }
 }

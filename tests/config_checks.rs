@@ -1,0 +1,117 @@
+//! Config validation defects from issue #9, checked through the real binary
+//! where the binary already shows them, and the problem renderer through
+//! the library (the CLI switches to it separately).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use memberctl::config::{load_str, render_problems, ConfigError};
+
+use crate::support::harness::Test;
+
+const PROVIDERS: &str = "version: 1\nproviders:\n  sandbox: { type: sandbox }\nroles:\n  member: { sandbox: r1 }\n";
+
+// Regression: #9 defect 6, `defaults.note` in two files took the last one silently.
+#[test]
+fn defaults_note_in_two_files_is_a_duplicate_naming_both() {
+    let t = Test::new().file("conf/00-main.yaml", &format!("{PROVIDERS}defaults:\n  note: Welcome\n")).file(
+        "conf/10-team.yaml",
+        "defaults:\n  note: Hello team\nmembers:\n  - email: a@example.com\n    name: A A\n",
+    );
+    let out = t.cmd(&["validate", "-c", "conf"]).expect(1);
+    let stderr = out.rendered();
+    assert!(stderr.contains("error: `defaults.note` is defined twice"), "{stderr}");
+    assert!(stderr.contains(" --> conf/10-team.yaml:2:3"), "{stderr}");
+    assert!(stderr.contains("(first defined at conf/00-main.yaml:7:3)"), "{stderr}");
+}
+
+// Regression: #9 defect 6, `validate` accepted a base URL with a user and
+// password that apply then refused; the password must never be echoed.
+#[test]
+fn base_url_with_credentials_is_refused_by_validate_without_echoing_them() {
+    let yaml = "version: 1\nproviders:\n  community:\n    type: networked\n    base_url: https://admin:s3cret-pass@api.example.com/v1\nroles:\n  member: { community: 69baa36beddb9f0012fdf101 }\nmembers:\n  - email: a@example.com\n    name: A A\n    roles: [member]\n";
+    let out = Test::new().config(yaml).cmd(&["validate"]).expect(1);
+    let rendered = out.rendered();
+    assert!(rendered.contains("error: `base_url` carries a user name or password"), "{rendered}");
+    assert!(rendered.contains("memberctl.yaml:5:15"), "{rendered}");
+    assert!(rendered.contains("hint: remove it from the URL"), "{rendered}");
+    assert!(rendered.contains("base_url: https://[redacted]@api.example.com/v1"), "{rendered}");
+    assert!(!rendered.contains("s3cret"), "{rendered}");
+    assert!(!rendered.contains("admin"), "{rendered}");
+}
+
+/// A config whose `count` members each make the same two mistakes: a group
+/// with no id for their provider, and an unknown key.
+fn flood(count: usize) -> String {
+    let mut yaml = String::from(
+        "version: 1\nproviders:\n  work:\n    type: aptly\n    tenant_id: 42db2b59-b9c6-4705-a0d9-916e597cd4aa\ngroups:\n  eng: { other: x }\nmembers:\n",
+    );
+    for i in 0..count {
+        writeln!(yaml, "  - email: m{i}@example.com\n    name: Member Number{i}\n    groups: [eng]\n    nmae: typo")
+            .expect("writing to a String");
+    }
+    yaml
+}
+
+fn problems_of(yaml: &str) -> Vec<memberctl::config::Problem> {
+    match load_str(Path::new("members.yaml"), yaml) {
+        Err(ConfigError::Invalid { problems }) => problems,
+        other => panic!("expected problems, got {other:?}"),
+    }
+}
+
+// Regression: #9 defect 5, every repeated problem printed its own snippet.
+#[test]
+fn repeated_problems_show_ten_snippets_per_rule_then_one_line_each() {
+    let problems = problems_of(&flood(25));
+    // `eng` names provider `other` (catalog problem) once, then two per member.
+    assert_eq!(problems.len(), 51);
+    let rendered = render_problems(&problems, false);
+    assert_eq!(rendered.matches("-->").count(), 21, "{rendered}");
+    insta::assert_snapshot!("problems_flood", rendered);
+
+    let all = render_problems(&problems, true);
+    assert_eq!(all.matches("-->").count(), 51);
+    assert!(!all.contains("more `"));
+    assert!(all.ends_with("error: 51 problems in the configuration; nothing was sent\n"));
+}
+
+#[test]
+fn thousands_of_repeated_problems_stay_short() {
+    let problems = problems_of(&flood(6_668));
+    let rendered = render_problems(&problems, false);
+    assert!(rendered.lines().count() < 200, "{} lines", rendered.lines().count());
+    assert!(rendered.contains("… and 6,658 more `group has no id for provider` (lines 51, 55, 59, …)\n"), "{rendered}");
+    assert!(rendered.contains("… and 6,658 more `unknown key` (lines 52, 56, 60, …)\n"), "{rendered}");
+    assert!(rendered.ends_with("error: 13,337 problems in the configuration; nothing was sent\n"), "{rendered}");
+}
+
+// Regression: #9, found by `fuzz::config_loader_on_mutated_examples`: a file
+// serde_yaml reads as two documents was reported without any position, and
+// an error at the end of a file without a final newline pointed past it.
+#[test]
+fn parse_errors_point_inside_the_file() {
+    let cases = [
+        ("# comment\n  sandbox:\n    type: sandbox\nroles:\n  member: {}\n", 4),
+        ("version: 1\nroles:\n  member: { sandbox: role", 3),
+    ];
+    for (yaml, line) in cases {
+        let problems = problems_of(yaml);
+        let position = problems[0].place.position.unwrap_or_else(|| panic!("no position: {problems:?}"));
+        assert_eq!(position.line, line, "{problems:?}");
+        assert!(problems[0].snippet.is_some(), "{problems:?}");
+    }
+}
+
+// Regression: #9 defect 5, through the real binary: `validate` shows ten
+// snippets of each kind; `--all` shows every one.
+#[test]
+fn validate_shows_ten_of_each_problem_and_all_with_the_flag() {
+    let t = crate::support::harness::Test::new().config(&flood(25));
+    let out = t.cmd(&["validate"]).expect(1);
+    assert_eq!(out.stderr.matches("-->").count(), 21, "{}", out.stderr);
+    assert!(out.stderr.contains("… and 15 more `unknown key`"), "{}", out.stderr);
+    assert!(out.stderr.contains("--all"), "the output says how to see everything: {}", out.stderr);
+    let all = t.cmd(&["validate", "--all"]).expect(1);
+    assert_eq!(all.stderr.matches("-->").count(), 51, "{}", all.stderr);
+}
