@@ -588,3 +588,30 @@ fn a_user_created_beside_a_refused_group_patch_is_recorded_as_partly_done() {
     assert_eq!(admin.members(&ops), [id(&admin.user("ada@example.com"))]);
     assert_eq!(admin.members(&eng).len(), 1);
 }
+
+#[test]
+fn state_mv_records_a_rename_done_by_hand() {
+    let tenant = ScimTenant::new();
+    let admin = Admin::new(&tenant);
+    let member = |email: &str| config(tenant.base_url(), "", &[], &format!("  - email: {email}\n    name: Ada\n"));
+    let t = test(&tenant, &member("ada@example.com"));
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    let ada = id(&admin.user("ada@example.com"));
+    admin.patch_user(
+        &ada,
+        &json!([
+            {"op": "replace", "path": "userName", "value": "ada.l@example.com"},
+            {"op": "replace", "path": "emails", "value": [{"value": "ada.l@example.com", "type": "work", "primary": true}]},
+        ]),
+    );
+    t.write("memberctl.yaml", &member("ada.l@example.com"));
+    // Unrecorded, the rename would be a removal and an invitation.
+    let plan = t.cmd(&["plan", "--detailed-exitcode"]).expect(2);
+    assert!(plan.stdout.contains("- remove directory/ada@example.com"), "{}", plan.rendered());
+
+    t.cmd(&["state", "mv", "directory/ada@example.com", "directory/ada.l@example.com"]).expect(0);
+    assert_eq!(record(&state(&t), "ada.l@example.com")["remote"]["user_id"], ada);
+    assert_eq!(record(&state(&t), "ada@example.com"), &Value::Null);
+    t.cmd(&["plan", "--refresh", "--detailed-exitcode"]).expect(0);
+    t.cmd(&["state", "mv", "directory/ada.l@example.com", "other/ada.l@example.com"]).expect(1);
+}

@@ -252,6 +252,15 @@ pub enum StateCommand {
         #[arg(long)]
         user_id: Option<String>,
     },
+    /// Record a rename done by hand: FROM's record, with its ids, becomes TO's
+    Mv {
+        /// PROVIDER/OLD-EMAIL
+        #[arg(value_parser = parse_address)]
+        from: Address,
+        /// PROVIDER/NEW-EMAIL
+        #[arg(value_parser = parse_address)]
+        to: Address,
+    },
     /// Record a manual update or removal as carried out
     MarkDone {
         /// PROVIDER/EMAIL
