@@ -274,6 +274,17 @@ fn a_user_deactivated_out_of_band_is_reported_not_reactivated() {
     assert!(out.stdout.contains("deactivated at the provider"), "{}", out.rendered());
     assert!(out.stdout.contains("not reactivated"), "{}", out.rendered());
     assert_eq!(admin.user("ada@example.com")["active"], false, "a suspension is not undone");
+
+    // Only --reactivate undoes it: the recorded user is reactivated, not re-created.
+    let plan = t.cmd(&["plan", "--refresh", "--reactivate", "--detailed-exitcode"]).expect(2);
+    assert!(plan.stdout.contains("+ invite directory/ada@example.com"), "{}", plan.rendered());
+    assert!(plan.stdout.contains("reactivated: --reactivate"), "{}", plan.rendered());
+    t.cmd(&["apply", "--refresh", "--reactivate", "--auto-approve"]).expect(0);
+    let back = admin.user("ada@example.com");
+    assert_eq!(back["active"], true);
+    assert_eq!(id(&back), ada);
+    assert_eq!(admin.users().len(), 1);
+    t.cmd(&["plan", "--refresh", "--detailed-exitcode"]).expect(0);
 }
 
 #[test]
