@@ -15,5 +15,6 @@ mod lifecycle;
 mod output;
 mod providers;
 mod refresh;
+mod scim;
 mod scim_infra;
 mod state;

@@ -44,6 +44,7 @@ fn settings(kind: ProviderKind, name: &str, url: &str) -> ProviderSettings {
         outbox: None,
         capabilities: Capabilities::INVITE_ONLY,
         uncertain: UncertainPolicy::SendAgain,
+        scim: None,
     }
 }
 

@@ -99,6 +99,7 @@ impl ApplyReport {
                 Outcome::Removed | Outcome::Deactivated(_) => self.removed.push(address),
                 Outcome::Partial { reason, .. } => self.failed.push((address, format!("partly carried out: {reason}"))),
                 Outcome::Failed { reason } => self.failed.push((address, reason.clone())),
+                Outcome::Gone { reason } => self.failed.push((address, format!("gone at the provider: {reason}"))),
                 Outcome::Uncertain { reason } => self.uncertain.push((address, reason.clone())),
             }
         }

@@ -96,7 +96,7 @@ pub(super) fn run(args: &ApplyArgs, cx: &mut Context<'_>) -> Outcome {
     cx.report_recovery(&lock, loaded.replay.as_ref(), true)?;
     let plan = if let Some((config, listings)) = &refreshing {
         let scope = scope(&args.scope, config, loaded.state.as_ref())?;
-        let (observed, refreshed) = refresh_cmd::observe(config, listings, loaded.state.as_ref())?;
+        let (observed, refreshed) = refresh_cmd::observe(config, listings, loaded.state.as_ref(), args.reactivate)?;
         let planner = plan::Planner::new(config, &scope, crate::clock::now()).refreshed(refreshed);
         plan::compute_with(planner, observed.as_ref())
     } else if let Some(file) = &args.plan {

@@ -144,6 +144,9 @@ pub struct PlanArgs {
     /// List what the providers hold first, and plan drift back (providers that cannot list are not checked)
     #[arg(long)]
     pub refresh: bool,
+    /// With --refresh: reactivate users found deactivated outside memberctl
+    #[arg(long, requires = "refresh")]
+    pub reactivate: bool,
     #[command(flatten)]
     pub scope: ScopeArgs,
 }
@@ -158,6 +161,7 @@ pub struct RefreshArgs {
 
 /// `apply` options.
 #[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools)] // one field per command-line switch
 pub struct ApplyArgs {
     /// A plan saved by `plan --out`, applied exactly
     #[arg(value_name = "PLANFILE")]
@@ -171,6 +175,9 @@ pub struct ApplyArgs {
     /// List what the providers hold first, record it, and apply drift back too
     #[arg(long, conflicts_with = "plan")]
     pub refresh: bool,
+    /// With --refresh: reactivate users found deactivated outside memberctl
+    #[arg(long, requires = "refresh")]
+    pub reactivate: bool,
     /// Carry out removals that delete users (providers with `on_remove: delete`)
     #[arg(long)]
     pub allow_delete: bool,
@@ -251,6 +258,15 @@ pub enum StateCommand {
         /// The provider's user id, if known
         #[arg(long)]
         user_id: Option<String>,
+    },
+    /// Record a rename done by hand: FROM's record, with its ids, becomes TO's
+    Mv {
+        /// PROVIDER/OLD-EMAIL
+        #[arg(value_parser = parse_address)]
+        from: Address,
+        /// PROVIDER/NEW-EMAIL
+        #[arg(value_parser = parse_address)]
+        to: Address,
     },
     /// Record a manual update or removal as carried out
     MarkDone {

@@ -33,7 +33,7 @@ pub(super) fn run(args: &PlanArgs, cx: &mut Context<'_>) -> Outcome {
     let (plan, loaded) = if let Some(listings) = &listings {
         let loaded = state::load(&paths)?;
         let scope = super::scope(&args.scope, &config, loaded.state.as_ref())?;
-        let (state, refreshed) = refresh_cmd::observe(&config, listings, loaded.state.as_ref())?;
+        let (state, refreshed) = refresh_cmd::observe(&config, listings, loaded.state.as_ref(), args.reactivate)?;
         let planner = plan::Planner::new(&config, &scope, crate::clock::now()).refreshed(refreshed);
         (plan::compute_with(planner, state.as_ref()), Some(loaded))
     } else if args.scope.targets.is_empty() && args.scope.providers.is_empty() && !paths.journal().exists() {

@@ -4,13 +4,14 @@
 use std::collections::BTreeMap;
 
 use super::{Context, Outcome, RefreshArgs, Success};
+use crate::address::Address;
 use crate::config::Config;
 use crate::error::Error;
 use crate::plan::render;
 use crate::plan::Refreshed;
 use crate::provider::Listing;
-use crate::refresh;
-use crate::state::{self, edit, Lock, State};
+use crate::refresh::{self, DriftKind};
+use crate::state::{self, edit, Lock, State, Status};
 
 /// Lists every provider that can list. Called before the state lock is
 /// taken: a listing can take a while, and plans must not queue behind it.
@@ -25,15 +26,35 @@ pub(super) fn list(config: &Config) -> Result<BTreeMap<String, Option<Listing>>,
 
 /// Reconciles `state` with the listings: the state as the providers show it
 /// (none when there is no state yet) and what the plan carries.
+///
+/// A configured user found deactivated outside memberctl is only reported,
+/// unless `reactivate`: its record is then planned from as one memberctl
+/// deactivated, so the plan re-adds it and the client reactivates the
+/// recorded user id.
 pub(super) fn observe(
     config: &Config,
     listings: &BTreeMap<String, Option<Listing>>,
     state: Option<&State>,
+    reactivate: bool,
 ) -> Result<(Option<State>, Refreshed), Error> {
     let empty = State::new();
-    let (refreshed, edits, report) =
+    let (mut refreshed, edits, report) =
         refresh::reconcile(config, state.unwrap_or(&empty), listings, config.max_removal_fraction)?;
-    Ok((state.map(|_| refreshed), report.into_plan_part(edits)))
+    let suspended: Vec<Address> = if reactivate {
+        report.drift.iter().filter(|d| d.kind == DriftKind::Deactivated).map(|d| d.address.clone()).collect()
+    } else {
+        Vec::new()
+    };
+    let mut part = report.into_plan_part(edits);
+    for address in &suspended {
+        if let Some(record) = refreshed.resources.get_mut(address) {
+            record.status = Status::Deactivated;
+        }
+    }
+    for note in part.drift.iter_mut().filter(|n| suspended.contains(&n.address)) {
+        "drift: deactivated at the provider, outside memberctl (reactivated: --reactivate)".clone_into(&mut note.found);
+    }
+    Ok((state.map(|_| refreshed), part))
 }
 
 pub(super) fn run(args: &RefreshArgs, cx: &mut Context<'_>) -> Outcome {
@@ -43,7 +64,7 @@ pub(super) fn run(args: &RefreshArgs, cx: &mut Context<'_>) -> Outcome {
     let lock = Lock::acquire(&paths, "refresh", cx.global.lock_timeout)?;
     let loaded = if args.check { state::load(&paths)? } else { state::load_and_recover(&paths)? };
     cx.report_recovery(&lock, loaded.replay.as_ref(), !args.check)?;
-    let (_, refreshed) = observe(&config, &listings, loaded.state.as_ref())?;
+    let (_, refreshed) = observe(&config, &listings, loaded.state.as_ref(), false)?;
     let color = cx.ui.color();
     cx.ui.render(|out| render::refresh_text(&refreshed, color, out))?;
     let drifted = !refreshed.drift.is_empty();

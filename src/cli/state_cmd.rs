@@ -109,6 +109,26 @@ pub(super) fn run(command: &StateCommand, cx: &mut Context<'_>) -> Outcome {
             let status = state.resources.get(address).map_or("?", |r| r.status.as_str());
             cx.ui.println(&format!("Imported `{address}` ({status}); it will not be invited."))?;
         }
+        StateCommand::Mv { from, to } => {
+            if from.provider() != to.provider() {
+                return Err(Error::usage(
+                    format!("`{from}` and `{to}` are at different providers"),
+                    "a rename stays at one provider; to move a member between providers, change the config",
+                ));
+            }
+            change_state(cx, "state mv", |state| {
+                let record = require(state, from)?;
+                let mut attributes = record.attributes.clone();
+                to.email().clone_into(&mut attributes.email);
+                // Forgotten and recorded anew under the new address, with the
+                // provider's ids, so the next plan neither invites nor removes.
+                Ok(vec![
+                    Edit::Forget { address: from.clone() },
+                    Edit::Import { address: to.clone(), attributes, remote: record.remote.clone() },
+                ])
+            })?;
+            cx.ui.println(&format!("Moved `{from}` to `{to}` in the state (the provider was not contacted)."))?;
+        }
         StateCommand::MarkDone { addresses } => {
             let config = cx.load_config()?;
             let mut done = Vec::new();

@@ -21,6 +21,7 @@ use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, Visitor};
 use serde::Deserialize;
 
 use crate::attributes::Method;
+use crate::provider::scim::mapping::{Manage, MatchOn, OnRemove, UserNameTemplate};
 use crate::provider::{InviteEndpoint, ProviderKind, UncertainPolicy};
 
 /// Keys a struct did not recognise, with their values.
@@ -78,7 +79,8 @@ pub struct ProviderConfig {
     /// networked: the env var that holds the `x-api-key` (default `NETWORKED_API_KEY`).
     #[serde(default)]
     pub api_key_env: Option<String>,
-    /// aptly: the env var that holds the bearer token (default `APTLY_TOKEN`).
+    /// aptly, scim: the env var that holds the bearer token (default
+    /// `APTLY_TOKEN`, `SCIM_TOKEN`).
     #[serde(default)]
     pub token_env: Option<String>,
     /// aptly: the tenant id (a UUID).
@@ -114,6 +116,22 @@ pub struct ProviderConfig {
     /// (default `memberctl.outbox.jsonl`).
     #[serde(default)]
     pub outbox: Option<String>,
+    /// scim: how `userName` is made from the email: `email` (the default) or
+    /// a template using `{local}`, `{domain}`, `{email}`.
+    #[serde(default)]
+    pub user_name: Option<UserNameTemplate>,
+    /// scim: how an existing user is found: `userName` (default), `emails`
+    /// or `externalId`.
+    #[serde(default)]
+    pub match_on: Option<MatchOn>,
+    /// scim: the attributes memberctl owns (default: `name`, `phone`,
+    /// `roles`, `entitlements`, `groups`, `manager`).
+    #[serde(default)]
+    pub manage: Option<Manage>,
+    /// scim: what removing a member does: `deactivate` (default) or `delete`
+    /// (which apply only does with `--allow-delete`).
+    #[serde(default)]
+    pub on_remove: Option<OnRemove>,
     /// What the provider may do: any of `invite`, `update`, `remove`
     /// (sandbox default: all three; networked and aptly can only invite).
     #[serde(default)]
@@ -140,6 +158,10 @@ pub const PROVIDER_KEYS: &[&str] = &[
     "retry_budget",
     "uncertain",
     "outbox",
+    "user_name",
+    "match_on",
+    "manage",
+    "on_remove",
     "capabilities",
 ];
 

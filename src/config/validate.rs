@@ -9,6 +9,7 @@ use super::model::{
     INVITES_KEYS, MEMBER_KEYS, PROVIDER_KEYS, SAFETY_KEYS,
 };
 use super::problem::{did_you_mean, rules, suggestion, Pending, Rule};
+use crate::provider::scim::mapping::ScimSettings;
 use crate::provider::{defaults, Capabilities, CatalogKind, ProviderSettings};
 
 /// Collects problems for one file at a time.
@@ -160,6 +161,10 @@ pub(crate) fn provider_settings(
         ("tenant_id", config.tenant_id.is_some()),
         ("invite_endpoint", config.invite_endpoint.is_some()),
         ("outbox", config.outbox.is_some()),
+        ("user_name", config.user_name.is_some()),
+        ("match_on", config.match_on.is_some()),
+        ("manage", config.manage.is_some()),
+        ("on_remove", config.on_remove.is_some()),
         ("base_url", config.base_url.is_some() && !kind.uses_network()),
     ];
     for (key, set) in type_specific {
@@ -285,6 +290,14 @@ pub(crate) fn provider_settings(
         outbox,
         capabilities,
         uncertain: config.uncertain.unwrap_or_default(),
+        // The SCIM keys, for the types that take them (the key check above
+        // refuses them elsewhere).
+        scim: kind.own_settings().contains(&"on_remove").then(|| ScimSettings {
+            user_name: config.user_name.clone().unwrap_or_default(),
+            match_on: config.match_on.unwrap_or_default(),
+            manage: config.manage.clone().unwrap_or_default(),
+            on_remove: config.on_remove.unwrap_or_default(),
+        }),
     };
     if config.batch_size.is_none() {
         settings.batch_size = kind.default_batch_size(&settings);

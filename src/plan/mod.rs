@@ -440,7 +440,7 @@ fn diff_one(
         // Removed by deactivation already; the record only keeps the ids.
         (None, Some(have)) if have.status == Status::Deactivated => None,
         (Some(want), Some(have)) if have.status == Status::Deactivated => Some(if caps.is_some_and(|c| c.invite) {
-            let reason = "re-added: reactivates the user memberctl deactivated".to_owned();
+            let reason = "re-added: reactivates the deactivated user".to_owned();
             change(Action::Invite, None, Some(&have.attributes), Some(want), Some(reason), false)
         } else {
             let reason = format!("provider `{provider}` may not invite: reactivate {} by hand in {console}, then run `memberctl state import {address}`", want.email);

@@ -123,10 +123,15 @@ impl From<Failure> for BatchError {
     }
 }
 
-/// The body of one request, serialised once and resent as is on retries.
+/// The body of one request, serialised once and resent as is on retries,
+/// with its method and the precondition it carries.
 struct Body {
+    method: reqwest::Method,
     bytes: Vec<u8>,
+    /// Empty for a request without a body.
     content_type: &'static str,
+    /// `If-Match`: the version the change applies to.
+    if_match: Option<String>,
 }
 
 /// What one attempt came to.
@@ -397,7 +402,7 @@ impl HttpClient {
             status: None,
             json: None,
         })?;
-        let body = Body { bytes, content_type: "application/json" };
+        let body = Body { method: reqwest::Method::POST, bytes, content_type: "application/json", if_match: None };
         self.post(path, &body, &[]).await
     }
 
@@ -407,10 +412,46 @@ impl HttpClient {
     /// A field named `password` is a secret: should the provider echo it in
     /// an error, it is scrubbed from the message like the credential is.
     pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Result<Reply, Failure> {
-        let body = Body { bytes: encode_form(fields).into_bytes(), content_type: "application/x-www-form-urlencoded" };
+        let body = Body {
+            method: reqwest::Method::POST,
+            bytes: encode_form(fields).into_bytes(),
+            content_type: "application/x-www-form-urlencoded",
+            if_match: None,
+        };
         let secrets: Vec<&str> =
             fields.iter().filter(|(name, _)| *name == "password").map(|(_, value)| *value).collect();
         self.post(path, &body, &secrets).await
+    }
+
+    /// Sends `method` to `path` (which may carry a query) with an optional
+    /// JSON body and `If-Match` version, under the same retries, rate limit
+    /// and 429 budget as a POST. A 2xx answer without a body (a 204, or
+    /// any empty answer to a request that is not a POST) reads as JSON `null`.
+    pub async fn request_json<T: Serialize + ?Sized>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&T>,
+        if_match: Option<&str>,
+    ) -> Result<Reply, Failure> {
+        let (bytes, content_type) = match body {
+            None => (Vec::new(), ""),
+            Some(body) => (
+                serde_json::to_vec(body).map_err(|err| Failure {
+                    error: BatchError {
+                        uncertain: false,
+                        fatal: false,
+                        message: format!("{}: cannot encode the request for {path}: {err}", self.label),
+                        hint: None,
+                    },
+                    status: None,
+                    json: None,
+                })?,
+                "application/scim+json",
+            ),
+        };
+        let body = Body { method, bytes, content_type, if_match: if_match.map(str::to_owned) };
+        self.post(path, &body, &[]).await
     }
 
     /// Replaces the credential and `extra` secrets (as written and
@@ -445,7 +486,7 @@ impl HttpClient {
 
     async fn post_attempts(&self, path: &str, body: &Body, secrets: &[&str]) -> Result<Reply, Failure> {
         let url = self.endpoint(path);
-        let what = format!("{}: POST {url}", self.label);
+        let what = format!("{}: {} {url}", self.label, body.method);
         let allowed = self.max_attempts;
         // Attempts that count against `max_attempts` (429s do not), and all of them.
         let (mut failures, mut attempts, mut rate_limited) = (0_u32, 0_u32, 0_u32);
@@ -565,12 +606,14 @@ impl HttpClient {
 
     async fn attempt(&self, url: &str, what: &str, body: &Body, attempt: u32, delivered_before: bool) -> Attempt {
         log::debug!("{what}: attempt {attempt}");
-        let request = self
-            .client
-            .post(url)
-            .header(CONTENT_TYPE, body.content_type)
-            .header(self.auth.0.clone(), self.auth.1.clone())
-            .body(body.bytes.clone());
+        let mut request =
+            self.client.request(body.method.clone(), url).header(self.auth.0.clone(), self.auth.1.clone());
+        if !body.content_type.is_empty() {
+            request = request.header(CONTENT_TYPE, body.content_type).body(body.bytes.clone());
+        }
+        if let Some(version) = &body.if_match {
+            request = request.header(reqwest::header::IF_MATCH, version.as_str());
+        }
         let response = match request.send().await {
             Ok(response) => response,
             Err(err) => return self.transport_error(&err),
@@ -616,7 +659,10 @@ impl HttpClient {
                 };
             }
         };
-        let json = serde_json::from_slice::<serde_json::Value>(&bytes);
+        let bodiless = bytes.iter().all(u8::is_ascii_whitespace)
+            && (status == StatusCode::NO_CONTENT || body.method != reqwest::Method::POST);
+        let json =
+            if bodiless { Ok(serde_json::Value::Null) } else { serde_json::from_slice::<serde_json::Value>(&bytes) };
 
         if status.is_success() {
             return Attempt::Done(match json {

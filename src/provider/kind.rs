@@ -11,7 +11,7 @@ use std::ops::Deref;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{aptly, networked, sandbox, Capabilities, CatalogKind, Provider, ProviderError, ProviderSettings};
+use super::{aptly, networked, sandbox, scim, Capabilities, CatalogKind, Provider, ProviderError, ProviderSettings};
 use crate::attributes::Attributes;
 
 // The registry. Adding a type is a module implementing `ProviderType`, a
@@ -26,6 +26,8 @@ pub enum ProviderKind {
     Aptly,
     /// Built in, no network: records invitations in a local outbox file.
     Sandbox,
+    /// A service that accepts SCIM 2.0 provisioning (bearer token).
+    Scim,
 }
 
 impl ProviderKind {
@@ -36,6 +38,7 @@ impl ProviderKind {
             ProviderKind::Networked => &networked::TYPE,
             ProviderKind::Aptly => &aptly::TYPE,
             ProviderKind::Sandbox => &sandbox::TYPE,
+            ProviderKind::Scim => &scim::TYPE,
         }
     }
 }
@@ -190,7 +193,7 @@ mod tests {
 
     #[test]
     fn names_round_trip_through_the_config_spelling() {
-        for kind in [ProviderKind::Networked, ProviderKind::Aptly, ProviderKind::Sandbox] {
+        for kind in [ProviderKind::Networked, ProviderKind::Aptly, ProviderKind::Sandbox, ProviderKind::Scim] {
             let json = serde_json::to_string(&kind).unwrap();
             assert_eq!(json, format!("\"{}\"", kind.name()));
             assert_eq!(serde_json::from_str::<ProviderKind>(&json).unwrap(), kind);

@@ -161,6 +161,10 @@ pub struct ProviderSettings {
     /// What to do with uncertain outcomes.
     #[serde(default)]
     pub uncertain: UncertainPolicy,
+    /// The `scim` type's own settings (`user_name`, `match_on`, `manage`,
+    /// `on_remove`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scim: Option<scim::mapping::ScimSettings>,
 }
 
 impl ProviderSettings {
@@ -292,6 +296,14 @@ pub enum Outcome {
         /// The provider's ids.
         remote: RemoteIds,
         /// What was refused.
+        reason: String,
+    },
+    /// The member no longer exists at the provider (deleted out of band)
+    /// although the state records it: the record is dropped, so the next
+    /// plan creates it again. Counted as failed, since what was asked (an
+    /// update) was not done.
+    Gone {
+        /// What the provider said.
         reason: String,
     },
     /// The provider refused; nothing happened.

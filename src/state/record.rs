@@ -49,7 +49,7 @@ impl State {
                     now.clone_into(&mut resource.updated_at);
                 }
             }
-            (_, Outcome::Removed) => {
+            (_, Outcome::Removed | Outcome::Gone { .. }) => {
                 self.resources.remove(&op.address);
             }
             (_, Outcome::Deactivated(remote)) => {

@@ -1,10 +1,11 @@
 //! SCIM 2.0 (RFC 7643/7644): the protocol layer of the `scim` provider.
 //!
-//! Everything here is pure: wire types, the mapping between a member's
-//! [`Attributes`](crate::attributes::Attributes) and a SCIM User, PATCH and
-//! `/Bulk` request builders, paging arithmetic, and the reading of answers.
-//! No network I/O happens in this folder; the client that sends these bodies
-//! lives beside the other providers and only moves bytes.
+//! Everything but [`client`] is pure: wire types, the mapping between a
+//! member's [`Attributes`](crate::attributes::Attributes) and a SCIM User,
+//! PATCH and `/Bulk` request builders, paging arithmetic, and the reading of
+//! answers. [`client`] only moves these bodies over the shared HTTP layer,
+//! and the type's description (config keys, catalogs, capabilities) is
+//! [`TYPE`].
 //!
 //! Real services are imperfect, so every parser here is tolerant: attribute
 //! names match case-insensitively ([`wire::from_value`]), numbers and
@@ -12,6 +13,8 @@
 //! optional ones take their defaults.
 
 pub mod bulk;
+pub mod client;
+mod descriptor;
 pub mod discovery;
 pub mod filter;
 pub mod mapping;
@@ -20,6 +23,8 @@ pub mod paging;
 pub mod patch;
 pub mod resource;
 pub mod wire;
+
+pub use descriptor::{ScimType, TYPE};
 
 /// Schema URN of the core User resource.
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
