@@ -6,7 +6,8 @@
 //!   on the first N matching requests or every N-th one: 429 with
 //!   `Retry-After`, a 5xx with a SCIM error or an nginx-style HTML page, or
 //!   a connection dropped before or *after* the request reached the server
-//!   (the server carried it out; the client never hears so).
+//!   (the server carried it out; the client never hears so), or an answer
+//!   held back after the server carried the request out.
 //! - **Quirks** ([`Quirks`]), each switchable: what the proxy changes in the
 //!   requests and answers so that the real server behaves like an
 //!   imperfect service.
@@ -60,6 +61,9 @@ pub enum Fault {
     /// Forwarded and carried out by the server, then the connection is
     /// closed without an answer: the classic lost answer.
     DropAfterForwarding,
+    /// Forwarded and carried out at once; the answer is held back this
+    /// long, so a run killed meanwhile never hears of work that was done.
+    SlowAnswer(Duration),
 }
 
 /// Which matching requests a rule faults.
@@ -376,6 +380,11 @@ async fn handle(
             // The server carries the request out; its answer is thrown away.
             drop(shared.serve(&call, quirks).await);
             std::panic::resume_unwind(Box::new(DropConnection))
+        }
+        Some(Fault::SlowAnswer(delay)) => {
+            let response = shared.serve(&call, quirks).await;
+            tokio::time::sleep(delay).await;
+            response
         }
     };
     if let Some(exchange) = lock(&shared.exchanges).get_mut(index) {
