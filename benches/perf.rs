@@ -14,11 +14,13 @@
 //!   integration tests use), counting its HTTP requests, and measures the
 //!   bytes written to the state and the journal;
 //! - times the naive alternative, one `curl` per member, for 1,000 members;
+//! - with `--scim N` (opt-in: needs scim2-server, see `scim`), times apply and
+//!   refresh of N SCIM users against a real scim2-server on loopback;
 //! - prints a table of medians with ratios, and checks the targets.
 //!
 //! Options (after `--`): `--runs N` (default 5), `--sizes 1000,10000,100000`,
-//! `--apply-sizes 1000,10000`, `--curl N` (default 1000), `--keep` (keep the
-//! generated files and print where they are).
+//! `--apply-sizes 1000,10000`, `--curl N` (default 1000), `--scim N` (default
+//! off), `--keep` (keep the generated files and print where they are).
 
 #![allow(clippy::too_many_lines, clippy::similar_names)]
 
@@ -34,6 +36,14 @@ mod fake_common;
 #[path = "../tests/support/fake_networked.rs"]
 #[allow(dead_code)]
 mod fake_networked;
+// The real SCIM server of the integration tests, started the same way.
+#[path = "../tests/support/scim_server.rs"]
+#[allow(dead_code)]
+mod scim_server;
+
+// In a folder of its own, so that cargo does not take it for a bench target.
+#[path = "perf/scim.rs"]
+mod scim;
 
 use std::fmt::Write as _;
 use std::fs;
@@ -59,6 +69,7 @@ struct Options {
     sizes: Vec<usize>,
     apply_sizes: Vec<usize>,
     curl: usize,
+    scim: Option<usize>,
     keep: bool,
 }
 
@@ -72,6 +83,7 @@ fn options(args: &[String]) -> Options {
         sizes: vec![1_000, 10_000, 100_000],
         apply_sizes: vec![1_000, 10_000],
         curl: 1_000,
+        scim: None,
         keep: false,
     };
     let mut it = args.iter();
@@ -81,6 +93,7 @@ fn options(args: &[String]) -> Options {
             "--sizes" => o.sizes = it.next().map(|v| parse_list(v)).unwrap_or_default(),
             "--apply-sizes" => o.apply_sizes = it.next().map(|v| parse_list(v)).unwrap_or_default(),
             "--curl" => o.curl = it.next().and_then(|v| v.parse().ok()).unwrap_or(o.curl),
+            "--scim" => o.scim = it.next().and_then(|v| v.replace('_', "").parse().ok()),
             "--keep" => o.keep = true,
             _ => {} // `cargo bench` passes `--bench`.
         }
@@ -803,11 +816,20 @@ fn main() {
     let applies = apply_section(&o, method, &root);
     eprintln!("curl:");
     let curl = curl_section(&o);
+    let scim = o.scim.map(|n| {
+        eprintln!("scim:");
+        scim::section(n, &root)
+    });
 
-    let (table, ok) = report(&o, method, &plans, &renders, &applies, curl.as_ref());
+    let (table, mut ok) = report(&o, method, &plans, &renders, &applies, curl.as_ref());
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let _ = writeln!(out, "\n{table}");
+    if let Some(rows) = &scim {
+        let (table, scim_ok) = scim::report(rows);
+        ok &= scim_ok;
+        let _ = writeln!(out, "{table}");
+    }
     let _ = writeln!(out, "{}", if ok { "All targets met." } else { "Some targets were NOT met." });
     let _ = out.flush();
     if o.keep {
