@@ -84,6 +84,7 @@ fn invite(provider: &str, attributes: Attributes) -> Operation {
         attributes,
         repeat: false,
         remote: memberctl::provider::RemoteIds::default(),
+        renamed_from: None,
     }
 }
 

@@ -726,3 +726,119 @@ fn sigkill_mid_apply_then_apply_converges() {
 fn sigkill_mid_apply_then_apply_refresh_converges() {
     sigkill_mid_apply_then(&["apply", "--refresh", "--auto-approve", "--max-changes", "1000"]);
 }
+
+/// A one-member config at `base_url` (group `eng`), with `tail` appended.
+fn renamed_config(base_url: &str, eng: &str, email: &str, tail: &str) -> String {
+    let member = format!("  - email: {email}\n    name: Ada\n    roles: [dev]\n    groups: [eng]\n");
+    format!("{}{tail}", config(base_url, "", &[("eng", eng)], &member))
+}
+
+const MOVED: &str = "moved:\n  - from: ada@example.com\n    to: ada.l@example.com\n";
+
+#[test]
+fn a_rename_through_moved_patches_the_user_in_place() {
+    // Regression: #10 (`moved:` renames instead of a removal and an invitation).
+    let tenant = ScimTenant::new();
+    let proxy = FaultProxy::start(ScimServer::shared());
+    let admin = Admin::new(&tenant);
+    let eng = admin.group("eng");
+    let base_url = proxy.base_url(&tenant);
+    let t = test(&tenant, &renamed_config(&base_url, &eng, "ada@example.com", ""));
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    let ada = id(&admin.user("ada@example.com"));
+
+    t.write("memberctl.yaml", &renamed_config(&base_url, &eng, "ada.l@example.com", MOVED));
+    let plan = t.cmd(&["plan", "--detailed-exitcode"]).expect(2);
+    assert!(plan.stdout.contains("~ update directory/ada.l@example.com"), "{}", plan.rendered());
+    assert!(plan.stdout.contains("renamed from `directory/ada@example.com`"), "{}", plan.rendered());
+    assert!(plan.stdout.contains("Plan: 0 to invite, 1 to update, 0 to remove"), "{}", plan.rendered());
+    assert!(!plan.stdout.contains("- remove") && !plan.stdout.contains("+ invite"), "{}", plan.rendered());
+
+    proxy.clear_records();
+    let out = t.cmd(&["apply", "--auto-approve"]).expect(0);
+    assert!(out.stdout.contains("1 updated"), "{}", out.rendered());
+    assert_eq!(proxy.count("PATCH", "/Users"), 1, "one PATCH renames the user");
+    assert_eq!(proxy.count("POST", "/Users") + proxy.count("POST", "/Bulk") + proxy.count("DELETE", "/Users"), 0);
+    let renamed = admin.user("ada.l@example.com");
+    assert_eq!(id(&renamed), ada, "the same user, renamed");
+    let emails: Vec<&str> =
+        renamed["emails"].as_array().expect("emails").iter().filter_map(|e| e["value"].as_str()).collect();
+    assert_eq!(emails, ["ada.l@example.com"]);
+    assert_eq!(renamed["active"], true);
+    assert_eq!(admin.users().len(), 1);
+    assert_eq!(admin.members(&eng), std::slice::from_ref(&ada), "memberships stay with the user");
+    let recorded = state(&t);
+    assert_eq!(record(&recorded, "ada.l@example.com")["remote"]["user_id"], ada.as_str());
+    assert_eq!(record(&recorded, "ada.l@example.com")["email"], "ada.l@example.com");
+    assert_eq!(record(&recorded, "ada@example.com"), &Value::Null);
+    // Converged: the next plan, refreshed from the service, is clean.
+    let clean = t.cmd(&["plan", "--refresh", "--detailed-exitcode"]).expect(0);
+    assert!(clean.stdout.contains("No drift"), "{}", clean.rendered());
+}
+
+#[test]
+fn a_failed_rename_keeps_the_record_and_is_planned_again() {
+    // Regression: #10 (a refused rename must not lose the recorded user).
+    let tenant = ScimTenant::new();
+    let proxy = FaultProxy::start(ScimServer::shared());
+    let admin = Admin::new(&tenant);
+    let eng = admin.group("eng");
+    let base_url = proxy.base_url(&tenant);
+    let t = test(&tenant, &renamed_config(&base_url, &eng, "ada@example.com", ""));
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    let ada = id(&admin.user("ada@example.com"));
+
+    t.write("memberctl.yaml", &renamed_config(&base_url, &eng, "ada.l@example.com", MOVED));
+    proxy.add_rule(FaultRule::new(Fault::Status(400)).method("PATCH").path("/Users").first(1));
+    t.cmd(&["apply", "--auto-approve"]).expect(1);
+    assert_eq!(record(&state(&t), "ada@example.com")["remote"]["user_id"], ada.as_str());
+    assert_eq!(record(&state(&t), "ada.l@example.com"), &Value::Null);
+    let plan = t.cmd(&["plan", "--detailed-exitcode"]).expect(2);
+    assert!(plan.stdout.contains("renamed from `directory/ada@example.com`"), "{}", plan.rendered());
+
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    assert_eq!(id(&admin.user("ada.l@example.com")), ada);
+    t.cmd(&["plan", "--refresh", "--detailed-exitcode"]).expect(0);
+}
+
+#[test]
+fn a_rename_at_a_provider_that_cannot_rename_is_manual_with_a_hint() {
+    // Regression: #10 (`moved:` at a type without renames).
+    let yaml = |email: &str, tail: &str| {
+        format!(
+            "version: 1\nproviders:\n  sandbox:\n    type: sandbox\nmembers:\n  - email: {email}\n    name: Ada\n{tail}"
+        )
+    };
+    let t = Test::new().config(&yaml("ada@example.com", ""));
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    t.write("memberctl.yaml", &yaml("ada.l@example.com", MOVED));
+    let plan = t.cmd(&["plan", "--detailed-exitcode"]).expect(2);
+    assert!(plan.stdout.contains("! manual sandbox/ada.l@example.com"), "{}", plan.rendered());
+    assert!(
+        plan.stdout.contains("memberctl state mv sandbox/ada@example.com sandbox/ada.l@example.com"),
+        "{}",
+        plan.rendered()
+    );
+    assert!(plan.stdout.contains("Plan: 0 to invite, 0 to update, 0 to remove, 1 manual"), "{}", plan.rendered());
+    t.cmd(&["state", "mv", "sandbox/ada@example.com", "sandbox/ada.l@example.com"]).expect(0);
+    t.cmd(&["plan", "--detailed-exitcode"]).expect(0);
+}
+
+#[test]
+fn moved_entries_are_checked() {
+    let yaml = |moved: &str| {
+        format!(
+            "version: 1\nproviders:\n  sandbox:\n    type: sandbox\nmembers:\n  - email: ada@example.com\n  - email: bob@example.com\nmoved:\n{moved}"
+        )
+    };
+    for (moved, message) in [
+        ("  - from: old@example.com\n    to: nobody@example.com\n", "`nobody@example.com` is not a configured member"),
+        ("  - from: bob@example.com\n    to: ada@example.com\n", "`bob@example.com` is still a configured member"),
+        ("  - from: not-an-email\n    to: ada@example.com\n", "`not-an-email` is not a valid email address"),
+        ("  - from: old@example.com\n    to: ada@example.com\n    when: now\n", "unknown key `when`"),
+    ] {
+        let out = Test::new().config(&yaml(moved)).cmd(&["validate"]).expect(1);
+        assert!(out.rendered().contains(message), "{moved}: {}", out.rendered());
+    }
+    Test::new().config(&yaml("  - from: old@example.com\n    to: ada@example.com\n")).cmd(&["validate"]).expect(0);
+}

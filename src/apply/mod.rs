@@ -188,12 +188,15 @@ fn operations(plan: &Plan, state: &State) -> BTreeMap<String, Vec<Operation>> {
             _ => change.after.clone(),
         };
         let Some(attributes) = attributes else { continue };
+        // A rename acts on the user recorded under its old address.
+        let recorded = change.moved_from.as_ref().unwrap_or(&change.address);
         out.entry(change.provider.clone()).or_default().push(Operation {
             address: change.address.clone(),
             kind,
             attributes,
             repeat: change.repeat,
-            remote: state.resources.get(&change.address).map(|r| r.remote.clone()).unwrap_or_default(),
+            remote: state.resources.get(recorded).map(|r| r.remote.clone()).unwrap_or_default(),
+            renamed_from: change.moved_from.clone(),
         });
     }
     out

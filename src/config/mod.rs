@@ -56,6 +56,9 @@ pub struct Config {
     pub max_removal_fraction: f64,
     /// `invites.resend_after`.
     pub resend_after: Option<Duration>,
+    /// `moved:` renames, as normalized `(from, to)` emails: `to` is
+    /// configured, `from` is not.
+    pub moved: Vec<(String, String)>,
 }
 
 /// Why a configuration could not be loaded.

@@ -55,6 +55,10 @@ pub struct ConfigFile {
     pub invites: Option<Invites>,
     /// The people, keyed by email.
     pub members: Vec<MemberConfig>,
+    /// Renamed members: each `from` address became `to` at the providers
+    /// that can rename, so the user is renamed rather than removed and
+    /// invited anew.
+    pub moved: Vec<Moved>,
     #[serde(flatten)]
     #[schemars(skip)]
     #[doc(hidden)]
@@ -62,8 +66,19 @@ pub struct ConfigFile {
 }
 
 /// The keys [`ConfigFile`] knows, for "did you mean".
-pub const CONFIG_KEYS: &[&str] =
-    &["version", "providers", "roles", "plans", "groups", "positions", "defaults", "safety", "invites", "members"];
+pub const CONFIG_KEYS: &[&str] = &[
+    "version",
+    "providers",
+    "roles",
+    "plans",
+    "groups",
+    "positions",
+    "defaults",
+    "safety",
+    "invites",
+    "members",
+    "moved",
+];
 
 /// One provider (a community, a tenant, or the sandbox).
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -242,6 +257,24 @@ pub struct Invites {
 /// The keys [`Invites`] knows.
 pub const INVITES_KEYS: &[&str] = &["resend_after"];
 
+/// One rename: `{from: old@example.com, to: new@example.com}`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct Moved {
+    /// The email the member had (no longer configured).
+    pub from: String,
+    /// The email the member has now (configured).
+    pub to: String,
+    #[serde(flatten)]
+    #[schemars(skip)]
+    #[doc(hidden)]
+    pub unknown: UnknownKeys,
+}
+
+/// The keys [`Moved`] knows.
+pub const MOVED_KEYS: &[&str] = &["from", "to"];
+
 /// One person.
 #[derive(Debug, Default, JsonSchema)]
 #[serde(default)]
@@ -388,6 +421,7 @@ impl<'de> Deserialize<'de> for ConfigFile {
                         "safety" => file.safety = map.next_value()?,
                         "invites" => file.invites = map.next_value()?,
                         "members" => file.members = map.next_value()?,
+                        "moved" => file.moved = map.next_value()?,
                         other => return Err(A::Error::unknown_field(other, CONFIG_KEYS)),
                     }
                 }

@@ -99,6 +99,7 @@ pub mod rules {
         GROUP_NO_ID = "group-no-id", "group has no id for provider";
         POSITION_NO_ID = "position-no-id", "position has no id for provider";
         PROVIDER_REQUIREMENT = "provider-requirement", "member lacks what its provider requires";
+        MOVED = "moved", "`moved:` entry that is not a rename of a configured member";
     }
 }
 

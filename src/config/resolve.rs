@@ -309,6 +309,7 @@ pub(crate) fn resolve(
         }
     }
     drop(members);
+    let moved = check_moved(&files, &seen, pending);
 
     let desired = sorted_map(desired);
     let max_changes = max_changes.map_or(DEFAULT_MAX_CHANGES, |o| o.value);
@@ -322,7 +323,65 @@ pub(crate) fn resolve(
         max_changes,
         max_removal_fraction,
         resend_after,
+        moved,
     }
+}
+
+/// The `moved:` entries of every file, normalized: each must name two valid,
+/// different emails, the member as now configured (`to`) and an email no
+/// longer configured (`from`), or it could not be a rename.
+fn check_moved(
+    files: &[(usize, &ConfigFile)],
+    configured: &HashMap<String, (usize, usize)>,
+    pending: &mut Vec<Pending>,
+) -> Vec<(String, String)> {
+    let mut moved = Vec::new();
+    for &(file, config) in files {
+        for (index, entry) in config.moved.iter().enumerate() {
+            let mut report = Report { file, pending };
+            let path = format!("moved[{index}]");
+            let (from, to) = (entry.from.trim(), entry.to.trim());
+            let mut valid = true;
+            for (key, email) in [("from", from), ("to", to)] {
+                if !is_valid_email(email) {
+                    valid = false;
+                    report.at(
+                        rules::EMAIL,
+                        format!("{path}.{key}"),
+                        format!("`{email}` is not a valid email address"),
+                        "write it as `name@example.com`".to_owned(),
+                    );
+                }
+            }
+            if !valid {
+                continue;
+            }
+            let (from, to) = (normalize_email(from), normalize_email(to));
+            let problem = if from == to {
+                Some(("from", "`from` and `to` are the same email".to_owned(), "name the old email in `from`"))
+            } else if !configured.contains_key(&to) {
+                Some((
+                    "to",
+                    format!("`{}` is not a configured member", entry.to.trim()),
+                    "`to` is the member's email as now configured; add the member or fix the email",
+                ))
+            } else if configured.contains_key(&from) {
+                Some((
+                    "from",
+                    format!("`{}` is still a configured member", entry.from.trim()),
+                    "a renamed member is configured under its new email only; remove the old entry",
+                ))
+            } else {
+                None
+            };
+            if let Some((key, message, hint)) = problem {
+                report.at(rules::MOVED, format!("{path}.{key}"), message, hint.to_owned());
+            } else {
+                moved.push((from, to));
+            }
+        }
+    }
+    moved
 }
 
 /// Moves catalog problems (reported against file 0) to the file that defined the entry.

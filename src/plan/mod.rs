@@ -117,6 +117,10 @@ pub struct Change {
     /// then means the earlier send arrived.
     #[serde(default)]
     pub repeat: bool,
+    /// A rename (`moved:`): the address the user is recorded under, whose
+    /// record this change takes over instead of a removal and an invitation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_from: Option<Address>,
 }
 
 /// Counts per action.
@@ -361,6 +365,7 @@ impl<'a> Planner<'a> {
         while let Some((address, want)) = self.desired.next() {
             self.step(address, Some(want), None);
         }
+        self.pair_renames();
         let (config, scope, summary) = (self.config, self.scope, self.summary);
         let mut warnings = Vec::new();
         if summary.uncertain > 0 {
@@ -399,6 +404,85 @@ impl<'a> Planner<'a> {
     }
 }
 
+impl Planner<'_> {
+    /// Turns each `moved:` pair planned as a removal of `from` and an
+    /// invitation of `to` at one provider into one rename of the recorded
+    /// user: an update of `to` that takes over `from`'s record, or, where
+    /// the type cannot rename, one manual change saying how to record a
+    /// rename done by hand.
+    fn pair_renames(&mut self) {
+        if self.config.moved.is_empty() {
+            return;
+        }
+        let index: std::collections::HashMap<Address, usize> =
+            self.changes.iter().enumerate().map(|(i, c)| (c.address.clone(), i)).collect();
+        let mut dropped = Vec::new();
+        for (from, to) in &self.config.moved {
+            for (name, settings) in &self.config.providers {
+                let (old, new) = (Address::new(name, from), Address::new(name, to));
+                let (Some(&removal), Some(&invite)) = (index.get(&old), index.get(&new)) else { continue };
+                let removing = &self.changes[removal];
+                let removing_manually = removing.action == Action::Manual && removing.wanted == Some(Action::Remove);
+                let inviting = &self.changes[invite];
+                let fresh_invite = inviting.action == Action::Invite && inviting.before.is_none() && !inviting.repeat;
+                if !(removing.action == Action::Remove || removing_manually) || !fresh_invite {
+                    continue;
+                }
+                let before = removing.before.clone();
+                let renames = settings.capabilities.update && settings.kind.renames();
+                let (action, wanted, reason) = if renames {
+                    (Action::Update, None, format!("renamed from `{old}` (`moved:`): the user is renamed in place"))
+                } else {
+                    let console = admin_console(Some(settings.kind));
+                    (
+                        Action::Manual,
+                        Some(Action::Update),
+                        format!(
+                            "renamed from `{old}` (`moved:`), which `{name}` cannot do through its API: change the email in {console}, then run `memberctl state mv {old} {new}`"
+                        ),
+                    )
+                };
+                self.summary.invite -= 1;
+                if removing_manually {
+                    self.summary.manual -= 1;
+                } else {
+                    self.summary.remove -= 1;
+                }
+                if renames {
+                    self.summary.update += 1;
+                } else {
+                    self.summary.manual += 1;
+                }
+                let change = &mut self.changes[invite];
+                change.fields = match (&before, &change.after) {
+                    (Some(b), Some(a)) => std::iter::once(FieldChange {
+                        field: "email".to_owned(),
+                        before: b.email.clone(),
+                        after: a.email.clone(),
+                    })
+                    .chain(b.changes_to(a).into_iter().map(|c| FieldChange {
+                        field: c.field.to_owned(),
+                        before: c.before,
+                        after: c.after,
+                    }))
+                    .collect(),
+                    _ => Vec::new(),
+                };
+                change.action = action;
+                change.wanted = wanted;
+                change.before = before;
+                change.reason = Some(reason);
+                change.moved_from = Some(old);
+                dropped.push(removal);
+            }
+        }
+        dropped.sort_unstable();
+        for removal in dropped.into_iter().rev() {
+            self.changes.remove(removal);
+        }
+    }
+}
+
 fn diff_one(
     address: &Address,
     want: Option<&Attributes>,
@@ -433,6 +517,7 @@ fn diff_one(
                 },
                 reason,
                 repeat,
+                moved_from: None,
             }
         };
     match (want, have) {

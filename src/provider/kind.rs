@@ -176,6 +176,15 @@ pub trait ProviderType: Sync + 'static {
         false
     }
 
+    /// Whether an update can change a user's email in place (a `moved:`
+    /// rename, sent as an update carrying [`Operation::renamed_from`]); else
+    /// a rename is planned as `manual`.
+    ///
+    /// [`Operation::renamed_from`]: super::Operation::renamed_from
+    fn renames(&self) -> bool {
+        false
+    }
+
     /// Where a person makes a change by hand, for `manual` instructions.
     fn console(&self) -> &'static str;
 

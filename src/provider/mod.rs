@@ -239,6 +239,10 @@ pub struct Operation {
     /// The address was sent before without a known outcome (or is a resend):
     /// an answer that carries no reason is then read as "already there".
     pub repeat: bool,
+    /// For an update that renames (`moved:`): the address the user is
+    /// recorded under, whose record moves to `address` once it is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renamed_from: Option<Address>,
 }
 
 /// Remote ids a provider returned.

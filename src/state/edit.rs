@@ -102,6 +102,7 @@ fn into_record(edit: Edit, recorder: &Recorder) -> (Operation, Outcome) {
                     attributes,
                     repeat: false,
                     remote: RemoteIds::default(),
+                    renamed_from: None,
                 },
                 Outcome::Removed,
             )
@@ -124,21 +125,43 @@ fn into_record(edit: Edit, recorder: &Recorder) -> (Operation, Outcome) {
                     attributes,
                     repeat: false,
                     remote: RemoteIds::default(),
+                    renamed_from: None,
                 },
                 outcome,
             )
         }
         Edit::Observed { address, attributes, remote, settled: true } => (
-            Operation { address, kind: OperationKind::Invite, attributes, repeat: true, remote: RemoteIds::default() },
+            Operation {
+                address,
+                kind: OperationKind::Invite,
+                attributes,
+                repeat: true,
+                remote: RemoteIds::default(),
+                renamed_from: None,
+            },
             Outcome::Adopted { message: format!("found at the provider by refresh{}", describe_ids(&remote)), remote },
         ),
         Edit::Observed { address, attributes, settled: false, .. }
         | Edit::DoneByHand { address, attributes, update: true } => (
-            Operation { address, kind: OperationKind::Update, attributes, repeat: false, remote: RemoteIds::default() },
+            Operation {
+                address,
+                kind: OperationKind::Update,
+                attributes,
+                repeat: false,
+                remote: RemoteIds::default(),
+                renamed_from: None,
+            },
             Outcome::Updated,
         ),
         Edit::DoneByHand { address, attributes, update: false } => (
-            Operation { address, kind: OperationKind::Invite, attributes, repeat: false, remote: RemoteIds::default() },
+            Operation {
+                address,
+                kind: OperationKind::Invite,
+                attributes,
+                repeat: false,
+                remote: RemoteIds::default(),
+                renamed_from: None,
+            },
             Outcome::Adopted {
                 message: "marked done by hand with `memberctl state mark-done`".to_owned(),
                 remote: RemoteIds::default(),

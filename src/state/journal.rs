@@ -248,6 +248,7 @@ mod tests {
             attributes: Attributes { email: email.to_owned(), ..Attributes::default() },
             repeat: false,
             remote: crate::provider::RemoteIds::default(),
+            renamed_from: None,
         }
     }
 

@@ -7,6 +7,17 @@ use crate::provider::{Operation, OperationKind, Outcome, RemoteIds};
 impl State {
     /// Records `outcome` of `op` at time `now`.
     pub fn record(&mut self, op: &Operation, outcome: &Outcome, now: &str) {
+        // A rename that was carried out (even in part) moves the record to
+        // the new address first; one that failed leaves it where it was, so
+        // the next plan proposes the rename again.
+        if let Some(from) = &op.renamed_from {
+            if matches!(outcome, Outcome::Updated | Outcome::Partial { .. } | Outcome::Gone { .. }) {
+                if let Some(mut moved) = self.resources.remove(from) {
+                    moved.address = op.address.clone();
+                    self.resources.entry(op.address.clone()).or_insert(moved);
+                }
+            }
+        }
         let existing = self.resources.get(&op.address);
         let created_at = existing.map_or_else(|| now.to_owned(), |r| r.created_at.clone());
         let resends = existing.map_or(0, |r| r.resends);

@@ -39,12 +39,16 @@ use tokio::sync::{OnceCell, Semaphore};
 
 use super::bulk::{self, BulkItem, BulkOperation, BulkResponse, BulkResult};
 use super::discovery::ServiceProviderConfig;
-use super::mapping::{managed_view, memberships, new_user, observed_attributes, Managed, OnRemove, ScimSettings};
+use super::mapping::{
+    managed_view, memberships, new_user, observed_attributes, same_user_name, user_email, Managed, OnRemove,
+    ScimSettings,
+};
 use super::outcome::{classify, ignored_attributes, Answer, Request};
 use super::paging::{Pager, DEFAULT_MAX_PAGES, DEFAULT_PAGE_SIZE};
-use super::patch::{deactivate, group_patches, membership_changes, reactivate, user_patch, PatchRequest};
+use super::patch::{deactivate, group_patches, membership_changes, reactivate, rename, user_patch, PatchRequest};
 use super::resource::{Group, ListResponse, User};
 use super::{filter, group_path, user_path, wire, BULK_PATH, GROUPS_PATH, SERVICE_PROVIDER_CONFIG_PATH, USERS_PATH};
+use crate::address::normalize_email;
 use crate::attributes::Attributes;
 use crate::provider::http::{Auth, HttpClient};
 use crate::provider::{
@@ -335,14 +339,16 @@ impl Scim {
         }
     }
 
-    /// Patches `user` to `desired` (and reactivates it when `reactivating`),
-    /// with `If-Match` on the version just read when the service has entity tags;
-    /// a 412 re-reads once and retries. `Ok(None)` when the user is gone.
+    /// Patches `user` to `desired` (and reactivates it when `reactivating`,
+    /// renames it to `desired`'s email when `renaming`), with `If-Match` on
+    /// the version just read when the service has entity tags; a 412
+    /// re-reads once and retries. `Ok(None)` when the user is gone.
     async fn converge(
         &self,
         mut user: User,
         desired: &Attributes,
         reactivating: bool,
+        renaming: bool,
     ) -> Result<Option<User>, Outcome> {
         let id = user.id.clone().unwrap_or_default();
         let etag = self.discovery().await.map_err(|e| lost(&e))?.etag;
@@ -351,6 +357,9 @@ impl Scim {
             let observed = observed_attributes(&user, &self.mapping.manage);
             let mut patch =
                 if reactivating && user.active != Some(true) { reactivate() } else { PatchRequest::default() };
+            if renaming {
+                patch.extend(self.rename_patch(&user, &desired.email));
+            }
             patch.extend(user_patch(&observed, &desired, &self.mapping.manage));
             if patch.is_empty() {
                 return Ok(Some(user));
@@ -387,6 +396,18 @@ impl Scim {
         unreachable!("the loop returns on its second attempt")
     }
 
+    /// The PATCH that renames `user` to `email` (`userName` by the template,
+    /// the old address swapped for the new one); empty when it already
+    /// carries both, as after a rename whose answer was lost.
+    fn rename_patch(&self, user: &User, email: &str) -> PatchRequest {
+        let user_name = self.mapping.user_name.render(email);
+        let current = user_email(user);
+        if same_user_name(&user.user_name, &user_name) && normalize_email(&current) == normalize_email(email) {
+            return PatchRequest::default();
+        }
+        rename(&current, email, &user_name)
+    }
+
     /// Adopts the user `match_on` finds after a 409, and patches the managed
     /// differences in the same run.
     async fn adopt(&self, op: &Operation, detail: Option<String>) -> Step {
@@ -408,7 +429,7 @@ impl Scim {
             Ok(current) => current,
             Err(e) => return Step::only(lost(&e)),
         };
-        match self.converge(user, &op.attributes, false).await {
+        match self.converge(user, &op.attributes, false, false).await {
             Ok(Some(_)) => {
                 let (joins, leaves) = self.moves(current.as_deref(), &op.attributes);
                 let message = format!(
@@ -482,7 +503,7 @@ impl Scim {
             Ok(current) => current,
             Err(e) => return Step::only(lost(&e)),
         };
-        match self.converge(user, &op.attributes, reactivating).await {
+        match self.converge(user, &op.attributes, reactivating, op.renamed_from.is_some()).await {
             Ok(Some(_)) => {
                 let (joins, leaves) = self.moves(current.as_deref(), &op.attributes);
                 let outcome = if reactivating { Outcome::Added(remote(id)) } else { Outcome::Updated };

@@ -81,6 +81,11 @@ impl ProviderType for ScimType {
         on_remove(settings) == OnRemove::Delete
     }
 
+    fn renames(&self) -> bool {
+        // PATCH of `userName` and `emails` (`patch::rename`).
+        true
+    }
+
     fn console(&self) -> &'static str {
         "the service's admin console"
     }
