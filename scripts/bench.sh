@@ -7,6 +7,10 @@
 #   scripts/bench.sh                 # everything, 5 runs each
 #   scripts/bench.sh --runs 3        # fewer runs
 #   scripts/bench.sh --sizes 1000,10000 --apply-sizes 1000 --curl 200
+#   scripts/bench.sh --runs 1 --sizes '' --apply-sizes '' --curl 0 --scim 10000
+#                                    # SCIM only, against a real scim2-server
+#                                    # (SCIM2_SERVER_BIN, or the one
+#                                    # scripts/test.sh installs in target/)
 #
 # Needs only cargo. Uses /usr/bin/time for peak RSS when present (installs
 # GNU time with apt-get when missing and possible), else polls
