@@ -151,6 +151,17 @@ impl Summary {
         )
     }
 
+    /// The count of `action`.
+    fn count(&mut self, action: Action) -> &mut usize {
+        match action {
+            Action::Invite => &mut self.invite,
+            Action::Resend => &mut self.resend,
+            Action::Update => &mut self.update,
+            Action::Remove => &mut self.remove,
+            Action::Manual => &mut self.manual,
+        }
+    }
+
     /// Invitations and removals: what the safety brake counts.
     #[must_use]
     pub fn braked(&self) -> usize {
@@ -277,6 +288,10 @@ pub struct Planner<'a> {
     refreshed: Option<Refreshed>,
     /// Drift reasons by address, from `refreshed`.
     drift: std::collections::HashMap<Address, String>,
+    /// The old addresses of renames whose new address `--target` names:
+    /// planned although not targeted, so that a narrowed plan renames too
+    /// rather than inviting; dropped again unless paired into a rename.
+    rename_sources: Vec<Address>,
 }
 
 impl<'a> Planner<'a> {
@@ -295,6 +310,13 @@ impl<'a> Planner<'a> {
             summary: Summary::default(),
             refreshed: None,
             drift: std::collections::HashMap::new(),
+            rename_sources: config
+                .moved
+                .iter()
+                .flat_map(|(from, to)| {
+                    scope.targets.iter().filter(move |t| t.email() == to).map(move |t| Address::new(t.provider(), from))
+                })
+                .collect(),
         }
     }
 
@@ -328,10 +350,11 @@ impl<'a> Planner<'a> {
     }
 
     fn step(&mut self, address: &Address, want: Option<&Attributes>, have: Option<&Resource>) {
-        if !self.scope.includes(address) {
+        let for_rename_only = !self.scope.includes(address);
+        if for_rename_only && !self.rename_sources.contains(address) {
             return;
         }
-        if have.is_some_and(|r| r.status == Status::Uncertain) {
+        if have.is_some_and(|r| r.status == Status::Uncertain) && !for_rename_only {
             self.summary.uncertain += 1;
         }
         let name = address.provider();
@@ -347,13 +370,7 @@ impl<'a> Planner<'a> {
                     None => found.clone(),
                 });
             }
-            match change.action {
-                Action::Invite => self.summary.invite += 1,
-                Action::Resend => self.summary.resend += 1,
-                Action::Update => self.summary.update += 1,
-                Action::Remove => self.summary.remove += 1,
-                Action::Manual => self.summary.manual += 1,
-            }
+            *self.summary.count(change.action) += 1;
             self.changes.push(change);
         }
     }
@@ -442,17 +459,9 @@ impl Planner<'_> {
                         ),
                     )
                 };
-                self.summary.invite -= 1;
-                if removing_manually {
-                    self.summary.manual -= 1;
-                } else {
-                    self.summary.remove -= 1;
-                }
-                if renames {
-                    self.summary.update += 1;
-                } else {
-                    self.summary.manual += 1;
-                }
+                *self.summary.count(Action::Invite) -= 1;
+                *self.summary.count(removing.action) -= 1;
+                *self.summary.count(action) += 1;
                 let change = &mut self.changes[invite];
                 change.fields = match (&before, &change.after) {
                     (Some(b), Some(a)) => std::iter::once(FieldChange {
@@ -474,6 +483,13 @@ impl Planner<'_> {
                 change.reason = Some(reason);
                 change.moved_from = Some(old);
                 dropped.push(removal);
+            }
+        }
+        // Old addresses planned only to be paired, and not paired, go again.
+        for (i, change) in self.changes.iter().enumerate() {
+            if !self.scope.includes(&change.address) && !dropped.contains(&i) {
+                *self.summary.count(change.action) -= 1;
+                dropped.push(i);
             }
         }
         dropped.sort_unstable();
