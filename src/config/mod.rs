@@ -9,6 +9,7 @@ mod fast_yaml;
 mod load;
 pub mod locate;
 pub mod model;
+pub mod names;
 pub mod problem;
 mod resolve;
 pub mod schema;
@@ -56,6 +57,9 @@ pub struct Config {
     pub max_removal_fraction: f64,
     /// `invites.resend_after`.
     pub resend_after: Option<Duration>,
+    /// The catalogs read backwards (per provider: remote id → name), so
+    /// plans show names.
+    pub names: names::CatalogNames,
 }
 
 /// Why a configuration could not be loaded.

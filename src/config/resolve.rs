@@ -5,6 +5,7 @@ use std::path::Path;
 
 use super::load::Source;
 use super::model::{Catalog, ConfigFile, MemberConfig};
+use super::names::CatalogNames;
 use super::problem::{rules, suggestion, Pending, Rule};
 use super::validate::{check_catalog, check_unknown_keys, is_valid_email, provider_settings, singular, Report};
 use super::{Config, DEFAULT_MAX_CHANGES, DEFAULT_MAX_REMOVAL_FRACTION};
@@ -311,6 +312,7 @@ pub(crate) fn resolve(
     drop(members);
 
     let desired = sorted_map(desired);
+    let names = catalog_names(&catalogs);
     let max_changes = max_changes.map_or(DEFAULT_MAX_CHANGES, |o| o.value);
     let max_removal_fraction = max_removal_fraction.map_or(DEFAULT_MAX_REMOVAL_FRACTION, |o| o.value);
     Config {
@@ -322,7 +324,21 @@ pub(crate) fn resolve(
         max_changes,
         max_removal_fraction,
         resend_after,
+        names,
     }
+}
+
+/// Reads the catalogs backwards: per provider, what each remote id stands for.
+fn catalog_names(catalogs: &[(CatalogKind, Catalog); 4]) -> CatalogNames {
+    let mut names = CatalogNames::new();
+    for (kind, catalog) in catalogs {
+        for (name, ids) in catalog {
+            for (provider, id) in ids {
+                names.entry(provider.clone()).or_default().insert(*kind, id, name);
+            }
+        }
+    }
+    names
 }
 
 /// Moves catalog problems (reported against file 0) to the file that defined the entry.

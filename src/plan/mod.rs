@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::address::Address;
 use crate::attributes::Attributes;
+use crate::config::names::Names;
 use crate::config::Config;
 use crate::provider::{OperationKind, ProviderKind, ProviderSettings, UncertainPolicy};
 use crate::state::{Resource, State, Status};
@@ -86,6 +87,28 @@ pub struct FieldChange {
     pub before: String,
     /// New value, as shown to people.
     pub after: String,
+    /// For catalog fields (`roles`, `plans`, `groups`, `primary_group`,
+    /// `positions`): the old value by catalog names, an id no entry maps to
+    /// shown as `ID (not in catalog)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_names: Option<String>,
+    /// For catalog fields: the new value by catalog names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_names: Option<String>,
+}
+
+impl FieldChange {
+    /// The old value as people read it: by names when it has them.
+    #[must_use]
+    pub fn shown_before(&self) -> &str {
+        self.before_names.as_deref().unwrap_or(&self.before)
+    }
+
+    /// The new value as people read it.
+    #[must_use]
+    pub fn shown_after(&self) -> &str {
+        self.after_names.as_deref().unwrap_or(&self.after)
+    }
 }
 
 /// One address's change.
@@ -109,6 +132,10 @@ pub struct Change {
     /// The attributes that differ (updates).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldChange>,
+    /// What the catalog ids in `before` and `after` stand for (remote id →
+    /// catalog name, per catalog kind); an id missing here is in no catalog.
+    #[serde(default, skip_serializing_if = "Names::is_empty")]
+    pub names: Names,
     /// Why this change is planned, or what to do by hand (null when the
     /// action says it all).
     #[serde(default)]
@@ -337,6 +364,7 @@ impl<'a> Planner<'a> {
             self.provider.1 = self.config.providers.get(name);
         }
         if let Some(mut change) = diff_one(address, want, have, self.provider.1, self.config.resend_after, self.now) {
+            name_ids(&mut change, self.config.names.get(name).unwrap_or(&Names::NONE));
             if let Some(found) = self.drift.get(address) {
                 change.reason = Some(match change.reason.take() {
                     Some(reason) => format!("{found}; {reason}"),
@@ -399,6 +427,16 @@ impl<'a> Planner<'a> {
     }
 }
 
+/// Adds what the change's catalog ids stand for, so it reads by names.
+fn name_ids(change: &mut Change, names: &Names) {
+    let ids = change.before.iter().chain(change.after.iter()).flat_map(Attributes::catalog_ids);
+    change.names = names.subset(ids);
+    for field in &mut change.fields {
+        field.before_names = change.before.as_ref().and_then(|b| b.named_value(&field.field, &change.names));
+        field.after_names = change.after.as_ref().and_then(|a| a.named_value(&field.field, &change.names));
+    }
+}
+
 fn diff_one(
     address: &Address,
     want: Option<&Attributes>,
@@ -427,12 +465,19 @@ fn diff_one(
                     (Some(b), Some(a)) if action == Action::Update || wanted == Some(Action::Update) => b
                         .changes_to(a)
                         .into_iter()
-                        .map(|c| FieldChange { field: c.field.to_owned(), before: c.before, after: c.after })
+                        .map(|c| FieldChange {
+                            field: c.field.to_owned(),
+                            before: c.before,
+                            after: c.after,
+                            before_names: None,
+                            after_names: None,
+                        })
                         .collect(),
                     _ => Vec::new(),
                 },
                 reason,
                 repeat,
+                names: Names::default(),
             }
         };
     match (want, have) {

@@ -1,0 +1,102 @@
+//! Git-managed membership at organisation scale (#12): readable plans, recursive config
+//! directories, ownership rules, policy, and diagnostics for CI.
+
+use crate::support::harness::Test;
+
+const NETWORKED_AND_APTLY: &str = include_str!("../examples/networked-and-aptly/memberctl.yaml");
+
+/// Jane recorded as a moderator with the `pro` plan, Maryam in a group no
+/// catalog entry maps to (deleted from the config since).
+const RECORDED: &str = r#"{
+  "format_version": 1,
+  "lineage": "12af94a6-33c7-4dfa-aacf-eeb21633d111",
+  "serial": 1,
+  "resources": [
+    {
+      "address": "community/jane.doe@example.com",
+      "provider": "community",
+      "email": "jane.doe@example.com",
+      "status": "invited",
+      "attributes": {
+        "email": "jane.doe@example.com",
+        "name": "Jane Doe",
+        "roles": ["69baa36beddb9f0012fdf102"],
+        "plans": ["6a1f00000000000000000001"]
+      },
+      "remote": {},
+      "created_at": "2026-12-01T21:13:26Z",
+      "updated_at": "2026-12-01T21:13:26Z"
+    },
+    {
+      "address": "workforce/maryam.smith@example.com",
+      "provider": "workforce",
+      "email": "maryam.smith@example.com",
+      "status": "invited",
+      "attributes": {
+        "email": "maryam.smith@example.com",
+        "first_name": "Maryam",
+        "last_name": "Smith",
+        "phone": "+1 (555) 123-4567",
+        "roles": ["bbc5418c-8d81-4756-b3e6-84e1e87f06c3"],
+        "groups": ["0d9e6f4c-54a1-4c7e-9a3c-1f2e3d4c5b6a"],
+        "primary_group": "0d9e6f4c-54a1-4c7e-9a3c-1f2e3d4c5b6a",
+        "positions": ["b545c2fe-681c-4cf6-a6f6-e0bcea69bad3"],
+        "manager_id": "623010c7-bbd4-4cab-94ca-a3b617a74933"
+      },
+      "remote": {},
+      "created_at": "2026-12-01T21:13:26Z",
+      "updated_at": "2026-12-01T21:13:26Z"
+    }
+  ]
+}"#;
+
+fn readable() -> Test {
+    Test::new()
+        .config(&NETWORKED_AND_APTLY.replace(
+            "  - email: jane.doe@example.com\n    name: Jane Doe\n",
+            "  - email: jane.doe@example.com\n    name: Jane Doe\n    roles: [member]\n",
+        ))
+        .state(RECORDED)
+}
+
+#[test]
+fn text_plans_show_catalog_names_for_networked_and_aptly_ids() {
+    let out = readable().cmd(&["plan"]).expect(0);
+    insta::assert_snapshot!("readable_text", out.rendered());
+    assert!(out.stdout.contains("      - roles: moderator\n"), "{}", out.stdout);
+    assert!(out.stdout.contains("      + roles: member\n"), "{}", out.stdout);
+    assert!(out.stdout.contains("groups: 0d9e6f4c-54a1-4c7e-9a3c-1f2e3d4c5b6a (not in catalog)"), "{}", out.stdout);
+    assert!(!out.stdout.contains("69baa36beddb9f0012fdf10"), "{}", out.stdout);
+}
+
+#[test]
+fn markdown_plans_show_catalog_names_for_networked_and_aptly_ids() {
+    let out = readable().cmd(&["plan", "--format", "markdown"]).expect(0);
+    insta::assert_snapshot!("readable_markdown", out.rendered());
+    assert!(out.stdout.contains("update by hand: roles: moderator → member"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("groups: 0d9e6f4c-54a1-4c7e-9a3c-1f2e3d4c5b6a (not in catalog) → engineering"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn json_plans_keep_ids_and_add_names_beside_them() {
+    let out = readable().cmd(&["plan", "--format", "json"]).expect(0);
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let jane = &plan["changes"][0];
+    assert_eq!(jane["address"], "community/jane.doe@example.com");
+    assert_eq!(jane["fields"][0]["before"], "[69baa36beddb9f0012fdf102]");
+    assert_eq!(jane["fields"][0]["before_names"], "moderator");
+    assert_eq!(jane["fields"][0]["after_names"], "member");
+    assert_eq!(jane["names"]["roles"]["69baa36beddb9f0012fdf101"], "member");
+    assert_eq!(jane["names"]["plans"]["6a1f00000000000000000001"], "pro");
+    let maryam = &plan["changes"][1];
+    // An id no catalog maps to has no name: it is absent, not invented.
+    assert!(maryam["names"]["groups"].get("0d9e6f4c-54a1-4c7e-9a3c-1f2e3d4c5b6a").is_none());
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../schema/plan.schema.json")).expect("plan schema");
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    assert!(validator.is_valid(&plan), "the plan does not match schema/plan.schema.json");
+}
