@@ -100,3 +100,32 @@ fn json_plans_keep_ids_and_add_names_beside_them() {
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");
     assert!(validator.is_valid(&plan), "the plan does not match schema/plan.schema.json");
 }
+
+const ROOT: &str = "version: 1\nproviders:\n  sandbox: { type: sandbox }\nroles:\n  member: { sandbox: role-member }\n  admin: { sandbox: role-admin }\ndefaults:\n  roles: [member]\n";
+
+#[test]
+fn directories_are_read_recursively_in_path_order_skipping_hidden_folders_and_links() {
+    let t = Test::new()
+        .file("org/memberctl.yaml", ROOT)
+        .file("org/teams/design/members.yaml", "members:\n  - email: dee@example.com\n")
+        .file("org/teams/web/members.yml", "members:\n  - email: wes@example.com\n")
+        .file("org/.github/workflows/plan.yml", "on: push\njobs: {}\n")
+        .file("outside/extra.yaml", "members:\n  - email: sneaky@example.com\n");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(t.path().join("outside"), t.path().join("org/teams/linked")).expect("symlink");
+    let out = t.cmd(&["validate", "-c", "org"]).expect(0);
+    assert_eq!(
+        out.stdout,
+        "The configuration is valid: 2 member(s), 2 address(es) at 1 provider(s), from `org/memberctl.yaml`, \
+         `org/teams/design/members.yaml`, `org/teams/web/members.yml`.\n"
+    );
+}
+
+#[test]
+fn problems_in_nested_files_name_the_nested_file() {
+    let t = Test::new()
+        .file("org/memberctl.yaml", ROOT)
+        .file("org/teams/design/members.yaml", "members:\n  - email: dee@example.com\n    roles: [mmber]\n");
+    let out = t.cmd(&["validate", "-c", "org"]).expect(1);
+    assert!(out.stderr.contains("--> org/teams/design/members.yaml:3:13"), "{}", out.stderr);
+}

@@ -43,7 +43,8 @@ pub struct Cli {
 /// Options every command takes.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// Config file or directory (repeatable; a directory loads every *.yaml/*.yml in it).
+    /// Config file or directory (repeatable; a directory loads every *.yaml/*.yml below it, sorted by path,
+    /// skipping hidden folders and symbolic links).
     /// Without it: `MEMBERCTL_CONFIG` (paths separated by `:`), then `memberctl.yaml`
     #[arg(short, long = "config", value_name = "PATH", global = true)]
     pub config: Vec<PathBuf>,
