@@ -129,3 +129,133 @@ fn problems_in_nested_files_name_the_nested_file() {
     let out = t.cmd(&["validate", "-c", "org"]).expect(1);
     assert!(out.stderr.contains("--> org/teams/design/members.yaml:3:13"), "{}", out.stderr);
 }
+
+/// A platform file with two rules: every team file may grant only `member`
+/// and no plan; the design folder only `workforce` and the `design` group.
+const PLATFORM: &str = r#"version: 1
+providers:
+  community: { type: networked }
+  workforce: { type: aptly, tenant_id: 42db2b59-b9c6-4705-a0d9-916e597cd4aa }
+roles:
+  member: { community: 69baa36beddb9f0012fdf101, workforce: bbc5418c-8d81-4756-b3e6-84e1e87f06c3 }
+  admin: { community: 69baa36beddb9f0012fdf103 }
+plans:
+  pro: { community: 6a1f00000000000000000001 }
+groups:
+  design: { workforce: e9100cc7-048a-4d01-a64f-9e0030938f6a }
+  engineering: { workforce: 5f0c3b0e-8a53-4d5c-9d0e-2b8f7c6a1d42 }
+owners:
+  - files: "teams/**"
+    roles: [member]
+    plans: []
+  - files: "teams/design/**"
+    providers: [workforce]
+    groups: [design]
+members: []
+"#;
+
+fn owned() -> Test {
+    Test::new().file("org/memberctl.yaml", PLATFORM)
+}
+
+#[test]
+fn members_of_a_nested_team_folder_may_grant_only_what_every_matching_rule_allows() {
+    let t = owned().file(
+        "org/teams/design/contractors/members.yaml",
+        "members:\n  - email: dee@example.com\n    name: Dee Signer\n    providers: [workforce, community]\n    roles: [admin]\n    groups: [engineering]\n",
+    );
+    let out = t.cmd(&["validate", "-c", "org"]).expect(1);
+    insta::assert_snapshot!("owners_nested_violations", out.rendered());
+    // Both rules apply: the folder's own rule cannot loosen `teams/**`.
+    assert!(out.stderr.contains("owners rule `teams/**` (owners[0] in `org/memberctl.yaml`)"), "{}", out.stderr);
+    assert!(out.stderr.contains("owners rule `teams/design/**` (owners[1] in `org/memberctl.yaml`)"), "{}", out.stderr);
+    assert!(out.stderr.contains("--> org/teams/design/contractors/members.yaml:4:28"), "{}", out.stderr);
+}
+
+#[test]
+fn an_empty_list_allows_none_and_a_left_out_key_does_not_restrict() {
+    // `teams/web/` is matched by `teams/**` only: any provider and group, no plan.
+    let t = owned().file(
+        "org/teams/web/members.yaml",
+        "members:\n  - email: wes@example.com\n    name: Wes Web\n    providers: [community]\n    roles: [member]\n    plans: [pro]\n",
+    );
+    let out = t.cmd(&["validate", "-c", "org"]).expect(1);
+    assert!(
+        out.stderr.contains("error: member `wes@example.com` is given plan `pro`, which owners rule `teams/**`"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("hint: the rule allows no plans;"), "{}", out.stderr);
+    assert!(out.stderr.contains("error: 1 problem in the configuration"), "{}", out.stderr);
+}
+
+#[test]
+fn defaults_count_as_what_a_team_member_grants() {
+    let platform = PLATFORM.replace("members: []\n", "defaults:\n  roles: [admin]\nmembers: []\n");
+    let t = Test::new().file("org/memberctl.yaml", &platform).file(
+        "org/teams/web/members.yaml",
+        "members:\n  - email: wes@example.com\n    name: Wes Web\n    providers: [community]\n",
+    );
+    let out = t.cmd(&["validate", "-c", "org"]).expect(1);
+    assert!(out.stderr.contains("is given role `admin` (from `defaults`)"), "{}", out.stderr);
+    assert!(out.stderr.contains("--> org/teams/web/members.yaml:2:"), "{}", out.stderr);
+}
+
+#[test]
+fn a_file_no_rule_matches_is_unrestricted() {
+    let t = owned().file(
+        "org/platform/admins.yaml",
+        "members:\n  - email: boss@example.com\n    name: Boss\n    providers: [community]\n    roles: [admin]\n    plans: [pro]\n",
+    );
+    t.cmd(&["validate", "-c", "org"]).expect(0);
+}
+
+#[test]
+fn a_restricted_file_may_declare_only_version_and_members() {
+    let t = owned().file(
+        "org/teams/design/members.yaml",
+        "version: 1\nroles:\n  lead: { workforce: 0d9e6f4c-54a1-4c7e-9a3c-1f2e3d4c5b6a }\nowners:\n  - files: \"**\"\nmembers: []\n",
+    );
+    let out = t.cmd(&["validate", "-c", "org"]).expect(1);
+    insta::assert_snapshot!("owners_restricted_file_keys", out.rendered());
+    assert_eq!(
+        out.stderr.matches("[owned-file-key]").count()
+            + out.stderr.matches("cannot be declared in a file covered").count(),
+        2,
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn rules_with_unknown_names_or_bad_globs_are_refused() {
+    let platform = PLATFORM
+        .replace("    roles: [member]\n", "    roles: [membr]\n")
+        .replace("files: \"teams/design/**\"", "files: \"teams/[design/**\"");
+    let out = Test::new().file("org/memberctl.yaml", &platform).cmd(&["validate", "-c", "org"]).expect(1);
+    assert!(out.stderr.contains("error: unknown role `membr`"), "{}", out.stderr);
+    assert!(out.stderr.contains("hint: did you mean `member`?"), "{}", out.stderr);
+    assert!(out.stderr.contains("error: `teams/[design/**` is not a glob"), "{}", out.stderr);
+}
+
+#[test]
+fn the_org_example_validates_as_a_directory_and_its_team_files_match_the_schema() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Test::new().cmd(&["validate", "-c", root.join("examples/org").to_str().expect("utf-8")]).expect(0);
+    assert!(out.stdout.contains("5 member(s)"), "{}", out.stdout);
+    assert!(out.stdout.contains("teams/design/members.yaml"), "{}", out.stdout);
+    let codeowners = std::fs::read_to_string(root.join("examples/org/CODEOWNERS")).expect("CODEOWNERS");
+    for owned in ["/teams/design/", "/teams/web/", "/memberctl.yaml"] {
+        assert!(codeowners.lines().any(|l| l.starts_with(owned)), "CODEOWNERS has no line for {owned}");
+    }
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("schema/memberctl.schema.json")).expect("schema"))
+            .expect("json");
+    let validator = jsonschema::draft7::new(&schema).expect("a valid draft-07 schema");
+    for file in ["memberctl.yaml", "teams/design/members.yaml", "teams/web/members.yaml"] {
+        let text = std::fs::read_to_string(root.join("examples/org").join(file)).expect("example");
+        let instance: serde_json::Value = serde_yaml::from_str(&text).expect("YAML");
+        let errors: Vec<String> = validator.iter_errors(&instance).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{file} does not match the schema: {errors:?}");
+    }
+}

@@ -10,6 +10,7 @@ mod load;
 pub mod locate;
 pub mod model;
 pub mod names;
+mod owners;
 pub mod problem;
 mod resolve;
 pub mod schema;

@@ -6,6 +6,7 @@ use std::path::Path;
 use super::load::Source;
 use super::model::{Catalog, ConfigFile, MemberConfig};
 use super::names::CatalogNames;
+use super::owners::Granted;
 use super::problem::{rules, suggestion, Pending, Rule};
 use super::validate::{check_catalog, check_unknown_keys, is_valid_email, provider_settings, singular, Report};
 use super::{Config, DEFAULT_MAX_CHANGES, DEFAULT_MAX_REMOVAL_FRACTION};
@@ -210,6 +211,23 @@ pub(crate) fn resolve(
         );
     }
 
+    // Ownership: rules from every file, then the files they cover.
+    let owner_rules = super::owners::compile(sources, &files, pending);
+    let known = |key: &str| -> Vec<String> {
+        match key {
+            "providers" => providers.keys().cloned().collect(),
+            "roles" => catalogs[0].1.keys().cloned().collect(),
+            "plans" => catalogs[1].1.keys().cloned().collect(),
+            _ => catalogs[2].1.keys().cloned().collect(),
+        }
+    };
+    super::owners::check_rule_names(pending, &owner_rules, &known);
+    let covering: Vec<Vec<&super::owners::OwnerRule>> =
+        sources.iter().map(|s| super::owners::matching(&owner_rules, &s.path)).collect();
+    for &(file, config) in &files {
+        super::owners::check_file_keys(&mut Report { file, pending }, config, &covering[file]);
+    }
+
     let resend_after = resend_after.and_then(|origin| {
         if let Ok(d) = humantime::parse_duration(origin.value) {
             Some(d)
@@ -306,6 +324,10 @@ pub(crate) fn resolve(
                 continue;
             }
             seen.insert(key, (file, index));
+            if !covering[file].is_empty() {
+                let granted = granted(&member, &context);
+                super::owners::check_member(&mut Report { file, pending }, &path, email, &granted, &covering[file]);
+            }
             resolve_member(&mut Report { file, pending }, &path, member, &context, &mut desired);
         }
     }
@@ -385,6 +407,27 @@ fn names_for<'a>(
         (None, Some(d)) => (d.value, None),
         (None, None) => (&[], None),
     }
+}
+
+/// What a member grants, as ownership rules see it: its own lists, else
+/// the defaults (a team cannot escape a rule through them either).
+fn granted<'a>(member: &'a MemberConfig, ctx: &'a MemberContext<'_>) -> [Granted<'a>; 4] {
+    let (providers, written) = match (&member.providers, &ctx.defaults.providers, ctx.only_provider) {
+        (Some(v), _, _) => (v.as_slice(), true),
+        (None, Some(d), _) => (d.value.as_slice(), false),
+        (None, None, Some(only)) => (only, false),
+        (None, None, None) => (&[][..], false),
+    };
+    let list = |own: Option<&'a Vec<String>>, default: Option<&'a Origin<&'a Vec<String>>>, key: &'static str| {
+        let (names, written) = names_for(own, default, key);
+        Granted { key, names, written: written.is_some() }
+    };
+    [
+        Granted { key: "providers", names: providers, written },
+        list(member.roles.as_ref(), ctx.defaults.roles.as_ref(), "roles"),
+        list(member.groups.as_ref(), ctx.defaults.groups.as_ref(), "groups"),
+        list(member.plans.as_ref(), ctx.defaults.plans.as_ref(), "plans"),
+    ]
 }
 
 /// The value of a member's field for one of its providers: a copy, or the
