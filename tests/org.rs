@@ -259,3 +259,115 @@ fn the_org_example_validates_as_a_directory_and_its_team_files_match_the_schema(
         assert!(errors.is_empty(), "{file} does not match the schema: {errors:?}");
     }
 }
+
+const ADMINS: &str = r#"version: 1
+providers:
+  community: { type: networked }
+roles:
+  member: { community: 69baa36beddb9f0012fdf101 }
+  admin: { community: 69baa36beddb9f0012fdf103 }
+defaults:
+  roles: [member]
+policy:
+  min_members: { admin: 2 }
+  required: [community/owner@example.com]
+members:
+  - email: owner@example.com
+    name: Olu Owner
+    roles: [admin]
+  - email: second@example.com
+    name: Sam Second
+    roles: [admin]
+"#;
+
+#[test]
+fn policy_holds_when_it_is_met() {
+    Test::new().config(ADMINS).cmd(&["validate"]).expect(0);
+}
+
+#[test]
+fn removing_an_admin_below_min_members_is_refused() {
+    let t = Test::new().config(&ADMINS.replace("    roles: [admin]\n", "    roles: [member]\n"));
+    let out = t.cmd(&["plan"]).expect(1);
+    insta::assert_snapshot!("policy_min_members", out.rendered());
+    assert!(out.stderr.contains(
+        "error: 0 member(s) of `community` would hold role `admin`, but `policy.min_members` asks for at least 2"
+    ));
+}
+
+#[test]
+fn dropping_a_required_address_is_refused() {
+    let t = Test::new().config(&ADMINS.replace("owner@example.com\n    name: Olu", "other@example.com\n    name: Olu"));
+    let out = t.cmd(&["validate"]).expect(1);
+    assert!(out.stderr.contains(
+        "error: `community/owner@example.com` must stay configured (`policy.required`), but no member declares it\n  --> memberctl.yaml:11:14"
+    ), "{}", out.stderr);
+    assert!(out.stderr.contains("error: 1 problem in the configuration"), "{}", out.stderr);
+}
+
+/// `n` members applied to the sandbox, recorded in the state.
+fn seeded(n: usize) -> Test {
+    let t = Test::new().config(&keeping(n));
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    t
+}
+
+fn keeping(n: usize) -> String {
+    let mut config = "version: 1\nproviders:\n  sandbox: { type: sandbox }\nmembers:\n".to_owned();
+    for i in 0..n {
+        config.push_str(&format!("  - email: m{i}@example.com\n    name: M {i}\n"));
+    }
+    config
+}
+
+#[test]
+fn removing_more_than_max_removal_fraction_warns_in_the_plan_and_brakes_apply() {
+    // 12 of 20 recorded members removed: 0.6, over the default 0.25.
+    let t = seeded(20);
+    t.write("memberctl.yaml", &keeping(8));
+    let plan = t.cmd(&["plan"]).expect(0);
+    assert!(plan.stdout.starts_with(
+        "warning: safety brake: this plan removes 12 of the 20 members recorded at `sandbox`, more than `safety.max_removal_fraction` (0.25); apply will refuse it unless run with `--max-removal-fraction 0.60`\n"
+    ), "{}", plan.stdout);
+    let markdown = t.cmd(&["plan", "--format", "markdown"]).expect(0);
+    assert!(
+        markdown.stdout.contains("this plan removes 12 of the 20 members recorded at `sandbox`"),
+        "{}",
+        markdown.stdout
+    );
+
+    let refused = t.cmd(&["apply", "--auto-approve"]).expect(1);
+    insta::assert_snapshot!("removal_fraction_brake", refused.rendered());
+    assert!(!t.read("memberctl.outbox.jsonl").contains(r#""op":"remove""#), "nothing may be sent");
+
+    // Too little is still refused; enough lets this one run through.
+    t.cmd(&["apply", "--auto-approve", "--max-removal-fraction", "0.5"]).expect(1);
+    t.cmd(&["apply", "--auto-approve", "--max-removal-fraction", "0.6"]).expect(0);
+    t.cmd(&["plan", "--detailed-exitcode"]).expect(0);
+}
+
+#[test]
+fn the_removal_fraction_brake_needs_ten_removals_and_reads_the_config() {
+    // 9 of 10: most of the provider, but fewer than ten removals.
+    let t = seeded(10);
+    t.write("memberctl.yaml", &keeping(1));
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    // 10 of 40 is 0.25: not more than the default.
+    let t = seeded(40);
+    t.write("memberctl.yaml", &keeping(30));
+    let plan = t.cmd(&["plan", "--format", "json"]).expect(0);
+    assert!(
+        plan.stdout.contains(r#""recorded_members": {"#) && !plan.stdout.contains("safety brake"),
+        "{}",
+        plan.stdout
+    );
+    // A stricter `safety.max_removal_fraction` brakes the same plan.
+    t.write("memberctl.yaml", &keeping(30).replace("members:\n", "safety:\n  max_removal_fraction: 0.2\nmembers:\n"));
+    let out = t.cmd(&["apply", "--auto-approve"]).expect(1);
+    assert!(
+        out.stderr
+            .contains("error: the plan removes 10 of the 40 members recorded at `sandbox`, more than the limit of 0.2"),
+        "{}",
+        out.stderr
+    );
+}

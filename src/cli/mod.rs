@@ -169,6 +169,10 @@ pub struct ApplyArgs {
     /// Allow up to N invitations and removals in this run (overrides `safety.max_changes`)
     #[arg(long, value_name = "N")]
     pub max_changes: Option<usize>,
+    /// Allow removing up to this fraction of a provider's recorded members in this run (overrides
+    /// `safety.max_removal_fraction`)
+    #[arg(long, value_name = "F", value_parser = parse_fraction)]
+    pub max_removal_fraction: Option<f64>,
     /// List what the providers hold first, record it, and apply drift back too
     #[arg(long, conflicts_with = "plan")]
     pub refresh: bool,
@@ -277,6 +281,13 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         return Ok(Duration::ZERO);
     }
     humantime::parse_duration(text).map_err(|e| format!("{e} (write e.g. `30s` or `2m`)"))
+}
+
+fn parse_fraction(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err("write a fraction between 0 and 1, e.g. `0.5`".to_owned()),
+    }
 }
 
 fn parse_address(text: &str) -> Result<Address, String> {

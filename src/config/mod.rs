@@ -11,6 +11,7 @@ pub mod locate;
 pub mod model;
 pub mod names;
 mod owners;
+mod policy;
 pub mod problem;
 mod resolve;
 pub mod schema;

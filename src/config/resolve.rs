@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use super::load::Source;
-use super::model::{Catalog, ConfigFile, MemberConfig};
+use super::model::{Catalog, ConfigFile, MemberConfig, Policy};
 use super::names::CatalogNames;
 use super::owners::Granted;
 use super::problem::{rules, suggestion, Pending, Rule};
@@ -89,6 +89,7 @@ pub(crate) fn resolve(
     let mut max_changes: Option<Origin<usize>> = None;
     let mut max_removal_fraction: Option<Origin<f64>> = None;
     let mut resend_after: Option<Origin<&String>> = None;
+    let mut policy: Option<Origin<&Policy>> = None;
 
     let mut declared_version = false;
     for &(file, config) in &files {
@@ -186,6 +187,9 @@ pub(crate) fn resolve(
                 "safety.max_removal_fraction".into(),
                 "`safety.max_removal_fraction`",
             );
+        }
+        if let Some(p) = &config.policy {
+            set_once(pending, &mut policy, p, file, "policy".into(), "`policy`");
         }
         if let Some(r) = config.invites.as_ref().and_then(|i| i.resend_after.as_ref()) {
             set_once(pending, &mut resend_after, r, file, "invites.resend_after".into(), "`invites.resend_after`");
@@ -334,6 +338,10 @@ pub(crate) fn resolve(
     drop(members);
 
     let desired = sorted_map(desired);
+    if let Some(origin) = &policy {
+        let roles = &catalogs[0].1;
+        super::policy::check(&mut Report { file: origin.file, pending }, origin.value, roles, &providers, &desired);
+    }
     let names = catalog_names(&catalogs);
     let max_changes = max_changes.map_or(DEFAULT_MAX_CHANGES, |o| o.value);
     let max_removal_fraction = max_removal_fraction.map_or(DEFAULT_MAX_REMOVAL_FRACTION, |o| o.value);

@@ -206,12 +206,77 @@ pub struct Plan {
     pub applyable: bool,
     /// `safety.max_changes` from the config the plan was made with.
     pub max_changes: usize,
+    /// `safety.max_removal_fraction` from the config the plan was made with.
+    #[serde(default = "default_removal_fraction")]
+    pub max_removal_fraction: f64,
+    /// How many members the state records at each provider (the base of
+    /// `max_removal_fraction`; deactivated records do not count).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub recorded_members: BTreeMap<String, usize>,
     /// Things a reader should know (uncertain outcomes, narrowing).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     /// What `--refresh` found at the providers (absent without it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh: Option<Refreshed>,
+}
+
+fn default_removal_fraction() -> f64 {
+    crate::config::DEFAULT_MAX_REMOVAL_FRACTION
+}
+
+/// Removals below this many at one provider never trip the removal-fraction
+/// brake, so a team of three can lose one member.
+pub const MIN_REMOVALS_BRAKED: usize = 10;
+
+/// A provider whose share of removals is over the limit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemovalShare {
+    /// The provider.
+    pub provider: String,
+    /// Removals the plan makes there.
+    pub removals: usize,
+    /// Members the state records there.
+    pub recorded: usize,
+}
+
+impl RemovalShare {
+    /// The smallest `--max-removal-fraction` that lets these removals
+    /// through, rounded up to two decimals.
+    #[must_use]
+    pub fn fraction_needed(&self) -> String {
+        if self.recorded == 0 {
+            return "1".to_owned();
+        }
+        let hundredths = (self.removals * 100).div_ceil(self.recorded).min(100);
+        if hundredths == 100 {
+            "1".to_owned()
+        } else {
+            format!("0.{hundredths:02}")
+        }
+    }
+}
+
+impl Plan {
+    /// The providers where the plan removes more than `limit` of the
+    /// members the state records (and at least [`MIN_REMOVALS_BRAKED`]).
+    #[must_use]
+    pub fn removals_over(&self, limit: f64) -> Vec<RemovalShare> {
+        let mut removals: BTreeMap<&str, usize> = BTreeMap::new();
+        for change in self.changes.iter().filter(|c| c.action == Action::Remove) {
+            *removals.entry(change.provider.as_str()).or_default() += 1;
+        }
+        removals
+            .into_iter()
+            .filter(|&(_, n)| n >= MIN_REMOVALS_BRAKED)
+            .filter_map(|(provider, n)| {
+                let recorded = self.recorded_members.get(provider).copied().unwrap_or(0);
+                #[allow(clippy::cast_precision_loss)] // member counts are far below 2^52
+                let over = recorded == 0 || n as f64 > limit * recorded as f64;
+                over.then(|| RemovalShare { provider: provider.to_owned(), removals: n, recorded })
+            })
+            .collect()
+    }
 }
 
 /// What a refresh found, as carried by a plan. Apply of a saved plan
@@ -300,6 +365,8 @@ pub struct Planner<'a> {
     refreshed: Option<Refreshed>,
     /// Drift reasons by address, from `refreshed`.
     drift: std::collections::HashMap<Address, String>,
+    /// Live records per provider, for the removal-fraction brake.
+    recorded: BTreeMap<String, usize>,
 }
 
 impl<'a> Planner<'a> {
@@ -318,6 +385,7 @@ impl<'a> Planner<'a> {
             summary: Summary::default(),
             refreshed: None,
             drift: std::collections::HashMap::new(),
+            recorded: BTreeMap::new(),
         }
     }
 
@@ -351,6 +419,14 @@ impl<'a> Planner<'a> {
     }
 
     fn step(&mut self, address: &Address, want: Option<&Attributes>, have: Option<&Resource>) {
+        // Counted whatever the scope: the brake's base is the whole provider.
+        if have.is_some_and(|r| r.status != Status::Deactivated) {
+            if let Some(count) = self.recorded.get_mut(address.provider()) {
+                *count += 1;
+            } else {
+                self.recorded.insert(address.provider().to_owned(), 1);
+            }
+        }
         if !self.scope.includes(address) {
             return;
         }
@@ -409,7 +485,7 @@ impl<'a> Planner<'a> {
             ));
         }
         let applyable = summary.invite + summary.resend + summary.update + summary.remove > 0;
-        Plan {
+        let mut plan = Plan {
             format_version: FORMAT_VERSION,
             memberctl_version: env!("CARGO_PKG_VERSION").to_owned(),
             lineage,
@@ -421,9 +497,23 @@ impl<'a> Planner<'a> {
             summary,
             applyable,
             max_changes: config.max_changes,
+            max_removal_fraction: config.max_removal_fraction,
+            recorded_members: self.recorded,
             warnings,
             refresh: self.refreshed,
+        };
+        for share in plan.removals_over(plan.max_removal_fraction) {
+            let warning = format!(
+                "safety brake: this plan removes {} of the {} members recorded at `{}`, more than `safety.max_removal_fraction` ({}); apply will refuse it unless run with `--max-removal-fraction {}`",
+                share.removals,
+                share.recorded,
+                share.provider,
+                plan.max_removal_fraction,
+                share.fraction_needed()
+            );
+            plan.warnings.push(warning);
         }
+        plan
     }
 }
 
