@@ -371,3 +371,160 @@ fn the_removal_fraction_brake_needs_ten_removals_and_reads_the_config() {
         out.stderr
     );
 }
+
+/// A config with problems whose messages hold `:` and `,`, in a file whose
+/// name holds both, under `config/`.
+fn broken_in_repository(git: bool) -> Test {
+    let t = Test::new()
+        .file("config/memberctl.yaml", ROOT)
+        .file("config/team a,b:c.yaml", "members:\n  - email: dee@example.com\n    roles: [mmber]\n    emial: x\n");
+    if git {
+        let status = std::process::Command::new("git")
+            .args(["init", "-q"])
+            .current_dir(t.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", t.path())
+            .status()
+            .expect("git");
+        assert!(status.success());
+    }
+    t
+}
+
+#[test]
+fn validate_format_github_writes_one_escaped_workflow_command_per_problem() {
+    let t = broken_in_repository(true);
+    // Run from inside `config/`: paths are still relative to the repository.
+    let out = t
+        .command(&["validate", "--format", "github", "-c", "."])
+        .current_dir(t.path().join("config"))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "::error file=config/team a%2Cb%3Ac.yaml,line=3,col=13,title=memberctl%3A unknown-role::unknown role `mmber`%0Ahint: did you mean `member`?",
+            "::error file=config/team a%2Cb%3Ac.yaml,line=4,col=5,title=memberctl%3A unknown-key::unknown key `emial`%0Ahint: did you mean `email`?",
+        ]
+    );
+}
+
+#[test]
+fn outside_a_repository_github_paths_are_relative_to_the_current_directory() {
+    let out = broken_in_repository(false).cmd(&["validate", "--format", "github", "-c", "config"]).expect(1);
+    assert!(out.stdout.starts_with("::error file=config/team a%2Cb%3Ac.yaml,line=3,col=13,"), "{}", out.stdout);
+}
+
+#[test]
+fn validate_format_json_lists_problems_by_the_committed_schema() {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../schema/problems.schema.json")).expect("problems schema");
+    let validator = jsonschema::draft7::new(&schema).expect("a valid draft-07 schema");
+    let out = broken_in_repository(false).cmd(&["validate", "--format", "json", "-c", "config"]).expect(1);
+    insta::assert_snapshot!("validate_json", out.rendered());
+    let problems: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    assert!(validator.is_valid(&problems), "{}", out.stdout);
+    assert_eq!(problems.as_array().map(Vec::len), Some(2));
+    assert_eq!(problems[0]["rule"], "unknown-role");
+    assert_eq!(problems[0]["file"], "config/team a,b:c.yaml");
+    assert_eq!(problems[0]["line"], 3);
+
+    let valid = Test::new().config(ROOT).cmd(&["validate", "--format", "json"]).expect(0);
+    assert_eq!(valid.stdout, "[]\n");
+    let missing = Test::new().cmd(&["plan", "--error-format", "json"]).expect(1);
+    let problems: serde_json::Value = serde_json::from_str(&missing.stderr).expect("json on stderr");
+    assert!(validator.is_valid(&problems), "{}", missing.stderr);
+    assert_eq!(problems[0]["message"], "config file `memberctl.yaml` not found");
+    assert_eq!(problems[0]["file"], serde_json::Value::Null);
+}
+
+#[test]
+fn plan_and_apply_take_error_format_and_keep_stdout_for_the_plan() {
+    let t = broken_in_repository(false);
+    let plan = ["plan", "--format", "markdown", "--error-format", "github", "-c", "config"];
+    let apply = ["apply", "--auto-approve", "--error-format", "github", "-c", "config"];
+    for args in [&plan[..], &apply[..]] {
+        let out = t.cmd(args).expect(1);
+        assert_eq!(out.stdout, "", "{args:?}");
+        assert_eq!(out.stderr.lines().count(), 2, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.lines().all(|l| l.starts_with("::error file=config/team a%2Cb%3Ac.yaml,line=")),
+            "{}",
+            out.stderr
+        );
+    }
+    let other = Test::new().cmd(&["apply", "--error-format", "github"]).expect(1);
+    assert_eq!(
+        other.stderr,
+        "::error::config file `memberctl.yaml` not found%0Ahint: run `memberctl init` to write a starter config, or pass `-c PATH`\n"
+    );
+}
+
+/// The YAML of a CI example.
+fn ci_example(name: &str) -> serde_yaml::Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ci").join(name);
+    serde_yaml::from_str(&std::fs::read_to_string(path).expect("example")).expect("YAML")
+}
+
+/// Every shell line of a job's steps or script.
+fn job_lines(job: &serde_yaml::Value) -> Vec<String> {
+    let mut texts = Vec::new();
+    for key in ["steps", "script"] {
+        for item in job[key].as_sequence().into_iter().flatten() {
+            match item {
+                serde_yaml::Value::String(text) => texts.push(text.clone()),
+                step => texts.extend(step["run"].as_str().map(str::to_owned)),
+            }
+        }
+    }
+    texts.iter().flat_map(|t| t.lines().map(|l| l.trim().to_owned()).collect::<Vec<_>>()).collect()
+}
+
+#[test]
+fn ci_examples_report_problems_where_ci_shows_them() {
+    let github = ci_example("github-actions.yml");
+    let plan = job_lines(&github["jobs"]["plan"]);
+    assert!(
+        plan.iter()
+            .any(|l| l == "run: memberctl validate --format github" || l == "memberctl validate --format github"),
+        "{plan:?}"
+    );
+    assert!(plan.iter().any(|l| l.starts_with("memberctl plan --format markdown --error-format github")), "{plan:?}");
+    let gitlab = ci_example("gitlab-ci.yml");
+    let plan = job_lines(&gitlab["plan"]);
+    assert!(plan.iter().any(|l| l.starts_with("memberctl validate --format json > problems.json")), "{plan:?}");
+}
+
+#[test]
+fn ci_examples_run_a_scheduled_drift_check_that_keeps_one_issue() {
+    let github = ci_example("github-actions.yml");
+    assert!(github["on"]["schedule"][0]["cron"].as_str().is_some(), "no schedule trigger");
+    let drift = &github["jobs"]["drift"];
+    assert!(drift["if"].as_str().is_some_and(|c| c.contains("'schedule'")));
+    let lines = job_lines(drift);
+    assert!(lines.iter().any(|l| l == "memberctl refresh --check > /dev/null"), "{lines:?}");
+    assert!(lines.iter().any(|l| l.starts_with("memberctl plan --refresh --format markdown")), "{lines:?}");
+    let script = serde_yaml::to_string(drift).expect("yaml");
+    for call in ["issues.listForRepo", "issues.update", "issues.create", "memberctl-drift"] {
+        assert!(script.contains(call), "the drift job does not call {call}");
+    }
+    // Other jobs must not run on the schedule.
+    for job in ["plan", "apply"] {
+        let condition = github["jobs"][job]["if"].as_str().expect("condition");
+        assert!(!condition.contains("schedule"), "{job}: {condition}");
+    }
+
+    let gitlab = ci_example("gitlab-ci.yml");
+    let drift = &gitlab["drift"];
+    assert_eq!(drift["rules"][0]["if"].as_str(), Some("$CI_PIPELINE_SOURCE == \"schedule\""));
+    let lines = job_lines(drift);
+    assert!(lines.iter().any(|l| l == "memberctl refresh --check > /dev/null && code=0 || code=$?"), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains("memberctl plan --refresh --format markdown > drift.md")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains("labels=memberctl-drift")), "{lines:?}");
+    let apply = gitlab["apply"]["rules"][0]["if"].as_str().expect("apply rule");
+    assert!(apply.contains("$CI_PIPELINE_SOURCE != \"schedule\""), "apply would run on the schedule: {apply}");
+}

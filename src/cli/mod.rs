@@ -4,6 +4,7 @@
 //! library, renders results and errors, and answers an exit code.
 
 mod apply_cmd;
+pub mod diagnostics;
 mod import;
 mod init;
 mod plan_cmd;
@@ -27,6 +28,7 @@ use crate::error::{exit, Error};
 use crate::plan::Scope;
 use crate::state::journal::Replay;
 use crate::state::{Lock, State, StatePaths};
+use diagnostics::ErrorFormat;
 pub use ui::Ui;
 
 /// Declarative membership for `SaaS` platforms: plan and apply invitations
@@ -83,7 +85,7 @@ pub enum ColorChoice {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check the configuration without touching state or network
-    Validate,
+    Validate(ValidateArgs),
     /// Show what apply would do
     Plan(PlanArgs),
     /// Carry out the changes (asks first on a terminal)
@@ -119,6 +121,14 @@ pub enum PlanFormat {
     Markdown,
 }
 
+/// `validate` options.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// How to report problems: `json` and `github` print them on stdout for CI
+    #[arg(long, default_value = "human")]
+    pub format: ErrorFormat,
+}
+
 /// Narrowing a plan.
 #[derive(Debug, Args, Clone, Default)]
 pub struct ScopeArgs {
@@ -145,6 +155,9 @@ pub struct PlanArgs {
     /// List what the providers hold first, and plan drift back (providers that cannot list are not checked)
     #[arg(long)]
     pub refresh: bool,
+    /// How to report errors (on stderr): `json` or `github` for CI
+    #[arg(long, default_value = "human")]
+    pub error_format: ErrorFormat,
     #[command(flatten)]
     pub scope: ScopeArgs,
 }
@@ -179,6 +192,9 @@ pub struct ApplyArgs {
     /// Carry out removals that delete users (providers with `on_remove: delete`)
     #[arg(long)]
     pub allow_delete: bool,
+    /// How to report errors (on stderr): `json` or `github` for CI
+    #[arg(long, default_value = "human")]
+    pub error_format: ErrorFormat,
     #[command(flatten)]
     pub scope: ScopeArgs,
 }
@@ -418,10 +434,28 @@ pub fn run(args: Vec<OsString>) -> u8 {
     };
     progress::init_logging(cli.global.quiet, cli.global.verbose);
     let mut cx = Context { global: &cli.global, ui: Ui::new(&cli.global) };
-    let outcome = dispatch(&cli.command, &mut cx).and_then(|success| cx.ui.flush().map(|()| success));
+    let mut outcome = dispatch(&cli.command, &mut cx).and_then(|success| cx.ui.flush().map(|()| success));
     if let Err(error) = &outcome {
         if !error.is_broken_pipe() {
-            cx.ui.report_error(&crate::error::render(error, cli.global.all));
+            let (format, on_stdout) = match &cli.command {
+                Command::Validate(args) => (args.format, true),
+                Command::Plan(args) => (args.error_format, false),
+                Command::Apply(args) => (args.error_format, false),
+                _ => (ErrorFormat::Human, false),
+            };
+            let root = if format == ErrorFormat::Github { diagnostics::repository_root() } else { PathBuf::new() };
+            let rendered = diagnostics::render(error, format, cli.global.all, &root);
+            if on_stdout && format != ErrorFormat::Human {
+                // `validate --format json|github`: the problems are its output.
+                if let Err(failed) = cx.ui.print(&rendered).and_then(|()| cx.ui.flush()) {
+                    if !failed.is_broken_pipe() {
+                        cx.ui.report_error(&crate::error::render(&failed, false));
+                    }
+                    outcome = Err(failed);
+                }
+            } else {
+                cx.ui.report_error(&rendered);
+            }
         }
     }
     exit_code(&outcome)
@@ -443,8 +477,12 @@ fn clap_exit(err: &clap::Error) -> u8 {
 
 fn dispatch(command: &Command, cx: &mut Context<'_>) -> Outcome {
     match command {
-        Command::Validate => {
+        Command::Validate(args) => {
             let config = cx.load_config()?;
+            if args.format == ErrorFormat::Json {
+                cx.ui.print(&diagnostics::json(&[]))?;
+                return Ok(Success::Done);
+            }
             let files = config.files.iter().map(|f| format!("`{}`", f.display())).collect::<Vec<_>>().join(", ");
             cx.ui.println(&format!(
                 "The configuration is valid: {} member(s), {} address(es) at {} provider(s), from {files}.",
