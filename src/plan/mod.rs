@@ -271,8 +271,10 @@ impl Plan {
             .filter(|&(_, n)| n >= MIN_REMOVALS_BRAKED)
             .filter_map(|(provider, n)| {
                 let recorded = self.recorded_members.get(provider).copied().unwrap_or(0);
+                // A little slack, so that the fraction a warning proposes
+                // (rounded up to hundredths) always lets the plan through.
                 #[allow(clippy::cast_precision_loss)] // member counts are far below 2^52
-                let over = recorded == 0 || n as f64 > limit * recorded as f64;
+                let over = recorded == 0 || n as f64 > limit * recorded as f64 + 1e-9;
                 over.then(|| RemovalShare { provider: provider.to_owned(), removals: n, recorded })
             })
             .collect()
@@ -644,5 +646,19 @@ fn diff_one(
                 change(Action::Resend, None, Some(&have.attributes), Some(want), Some(reason), true)
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RemovalShare;
+
+    #[test]
+    fn the_proposed_fraction_is_rounded_up_so_it_lets_the_plan_through() {
+        let share = |removals, recorded| RemovalShare { provider: "p".to_owned(), removals, recorded };
+        assert_eq!(share(12, 20).fraction_needed(), "0.60");
+        assert_eq!(share(10, 30).fraction_needed(), "0.34");
+        assert_eq!(share(10, 1000).fraction_needed(), "0.01");
+        assert_eq!(share(20, 20).fraction_needed(), "1");
     }
 }
