@@ -528,3 +528,14 @@ fn ci_examples_run_a_scheduled_drift_check_that_keeps_one_issue() {
     let apply = gitlab["apply"]["rules"][0]["if"].as_str().expect("apply rule");
     assert!(apply.contains("$CI_PIPELINE_SOURCE != \"schedule\""), "apply would run on the schedule: {apply}");
 }
+
+#[test]
+fn owners_globs_take_the_declaring_folder_literally() {
+    // `[x]` in the folder's name is not a character class.
+    let t = Test::new().file("org [x]/memberctl.yaml", PLATFORM).file(
+        "org [x]/teams/web/members.yaml",
+        "members:\n  - email: wes@example.com\n    name: Wes Web\n    providers: [community]\n    roles: [admin]\n",
+    );
+    let out = t.cmd(&["validate", "-c", "org [x]"]).expect(1);
+    assert!(out.stderr.contains("is given role `admin`, which owners rule `teams/**`"), "{}", out.stderr);
+}

@@ -79,8 +79,10 @@ pub(crate) fn compile(
                 );
                 continue;
             }
-            let pattern = dir.join(&rule.files);
-            let built = GlobBuilder::new(&pattern.to_string_lossy()).literal_separator(true).build();
+            // The folder is literal text, whatever characters its name has.
+            let prefix = globset::escape(&dir.to_string_lossy());
+            let pattern = if prefix.is_empty() { rule.files.clone() } else { format!("{prefix}/{}", rule.files) };
+            let built = GlobBuilder::new(&pattern).literal_separator(true).build();
             match built {
                 Ok(glob) => compiled.push(OwnerRule {
                     file,
