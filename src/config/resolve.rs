@@ -218,11 +218,12 @@ pub(crate) fn resolve(
     // Ownership: rules from every file, then the files they cover.
     let owner_rules = super::owners::compile(sources, &files, pending);
     let known = |key: &str| -> Vec<String> {
+        let names = |kind: CatalogKind| catalog_of(&catalogs, kind).keys().cloned().collect();
         match key {
             "providers" => providers.keys().cloned().collect(),
-            "roles" => catalogs[0].1.keys().cloned().collect(),
-            "plans" => catalogs[1].1.keys().cloned().collect(),
-            _ => catalogs[2].1.keys().cloned().collect(),
+            "roles" => names(CatalogKind::Roles),
+            "plans" => names(CatalogKind::Plans),
+            _ => names(CatalogKind::Groups),
         }
     };
     super::owners::check_rule_names(pending, &owner_rules, &known);
@@ -339,7 +340,7 @@ pub(crate) fn resolve(
 
     let desired = sorted_map(desired);
     if let Some(origin) = &policy {
-        let roles = &catalogs[0].1;
+        let roles = catalog_of(&catalogs, CatalogKind::Roles);
         super::policy::check(&mut Report { file: origin.file, pending }, origin.value, roles, &providers, &desired);
     }
     let names = catalog_names(&catalogs);
@@ -356,6 +357,11 @@ pub(crate) fn resolve(
         resend_after,
         names,
     }
+}
+
+/// The merged catalog of one kind.
+fn catalog_of(catalogs: &[(CatalogKind, Catalog); 4], kind: CatalogKind) -> &Catalog {
+    &catalogs.iter().find(|(k, _)| *k == kind).expect("all kinds present").1
 }
 
 /// Reads the catalogs backwards: per provider, what each remote id stands for.
