@@ -151,7 +151,7 @@ fn pull_request_lifecycle_in_a_git_repository() {
     );
     let out = t.cmd(&["plan", "-c", "members", "--format", "markdown", "--detailed-exitcode"]).expect(2);
     insta::assert_snapshot!("pr_change_and_remove", out.rendered());
-    assert!(out.stdout.contains("update by hand: roles: [role-moderator] → [role-member]"));
+    assert!(out.stdout.contains("update by hand: roles: moderator → member"));
     assert!(out.stdout.contains("remove by hand"));
 
     // 4. Done by hand, recorded with mark-done: the next plan is empty.

@@ -12,6 +12,7 @@ mod examples;
 mod fuzz;
 mod gitops;
 mod lifecycle;
+mod org;
 mod output;
 mod providers;
 mod refresh;

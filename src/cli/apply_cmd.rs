@@ -132,7 +132,7 @@ pub(super) fn run(args: &ApplyArgs, cx: &mut Context<'_>) -> Outcome {
         }
         return Ok(Success::Done);
     }
-    apply::check_brake(&plan, args.max_changes)?;
+    apply::check_brake(&plan, args.max_changes, args.max_removal_fraction)?;
     apply::check_deletes(&plan, args.allow_delete)?;
     // Credentials and passwords are checked before anyone is asked `yes`.
     let env = |name: &str| std::env::var(name).ok();

@@ -4,6 +4,7 @@
 //! library, renders results and errors, and answers an exit code.
 
 mod apply_cmd;
+pub mod diagnostics;
 mod import;
 mod init;
 mod plan_cmd;
@@ -27,6 +28,7 @@ use crate::error::{exit, Error};
 use crate::plan::Scope;
 use crate::state::journal::Replay;
 use crate::state::{Lock, State, StatePaths};
+use diagnostics::ErrorFormat;
 pub use ui::Ui;
 
 /// Declarative membership for `SaaS` platforms: plan and apply invitations
@@ -43,7 +45,8 @@ pub struct Cli {
 /// Options every command takes.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// Config file or directory (repeatable; a directory loads every *.yaml/*.yml in it).
+    /// Config file or directory (repeatable; a directory loads every *.yaml/*.yml below it, sorted by path,
+    /// skipping hidden folders and symbolic links).
     /// Without it: `MEMBERCTL_CONFIG` (paths separated by `:`), then `memberctl.yaml`
     #[arg(short, long = "config", value_name = "PATH", global = true)]
     pub config: Vec<PathBuf>,
@@ -82,7 +85,7 @@ pub enum ColorChoice {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check the configuration without touching state or network
-    Validate,
+    Validate(ValidateArgs),
     /// Show what apply would do
     Plan(PlanArgs),
     /// Carry out the changes (asks first on a terminal)
@@ -118,6 +121,14 @@ pub enum PlanFormat {
     Markdown,
 }
 
+/// `validate` options.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// How to report problems: `json` and `github` print them on stdout for CI
+    #[arg(long, default_value = "human")]
+    pub format: ErrorFormat,
+}
+
 /// Narrowing a plan.
 #[derive(Debug, Args, Clone, Default)]
 pub struct ScopeArgs {
@@ -147,6 +158,9 @@ pub struct PlanArgs {
     /// With --refresh: reactivate users found deactivated outside memberctl
     #[arg(long, requires = "refresh")]
     pub reactivate: bool,
+    /// How to report errors (on stderr): `json` or `github` for CI
+    #[arg(long, default_value = "human")]
+    pub error_format: ErrorFormat,
     #[command(flatten)]
     pub scope: ScopeArgs,
 }
@@ -172,6 +186,10 @@ pub struct ApplyArgs {
     /// Allow up to N invitations and removals in this run (overrides `safety.max_changes`)
     #[arg(long, value_name = "N")]
     pub max_changes: Option<usize>,
+    /// Allow removing up to this fraction of a provider's recorded members in this run (overrides
+    /// `safety.max_removal_fraction`)
+    #[arg(long, value_name = "F", value_parser = parse_fraction)]
+    pub max_removal_fraction: Option<f64>,
     /// List what the providers hold first, record it, and apply drift back too
     #[arg(long, conflicts_with = "plan")]
     pub refresh: bool,
@@ -181,6 +199,9 @@ pub struct ApplyArgs {
     /// Carry out removals that delete users (providers with `on_remove: delete`)
     #[arg(long)]
     pub allow_delete: bool,
+    /// How to report errors (on stderr): `json` or `github` for CI
+    #[arg(long, default_value = "human")]
+    pub error_format: ErrorFormat,
     #[command(flatten)]
     pub scope: ScopeArgs,
 }
@@ -292,6 +313,13 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         return Ok(Duration::ZERO);
     }
     humantime::parse_duration(text).map_err(|e| format!("{e} (write e.g. `30s` or `2m`)"))
+}
+
+fn parse_fraction(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err("write a fraction between 0 and 1, e.g. `0.5`".to_owned()),
+    }
 }
 
 fn parse_address(text: &str) -> Result<Address, String> {
@@ -420,10 +448,28 @@ pub fn run(args: Vec<OsString>) -> u8 {
     };
     progress::init_logging(cli.global.quiet, cli.global.verbose);
     let mut cx = Context { global: &cli.global, ui: Ui::new(&cli.global) };
-    let outcome = dispatch(&cli.command, &mut cx).and_then(|success| cx.ui.flush().map(|()| success));
+    let mut outcome = dispatch(&cli.command, &mut cx).and_then(|success| cx.ui.flush().map(|()| success));
     if let Err(error) = &outcome {
         if !error.is_broken_pipe() {
-            cx.ui.report_error(&crate::error::render(error, cli.global.all));
+            let (format, on_stdout) = match &cli.command {
+                Command::Validate(args) => (args.format, true),
+                Command::Plan(args) => (args.error_format, false),
+                Command::Apply(args) => (args.error_format, false),
+                _ => (ErrorFormat::Human, false),
+            };
+            let root = if format == ErrorFormat::Github { diagnostics::repository_root() } else { PathBuf::new() };
+            let rendered = diagnostics::render(error, format, cli.global.all, &root);
+            if on_stdout && format != ErrorFormat::Human {
+                // `validate --format json|github`: the problems are its output.
+                if let Err(failed) = cx.ui.print(&rendered).and_then(|()| cx.ui.flush()) {
+                    if !failed.is_broken_pipe() {
+                        cx.ui.report_error(&crate::error::render(&failed, false));
+                    }
+                    outcome = Err(failed);
+                }
+            } else {
+                cx.ui.report_error(&rendered);
+            }
         }
     }
     exit_code(&outcome)
@@ -445,8 +491,12 @@ fn clap_exit(err: &clap::Error) -> u8 {
 
 fn dispatch(command: &Command, cx: &mut Context<'_>) -> Outcome {
     match command {
-        Command::Validate => {
+        Command::Validate(args) => {
             let config = cx.load_config()?;
+            if args.format == ErrorFormat::Json {
+                cx.ui.print(&diagnostics::json(&[]))?;
+                return Ok(Success::Done);
+            }
             let files = config.files.iter().map(|f| format!("`{}`", f.display())).collect::<Vec<_>>().join(", ");
             cx.ui.println(&format!(
                 "The configuration is valid: {} member(s), {} address(es) at {} provider(s), from {files}.",

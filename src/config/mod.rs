@@ -9,6 +9,9 @@ mod fast_yaml;
 mod load;
 pub mod locate;
 pub mod model;
+pub mod names;
+mod owners;
+mod policy;
 pub mod problem;
 mod resolve;
 pub mod schema;
@@ -56,6 +59,9 @@ pub struct Config {
     pub max_removal_fraction: f64,
     /// `invites.resend_after`.
     pub resend_after: Option<Duration>,
+    /// The catalogs read backwards (per provider: remote id → name), so
+    /// plans show names.
+    pub names: names::CatalogNames,
 }
 
 /// Why a configuration could not be loaded.

@@ -55,6 +55,11 @@ pub struct ConfigFile {
     pub invites: Option<Invites>,
     /// The people, keyed by email.
     pub members: Vec<MemberConfig>,
+    /// What the members of matching files may grant (team folders). A
+    /// file matched by any rule may declare only `version` and `members`.
+    pub owners: Vec<OwnerRule>,
+    /// Rules on the desired state as a whole.
+    pub policy: Option<Policy>,
     #[serde(flatten)]
     #[schemars(skip)]
     #[doc(hidden)]
@@ -62,8 +67,20 @@ pub struct ConfigFile {
 }
 
 /// The keys [`ConfigFile`] knows, for "did you mean".
-pub const CONFIG_KEYS: &[&str] =
-    &["version", "providers", "roles", "plans", "groups", "positions", "defaults", "safety", "invites", "members"];
+pub const CONFIG_KEYS: &[&str] = &[
+    "version",
+    "providers",
+    "roles",
+    "plans",
+    "groups",
+    "positions",
+    "defaults",
+    "safety",
+    "invites",
+    "members",
+    "owners",
+    "policy",
+];
 
 /// One provider (a community, a tenant, or the sandbox).
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -224,6 +241,51 @@ pub struct Safety {
 
 /// The keys [`Safety`] knows.
 pub const SAFETY_KEYS: &[&str] = &["max_changes", "max_removal_fraction"];
+
+/// One ownership rule: what members declared in the matching files may do.
+/// A key left out does not restrict; an empty list allows none.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct OwnerRule {
+    /// Glob of the files the rule covers, relative to the file declaring the
+    /// rule (`teams/design/**`; `*` stays within one folder, `**` crosses them).
+    pub files: String,
+    /// Providers the members may join.
+    pub providers: Option<Vec<String>>,
+    /// Roles the members may be given.
+    pub roles: Option<Vec<String>>,
+    /// Groups the members may be put in.
+    pub groups: Option<Vec<String>>,
+    /// Plans the members may be given.
+    pub plans: Option<Vec<String>>,
+    #[serde(flatten)]
+    #[schemars(skip)]
+    #[doc(hidden)]
+    pub unknown: UnknownKeys,
+}
+
+/// The keys [`OwnerRule`] knows.
+pub const OWNER_RULE_KEYS: &[&str] = &["files", "providers", "roles", "groups", "plans"];
+
+/// Rules on the desired state, checked by `validate`, `plan` and `apply`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct Policy {
+    /// Role name → the fewest members that must hold it, at every provider
+    /// the role has an id for (e.g. `{ admin: 2 }`).
+    pub min_members: BTreeMap<String, usize>,
+    /// Addresses (`PROVIDER/EMAIL`) that must stay configured.
+    pub required: Vec<String>,
+    #[serde(flatten)]
+    #[schemars(skip)]
+    #[doc(hidden)]
+    pub unknown: UnknownKeys,
+}
+
+/// The keys [`Policy`] knows.
+pub const POLICY_KEYS: &[&str] = &["min_members", "required"];
 
 /// Invitation lifecycle.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -388,6 +450,8 @@ impl<'de> Deserialize<'de> for ConfigFile {
                         "safety" => file.safety = map.next_value()?,
                         "invites" => file.invites = map.next_value()?,
                         "members" => file.members = map.next_value()?,
+                        "owners" => file.owners = map.next_value()?,
+                        "policy" => file.policy = map.next_value()?,
                         other => return Err(A::Error::unknown_field(other, CONFIG_KEYS)),
                     }
                 }

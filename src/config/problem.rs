@@ -99,6 +99,11 @@ pub mod rules {
         GROUP_NO_ID = "group-no-id", "group has no id for provider";
         POSITION_NO_ID = "position-no-id", "position has no id for provider";
         PROVIDER_REQUIREMENT = "provider-requirement", "member lacks what its provider requires";
+        OWNERS = "owners", "member grants what its file's `owners` rule does not allow";
+        OWNED_FILE_KEY = "owned-file-key", "key a file restricted by `owners` may not declare";
+        OWNERS_GLOB = "owners-glob", "invalid `owners` glob";
+        MIN_MEMBERS = "min-members", "fewer members hold a role than `policy.min_members` asks";
+        REQUIRED_MEMBER = "required-member", "address in `policy.required` not configured";
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::model::{
     CapabilityName, Catalog, ConfigFile, MemberConfig, ProviderConfig, UnknownKeys, CONFIG_KEYS, DEFAULTS_KEYS,
-    INVITES_KEYS, MEMBER_KEYS, PROVIDER_KEYS, SAFETY_KEYS,
+    INVITES_KEYS, MEMBER_KEYS, OWNER_RULE_KEYS, POLICY_KEYS, PROVIDER_KEYS, SAFETY_KEYS,
 };
 use super::problem::{did_you_mean, rules, suggestion, Pending, Rule};
 use crate::provider::scim::mapping::ScimSettings;
@@ -80,6 +80,12 @@ pub(crate) fn check_unknown_keys(report: &mut Report<'_>, file: &ConfigFile, mem
     }
     if let Some(i) = &file.invites {
         unknown_keys(report, "invites", &i.unknown, INVITES_KEYS);
+    }
+    for (index, rule) in file.owners.iter().enumerate() {
+        unknown_keys(report, &format!("owners[{index}]"), &rule.unknown, OWNER_RULE_KEYS);
+    }
+    if let Some(p) = &file.policy {
+        unknown_keys(report, "policy", &p.unknown, POLICY_KEYS);
     }
     for (index, member) in members.iter().enumerate() {
         if !member.unknown.is_empty() {
