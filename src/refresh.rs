@@ -334,6 +334,7 @@ mod tests {
             max_changes: 100,
             max_removal_fraction: 0.25,
             resend_after: None,
+            state: crate::config::StateSettings::File { path: None },
         }
     }
 

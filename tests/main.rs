@@ -10,6 +10,7 @@ mod examples;
 mod gitops;
 mod lifecycle;
 mod output;
+mod postgres;
 mod providers;
 mod refresh;
 mod scim_infra;

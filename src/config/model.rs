@@ -52,6 +52,8 @@ pub struct ConfigFile {
     pub safety: Option<Safety>,
     /// Invitation lifecycle settings.
     pub invites: Option<Invites>,
+    /// Where the state lives (default: the file `memberctl.state.json`).
+    pub state: Option<StateConfig>,
     /// The people, keyed by email.
     pub members: Vec<MemberConfig>,
     #[serde(flatten)]
@@ -61,8 +63,19 @@ pub struct ConfigFile {
 }
 
 /// The keys [`ConfigFile`] knows, for "did you mean".
-pub const CONFIG_KEYS: &[&str] =
-    &["version", "providers", "roles", "plans", "groups", "positions", "defaults", "safety", "invites", "members"];
+pub const CONFIG_KEYS: &[&str] = &[
+    "version",
+    "providers",
+    "roles",
+    "plans",
+    "groups",
+    "positions",
+    "defaults",
+    "safety",
+    "invites",
+    "state",
+    "members",
+];
 
 /// One provider (a community, a tenant, or the sandbox).
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -202,6 +215,39 @@ pub struct Safety {
 
 /// The keys [`Safety`] knows.
 pub const SAFETY_KEYS: &[&str] = &["max_changes", "max_removal_fraction"];
+
+/// Where the state lives.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct StateConfig {
+    /// `file` (the default) or `postgres`.
+    pub backend: Option<StateBackendKind>,
+    /// postgres: the environment variable holding the `postgres://` URL
+    /// (default `MEMBERCTL_DATABASE_URL`). The URL is never printed.
+    pub url_env: Option<String>,
+    /// postgres: the state's name; one name is one complete configuration.
+    pub name: Option<String>,
+    /// file: the state file (default `memberctl.state.json`); `--state` overrides it.
+    pub path: Option<String>,
+    #[serde(flatten)]
+    #[schemars(skip)]
+    #[doc(hidden)]
+    pub unknown: UnknownKeys,
+}
+
+/// The state backends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StateBackendKind {
+    /// A JSON file.
+    File,
+    /// A `PostgreSQL` database.
+    Postgres,
+}
+
+/// The keys [`StateConfig`] knows.
+pub const STATE_KEYS: &[&str] = &["backend", "url_env", "name", "path"];
 
 /// Invitation lifecycle.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -365,6 +411,7 @@ impl<'de> Deserialize<'de> for ConfigFile {
                         "defaults" => file.defaults = map.next_value()?,
                         "safety" => file.safety = map.next_value()?,
                         "invites" => file.invites = map.next_value()?,
+                        "state" => file.state = map.next_value()?,
                         "members" => file.members = map.next_value()?,
                         other => return Err(A::Error::unknown_field(other, CONFIG_KEYS)),
                     }

@@ -1,13 +1,13 @@
 //! Merging config files and resolving members into per-address attributes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::load::Source;
-use super::model::{Catalog, ConfigFile, MemberConfig};
+use super::model::{Catalog, ConfigFile, MemberConfig, StateBackendKind, StateConfig};
 use super::problem::{suggestion, Pending};
 use super::validate::{check_catalog, check_unknown_keys, is_valid_email, provider_settings, singular, Report};
-use super::{Config, DEFAULT_MAX_CHANGES, DEFAULT_MAX_REMOVAL_FRACTION};
+use super::{Config, StateSettings, DEFAULT_DATABASE_URL_ENV, DEFAULT_MAX_CHANGES, DEFAULT_MAX_REMOVAL_FRACTION};
 use crate::address::{normalize_email, Address};
 use crate::attributes::{Attributes, Method};
 use crate::provider::{CatalogKind, NameFields, ProviderSettings};
@@ -86,6 +86,7 @@ pub(crate) fn resolve(
     let mut max_changes: Option<Origin<usize>> = None;
     let mut max_removal_fraction: Option<Origin<f64>> = None;
     let mut resend_after: Option<Origin<&String>> = None;
+    let mut state: Option<Origin<StateSettings>> = None;
 
     let mut declared_version = false;
     for &(file, config) in &files {
@@ -180,6 +181,10 @@ pub(crate) fn resolve(
                 "safety.max_removal_fraction".into(),
                 "`safety.max_removal_fraction`",
             );
+        }
+        if let Some(settings) = &config.state {
+            let resolved = resolve_state(&mut Report { file, pending }, settings);
+            set_once(pending, &mut state, resolved, file, "state".into(), "`state`");
         }
         if let Some(r) = config.invites.as_ref().and_then(|i| i.resend_after.as_ref()) {
             set_once(pending, &mut resend_after, r, file, "invites.resend_after".into(), "`invites.resend_after`");
@@ -308,6 +313,50 @@ pub(crate) fn resolve(
         max_changes,
         max_removal_fraction,
         resend_after,
+        state: state.map_or(StateSettings::File { path: None }, |o| o.value),
+    }
+}
+
+/// Checks `state:` and resolves it.
+fn resolve_state(report: &mut Report<'_>, settings: &StateConfig) -> StateSettings {
+    let only_for = |report: &mut Report<'_>, key: &str, backend: &str| {
+        report.at(
+            format!("state.{key}"),
+            format!("`state.{key}` applies only to `backend: {backend}`"),
+            format!("remove it, or set `backend: {backend}`"),
+        );
+    };
+    match settings.backend.unwrap_or(StateBackendKind::File) {
+        StateBackendKind::File => {
+            for (key, set) in [("url_env", settings.url_env.is_some()), ("name", settings.name.is_some())] {
+                if set {
+                    only_for(report, key, "postgres");
+                }
+            }
+            StateSettings::File { path: settings.path.as_ref().map(PathBuf::from) }
+        }
+        StateBackendKind::Postgres => {
+            if settings.path.is_some() {
+                only_for(report, "path", "file");
+            }
+            let name = settings.name.clone().unwrap_or_default();
+            if name.trim().is_empty() {
+                report.at(
+                    "state.name",
+                    "`backend: postgres` needs a `state.name`",
+                    "one name per complete configuration, e.g. `name: acme-community`".to_owned(),
+                );
+            }
+            let url_env = settings.url_env.clone().unwrap_or_else(|| DEFAULT_DATABASE_URL_ENV.to_owned());
+            if url_env.is_empty() {
+                report.at(
+                    "state.url_env",
+                    "`state.url_env` is empty",
+                    "the default is `MEMBERCTL_DATABASE_URL`".to_owned(),
+                );
+            }
+            StateSettings::Postgres { url_env, name }
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::model::{
     CapabilityName, Catalog, ConfigFile, MemberConfig, ProviderConfig, UnknownKeys, CONFIG_KEYS, DEFAULTS_KEYS,
-    INVITES_KEYS, MEMBER_KEYS, PROVIDER_KEYS, SAFETY_KEYS,
+    INVITES_KEYS, MEMBER_KEYS, PROVIDER_KEYS, SAFETY_KEYS, STATE_KEYS,
 };
 use super::problem::{did_you_mean, suggestion, Pending};
 use crate::provider::{defaults, Capabilities, CatalogKind, ProviderSettings};
@@ -67,6 +67,9 @@ pub(crate) fn check_unknown_keys(report: &mut Report<'_>, file: &ConfigFile, mem
     }
     if let Some(i) = &file.invites {
         unknown_keys(report, "invites", &i.unknown, INVITES_KEYS);
+    }
+    if let Some(s) = &file.state {
+        unknown_keys(report, "state", &s.unknown, STATE_KEYS);
     }
     for (index, member) in members.iter().enumerate() {
         if !member.unknown.is_empty() {

@@ -6,11 +6,13 @@
 //! [`journal`] records every batch's intent and outcome during apply so that
 //! a crash loses nothing the provider confirmed.
 
+pub mod backend;
 pub mod edit;
 mod failpoint;
 pub mod file;
 pub mod journal;
 pub mod lock;
+pub mod postgres;
 mod record;
 
 use std::collections::BTreeMap;
@@ -24,7 +26,7 @@ use crate::address::Address;
 use crate::attributes::Attributes;
 use crate::provider::RemoteIds;
 
-pub use journal::Recorder;
+pub use backend::{Backend, FileBackend, Held, Recorder};
 pub use lock::{Lock, LockInfo};
 
 /// The state format this memberctl writes and reads.
@@ -222,6 +224,61 @@ pub enum StateError {
         /// The address.
         address: String,
     },
+    /// The state database cannot be used.
+    #[error("state database `{target}`: {detail}")]
+    Database {
+        /// Host and database name (never the user or password).
+        target: String,
+        /// What went wrong (the driver's words, user and password removed).
+        detail: String,
+    },
+    /// Another run took the lock over (this run's session was cut), so this
+    /// run may write nothing more.
+    #[error("the lock on state `{name}` was taken over by another run; this run wrote nothing more")]
+    Fenced {
+        /// The state name.
+        name: String,
+    },
+    /// The session's server process changed: a transaction-pooling proxy.
+    #[error("state database `{target}`: the session moved from server process {was} to {now}, as behind a transaction-pooling proxy")]
+    Pooler {
+        /// Host and database name.
+        target: String,
+        /// The process the session began on.
+        was: i32,
+        /// The process it is on now.
+        now: i32,
+    },
+    /// The database schema was migrated by a newer memberctl.
+    #[error(
+        "the `memberctl` schema in the database is at version {found}; this memberctl reads up to version {supported}"
+    )]
+    NewerSchema {
+        /// The version found.
+        found: u32,
+        /// The newest this memberctl reads.
+        supported: u32,
+    },
+    /// The environment variable with the database URL is not set.
+    #[error("`{env}` is not set: the config keeps the state in PostgreSQL")]
+    MissingUrl {
+        /// The variable.
+        env: String,
+    },
+    /// The database URL cannot be used.
+    #[error("the database URL in `{env}` is not usable: {reason}")]
+    BadUrl {
+        /// The variable.
+        env: String,
+        /// Why (never quoting the URL).
+        reason: String,
+    },
+    /// `state push` refused to replace the state.
+    #[error("refusing to push: {reason}")]
+    PushRefused {
+        /// Why.
+        reason: String,
+    },
     /// File system trouble.
     #[error("cannot {action} `{}`", path.display())]
     Io {
@@ -253,7 +310,25 @@ impl StateError {
             }
             StateError::NoSuchAddress { .. } => Some("`memberctl state list` shows the addresses".to_owned()),
             StateError::AlreadyExists { .. } => Some("`memberctl state show ADDR` shows the record".to_owned()),
-            StateError::Io { .. } => None,
+            StateError::Database { .. } => Some(
+                "check that the database is up and reachable, and the URL's host, database, user and password"
+                    .to_owned(),
+            ),
+            StateError::Fenced { .. } => {
+                Some("run `memberctl apply` again once the other run is done; it recovers what was sent".to_owned())
+            }
+            StateError::Pooler { .. } => Some(
+                "connect to PostgreSQL directly or through a session-pooling proxy: the state lock is a session lock"
+                    .to_owned(),
+            ),
+            StateError::NewerSchema { .. } => Some("upgrade memberctl; nothing was changed".to_owned()),
+            StateError::MissingUrl { .. } => {
+                Some("set it to a `postgres://USER:PASSWORD@HOST/DATABASE` URL (in CI, from a secret)".to_owned())
+            }
+            StateError::BadUrl { .. } => Some(
+                "the URL is `postgres://USER:PASSWORD@HOST[:PORT]/DATABASE[?sslmode=...&sslrootcert=...]`".to_owned(),
+            ),
+            StateError::PushRefused { .. } | StateError::Io { .. } => None,
         }
     }
 

@@ -6,4 +6,5 @@ pub mod fake_common;
 pub mod fake_networked;
 pub mod fault_proxy;
 pub mod harness;
+pub mod postgres;
 pub mod scim_server;

@@ -1,0 +1,724 @@
+//! The state in `PostgreSQL`, shared by many pipelines.
+//!
+//! One dedicated session holds a session advisory lock keyed by the state's
+//! name and does every read and write of the run. Taking the lock increments
+//! the state's `epoch`; every write checks `(serial, epoch)`, so a writer
+//! whose session was killed and whose lock was taken over can never commit,
+//! even though the serial it expects is still there. Each apply batch is an
+//! intent row (before it is sent) and one transaction that writes its
+//! outcomes and removes the intent: O(batch). A run that finds intents left
+//! behind makes their addresses `uncertain`, as the file journal does.
+//! `plan` reads a REPEATABLE READ snapshot and takes no lock.
+
+// PostgreSQL has only signed integers; serials, epochs, batch numbers and
+// format versions stay far below where the sign matters.
+#![allow(clippy::cast_possible_wrap)]
+
+mod schema;
+mod session;
+mod tls;
+pub mod url;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tokio_postgres::Client;
+use uuid::Uuid;
+
+use super::backend::{Backend, Held, RecordBatches, Recorder};
+use super::file::Streamed;
+use super::journal::Replay;
+use super::lock::host_name;
+use super::{Loaded, LockInfo, Resource, State, StateError, FORMAT_VERSION};
+use crate::provider::{Operation, Outcome};
+pub use schema::SCHEMA_VERSION;
+use session::{Fail, Session};
+pub use url::DatabaseUrl;
+
+/// The advisory lock key of a state: the first 8 bytes of SHA-256 of its name.
+#[must_use]
+pub fn lock_key(name: &str) -> i64 {
+    let digest = Sha256::digest(name.as_bytes());
+    i64::from_be_bytes(digest[..8].try_into().expect("a SHA-256 digest has 32 bytes"))
+}
+
+/// A state stored in `PostgreSQL`.
+pub struct PostgresBackend {
+    session: Arc<Session>,
+    name: String,
+    /// The epoch this run's lock was taken at (none before locking).
+    epoch: Option<i64>,
+}
+
+/// The state's row and records, as read in one snapshot.
+struct Snapshot {
+    lineage: Option<Uuid>,
+    serial: i64,
+    resources: BTreeMap<crate::address::Address, Resource>,
+    /// Intents with no outcome: `(epoch, batch, operations)`.
+    intents: Vec<(i64, i64, Vec<Operation>)>,
+}
+
+fn corrupt(name: &str, detail: String) -> Fail {
+    Fail::State(StateError::Corrupt { path: PathBuf::from(format!("postgres state `{name}`")), detail })
+}
+
+async fn read_snapshot(client: &Client, name: &str) -> Result<Snapshot, Fail> {
+    client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
+    let read = async {
+        let row = client
+            .query_opt("SELECT lineage::text, serial, format_version FROM memberctl.states WHERE name = $1", &[&name])
+            .await?;
+        let (lineage, serial) = match row {
+            Some(row) => {
+                let format_version: i32 = row.get(2);
+                if format_version > FORMAT_VERSION as i32 {
+                    return Err(Fail::State(StateError::NewerFormat {
+                        path: PathBuf::from(format!("postgres state `{name}`")),
+                        found: format_version as u32,
+                    }));
+                }
+                let lineage: Option<String> = row.get(0);
+                let lineage = lineage
+                    .map(|l| l.parse::<Uuid>().map_err(|e| corrupt(name, format!("lineage: {e}"))))
+                    .transpose()?;
+                (lineage, row.get::<_, i64>(1))
+            }
+            None => (None, 0),
+        };
+        let mut resources = BTreeMap::new();
+        for row in client
+            .query(
+                "SELECT record::text FROM memberctl.resources WHERE state = $1 ORDER BY address COLLATE \"C\"",
+                &[&name],
+            )
+            .await?
+        {
+            let text: String = row.get(0);
+            let resource: Resource = serde_json::from_str(&text).map_err(|e| corrupt(name, e.to_string()))?;
+            resources.insert(resource.address.clone(), resource);
+        }
+        let mut intents = Vec::new();
+        for row in client
+            .query(
+                "SELECT epoch, batch, intent::text FROM memberctl.journal WHERE state = $1 ORDER BY epoch, batch",
+                &[&name],
+            )
+            .await?
+        {
+            let text: String = row.get(2);
+            let ops: Vec<Operation> = serde_json::from_str(&text).map_err(|e| corrupt(name, e.to_string()))?;
+            intents.push((row.get(0), row.get(1), ops));
+        }
+        Ok(Snapshot { lineage, serial, resources, intents })
+    }
+    .await;
+    finish_transaction(client, read).await
+}
+
+/// Commits after `body` succeeded, rolls back otherwise.
+async fn finish_transaction<T>(client: &Client, body: Result<T, Fail>) -> Result<T, Fail> {
+    match body {
+        Ok(value) => {
+            client.batch_execute("COMMIT").await?;
+            Ok(value)
+        }
+        Err(fail) => {
+            // The error that matters is the one in hand.
+            client.batch_execute("ROLLBACK").await.ok();
+            Err(fail)
+        }
+    }
+}
+
+/// One checked write: the expected `(serial, epoch)` and what changes.
+struct Write {
+    name: String,
+    epoch: i64,
+    serial: i64,
+    /// The new lineage, when it changes (`state push --force`, first write).
+    lineage: Option<Uuid>,
+    /// Replace every record (`state push`) rather than patch.
+    replace: bool,
+    /// The serial to write instead of `serial + 1` (`state push`).
+    set_serial: Option<i64>,
+    upserts: Vec<(String, String)>,
+    deletes: Vec<String>,
+    /// Intents this write answers: `(epoch, batch)`.
+    answered: Vec<(i64, i64)>,
+    /// Who writes, for `updated_by`.
+    by: String,
+}
+
+/// Applies `write` in one transaction; answers the new serial and the
+/// backend pid that did it.
+async fn commit(client: &Client, write: Write) -> Result<(i64, i32), Fail> {
+    client.batch_execute("BEGIN").await?;
+    let body = async {
+        let lineage = write.lineage.map(|l| l.to_string());
+        let row = client
+            .query_opt(
+                "UPDATE memberctl.states
+                    SET serial = COALESCE($7, serial + 1), updated_at = now(), updated_by = $4,
+                        lineage = COALESCE($5::text::uuid, lineage), format_version = $6
+                  WHERE name = $1 AND epoch = $2 AND serial = $3
+              RETURNING serial, pg_backend_pid()",
+                &[
+                    &write.name,
+                    &write.epoch,
+                    &write.serial,
+                    &write.by,
+                    &lineage,
+                    &(FORMAT_VERSION as i32),
+                    &write.set_serial,
+                ],
+            )
+            .await?;
+        let Some(row) = row else {
+            return Err(Fail::State(StateError::Fenced { name: write.name.clone() }));
+        };
+        if write.replace {
+            client.execute("DELETE FROM memberctl.resources WHERE state = $1", &[&write.name]).await?;
+        }
+        if !write.upserts.is_empty() {
+            let (addresses, records): (Vec<String>, Vec<String>) = write.upserts.iter().cloned().unzip();
+            client
+                .execute(
+                    "INSERT INTO memberctl.resources (state, address, record)
+                     SELECT $1, a, r::jsonb FROM unnest($2::text[], $3::text[]) AS t (a, r)
+                     ON CONFLICT (state, address) DO UPDATE SET record = EXCLUDED.record",
+                    &[&write.name, &addresses, &records],
+                )
+                .await?;
+        }
+        if !write.deletes.is_empty() {
+            client
+                .execute(
+                    "DELETE FROM memberctl.resources WHERE state = $1 AND address = ANY($2::text[])",
+                    &[&write.name, &write.deletes],
+                )
+                .await?;
+        }
+        if write.replace {
+            client.execute("DELETE FROM memberctl.journal WHERE state = $1", &[&write.name]).await?;
+        } else if !write.answered.is_empty() {
+            let (epochs, batches): (Vec<i64>, Vec<i64>) = write.answered.iter().copied().unzip();
+            client
+                .execute(
+                    "DELETE FROM memberctl.journal j USING unnest($2::bigint[], $3::bigint[]) AS t (e, b)
+                      WHERE j.state = $1 AND j.epoch = t.e AND j.batch = t.b",
+                    &[&write.name, &epochs, &batches],
+                )
+                .await?;
+        }
+        Ok((row.get::<_, i64>(0), row.get::<_, i32>(1)))
+    }
+    .await;
+    finish_transaction(client, body).await
+}
+
+fn who() -> String {
+    format!("memberctl pid {} on {}", std::process::id(), host_name())
+}
+
+/// The rows a state's records become, for the addresses `ops` touched.
+fn rows_for(state: &State, ops: &[Operation]) -> (Vec<(String, String)>, Vec<String>) {
+    let mut upserts = Vec::new();
+    let mut deletes = Vec::new();
+    for op in ops {
+        match state.resources.get(&op.address) {
+            Some(resource) => {
+                upserts.push((op.address.to_string(), serde_json::to_string(resource).expect("records serialise")));
+            }
+            None => deletes.push(op.address.to_string()),
+        }
+    }
+    (upserts, deletes)
+}
+
+impl PostgresBackend {
+    /// Connects to the database in the environment variable `url_env`, for
+    /// the state called `name`.
+    pub fn connect(url_env: &str, name: &str) -> Result<Self, StateError> {
+        let text = std::env::var(url_env).map_err(|_| StateError::MissingUrl { env: url_env.to_owned() })?;
+        Self::connect_url(url_env, &text, name)
+    }
+
+    /// Connects to the database at `url` (which came from `url_env`, named
+    /// in errors), for the state called `name`.
+    pub fn connect_url(url_env: &str, url: &str, name: &str) -> Result<Self, StateError> {
+        let url = DatabaseUrl::parse(url).map_err(|reason| StateError::BadUrl { env: url_env.to_owned(), reason })?;
+        let session = Session::connect(url)?;
+        Ok(Self { session: Arc::new(session), name: name.to_owned(), epoch: None })
+    }
+
+    /// The server process of this run's session (for tests that cut it).
+    #[must_use]
+    pub fn backend_pid(&self) -> i32 {
+        self.session.pid
+    }
+
+    fn state_of(snapshot: Snapshot, replay_now: &str) -> (Option<State>, Option<Replay>) {
+        let Some(lineage) = snapshot.lineage else {
+            return (None, None);
+        };
+        let mut state = State { lineage, serial: snapshot.serial as u64, resources: snapshot.resources };
+        if snapshot.intents.is_empty() {
+            return (Some(state), None);
+        }
+        let mut replay = Replay::default();
+        for (_, _, ops) in &snapshot.intents {
+            replay.interrupted += 1;
+            for op in ops {
+                let reason = "memberctl stopped before the answer was recorded".to_owned();
+                state.record(op, &Outcome::Uncertain { reason }, replay_now);
+                replay.uncertain.push(op.address.to_string());
+            }
+        }
+        // The fold advances the serial once; a plan saved now still matches.
+        state.serial += 1;
+        (Some(state), Some(replay))
+    }
+
+    /// Who holds (or last held) the lock, from the `locks` row.
+    fn holder(&self) -> Result<Option<LockInfo>, StateError> {
+        let name = self.name.clone();
+        self.session.call(move |client| async move {
+            let row = client
+                .query_opt(
+                    "SELECT holder, host, pid, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+                       FROM memberctl.locks WHERE state = $1",
+                    &[&name],
+                )
+                .await?;
+            Ok(row.map(|row| LockInfo {
+                command: row.get(0),
+                host: row.get(1),
+                pid: u32::try_from(row.get::<_, i32>(2)).unwrap_or_default(),
+                since: row.get(3),
+            }))
+        })
+    }
+
+    fn epoch(&self) -> Result<i64, StateError> {
+        self.epoch.ok_or_else(|| StateError::Fenced { name: self.name.clone() })
+    }
+}
+
+/// What a streaming read hands to the caller's thread.
+enum Item {
+    /// The state's lineage and serial (none: no state yet), and whether
+    /// intents are pending (then the state must be read whole).
+    Header(Option<(Uuid, i64)>, bool),
+    /// One record's JSON.
+    Record(String),
+    /// The end of the reading.
+    End(Result<(), Fail>),
+}
+
+/// Streams a state's records to `send` in address order, from one
+/// REPEATABLE READ snapshot, until `stop` is raised.
+async fn stream_records(
+    client: &Client,
+    name: &str,
+    send: &mpsc::SyncSender<Item>,
+    stop: &AtomicBool,
+) -> Result<(), Fail> {
+    use futures_util::StreamExt;
+    client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
+    let body = async {
+        let row =
+            client.query_opt("SELECT lineage::text, serial FROM memberctl.states WHERE name = $1", &[&name]).await?;
+        let header = row.and_then(|row| {
+            let lineage: Option<String> = row.get(0);
+            Some((lineage?.parse::<Uuid>().ok()?, row.get::<_, i64>(1)))
+        });
+        let pending = client
+            .query_one("SELECT count(*) FROM memberctl.journal WHERE state = $1", &[&name])
+            .await?
+            .get::<_, i64>(0)
+            > 0;
+        let go_on = header.is_some() && !pending;
+        // The caller is blocked on this channel, on another thread.
+        send.send(Item::Header(header, pending)).ok();
+        if !go_on {
+            return Ok(());
+        }
+        let rows = client
+            .query_raw(
+                "SELECT record::text FROM memberctl.resources WHERE state = $1 ORDER BY address COLLATE \"C\"",
+                [name],
+            )
+            .await?;
+        let mut rows = std::pin::pin!(rows);
+        while let Some(row) = rows.next().await {
+            let row = row?;
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let record: String = row.get(0);
+            if tokio::task::block_in_place(|| send.send(Item::Record(record))).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    finish_transaction(client, body).await
+}
+
+/// Releases the advisory lock when the run is done with it.
+struct Release {
+    session: Arc<Session>,
+    name: String,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let key = lock_key(&name);
+        // Closing the session releases the lock anyway; this only makes it
+        // prompt and clears the "locked by" row.
+        self.session
+            .call(|client| async move {
+                client.execute("DELETE FROM memberctl.locks WHERE state = $1", &[&name]).await?;
+                client.execute("SELECT pg_advisory_unlock($1)", &[&key]).await?;
+                Ok(())
+            })
+            .ok();
+    }
+}
+
+impl Backend for PostgresBackend {
+    fn describe(&self) -> String {
+        format!("state `{}` in PostgreSQL `{}`", self.name, self.session.target())
+    }
+
+    fn lock(&mut self, command: &str, timeout: Duration) -> Result<Held, StateError> {
+        let key = lock_key(&self.name);
+        let deadline = Instant::now() + timeout;
+        loop {
+            let pid = self.session.pid;
+            let got = self.session.call(move |client| async move {
+                let row = client.query_one("SELECT pg_try_advisory_lock($1), pg_backend_pid()", &[&key]).await?;
+                let (got, now): (bool, i32) = (row.get(0), row.get(1));
+                if now != pid {
+                    return Err(Fail::State(StateError::Pooler { target: String::new(), was: pid, now }));
+                }
+                Ok(got)
+            });
+            let got = match got {
+                Err(StateError::Pooler { was, now, .. }) => {
+                    return Err(StateError::Pooler { target: self.session.target(), was, now })
+                }
+                other => other?,
+            };
+            if got {
+                break;
+            }
+            if Instant::now() >= deadline {
+                let holder = self.holder()?.map_or_else(|| "another memberctl run".to_owned(), |i| i.to_string());
+                return Err(StateError::Locked { path: PathBuf::from(&self.name), holder });
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let stale = self.holder()?;
+        let (name, command, host, pid) =
+            (self.name.clone(), command.to_owned(), host_name(), i32::try_from(std::process::id()).unwrap_or(-1));
+        let session_pid = self.session.pid;
+        let by = who();
+        let epoch = self.session.call(move |client| async move {
+            client.batch_execute("BEGIN").await?;
+            let body = async {
+                let row = client
+                    .query_one(
+                        "INSERT INTO memberctl.states (name, serial, epoch, format_version, updated_by)
+                         VALUES ($1, 0, 1, $2, $3)
+                         ON CONFLICT (name) DO UPDATE SET epoch = memberctl.states.epoch + 1
+                         RETURNING epoch, pg_backend_pid()",
+                        &[&name, &(FORMAT_VERSION as i32), &by],
+                    )
+                    .await?;
+                client
+                    .execute(
+                        "INSERT INTO memberctl.locks (state, holder, host, pid, started_at)
+                         VALUES ($1, $2, $3, $4, now())
+                         ON CONFLICT (state) DO UPDATE SET holder = $2, host = $3, pid = $4, started_at = now()",
+                        &[&name, &command, &host, &pid],
+                    )
+                    .await?;
+                let now: i32 = row.get(1);
+                if now != session_pid {
+                    return Err(Fail::State(StateError::Pooler { target: String::new(), was: session_pid, now }));
+                }
+                Ok(row.get::<_, i64>(0))
+            }
+            .await;
+            finish_transaction(&client, body).await
+        });
+        let release = Release { session: Arc::clone(&self.session), name: self.name.clone() };
+        let epoch = match epoch {
+            Err(StateError::Pooler { was, now, .. }) => {
+                return Err(StateError::Pooler { target: self.session.target(), was, now })
+            }
+            other => other?,
+        };
+        self.epoch = Some(epoch);
+        Ok(Held::new(stale, Box::new(release)))
+    }
+
+    fn read_guard(&mut self, _command: &str, _timeout: Duration) -> Result<Held, StateError> {
+        Ok(Held::none())
+    }
+
+    fn force_unlock(&mut self) -> Result<Option<LockInfo>, StateError> {
+        let held = self.lock("state unlock", Duration::ZERO)?;
+        Ok(held.stale.clone())
+    }
+
+    fn load(&mut self) -> Result<Loaded, StateError> {
+        let name = self.name.clone();
+        let snapshot = self.session.call(move |client| async move { read_snapshot(&client, &name).await })?;
+        let (state, replay) = Self::state_of(snapshot, &crate::clock::now_rfc3339());
+        Ok(Loaded { state, replay })
+    }
+
+    fn load_and_recover(&mut self) -> Result<Loaded, StateError> {
+        let epoch = self.epoch()?;
+        let name = self.name.clone();
+        let snapshot = self.session.call(move |client| async move { read_snapshot(&client, &name).await })?;
+        let serial = snapshot.serial;
+        let answered: Vec<(i64, i64)> = snapshot.intents.iter().map(|(e, b, _)| (*e, *b)).collect();
+        let touched: Vec<Operation> = snapshot.intents.iter().flat_map(|(_, _, ops)| ops.iter().cloned()).collect();
+        let (state, replay) = Self::state_of(snapshot, &crate::clock::now_rfc3339());
+        if answered.is_empty() {
+            return Ok(Loaded { state, replay });
+        }
+        // Intents of a run that never had a state: nothing to make
+        // uncertain against, only rows to clear.
+        let (upserts, deletes) = state.as_ref().map(|s| rows_for(s, &touched)).unwrap_or_default();
+        let write = Write {
+            name: self.name.clone(),
+            epoch,
+            serial,
+            lineage: None,
+            replace: false,
+            set_serial: None,
+            upserts,
+            deletes,
+            answered,
+            by: who(),
+        };
+        let (new_serial, pid) = self.session.call(move |client| async move { commit(&client, write).await })?;
+        self.session.check_pid(pid).map_err(|f| self.session.error(f))?;
+        let state = state.map(|mut s| {
+            s.serial = new_serial as u64;
+            s
+        });
+        Ok(Loaded { state, replay })
+    }
+
+    fn each_record(&mut self, sink: &mut dyn FnMut(&Resource) -> bool) -> Result<Streamed, StateError> {
+        let name = self.name.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (send, receive) = mpsc::sync_channel::<Item>(1024);
+        let stopped = Arc::clone(&stop);
+        self.session.spawn(move |client| async move {
+            let streamed = stream_records(&client, &name, &send, &stopped).await;
+            send.send(Item::End(streamed)).ok();
+        });
+        let mut outcome = Streamed::Missing;
+        let mut declined = false;
+        let mut ended = None;
+        while let Ok(item) = receive.recv() {
+            match item {
+                Item::Header(None, _) => outcome = Streamed::Missing,
+                Item::Header(Some(_), true) => outcome = Streamed::Fallback,
+                Item::Header(Some((lineage, serial)), false) => {
+                    outcome = Streamed::Done { lineage, serial: serial as u64 };
+                }
+                Item::Record(_) if declined => {}
+                Item::Record(text) => {
+                    let resource: Resource = serde_json::from_str(&text)
+                        .map_err(|e| self.session.error(corrupt(&self.name, e.to_string())))?;
+                    if !sink(&resource) {
+                        // Drain what is in flight so the snapshot ends before
+                        // the session is used again.
+                        declined = true;
+                        stop.store(true, Ordering::Relaxed);
+                        outcome = Streamed::Fallback;
+                    }
+                }
+                Item::End(result) => {
+                    ended = Some(result);
+                    break;
+                }
+            }
+        }
+        match ended {
+            Some(Ok(())) => Ok(outcome),
+            Some(Err(fail)) => Err(self.session.error(fail)),
+            None => Err(StateError::Database {
+                target: self.session.target(),
+                detail: "the database task stopped without an answer".to_owned(),
+            }),
+        }
+    }
+
+    fn recorder(&mut self, state: State) -> Result<Recorder, StateError> {
+        let epoch = self.epoch()?;
+        Ok(Recorder::from_backend(Box::new(PostgresRecorder {
+            session: Arc::clone(&self.session),
+            name: self.name.clone(),
+            epoch,
+            serial: state.serial as i64,
+            lineage_written: false,
+            state,
+            next_batch: 0,
+            open: HashMap::new(),
+            bytes: 0,
+        })))
+    }
+
+    fn write(&mut self, state: &State) -> Result<u64, StateError> {
+        let epoch = self.epoch()?;
+        let name = self.name.clone();
+        let serial = self.session.call(move |client| async move {
+            let row = client.query_one("SELECT serial FROM memberctl.states WHERE name = $1", &[&name]).await?;
+            Ok(row.get::<_, i64>(0))
+        })?;
+        let upserts: Vec<(String, String)> = state
+            .resources
+            .values()
+            .map(|r| (r.address.to_string(), serde_json::to_string(r).expect("records serialise")))
+            .collect();
+        let bytes = upserts.iter().map(|(a, r)| a.len() + r.len()).sum::<usize>() as u64;
+        let write = Write {
+            name: self.name.clone(),
+            epoch,
+            serial,
+            lineage: Some(state.lineage),
+            replace: true,
+            set_serial: Some(state.serial as i64),
+            upserts,
+            deletes: Vec::new(),
+            answered: Vec::new(),
+            by: who(),
+        };
+        let (_, pid) = self.session.call(move |client| async move { commit(&client, write).await })?;
+        self.session.check_pid(pid).map_err(|f| self.session.error(f))?;
+        Ok(bytes)
+    }
+}
+
+/// Records an apply in the database, batch by batch.
+struct PostgresRecorder {
+    session: Arc<Session>,
+    name: String,
+    epoch: i64,
+    /// The serial the database holds, as this run last wrote it.
+    serial: i64,
+    lineage_written: bool,
+    state: State,
+    next_batch: i64,
+    open: HashMap<u64, Vec<Operation>>,
+    bytes: u64,
+}
+
+impl PostgresRecorder {
+    fn commit(&mut self, ops: &[Operation], answered: Vec<(i64, i64)>) -> Result<(), StateError> {
+        let (upserts, deletes) = rows_for(&self.state, ops);
+        self.bytes += upserts.iter().map(|(a, r)| a.len() + r.len()).sum::<usize>() as u64;
+        let write = Write {
+            name: self.name.clone(),
+            epoch: self.epoch,
+            serial: self.serial,
+            lineage: (!self.lineage_written).then_some(self.state.lineage),
+            replace: false,
+            set_serial: None,
+            upserts,
+            deletes,
+            answered,
+            by: who(),
+        };
+        let (serial, pid) = self.session.call(move |client| async move { commit(&client, write).await })?;
+        self.session.check_pid(pid).map_err(|f| self.session.error(f))?;
+        self.serial = serial;
+        self.state.serial = serial as u64;
+        self.lineage_written = true;
+        Ok(())
+    }
+}
+
+impl RecordBatches for PostgresRecorder {
+    fn intent(&mut self, provider: &str, ops: &[Operation]) -> Result<u64, StateError> {
+        let batch = self.next_batch;
+        self.next_batch += 1;
+        let intent = serde_json::to_string(ops).expect("operations serialise");
+        self.bytes += intent.len() as u64;
+        let (name, epoch, provider) = (self.name.clone(), self.epoch, provider.to_owned());
+        let pid = self.session.call(move |client| async move {
+            let row = client
+                .query_opt(
+                    "INSERT INTO memberctl.journal (state, epoch, batch, provider, intent)
+                     SELECT $1, $2, $3, $4, $5::text::jsonb
+                      WHERE EXISTS (SELECT 1 FROM memberctl.states WHERE name = $1 AND epoch = $2)
+                  RETURNING pg_backend_pid()",
+                    &[&name, &epoch, &batch, &provider, &intent],
+                )
+                .await?;
+            row.map(|row| row.get::<_, i32>(0)).ok_or(Fail::State(StateError::Fenced { name }))
+        })?;
+        self.session.check_pid(pid).map_err(|f| self.session.error(f))?;
+        let id = batch as u64;
+        self.open.insert(id, ops.to_vec());
+        Ok(id)
+    }
+
+    fn outcome(&mut self, batch: u64, ops: &[Operation], outcomes: &[Outcome]) -> Result<(), StateError> {
+        let at = crate::clock::now_rfc3339();
+        for (op, outcome) in ops.iter().zip(outcomes) {
+            self.state.record(op, outcome, &at);
+        }
+        self.open.remove(&batch);
+        self.commit(ops, vec![(self.epoch, batch as i64)])
+    }
+
+    fn abandon(&mut self, batch: u64, reason: &str) -> Result<(), StateError> {
+        let Some(ops) = self.open.remove(&batch) else { return Ok(()) };
+        let outcomes = vec![Outcome::Uncertain { reason: reason.to_owned() }; ops.len()];
+        self.outcome(batch, &ops, &outcomes)
+    }
+
+    fn state(&self) -> &State {
+        &self.state
+    }
+
+    fn journal_bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<(State, u64), StateError> {
+        let now = crate::clock::now_rfc3339();
+        let mut open: Vec<(u64, Vec<Operation>)> = self.open.drain().collect();
+        open.sort_by_key(|(batch, _)| *batch);
+        if !open.is_empty() || !self.lineage_written {
+            let mut touched = Vec::new();
+            let mut answered = Vec::new();
+            for (batch, ops) in open {
+                for op in &ops {
+                    let reason = "the apply was interrupted before the answer arrived".to_owned();
+                    self.state.record(op, &Outcome::Uncertain { reason }, &now);
+                }
+                answered.push((self.epoch, batch as i64));
+                touched.extend(ops);
+            }
+            self.commit(&touched, answered)?;
+        }
+        Ok((self.state, self.bytes))
+    }
+}

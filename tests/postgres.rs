@@ -1,0 +1,389 @@
+//! The `PostgreSQL` state backend (issue #11), against a real `PostgreSQL` 15
+//! server ([`crate::support::postgres`]) and the real binary.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use memberctl::provider::{Operation, OperationKind, Outcome, RemoteIds};
+use memberctl::state::postgres::PostgresBackend;
+use memberctl::state::{Backend, StateError};
+
+use crate::lifecycle::QUICKSTART;
+use crate::support::fake_networked::{self, FakeNetworked};
+use crate::support::harness::Test;
+use crate::support::postgres::{Postgres, SECRET_PASSWORD, SECRET_USER};
+
+const URL_ENV: &str = "MEMBERCTL_DATABASE_URL";
+const APPLY: [&str; 4] = ["apply", "--auto-approve", "--max-changes", "1000"];
+
+/// `yaml` with its state in `PostgreSQL` under `name`.
+fn on_postgres(yaml: &str, name: &str) -> String {
+    format!("{yaml}state:\n  backend: postgres\n  name: {name}\n")
+}
+
+/// A test whose config keeps the state `name` in a fresh database; answers
+/// the test and the database.
+fn pg_test(yaml: &str, name: &str) -> (Test, String) {
+    let pg = Postgres::shared();
+    let db = pg.database();
+    (Test::new().config(&on_postgres(yaml, name)).env(URL_ENV, &pg.url(&db)), db)
+}
+
+/// A sandbox config of `n` members `p{i}@example.com`.
+fn sandbox_members(n: usize) -> String {
+    let mut y = String::from(
+        "version: 1\nproviders:\n  sandbox:\n    type: sandbox\n    outbox: outbox.jsonl\nroles:\n  member: { sandbox: role-member }\ndefaults:\n  providers: [sandbox]\n  roles: [member]\nsafety:\n  max_changes: 1000\nmembers:\n",
+    );
+    for i in 0..n {
+        writeln!(y, "  - email: p{i:04}@example.com\n    name: Person {i}").expect("write to a String");
+    }
+    y
+}
+
+/// How many times each email was sent to the sandbox.
+fn outbox_counts(t: &Test) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for line in t.read("outbox.jsonl").lines() {
+        let value: serde_json::Value = serde_json::from_str(line).expect("outbox line");
+        let email = value["email"].as_str().or_else(|| value["attributes"]["email"].as_str()).unwrap_or_default();
+        *counts.entry(email.to_lowercase()).or_default() += 1;
+    }
+    counts
+}
+
+fn assert_converged(t: &Test) {
+    let out = t.cmd(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.code, 0, "the re-plan is not empty:\n{}", out.rendered());
+    assert!(out.stdout.contains("No changes."), "{}", out.rendered());
+}
+
+fn wait_for(child: &mut Child, within: Duration) -> i32 {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status.code().unwrap_or(-1);
+        }
+        assert!(Instant::now() < deadline, "memberctl did not finish in {within:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Connects as a second run would, from this process.
+fn connect(url: &str, name: &str) -> PostgresBackend {
+    PostgresBackend::connect_url(URL_ENV, url, name).expect("connect")
+}
+
+#[test]
+fn plan_apply_and_a_clean_replan_with_the_state_in_postgres() {
+    let (t, db) = pg_test(QUICKSTART, "quickstart");
+    let out = t.cmd(&["plan", "--detailed-exitcode"]).expect(2);
+    assert!(out.stdout.contains("3 to invite"), "{}", out.rendered());
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    assert!(!t.path().join("memberctl.state.json").exists(), "no state file is written");
+    assert!(!t.path().join("memberctl.state.json.journal").exists(), "no journal file is written");
+    assert_converged(&t);
+    let pg = Postgres::shared();
+    assert_eq!(pg.psql(&db, "SELECT count(*) FROM memberctl.resources WHERE state = 'quickstart'").trim(), "3");
+    assert_eq!(pg.psql(&db, "SELECT count(*) FROM memberctl.journal").trim(), "0", "every intent was answered");
+    assert_eq!(pg.psql(&db, "SELECT count(*) FROM memberctl.locks").trim(), "0", "the lock row is cleared");
+    let list = t.cmd(&["state", "list"]).expect(0);
+    assert_eq!(list.stdout.lines().count(), 3, "{}", list.rendered());
+    // A second state in the same database is another world.
+    let other = Test::new().config(&on_postgres(QUICKSTART, "other")).env(URL_ENV, &pg.url(&db));
+    let out = other.cmd(&["plan", "--detailed-exitcode"]).expect(2);
+    assert!(out.stdout.contains("3 to invite"), "{}", out.rendered());
+}
+
+// Regression: #11: `--state` names a file; with a postgres backend it is a usage error.
+#[test]
+fn a_state_file_flag_with_a_postgres_backend_is_a_usage_error() {
+    let (t, _) = pg_test(QUICKSTART, "flags");
+    let flagged = t.cmd(&["plan", "--state", "x.json"]);
+    let t = t.env("MEMBERCTL_STATE", "x.json");
+    for out in [flagged, t.cmd(&["plan"])] {
+        assert_eq!(out.code, 1, "{}", out.rendered());
+        assert!(out.stderr.contains("`--state` (or `MEMBERCTL_STATE`) names a state file"), "{}", out.rendered());
+    }
+}
+
+#[test]
+fn four_concurrent_applies_send_each_member_once() {
+    const N: usize = 250;
+    let (t, _) = pg_test(&sandbox_members(N), "concurrent");
+    let children: Vec<Child> = (0..4)
+        .map(|_| {
+            t.command(&["apply", "--auto-approve", "--max-changes", "1000", "--lock-timeout", "2m"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for mut child in children {
+        assert_eq!(wait_for(&mut child, Duration::from_secs(120)), 0);
+    }
+    let counts = outbox_counts(&t);
+    assert_eq!(counts.len(), N, "every member was sent");
+    assert!(counts.values().all(|n| *n == 1), "a member was sent twice: {counts:?}");
+    assert_converged(&t);
+}
+
+#[test]
+fn a_held_lock_names_its_holder_plans_do_not_queue_and_lock_timeout_waits() {
+    let (t, db) = pg_test(QUICKSTART, "held");
+    let mut holder = connect(&Postgres::shared().url(&db), "held");
+    let lock = holder.lock("apply", Duration::ZERO).expect("lock");
+    let out = t.cmd(&["apply", "--auto-approve"]).expect(1);
+    assert!(out.stderr.contains("state `held` is locked by `memberctl apply` (pid "), "{}", out.rendered());
+    assert!(out.stderr.contains("--lock-timeout"), "{}", out.rendered());
+    assert!(!t.path().join("outbox.jsonl").exists(), "nothing was sent");
+    // Plans read a snapshot and never wait for the lock.
+    let started = Instant::now();
+    t.cmd(&["plan"]).expect(0);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let out = t.cmd(&["state", "unlock"]).expect(1);
+    assert!(out.stderr.contains("is locked by"), "unlock must not break a live lock: {}", out.rendered());
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        drop(lock);
+        drop(holder);
+    });
+    t.cmd(&["apply", "--auto-approve", "--lock-timeout", "20s"]).expect(0);
+    releaser.join().expect("thread");
+    assert_converged(&t);
+}
+
+fn invite(email: &str) -> Operation {
+    Operation {
+        address: memberctl::address::Address::new("sandbox", email),
+        kind: OperationKind::Invite,
+        attributes: memberctl::attributes::Attributes { email: email.to_owned(), ..Default::default() },
+        repeat: false,
+        remote: RemoteIds::default(),
+    }
+}
+
+// Regression: #11: a writer whose lock was taken over commits nothing, even
+// though the serial it expects is still there.
+#[test]
+fn a_writer_whose_epoch_moved_cannot_commit() {
+    let pg = Postgres::shared();
+    let db = pg.database();
+    let url = pg.url(&db);
+    let mut first = connect(&url, "fenced");
+    let held = first.lock("apply", Duration::ZERO).expect("lock");
+    let loaded = first.load_and_recover().expect("load");
+    let mut recorder = first.recorder(loaded.state.unwrap_or_default()).expect("recorder");
+    let ops = [invite("ana@example.com")];
+    let batch = recorder.intent("sandbox", &ops).expect("intent");
+    // Its session is killed mid-apply, and another run takes the lock.
+    pg.psql(&db, &format!("SELECT pg_terminate_backend({})", first.backend_pid()));
+    let mut second = connect(&url, "fenced");
+    let taken = second.lock("apply", Duration::from_secs(10)).expect("the lock died with the session");
+    let recovered = second.load_and_recover().expect("recover");
+    let replay = recovered.replay.expect("the intent is found");
+    assert_eq!(replay.uncertain, ["sandbox/ana@example.com"]);
+    let err = recorder.outcome(batch, &ops, &[Outcome::Invited(RemoteIds::default())]).expect_err("fenced");
+    assert!(matches!(err, StateError::Database { .. } | StateError::Fenced { .. }), "{err}");
+    drop((held, taken));
+
+    // The same with the session alive: only the epoch moved.
+    let mut third = connect(&url, "fenced");
+    let held = third.lock("apply", Duration::ZERO).expect("lock");
+    let loaded = third.load_and_recover().expect("load");
+    let mut recorder = third.recorder(loaded.state.expect("a state")).expect("recorder");
+    let ops = [invite("bo@example.com")];
+    let batch = recorder.intent("sandbox", &ops).expect("intent");
+    pg.psql(&db, "UPDATE memberctl.states SET epoch = epoch + 1 WHERE name = 'fenced'");
+    let err = recorder.outcome(batch, &ops, &[Outcome::Invited(RemoteIds::default())]).expect_err("fenced");
+    assert!(matches!(err, StateError::Fenced { .. }), "{err}");
+    assert!(err.to_string().contains("taken over by another run"), "{err}");
+    drop(held);
+    let records = pg.psql(&db, "SELECT address FROM memberctl.resources WHERE state = 'fenced' ORDER BY address");
+    assert!(!records.contains("bo@example.com"), "the fenced write left nothing: {records}");
+}
+
+#[test]
+fn four_first_runs_at_once_migrate_the_schema_once() {
+    let (t, db) = pg_test(QUICKSTART, "race");
+    let children: Vec<Child> = (0..4)
+        .map(|_| {
+            t.command(&["plan"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().expect("wait");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    }
+    let pg = Postgres::shared();
+    assert_eq!(
+        pg.psql(&db, "SELECT obj_description('memberctl'::regnamespace, 'pg_namespace')").trim(),
+        "memberctl schema 1"
+    );
+    let tables = pg.psql(
+        &db,
+        "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'memberctl'",
+    );
+    assert_eq!(tables.trim(), "journal,locks,resources,states");
+}
+
+// Regression: #11: a schema migrated by a newer memberctl is refused, naming the version.
+#[test]
+fn a_schema_from_a_newer_memberctl_is_refused() {
+    let (t, db) = pg_test(QUICKSTART, "newer");
+    t.cmd(&["plan"]).expect(0);
+    Postgres::shared().psql(&db, "COMMENT ON SCHEMA memberctl IS 'memberctl schema 99'");
+    let out = t.cmd(&["apply", "--auto-approve"]).expect(1);
+    assert!(out.stderr.contains("is at version 99; this memberctl reads up to version 1"), "{}", out.rendered());
+    assert!(!t.path().join("outbox.jsonl").exists());
+}
+
+#[test]
+fn pull_and_push_round_trip_and_refusals() {
+    let pg = Postgres::shared();
+    let db = pg.database();
+    // A file state, moved to PostgreSQL.
+    let file = Test::new().config(QUICKSTART);
+    file.cmd(&["apply", "--auto-approve"]).expect(0);
+    let t = Test::new().config(&on_postgres(QUICKSTART, "moved")).env(URL_ENV, &pg.url(&db));
+    t.write("old.json", &file.read("memberctl.state.json"));
+    let out = t.cmd(&["state", "push", "old.json"]).expect(0);
+    assert!(out.stdout.contains("Pushed `old.json` (3 record(s)"), "{}", out.rendered());
+    assert_converged(&t);
+
+    // Pulled back, it is the file state, byte for byte.
+    let pulled = t.cmd(&["state", "pull"]).expect(0);
+    assert_eq!(pulled.stdout, file.read("memberctl.state.json"));
+
+    // Pushed to a new name, it plans clean there too.
+    let copy = Test::new().config(&on_postgres(QUICKSTART, "copy")).env(URL_ENV, &pg.url(&db));
+    copy.write("pulled.json", &pulled.stdout);
+    copy.cmd(&["state", "push", "pulled.json"]).expect(0);
+    assert_converged(&copy);
+
+    // Another lineage is refused unless forced.
+    let stranger = Test::new().config(QUICKSTART);
+    stranger.cmd(&["apply", "--auto-approve", "--target", "sandbox/kim@example.com"]).expect(0);
+    t.write("stranger.json", &stranger.read("memberctl.state.json"));
+    let out = t.cmd(&["state", "push", "stranger.json"]).expect(1);
+    assert!(out.stderr.contains("refusing to push: `stranger.json` has lineage"), "{}", out.rendered());
+    assert!(out.stderr.contains("--force"), "{}", out.rendered());
+    assert_converged(&t);
+
+    // An older serial of the same lineage is refused.
+    t.cmd(&["state", "rm", "sandbox/kim@example.com"]).expect(0);
+    let out = t.cmd(&["state", "push", "old.json"]).expect(1);
+    assert!(out.stderr.contains("is at serial"), "{}", out.rendered());
+
+    // A file with a pending journal is refused.
+    t.write("journaled.json", &pulled.stdout);
+    t.write("journaled.json.journal", "");
+    let out = t.cmd(&["state", "push", "journaled.json"]).expect(1);
+    assert!(out.stderr.contains("journaled.json.journal` exists"), "{}", out.rendered());
+
+    // Forced, the stranger replaces it.
+    t.cmd(&["state", "push", "--force", "stranger.json"]).expect(0);
+    let list = t.cmd(&["state", "list"]).expect(0);
+    assert_eq!(list.stdout.trim(), "sandbox/kim@example.com\tinvited");
+}
+
+// Regression: #11: the database password never appears in any output.
+#[test]
+fn the_database_password_is_never_printed() {
+    let pg = Postgres::shared();
+    let db = pg.database();
+    let good = pg.url_with_password(&db, SECRET_PASSWORD);
+    let t = Test::new().config(&on_postgres(QUICKSTART, "secret")).env(URL_ENV, &good);
+    let mut outputs = vec![
+        t.cmd(&["-vv", "plan", "--out", "saved.plan"]).expect(0),
+        t.cmd(&["-vv", "apply", "--auto-approve", "saved.plan"]).expect(0),
+        t.cmd(&["-vv", "state", "pull"]).expect(0),
+    ];
+    let saved = t.read("saved.plan");
+    assert!(!saved.contains(SECRET_PASSWORD), "the saved plan holds the password");
+
+    // A wrong password and an unreachable server: clear errors, exit 1.
+    let wrong = Test::new()
+        .config(&on_postgres(QUICKSTART, "secret"))
+        .env(URL_ENV, &pg.url_with_password(&db, &format!("{SECRET_PASSWORD}-wrong")));
+    let out = wrong.cmd(&["-vv", "apply", "--auto-approve"]).expect(1);
+    assert!(out.stderr.contains(&format!("state database `127.0.0.1/{db}`")), "{}", out.rendered());
+    assert!(!out.stderr.contains(SECRET_USER), "the user is not shown either: {}", out.rendered());
+    assert!(!wrong.path().join("outbox.jsonl").exists(), "nothing was sent");
+    outputs.push(out);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let unreachable = Test::new()
+        .config(&on_postgres(QUICKSTART, "secret"))
+        .env(URL_ENV, &format!("postgres://{SECRET_USER}:{SECRET_PASSWORD}@127.0.0.1:{closed}/{db}?connect_timeout=2"));
+    let out = unreachable.cmd(&["apply", "--auto-approve"]).expect(1);
+    assert!(out.stderr.contains(&format!("state database `127.0.0.1/{db}`")), "{}", out.rendered());
+    assert!(!unreachable.path().join("outbox.jsonl").exists(), "nothing was sent");
+    outputs.push(out);
+    let missing = Test::new().config(&on_postgres(QUICKSTART, "secret"));
+    let out = missing.cmd(&["plan"]).expect(1);
+    assert!(out.stderr.contains("`MEMBERCTL_DATABASE_URL` is not set"), "{}", out.rendered());
+    for out in outputs {
+        assert!(!out.stdout.contains(SECRET_PASSWORD) && !out.stderr.contains(SECRET_PASSWORD), "{}", out.rendered());
+    }
+}
+
+// Regression: #11: a run killed mid-apply leaves intents; the next run makes
+// them uncertain, and converges with at most one in-flight window resent.
+#[test]
+fn a_kill_mid_apply_then_a_rerun_converges() {
+    const N: usize = 200;
+    const BATCH: usize = 10;
+    const CONCURRENCY: usize = 2;
+    let nw = FakeNetworked::start();
+    nw.set_answer_delay(Duration::from_millis(120));
+    let mut yaml = format!(
+        "version: 1\nproviders:\n  community:\n    type: networked\n    base_url: {}\n    api_key_env: PG_NW_KEY\n    rate_limit: 0\n    batch_size: {BATCH}\n    concurrency: {CONCURRENCY}\nroles:\n  member: {{ community: 69baa36beddb9f0012fdf101 }}\ndefaults:\n  providers: [community]\n  roles: [member]\nsafety:\n  max_changes: 1000\nmembers:\n",
+        nw.url()
+    );
+    for i in 0..N {
+        writeln!(yaml, "  - email: kill{i:03}@example.com\n    name: Person {i}").expect("write to a String");
+    }
+    let (t, db) = pg_test(&yaml, "killed");
+    let t = t.env("PG_NW_KEY", fake_networked::API_KEY);
+    let pg = Postgres::shared();
+    let mut child = t
+        .command(&APPLY)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let recorded: usize =
+            pg.psql(&db, "SELECT count(*) FROM memberctl.resources WHERE state = 'killed'").trim().parse().unwrap_or(0);
+        if recorded >= 4 * BATCH {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no batches were recorded");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(60));
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+    std::thread::sleep(Duration::from_millis(200));
+    let before = nw.received().len();
+    assert!(before < N, "the kill came mid-run ({before} of {N} sent)");
+
+    nw.set_answer_delay(Duration::ZERO);
+    let out = t.cmd(&APPLY).expect(0);
+    assert!(out.stderr.contains("found the journal of an interrupted apply"), "{}", out.rendered());
+    for i in 0..N {
+        assert!(nw.member(&format!("kill{i:03}@example.com")).is_some(), "kill{i:03} is a member");
+    }
+    let twice = nw.received_twice();
+    assert!(twice.len() <= CONCURRENCY * BATCH, "{twice:?}");
+    assert!(nw.received().values().all(|n| *n <= 2));
+    assert_eq!(pg.psql(&db, "SELECT count(*) FROM memberctl.journal").trim(), "0");
+    assert_converged(&t);
+}

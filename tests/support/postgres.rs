@@ -1,0 +1,241 @@
+//! A real, throw-away `PostgreSQL` 15 cluster for the state-backend tests.
+//!
+//! One cluster serves a whole test binary; each test gets its own database.
+//! It runs Debian's binaries from `/usr/lib/postgresql/15/bin` (installed by
+//! `scripts/test.sh`). `initdb` refuses to run as root, so as root the
+//! cluster runs as the `postgres` user (`runuser`), in a temp dir it owns.
+//! The server listens on a free loopback port with `trust` authentication,
+//! except for the role [`SECRET_USER`], which must give its password (for
+//! the secret-scan tests). Like the SCIM server, it runs under a wrapper that
+//! stops it (and removes its data) when the test binary's end of the
+//! wrapper's stdin closes, however the binary exits.
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Where Debian's postgresql-15 puts its binaries.
+pub const BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// A role that logs in with a password only.
+pub const SECRET_USER: &str = "secretive";
+/// Its password (tests scan every output for it).
+pub const SECRET_PASSWORD: &str = "Pg-S3cr3t-hunter2-Xq";
+
+const LOG_DIR: &str = env!("CARGO_TARGET_TMPDIR");
+
+/// Runs the server until stdin closes, then stops it (fast shutdown) and
+/// removes the cluster's directory. `$1` is the directory, the rest the
+/// server command.
+const WRAPPER: &str = r#"exec 3<&0
+dir=$1; shift
+"$@" </dev/null 3<&- &
+server=$!
+{ read -r _ <&3; kill -INT "$server" 2>/dev/null; } &
+watchdog=$!
+exec 3<&-
+wait "$server"
+status=$?
+kill "$watchdog" 2>/dev/null
+rm -rf "$dir"
+exit "$status""#;
+
+/// The running cluster.
+pub struct Postgres {
+    port: u16,
+    dir: PathBuf,
+    log: PathBuf,
+    wrapper: Child,
+    lifeline: Option<ChildStdin>,
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// `program ARGS`, as the `postgres` user when we are root.
+fn as_owner(program: &str) -> Command {
+    if is_root() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local addr").port()
+}
+
+fn run(mut command: Command, what: &str) -> String {
+    let output = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        output.status.success(),
+        "{what} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+impl Postgres {
+    /// The cluster shared by this test binary, started on first use.
+    pub fn shared() -> &'static Postgres {
+        static SERVER: OnceLock<Postgres> = OnceLock::new();
+        SERVER.get_or_init(Postgres::start)
+    }
+
+    /// Starts a cluster. Panics when `PostgreSQL` 15 is not installed: the
+    /// tests fail, they never skip.
+    fn start() -> Postgres {
+        let initdb = format!("{BIN}/initdb");
+        assert!(
+            Path::new(&initdb).exists(),
+            "PostgreSQL 15 is not installed ({initdb} is missing): run scripts/test.sh, which installs it"
+        );
+        let dir = tempfile::Builder::new().prefix("memberctl-pg-").tempdir().expect("temp dir").keep();
+        if is_root() {
+            run(
+                {
+                    let mut c = Command::new("chown");
+                    c.args(["-R", "postgres:postgres"]).arg(&dir);
+                    c
+                },
+                "chown the cluster directory",
+            );
+        }
+        let data = dir.join("data");
+        let mut init = as_owner(&initdb);
+        init.arg("-D").arg(&data).args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]);
+        run(init, "initdb");
+        // The password role first: the first matching line decides.
+        let hba = format!(
+            "local all all trust\nhost all {SECRET_USER} 127.0.0.1/32 scram-sha-256\nhost all all 127.0.0.1/32 trust\n"
+        );
+        let hba_path = data.join("pg_hba.conf");
+        let mut write = as_owner("sh");
+        write.arg("-c").arg(format!("printf '%s' \"$0\" > '{}'", hba_path.display())).arg(&hba);
+        run(write, "write pg_hba.conf");
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let port = free_port();
+            let mut server = Self::spawn(&dir, &data, port);
+            match server.wait_until_ready() {
+                Ok(()) => {
+                    server.psql(
+                        "postgres",
+                        &format!("CREATE ROLE {SECRET_USER} LOGIN SUPERUSER PASSWORD '{SECRET_PASSWORD}'"),
+                    );
+                    return server;
+                }
+                Err(failure) if failure.contains("could not bind") && attempts < 3 => {}
+                Err(failure) => panic!("PostgreSQL did not start: {failure}"),
+            }
+        }
+    }
+
+    fn spawn(dir: &Path, data: &Path, port: u16) -> Postgres {
+        let log = Path::new(LOG_DIR).join(format!("postgres-{}-{port}.log", std::process::id()));
+        let log_file = File::create(&log).expect("create the server log");
+        let log_err = log_file.try_clone().expect("clone the log handle");
+        let mut server = as_owner(&format!("{BIN}/postgres"));
+        server.arg("-D").arg(data).args(["-p", &port.to_string(), "-h", "127.0.0.1", "-k"]).arg(dir).args([
+            "-c",
+            "fsync=off",
+            "-c",
+            "max_connections=200",
+            "-c",
+            "shared_buffers=16MB",
+        ]);
+        let mut command = Command::new("sh");
+        command.arg("-c").arg(WRAPPER).arg("wrapper").arg(dir).arg(server.get_program()).args(server.get_args());
+        let mut wrapper = command
+            .stdin(Stdio::piped())
+            .stdout(log_file)
+            .stderr(log_err)
+            .spawn()
+            .expect("spawn the PostgreSQL wrapper");
+        let lifeline = wrapper.stdin.take();
+        Postgres { port, dir: dir.to_owned(), log, wrapper, lifeline }
+    }
+
+    fn wait_until_ready(&mut self) -> Result<(), String> {
+        let address = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.wrapper.try_wait().expect("poll the wrapper") {
+                return Err(format!("it exited with {status}; its log:\n{}", self.log()));
+            }
+            if TcpStream::connect_timeout(&address, Duration::from_secs(1)).is_ok() {
+                let ready = Command::new(format!("{BIN}/pg_isready"))
+                    .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
+                    .output()
+                    .is_ok_and(|o| o.status.success());
+                if ready {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(format!("it was not ready within a minute; its log:\n{}", self.log()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The port it listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Runs `sql` in `database` as the superuser; answers the rows, `|`-separated.
+    pub fn psql(&self, database: &str, sql: &str) -> String {
+        let mut command = Command::new(format!("{BIN}/psql"));
+        command
+            .args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-U", "postgres", "-d", database, "-c", sql]);
+        run(command, &format!("psql `{sql}`"))
+    }
+
+    /// A new, empty database for one test.
+    pub fn database(&self) -> String {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let name = format!("t{}_{:08x}", NEXT.fetch_add(1, Ordering::Relaxed), fastrand::u32(..));
+        self.psql("postgres", &format!("CREATE DATABASE {name}"));
+        name
+    }
+
+    /// A trust-authenticated URL for `database`.
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// A URL for `database` with [`SECRET_USER`] and `password`.
+    pub fn url_with_password(&self, database: &str, password: &str) -> String {
+        format!("postgres://{SECRET_USER}:{password}@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// The directory of the cluster (the unix socket is there).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        drop(self.lifeline.take());
+        // An error means the wrapper was already reaped.
+        self.wrapper.wait().ok();
+    }
+}
