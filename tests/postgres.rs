@@ -352,6 +352,8 @@ fn a_kill_mid_apply_then_a_rerun_converges() {
     let (t, db) = pg_test(&yaml, "killed");
     let t = t.env("PG_NW_KEY", fake_networked::API_KEY);
     let pg = Postgres::shared();
+    // Creates the schema, so that it can be watched.
+    t.cmd(&["plan"]).expect(0);
     let mut child = t
         .command(&APPLY)
         .stdout(std::process::Stdio::null())

@@ -30,12 +30,13 @@ const LOG_DIR: &str = env!("CARGO_TARGET_TMPDIR");
 
 /// Runs the server until stdin closes, then stops it (fast shutdown) and
 /// removes the cluster's directory. `$1` is the directory, the rest the
-/// server command.
+/// server command. The signal goes to the postmaster itself (its pid is
+/// the first line of `postmaster.pid`): `runuser` does not pass SIGINT on.
 const WRAPPER: &str = r#"exec 3<&0
 dir=$1; shift
 "$@" </dev/null 3<&- &
 server=$!
-{ read -r _ <&3; kill -INT "$server" 2>/dev/null; } &
+{ read -r _ <&3; kill -INT "$(head -n 1 "$dir/data/postmaster.pid")" 2>/dev/null || kill "$server"; } &
 watchdog=$!
 exec 3<&-
 wait "$server"

@@ -59,7 +59,8 @@ struct Snapshot {
     lineage: Option<Uuid>,
     serial: i64,
     resources: BTreeMap<crate::address::Address, Resource>,
-    /// Intents with no outcome: `(epoch, batch, operations)`.
+    /// Intents with no outcome: `(epoch, batch, operations)`. A state with
+    /// no lineage yet has none: the lineage is written before any intent.
     intents: Vec<(i64, i64, Vec<Operation>)>,
 }
 
@@ -571,17 +572,28 @@ impl Backend for PostgresBackend {
 
     fn recorder(&mut self, state: State) -> Result<Recorder, StateError> {
         let epoch = self.epoch()?;
-        Ok(Recorder::from_backend(Box::new(PostgresRecorder {
+        let name = self.name.clone();
+        let stored = self.session.call(move |client| async move {
+            let row = client.query_one("SELECT lineage::text FROM memberctl.states WHERE name = $1", &[&name]).await?;
+            Ok(row.get::<_, Option<String>>(0))
+        })?;
+        let mut recorder = PostgresRecorder {
             session: Arc::clone(&self.session),
             name: self.name.clone(),
             epoch,
             serial: state.serial as i64,
-            lineage_written: false,
+            lineage_written: stored.is_some_and(|l| l == state.lineage.to_string()),
             state,
             next_batch: 0,
             open: HashMap::new(),
             bytes: 0,
-        })))
+        };
+        // A first run writes the lineage before its first intent, so that a
+        // crash leaves intents a later run can replay onto that lineage.
+        if !recorder.lineage_written {
+            recorder.commit(&[], Vec::new())?;
+        }
+        Ok(Recorder::from_backend(Box::new(recorder)))
     }
 
     fn write(&mut self, state: &State) -> Result<u64, StateError> {
@@ -706,7 +718,7 @@ impl RecordBatches for PostgresRecorder {
         let now = crate::clock::now_rfc3339();
         let mut open: Vec<(u64, Vec<Operation>)> = self.open.drain().collect();
         open.sort_by_key(|(batch, _)| *batch);
-        if !open.is_empty() || !self.lineage_written {
+        if !open.is_empty() {
             let mut touched = Vec::new();
             let mut answered = Vec::new();
             for (batch, ops) in open {
