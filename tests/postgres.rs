@@ -389,3 +389,38 @@ fn a_kill_mid_apply_then_a_rerun_converges() {
     assert_eq!(pg.psql(&db, "SELECT count(*) FROM memberctl.journal").trim(), "0");
     assert_converged(&t);
 }
+
+// Regression: #11: a saved plan names the backend and state it was made
+// against; applied anywhere else, or after the state moved on, it is refused.
+#[test]
+fn saved_plans_are_refused_for_another_state_or_a_moved_serial() {
+    let (t, db) = pg_test(QUICKSTART, "saved");
+    let pg = Postgres::shared();
+    t.cmd(&["plan", "--out", "saved.plan"]).expect(0);
+    let saved: serde_json::Value = serde_json::from_str(&t.read("saved.plan")).expect("plan JSON");
+    assert_eq!(saved["state_location"], serde_json::json!({"backend": "postgres", "name": "saved"}));
+
+    // Another state name in the same database.
+    let other = Test::new().config(&on_postgres(QUICKSTART, "elsewhere")).env(URL_ENV, &pg.url(&db));
+    other.write("saved.plan", &t.read("saved.plan"));
+    let out = other.cmd(&["apply", "--auto-approve", "saved.plan"]).expect(1);
+    assert!(out.stderr.contains("stale plan: it was made against postgres state `saved`"), "{}", out.rendered());
+    // A state file.
+    let file = Test::new().config(QUICKSTART);
+    file.write("saved.plan", &t.read("saved.plan"));
+    let out = file.cmd(&["apply", "--auto-approve", "saved.plan"]).expect(1);
+    assert!(out.stderr.contains("not state file `memberctl.state.json`"), "{}", out.rendered());
+    // And a file plan on postgres.
+    file.cmd(&["plan", "--out", "file.plan"]).expect(0);
+    t.write("file.plan", &file.read("file.plan"));
+    let out = t.cmd(&["apply", "--auto-approve", "file.plan"]).expect(1);
+    assert!(out.stderr.contains("stale plan: it was made against a state file"), "{}", out.rendered());
+
+    // The state moves on: the plan is stale.
+    t.cmd(&["apply", "--auto-approve", "--target", "sandbox/kim@example.com"]).expect(0);
+    let out = t.cmd(&["apply", "--auto-approve", "saved.plan"]).expect(1);
+    assert!(out.stderr.contains("stale plan"), "{}", out.rendered());
+    t.cmd(&["plan", "--out", "fresh.plan"]).expect(0);
+    t.cmd(&["apply", "--auto-approve", "fresh.plan"]).expect(0);
+    assert_converged(&t);
+}

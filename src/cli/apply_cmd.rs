@@ -108,6 +108,16 @@ pub(super) fn run(args: &ApplyArgs, cx: &mut Context<'_>) -> Outcome {
             ));
         }
         let plan = plan_file::read(file)?;
+        if plan.state_location != backend.location() {
+            let made = plan
+                .state_location
+                .as_ref()
+                .map_or_else(|| "a state file".to_owned(), |l| format!("{} state `{}`", l.backend, l.name));
+            return Err(apply::ApplyError::Stale {
+                reason: format!("it was made against {made}, not {}", backend.describe()),
+            }
+            .into());
+        }
         apply::check_fresh(&plan, loaded.state.as_ref())?;
         plan
     } else {

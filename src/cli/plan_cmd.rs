@@ -30,7 +30,7 @@ pub(super) fn run(args: &PlanArgs, cx: &mut Context<'_>) -> Outcome {
     // Listing comes before the lock: it may take a while.
     let listings = if args.refresh { Some(refresh_cmd::list(&config)?) } else { None };
     let guard = backend.read_guard("plan", cx.global.lock_timeout)?;
-    let (plan, loaded) = if let Some(listings) = &listings {
+    let (mut plan, loaded) = if let Some(listings) = &listings {
         let loaded = backend.load()?;
         let scope = super::scope(&args.scope, &config, loaded.state.as_ref())?;
         let (state, refreshed) = refresh_cmd::observe(&config, listings, loaded.state.as_ref())?;
@@ -51,6 +51,7 @@ pub(super) fn run(args: &PlanArgs, cx: &mut Context<'_>) -> Outcome {
     };
     cx.report_recovery(guard.stale.as_ref(), loaded.as_ref().and_then(|l| l.replay.as_ref()), false)?;
     drop(guard);
+    plan.state_location = backend.location();
     drop(backend);
     let color = cx.ui.color() && args.format == PlanFormat::Text;
     cx.ui.render(|out| render::render(&plan, format_of(args.format), color, out))?;

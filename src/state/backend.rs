@@ -100,10 +100,25 @@ impl Recorder {
     }
 }
 
+/// Where a state lives, as a saved plan records it (absent for a state
+/// file, whose plans are tied to it by lineage and serial alone).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct Location {
+    /// The backend: `postgres`.
+    pub backend: String,
+    /// The state's name.
+    pub name: String,
+}
+
 /// A place the state lives.
 pub trait Backend {
     /// What to call it in messages: never a secret.
     fn describe(&self) -> String;
+
+    /// Where the state lives, for saved plans (none for a state file).
+    fn location(&self) -> Option<Location> {
+        None
+    }
 
     /// Takes the exclusive lock, waiting up to `timeout` (polling).
     fn lock(&mut self, command: &str, timeout: Duration) -> Result<Held, StateError>;

@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
 use uuid::Uuid;
 
-use super::backend::{Backend, Held, RecordBatches, Recorder};
+use super::backend::{Backend, Held, Location, RecordBatches, Recorder};
 use super::file::Streamed;
 use super::journal::Replay;
 use super::lock::host_name;
@@ -397,6 +397,10 @@ impl Drop for Release {
 impl Backend for PostgresBackend {
     fn describe(&self) -> String {
         format!("state `{}` in PostgreSQL `{}`", self.name, self.session.target())
+    }
+
+    fn location(&self) -> Option<Location> {
+        Some(Location { backend: "postgres".to_owned(), name: self.name.clone() })
     }
 
     fn lock(&mut self, command: &str, timeout: Duration) -> Result<Held, StateError> {
