@@ -424,3 +424,28 @@ fn saved_plans_are_refused_for_another_state_or_a_moved_serial() {
     t.cmd(&["apply", "--auto-approve", "fresh.plan"]).expect(0);
     assert_converged(&t);
 }
+
+// Regression: #11: `verify-full` with `sslrootcert` connects to a server
+// whose certificate that CA signed, and refuses one it did not, or one for
+// another name; `verify-ca` checks the chain only.
+#[test]
+fn verify_full_and_verify_ca_check_the_server_certificate() {
+    let pg = Postgres::shared();
+    let db = pg.database();
+    let url = |host: &str, mode: &str, ca: &std::path::Path| {
+        format!("postgres://postgres@{host}:{}/{db}?sslmode={mode}&sslrootcert={}", pg.port(), ca.display())
+    };
+    let run = |url: String| Test::new().config(&on_postgres(QUICKSTART, "tls")).env(URL_ENV, &url).cmd(&["plan"]);
+    run(url("localhost", "verify-full", &pg.ca())).expect(0);
+    let out = run(url("localhost", "verify-full", &pg.other_ca())).expect(1);
+    assert!(out.stderr.contains(&format!("state database `localhost/{db}`")), "{}", out.rendered());
+    assert!(out.stderr.to_lowercase().contains("certificate"), "{}", out.rendered());
+    // The certificate names `localhost`, not 127.0.0.1.
+    let out = run(url("127.0.0.1", "verify-full", &pg.ca())).expect(1);
+    assert!(out.stderr.to_lowercase().contains("certificate"), "{}", out.rendered());
+    run(url("127.0.0.1", "verify-ca", &pg.ca())).expect(0);
+    run(url("127.0.0.1", "verify-ca", &pg.other_ca())).expect(1);
+    // A `verify-*` mode without the CA is refused before connecting.
+    let out = run(format!("postgres://postgres@localhost:{}/{db}?sslmode=verify-full", pg.port())).expect(1);
+    assert!(out.stderr.contains("need `sslrootcert=PATH`"), "{}", out.rendered());
+}

@@ -6,7 +6,9 @@
 //! cluster runs as the `postgres` user (`runuser`), in a temp dir it owns.
 //! The server listens on a free loopback port with `trust` authentication,
 //! except for the role [`SECRET_USER`], which must give its password (for
-//! the secret-scan tests). Like the SCIM server, it runs under a wrapper that
+//! the secret-scan tests). TLS is on, with a server certificate for
+//! `localhost` from a CA made for the run ([`Postgres::ca`]); a second CA
+//! ([`Postgres::other_ca`]) signed nothing the server shows. Like the SCIM server, it runs under a wrapper that
 //! stops it (and removes its data) when the test binary's end of the
 //! wrapper's stdin closes, however the binary exits.
 
@@ -111,6 +113,7 @@ impl Postgres {
                 "chown the cluster directory",
             );
         }
+        make_certificates(&dir);
         let data = dir.join("data");
         let mut init = as_owner(&initdb);
         init.arg("-D").arg(&data).args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]);
@@ -147,14 +150,12 @@ impl Postgres {
         let log_file = File::create(&log).expect("create the server log");
         let log_err = log_file.try_clone().expect("clone the log handle");
         let mut server = as_owner(&format!("{BIN}/postgres"));
-        server.arg("-D").arg(data).args(["-p", &port.to_string(), "-h", "127.0.0.1", "-k"]).arg(dir).args([
-            "-c",
-            "fsync=off",
-            "-c",
-            "max_connections=200",
-            "-c",
-            "shared_buffers=16MB",
-        ]);
+        server.arg("-D").arg(data).args(["-p", &port.to_string(), "-h", "127.0.0.1", "-k"]).arg(dir);
+        for setting in ["fsync=off", "max_connections=200", "shared_buffers=16MB", "ssl=on"] {
+            server.args(["-c", setting]);
+        }
+        server.arg("-c").arg(format!("ssl_cert_file={}", dir.join("server.crt").display()));
+        server.arg("-c").arg(format!("ssl_key_file={}", dir.join("server.key").display()));
         let mut command = Command::new("sh");
         command.arg("-c").arg(WRAPPER).arg("wrapper").arg(dir).arg(server.get_program()).args(server.get_args());
         let mut wrapper = command
@@ -231,6 +232,38 @@ impl Postgres {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+
+    /// The CA (PEM) that signed the server's certificate (for `localhost`).
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    /// A CA that signed nothing the server shows.
+    pub fn other_ca(&self) -> PathBuf {
+        self.dir.join("other-ca.pem")
+    }
+}
+
+/// Makes two CAs and a server certificate for `localhost` (and no IP
+/// address) from the first, with `openssl`, in `dir`; the server's key is
+/// readable by its owner only, as PostgreSQL demands.
+fn make_certificates(dir: &Path) {
+    let script = r#"set -e
+cd "$1"
+key="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+openssl req -x509 $key -keyout ca.key -out ca.pem -days 2 -subj /CN=memberctl-test-ca 2>/dev/null
+openssl req -x509 $key -keyout other-ca.key -out other-ca.pem -days 2 -subj /CN=memberctl-other-ca 2>/dev/null
+openssl req $key -keyout server.key -out server.csr -subj /CN=localhost 2>/dev/null
+printf 'subjectAltName=DNS:localhost
+basicConstraints=CA:FALSE
+' > server.ext
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile server.ext 2>/dev/null
+chmod 600 server.key
+chmod 644 ca.pem other-ca.pem server.crt
+"#;
+    let mut command = as_owner("sh");
+    command.arg("-c").arg(script).arg("certificates").arg(dir);
+    run(command, "make the test certificates with openssl");
 }
 
 impl Drop for Postgres {

@@ -86,13 +86,7 @@ impl Session {
         if let Some(password) = &url.password {
             config.password(password.expose_secret());
         }
-        // Plaintext to another machine must be asked for by name.
-        let driver_mode = match url.sslmode {
-            SslMode::Disable => DriverSslMode::Disable,
-            SslMode::Prefer if url.is_loopback() => DriverSslMode::Prefer,
-            _ => DriverSslMode::Require,
-        };
-        config.ssl_mode(driver_mode);
+        config.ssl_mode(driver_mode(&url));
         let tls = tls::client_config(&url).map_err(&unreachable)?;
         let connected = runtime.block_on(async move {
             match tls {
@@ -191,6 +185,17 @@ impl Drop for Session {
     }
 }
 
+/// What the driver is told: plaintext to another machine must be asked
+/// for by name (`sslmode=disable`); `prefer` falls back to plaintext only
+/// on loopback.
+fn driver_mode(url: &DatabaseUrl) -> DriverSslMode {
+    match url.sslmode {
+        SslMode::Disable => DriverSslMode::Disable,
+        SslMode::Prefer if url.is_loopback() => DriverSslMode::Prefer,
+        _ => DriverSslMode::Require,
+    }
+}
+
 /// The driver's message with its causes.
 pub(super) fn describe(error: &tokio_postgres::Error) -> String {
     let mut text = error.to_string();
@@ -210,4 +215,24 @@ pub(super) fn describe(error: &tokio_postgres::Error) -> String {
         }
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_postgres::config::SslMode as DriverSslMode;
+
+    use super::{driver_mode, DatabaseUrl};
+
+    // Regression: #11: plaintext to a host that is not loopback needs an
+    // explicit `sslmode=disable`.
+    #[test]
+    fn plaintext_to_another_machine_must_be_asked_for() {
+        let mode = |url: &str| driver_mode(&DatabaseUrl::parse(url).expect("parses"));
+        assert_eq!(mode("postgres://db.example.com/d"), DriverSslMode::Require);
+        assert_eq!(mode("postgres://db.example.com/d?sslmode=prefer"), DriverSslMode::Require);
+        assert_eq!(mode("postgres://db.example.com/d?sslmode=disable"), DriverSslMode::Disable);
+        assert_eq!(mode("postgres://127.0.0.1/d"), DriverSslMode::Prefer);
+        assert_eq!(mode("postgres://localhost/d"), DriverSslMode::Prefer);
+        assert_eq!(mode("postgres://localhost/d?sslmode=require"), DriverSslMode::Require);
+    }
 }
