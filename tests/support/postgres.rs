@@ -246,7 +246,7 @@ impl Postgres {
 
 /// Makes two CAs and a server certificate for `localhost` (and no IP
 /// address) from the first, with `openssl`, in `dir`; the server's key is
-/// readable by its owner only, as PostgreSQL demands.
+/// readable by its owner only, as `PostgreSQL` demands.
 fn make_certificates(dir: &Path) {
     let script = r#"set -e
 cd "$1"
