@@ -449,3 +449,23 @@ fn verify_full_and_verify_ca_check_the_server_certificate() {
     let out = run(format!("postgres://postgres@localhost:{}/{db}?sslmode=verify-full", pg.port())).expect(1);
     assert!(out.stderr.contains("need `sslrootcert=PATH`"), "{}", out.rendered());
 }
+
+// Regression: #11: behind a transaction-pooling proxy the session advisory
+// lock guards nothing; the changed backend pid is noticed and refused.
+#[test]
+fn a_transaction_pooling_proxy_is_refused() {
+    let pg = Postgres::shared();
+    let db = pg.database();
+    let proxy = crate::support::pooler::SwitchingProxy::start(pg.port());
+    let url = format!("postgres://postgres@127.0.0.1:{}/{db}", proxy.port());
+    let t = Test::new().config(&on_postgres(QUICKSTART, "pooled")).env(URL_ENV, &url);
+    for args in [&["plan"][..], &["apply", "--auto-approve"][..]] {
+        let out = t.cmd(args).expect(1);
+        assert!(out.stderr.contains("as behind a transaction-pooling proxy"), "{}", out.rendered());
+        assert!(out.stderr.contains("session-pooling"), "the hint says what to do: {}", out.rendered());
+    }
+    assert!(!t.path().join("outbox.jsonl").exists(), "nothing was sent");
+    // Directly, the same state works.
+    let direct = Test::new().config(&on_postgres(QUICKSTART, "pooled")).env(URL_ENV, &pg.url(&db));
+    direct.cmd(&["apply", "--auto-approve"]).expect(0);
+}

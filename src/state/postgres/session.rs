@@ -110,6 +110,23 @@ impl Session {
             Ok(row.get::<_, i32>(0))
         })?;
         session.call(|client| async move { schema::migrate(&client).await })?;
+        // Behind a transaction-pooling proxy the migration (or its check)
+        // already ran on another server process: refuse before anything else.
+        let pid = session.pid;
+        session
+            .call(move |client| async move {
+                let row = client.query_one("SELECT pg_backend_pid()", &[]).await?;
+                let now: i32 = row.get(0);
+                if now == pid {
+                    Ok(())
+                } else {
+                    Err(Fail::State(StateError::Pooler { target: String::new(), was: pid, now }))
+                }
+            })
+            .map_err(|error| match error {
+                StateError::Pooler { was, now, .. } => StateError::Pooler { target: session.target(), was, now },
+                other => other,
+            })?;
         Ok(session)
     }
 
