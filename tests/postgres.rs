@@ -469,3 +469,111 @@ fn a_transaction_pooling_proxy_is_refused() {
     let direct = Test::new().config(&on_postgres(QUICKSTART, "pooled")).env(URL_ENV, &pg.url(&db));
     direct.cmd(&["apply", "--auto-approve"]).expect(0);
 }
+
+/// A networked config of `n` members `{prefix}{i}@example.com`, batches of
+/// `batch`, two at a time, against `nw`.
+fn networked_members(nw: &FakeNetworked, prefix: &str, n: usize, batch: usize) -> String {
+    let mut yaml = format!(
+        "version: 1\nproviders:\n  community:\n    type: networked\n    base_url: {}\n    api_key_env: PG_NW_KEY\n    rate_limit: 0\n    batch_size: {batch}\n    concurrency: 2\nroles:\n  member: {{ community: 69baa36beddb9f0012fdf101 }}\ndefaults:\n  providers: [community]\n  roles: [member]\nsafety:\n  max_changes: 1000\nmembers:\n",
+        nw.url()
+    );
+    for i in 0..n {
+        writeln!(yaml, "  - email: {prefix}{i:03}@example.com\n    name: Person {i}").expect("write to a String");
+    }
+    yaml
+}
+
+fn recorded(pg: &Postgres, db: &str, name: &str) -> usize {
+    pg.psql(db, &format!("SELECT count(*) FROM memberctl.resources WHERE state = '{name}'")).trim().parse().unwrap_or(0)
+}
+
+// Regression: #11: the database stops mid-apply and stays away past the
+// reconnect window: the answers in hand go to a rescue journal (a file and
+// stderr), `state recover` folds it in, and nothing the provider confirmed
+// is sent again.
+#[test]
+fn the_database_stopped_mid_apply_leaves_a_rescue_journal_that_recover_folds_in() {
+    const N: usize = 100;
+    let pg = Postgres::own();
+    let db = pg.database();
+    let nw = FakeNetworked::start();
+    nw.set_answer_delay(Duration::from_millis(150));
+    let t = Test::new()
+        .config(&on_postgres(&networked_members(&nw, "stop", N, 10), "stopped"))
+        .env(URL_ENV, &pg.url(&db))
+        .env("PG_NW_KEY", fake_networked::API_KEY)
+        .env("MEMBERCTL_DB_RECONNECT_SECS", "2");
+    t.cmd(&["plan"]).expect(0);
+    let child = t
+        .command(&APPLY)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while recorded(&pg, &db, "stopped") < 20 {
+        assert!(Instant::now() < deadline, "no batches were recorded");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    pg.stop_immediately();
+    let output = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("lost the state database"), "{stderr}");
+    assert!(stderr.contains("rescue journal `memberctl-rescue-stopped-"), "{stderr}");
+    assert!(stderr.contains("\"memberctl_rescue\":1"), "the journal is printed: {stderr}");
+    let rescue = std::fs::read_dir(t.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("memberctl-rescue-"))
+        .expect("the rescue journal is written");
+    let sent = nw.received().len();
+    assert!(sent < N, "the stop came mid-run ({sent} of {N} sent)");
+
+    pg.start_again();
+    let out = t.cmd(&["state", "recover", &rescue]).expect(0);
+    assert!(out.stdout.contains("Recovered "), "{}", out.rendered());
+    nw.set_answer_delay(Duration::ZERO);
+    t.cmd(&APPLY).expect(0);
+    assert!(nw.received_twice().is_empty(), "confirmed answers were lost: {:?}", nw.received_twice());
+    assert_eq!(nw.received().len(), N);
+    assert_converged(&t);
+}
+
+// Regression: #11: a database that comes back within the reconnect window
+// costs nothing: the run takes its lock again and finishes.
+#[test]
+fn a_database_restarted_mid_apply_is_reconnected_and_the_apply_finishes() {
+    const N: usize = 100;
+    let pg = Postgres::own();
+    let db = pg.database();
+    let nw = FakeNetworked::start();
+    nw.set_answer_delay(Duration::from_millis(100));
+    let t = Test::new()
+        .config(&on_postgres(&networked_members(&nw, "back", N, 10), "restarted"))
+        .env(URL_ENV, &pg.url(&db))
+        .env("PG_NW_KEY", fake_networked::API_KEY)
+        .env("MEMBERCTL_DB_RECONNECT_SECS", "60");
+    t.cmd(&["plan"]).expect(0);
+    let child = t
+        .command(&APPLY)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while recorded(&pg, &db, "restarted") < 20 {
+        assert!(Instant::now() < deadline, "no batches were recorded");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    pg.stop_immediately();
+    std::thread::sleep(Duration::from_millis(700));
+    pg.start_again();
+    let output = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(nw.received_twice().is_empty(), "{:?}", nw.received_twice());
+    assert_eq!(nw.received().len(), N);
+    assert_eq!(pg.psql(&db, "SELECT count(*) FROM memberctl.journal").trim(), "0");
+    assert_converged(&t);
+}

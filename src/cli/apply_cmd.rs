@@ -9,7 +9,7 @@ use crate::apply::{self, Cancel};
 use crate::error::{exit, Error};
 use crate::plan::{self, render};
 use crate::state::edit::{self, Edit};
-use crate::state::{Backend, State};
+use crate::state::{Backend, State, StateError};
 
 fn confirm(cx: &mut Context<'_>) -> Result<bool, Error> {
     cx.ui.print("\nDo you want to perform these actions? Invitations are emails and cannot be unsent.\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ")?;
@@ -181,6 +181,11 @@ pub(super) fn run(args: &ApplyArgs, cx: &mut Context<'_>) -> Outcome {
     let progress_written = progress.finish();
     drop(lock);
     drop(backend);
+    if let Err(apply::ApplyError::State(StateError::Rescued { document, path, .. })) = &result {
+        // CI runners are thrown away with their files: the journal goes to
+        // the log too.
+        cx.ui.warn(&format!("rescue journal `{}`:\n{document}", path.display()))?;
+    }
     let (_state, report) = result?;
     cx.ui.render(|out| progress::summary(&report, &plan, out))?;
     progress_written?;

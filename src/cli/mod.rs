@@ -259,6 +259,11 @@ pub enum StateCommand {
     Unlock,
     /// Print the whole state as state-file JSON (to move it or back it up)
     Pull,
+    /// Fold in a rescue journal written when the state database went away mid-apply
+    Recover {
+        /// The rescue journal (`memberctl-rescue-NAME-PID.json`)
+        file: PathBuf,
+    },
     /// Replace the state with a state file's (refused for another lineage, a lower serial, or a pending journal)
     Push {
         /// The state file to upload

@@ -12,6 +12,7 @@ use crate::error::Error;
 use crate::plan::{self, Action, Scope};
 use crate::provider::RemoteIds;
 use crate::state::edit::{self, Edit};
+use crate::state::rescue::Rescue;
 use crate::state::{file, Backend, Resource, State, StateError, StatePaths};
 
 fn require<'s>(state: Option<&'s State>, address: &Address) -> Result<&'s Resource, Error> {
@@ -106,6 +107,43 @@ fn push(cx: &mut Context<'_>, backend: &mut dyn Backend, path: &std::path::Path,
         pushed.resources.len(),
         pushed.serial,
         backend.describe()
+    ))?;
+    Ok(())
+}
+
+/// `state recover FILE`: records the answers a rescue journal holds, as
+/// the apply that wrote it would have.
+fn recover(cx: &mut Context<'_>, backend: &mut dyn Backend, path: &std::path::Path) -> Result<(), Error> {
+    let rescue = Rescue::read(path)?;
+    let refuse = |reason: String| -> Error {
+        Error::user(format!("cannot recover `{}`: {reason}", path.display()))
+            .with_hint("a rescue journal is folded into the state it was written for")
+    };
+    if backend.location().is_some_and(|l| l.name != rescue.state) {
+        return Err(refuse(format!("it belongs to state `{}`, not {}", rescue.state, backend.describe())));
+    }
+    let lock = backend.lock("state recover", cx.global.lock_timeout)?;
+    let loaded = backend.load_and_recover()?;
+    cx.report_recovery(lock.stale.as_ref(), loaded.replay.as_ref(), true)?;
+    let state = loaded.state.unwrap_or_default();
+    if state.lineage != rescue.lineage {
+        return Err(refuse(format!("its lineage is {}, the state's is {}", rescue.lineage, state.lineage)));
+    }
+    let mut recorder = backend.recorder(state)?;
+    let mut answers = 0;
+    for batch in &rescue.batches {
+        let id = recorder.intent(&batch.provider, &batch.ops)?;
+        recorder.outcome(id, &batch.ops, &batch.outcomes)?;
+        answers += batch.ops.len();
+    }
+    let (state, _) = recorder.finish()?;
+    drop(lock);
+    cx.ui.println(&format!(
+        "Recovered {answers} answer(s) in {} batch(es) from `{}` into {} (serial {}); the file can be deleted.",
+        rescue.batches.len(),
+        path.display(),
+        backend.describe(),
+        state.serial
     ))?;
     Ok(())
 }
@@ -209,6 +247,7 @@ pub(super) fn run(command: &StateCommand, cx: &mut Context<'_>) -> Outcome {
             cx.ui.render(|out| out.write_all(&file::to_json(&state)))?;
         }
         StateCommand::Push { file: path, force } => push(cx, backend.as_mut(), path, *force)?,
+        StateCommand::Recover { file: path } => recover(cx, backend.as_mut(), path)?,
     }
     Ok(Success::Done)
 }

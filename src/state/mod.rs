@@ -14,6 +14,7 @@ pub mod journal;
 pub mod lock;
 pub mod postgres;
 mod record;
+pub mod rescue;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -273,6 +274,17 @@ pub enum StateError {
         /// Why (never quoting the URL).
         reason: String,
     },
+    /// The state database went away mid-apply and stayed away: the answers
+    /// in hand were written to a rescue journal.
+    #[error("lost the state database `{target}` mid-apply; the answers not recorded are in `{}`", path.display())]
+    Rescued {
+        /// Host and database name.
+        target: String,
+        /// The rescue journal.
+        path: PathBuf,
+        /// Its text (printed too: CI runners are thrown away).
+        document: String,
+    },
     /// `state push` refused to replace the state.
     #[error("refusing to push: {reason}")]
     PushRefused {
@@ -328,6 +340,10 @@ impl StateError {
             StateError::BadUrl { .. } => Some(
                 "the URL is `postgres://USER:PASSWORD@HOST[:PORT]/DATABASE[?sslmode=...&sslrootcert=...]`".to_owned(),
             ),
+            StateError::Rescued { path, .. } => Some(format!(
+                "once the database is back, run `memberctl state recover {}` before the next apply (the journal is also printed above)",
+                path.display()
+            )),
             StateError::PushRefused { .. } | StateError::Io { .. } => None,
         }
     }

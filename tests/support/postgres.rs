@@ -54,10 +54,22 @@ pub struct Postgres {
     log: PathBuf,
     wrapper: Child,
     lifeline: Option<ChildStdin>,
+    /// Started with `pg_ctl` (a cluster of one test's own, which it stops
+    /// and starts again), rather than run by the wrapper.
+    controlled: bool,
 }
 
 fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// The shell words that run `program` as the `postgres` user when we are root.
+fn owner_prefix(program: &str) -> String {
+    if is_root() {
+        format!("runuser -u postgres -- {program}")
+    } else {
+        program.to_owned()
+    }
 }
 
 /// `program ARGS`, as the `postgres` user when we are root.
@@ -94,9 +106,10 @@ impl Postgres {
         SERVER.get_or_init(Postgres::start)
     }
 
-    /// Starts a cluster. Panics when `PostgreSQL` 15 is not installed: the
-    /// tests fail, they never skip.
-    fn start() -> Postgres {
+    /// Makes a cluster's directory (owned by the server's user), its
+    /// certificates and its data directory. Panics when `PostgreSQL` 15 is
+    /// not installed: the tests fail, they never skip.
+    fn init() -> (PathBuf, PathBuf) {
         let initdb = format!("{BIN}/initdb");
         assert!(
             Path::new(&initdb).exists(),
@@ -126,6 +139,12 @@ impl Postgres {
         let mut write = as_owner("sh");
         write.arg("-c").arg(format!("printf '%s' \"$0\" > '{}'", hba_path.display())).arg(&hba);
         run(write, "write pg_hba.conf");
+        (dir, data)
+    }
+
+    /// Starts the shared cluster.
+    fn start() -> Postgres {
+        let (dir, data) = Self::init();
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -165,7 +184,7 @@ impl Postgres {
             .spawn()
             .expect("spawn the PostgreSQL wrapper");
         let lifeline = wrapper.stdin.take();
-        Postgres { port, dir: dir.to_owned(), log, wrapper, lifeline }
+        Postgres { port, dir: dir.to_owned(), log, wrapper, lifeline, controlled: false }
     }
 
     fn wait_until_ready(&mut self) -> Result<(), String> {
@@ -189,6 +208,67 @@ impl Postgres {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// A cluster of the caller's own, started with `pg_ctl` so that it can
+    /// be stopped and started again; a watchdog stops it and removes it
+    /// when the test binary exits, if the test did not drop it first.
+    pub fn own() -> Postgres {
+        let (dir, _) = Self::init();
+        let port = free_port();
+        let log = dir.join("server.log");
+        let mut server = Postgres {
+            port,
+            dir: dir.clone(),
+            log,
+            wrapper: Command::new("true").spawn().expect("a placeholder"),
+            lifeline: None,
+            controlled: true,
+        };
+        server.wrapper.wait().ok();
+        let stop = format!(
+            "{} stop -m immediate -D '{}' >/dev/null 2>&1",
+            owner_prefix(&format!("{BIN}/pg_ctl")),
+            dir.join("data").display()
+        );
+        let mut watchdog = Command::new("sh")
+            .arg("-c")
+            .arg(format!("read -r _; {stop}; rm -rf '{}'", dir.display()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the cluster's watchdog");
+        server.lifeline = watchdog.stdin.take();
+        server.wrapper = watchdog;
+        server.start_again();
+        server
+    }
+
+    /// `pg_ctl ACTION` for an own cluster.
+    fn pg_ctl(&self, args: &[&str]) {
+        assert!(self.controlled, "only an own cluster is stopped and started");
+        let mut command = as_owner(&format!("{BIN}/pg_ctl"));
+        command.arg("-D").arg(self.dir.join("data")).args(args);
+        run(command, &format!("pg_ctl {}", args.join(" ")));
+    }
+
+    /// Stops an own cluster at once, as a crash would (`-m immediate`).
+    pub fn stop_immediately(&self) {
+        self.pg_ctl(&["stop", "-m", "immediate", "-w"]);
+    }
+
+    /// Starts an own cluster (again), and waits until it accepts connections.
+    pub fn start_again(&self) {
+        let options = format!(
+            "-p {} -h 127.0.0.1 -k {} -c fsync=off -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+            self.port,
+            self.dir.display(),
+            self.dir.join("server.crt").display(),
+            self.dir.join("server.key").display()
+        );
+        let log = self.log.display().to_string();
+        self.pg_ctl(&["start", "-w", "-l", &log, "-o", &options]);
     }
 
     /// The port it listens on (127.0.0.1).

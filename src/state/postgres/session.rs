@@ -9,8 +9,9 @@
 
 use std::fmt::Write as _;
 use std::future::Future;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
@@ -45,10 +46,11 @@ impl From<StateError> for Fail {
 pub(super) struct Session {
     /// Always `Some` until dropped.
     runtime: Option<tokio::runtime::Runtime>,
-    client: Arc<Client>,
+    /// The connection; replaced by [`Session::reconnect`].
+    client: Mutex<Arc<Client>>,
     /// The server process behind the session, to notice a pooler that
     /// swaps it.
-    pub pid: i32,
+    pid: AtomicI32,
     url: DatabaseUrl,
 }
 
@@ -56,78 +58,54 @@ impl Session {
     /// Connects, refuses plaintext to a remote host unless asked for, and
     /// creates or migrates the schema.
     pub fn connect(url: DatabaseUrl) -> Result<Session, StateError> {
-        let target = url.target();
-        let unreachable = |detail: String| StateError::Database { target: target.clone(), detail };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("memberctl-postgres")
             .enable_all()
             .build()
-            .map_err(|e| unreachable(format!("cannot start the database runtime: {e}")))?;
-        let mut config = tokio_postgres::Config::new();
-        config
-            .host(&url.host)
-            .port(url.port)
-            .dbname(&url.dbname)
-            .application_name("memberctl")
-            .connect_timeout(url.connect_timeout)
-            // The default idle time before keepalives is two hours: a NAT
-            // would drop a quiet session (and the lock) long before.
-            .keepalives(true)
-            .keepalives_idle(Duration::from_secs(30))
-            .keepalives_interval(Duration::from_secs(10))
-            .keepalives_retries(3)
-            .options("-c client_min_messages=warning");
-        let user = url.user.as_ref().map_or_else(
-            || std::env::var("PGUSER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "postgres".to_owned()),
-            |u| u.expose_secret().to_owned(),
-        );
-        config.user(&user);
-        if let Some(password) = &url.password {
-            config.password(password.expose_secret());
-        }
-        config.ssl_mode(driver_mode(&url));
-        let tls = tls::client_config(&url).map_err(&unreachable)?;
-        let connected = runtime.block_on(async move {
-            match tls {
-                None => {
-                    let (client, connection) = config.connect(NoTls).await?;
-                    tokio::spawn(async move { connection.await.ok() });
-                    Ok::<_, tokio_postgres::Error>(client)
-                }
-                Some(tls) => {
-                    let (client, connection) =
-                        config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls)).await?;
-                    tokio::spawn(async move { connection.await.ok() });
-                    Ok(client)
-                }
-            }
-        });
-        let client = Arc::new(connected.map_err(|e| unreachable(url.redact(&describe(&e))))?);
-        let mut session = Session { runtime: Some(runtime), client, pid: 0, url };
-        session.pid = session.call(|client| async move {
-            let row = client.query_one("SELECT pg_backend_pid()", &[]).await?;
-            Ok(row.get::<_, i32>(0))
-        })?;
-        session.call(|client| async move { schema::migrate(&client).await })?;
-        // Behind a transaction-pooling proxy the migration (or its check)
-        // already ran on another server process: refuse before anything else.
-        let pid = session.pid;
-        session
-            .call(move |client| async move {
-                let row = client.query_one("SELECT pg_backend_pid()", &[]).await?;
-                let now: i32 = row.get(0);
-                if now == pid {
-                    Ok(())
-                } else {
-                    Err(Fail::State(StateError::Pooler { target: String::new(), was: pid, now }))
-                }
-            })
-            .map_err(|error| match error {
-                StateError::Pooler { was, now, .. } => StateError::Pooler { target: session.target(), was, now },
-                other => other,
+            .map_err(|e| StateError::Database {
+                target: url.target(),
+                detail: format!("cannot start the database runtime: {e}"),
             })?;
+        let client = open(&runtime, &url)?;
+        let session =
+            Session { runtime: Some(runtime), client: Mutex::new(Arc::new(client)), pid: AtomicI32::new(0), url };
+        session.start()?;
         Ok(session)
+    }
+
+    /// Learns the server process, migrates, and checks that the process
+    /// stayed the same: behind a transaction-pooling proxy the migration (or
+    /// its check) ran on another one.
+    fn start(&self) -> Result<(), StateError> {
+        let backend_pid = |client: Arc<Client>| async move {
+            let row = client.query_one("SELECT pg_backend_pid()", &[]).await?;
+            Ok::<_, Fail>(row.get::<_, i32>(0))
+        };
+        let pid = self.call(backend_pid)?;
+        self.pid.store(pid, Ordering::SeqCst);
+        self.call(|client| async move { schema::migrate(&client).await })?;
+        let now = self.call(backend_pid)?;
+        self.check_pid(now).map_err(|fail| self.error(fail))
+    }
+
+    /// Replaces a lost connection with a new one (the advisory lock went
+    /// with the old one: the caller takes it again).
+    pub fn reconnect(&self) -> Result<(), StateError> {
+        let client = open(self.runtime(), &self.url)?;
+        *self.client.lock().expect("poisoned") = Arc::new(client);
+        self.start()
+    }
+
+    /// Whether the connection is gone (the server went away, or the
+    /// session was terminated).
+    pub fn is_closed(&self) -> bool {
+        self.client.lock().expect("poisoned").is_closed()
+    }
+
+    /// The server process of the session.
+    pub fn pid(&self) -> i32 {
+        self.pid.load(Ordering::SeqCst)
     }
 
     /// Host and database name: all a message may show.
@@ -142,7 +120,8 @@ impl Session {
         Fut: Future<Output = Result<T, Fail>> + Send + 'static,
         T: Send + 'static,
     {
-        let future = step(Arc::clone(&self.client));
+        let client = Arc::clone(&self.client.lock().expect("poisoned"));
+        let future = step(client);
         let (done, answer) = mpsc::channel();
         self.runtime().spawn(async move {
             // The caller waits for this; it is gone only if it panicked.
@@ -163,7 +142,8 @@ impl Session {
     where
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.runtime().spawn(task(Arc::clone(&self.client)));
+        let client = Arc::clone(&self.client.lock().expect("poisoned"));
+        self.runtime().spawn(task(client));
     }
 
     fn runtime(&self) -> &tokio::runtime::Runtime {
@@ -184,10 +164,11 @@ impl Session {
     /// proxy hands each transaction to whichever server is free, so the
     /// session advisory lock would guard nothing.
     pub fn check_pid(&self, now: i32) -> Result<(), Fail> {
-        if now == self.pid {
+        let was = self.pid();
+        if now == was {
             Ok(())
         } else {
-            Err(Fail::State(StateError::Pooler { target: self.target(), was: self.pid, now }))
+            Err(Fail::State(StateError::Pooler { target: self.target(), was, now }))
         }
     }
 }
@@ -199,6 +180,58 @@ impl Drop for Session {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
+    }
+}
+
+/// Opens a connection for `url` on `runtime`.
+fn open(runtime: &tokio::runtime::Runtime, url: &DatabaseUrl) -> Result<Client, StateError> {
+    let unreachable = |detail: String| StateError::Database { target: url.target(), detail };
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(&url.host)
+        .port(url.port)
+        .dbname(&url.dbname)
+        .application_name("memberctl")
+        .connect_timeout(url.connect_timeout)
+        // The default idle time before keepalives is two hours: a NAT
+        // would drop a quiet session (and the lock) long before.
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(30))
+        .keepalives_interval(Duration::from_secs(10))
+        .keepalives_retries(3)
+        .options("-c client_min_messages=warning");
+    let user = url.user.as_ref().map_or_else(
+        || std::env::var("PGUSER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "postgres".to_owned()),
+        |u| u.expose_secret().to_owned(),
+    );
+    config.user(&user);
+    if let Some(password) = &url.password {
+        config.password(password.expose_secret());
+    }
+    config.ssl_mode(driver_mode(url));
+    let tls = tls::client_config(url).map_err(unreachable)?;
+    let (done, answer) = mpsc::channel();
+    // Spawned, not `block_on`: this may run inside apply's runtime.
+    runtime.spawn(async move {
+        let connected = match tls {
+            None => config.connect(NoTls).await.map(|(client, connection)| {
+                tokio::spawn(async move { connection.await.ok() });
+                client
+            }),
+            Some(tls) => {
+                config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls)).await.map(|(client, connection)| {
+                    tokio::spawn(async move { connection.await.ok() });
+                    client
+                })
+            }
+        };
+        // The caller waits for this; it is gone only if it panicked.
+        done.send(connected).ok();
+    });
+    match answer.recv() {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(error)) => Err(unreachable(url.redact(&describe(&error)))),
+        Err(_) => Err(unreachable("the connection task stopped without an answer".to_owned())),
     }
 }
 
