@@ -577,3 +577,72 @@ fn a_database_restarted_mid_apply_is_reconnected_and_the_apply_finishes() {
     assert_eq!(pg.psql(&db, "SELECT count(*) FROM memberctl.journal").trim(), "0");
     assert_converged(&t);
 }
+
+// Regression: #11: the lock-holding session of an apply is killed with
+// `pg_terminate_backend` mid-apply and another run takes the lock while the
+// first is still sending: the first commits nothing more (fencing), and a
+// second apply, started meanwhile, and a later one converge.
+#[test]
+fn a_stolen_lock_fences_the_old_writer_and_the_next_runs_converge() {
+    const N: usize = 100;
+    let pg = Postgres::shared();
+    let db = pg.database();
+    let nw = FakeNetworked::start();
+    nw.set_answer_delay(Duration::from_millis(150));
+    let t = Test::new()
+        .config(&on_postgres(&networked_members(&nw, "stolen", N, 10), "stolen"))
+        .env(URL_ENV, &pg.url(&db))
+        .env("PG_NW_KEY", fake_networked::API_KEY);
+    t.cmd(&["plan"]).expect(0);
+    let first = t
+        .command(&APPLY)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while recorded(&pg, &db, "stolen") < 20 {
+        assert!(Instant::now() < deadline, "no batches were recorded");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let killed = pg.psql(
+        &db,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'memberctl' AND datname = current_database()",
+    );
+    assert_eq!(killed.trim(), "1", "one session held the lock");
+    // Take the lock as soon as the dead session lets it go.
+    let mut thief = connect(&pg.url(&db), "stolen");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let held = loop {
+        match thief.lock("apply", Duration::ZERO) {
+            Ok(held) => break held,
+            Err(StateError::Locked { .. }) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Err(error) => panic!("the lock was not freed: {error}"),
+        }
+    };
+    let at_theft = recorded(&pg, &db, "stolen");
+    // A second apply starts while the first is still sending; it waits.
+    let second = t
+        .command(&["apply", "--auto-approve", "--max-changes", "1000", "--lock-timeout", "60s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let output = first.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "the old writer must stop: {stderr}");
+    assert!(stderr.contains("taken over by another run") || stderr.contains("lost the state database"), "{stderr}");
+    assert_eq!(recorded(&pg, &db, "stolen"), at_theft, "the old writer committed nothing after the theft");
+    drop(held);
+    drop(thief);
+    let output = second.wait_with_output().expect("wait");
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    nw.set_answer_delay(Duration::ZERO);
+    t.cmd(&APPLY).expect(0);
+    for i in 0..N {
+        assert!(nw.member(&format!("stolen{i:03}@example.com")).is_some(), "stolen{i:03} is a member");
+    }
+    assert!(nw.received().values().all(|n| *n <= 2), "{:?}", nw.received_twice());
+    assert_eq!(pg.psql(&db, "SELECT count(*) FROM memberctl.journal").trim(), "0");
+    assert_converged(&t);
+}

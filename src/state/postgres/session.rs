@@ -42,6 +42,9 @@ impl From<StateError> for Fail {
     }
 }
 
+/// How often an idle session sends a heartbeat query.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+
 /// A connected session.
 pub(super) struct Session {
     /// Always `Some` until dropped.
@@ -71,7 +74,27 @@ impl Session {
         let session =
             Session { runtime: Some(runtime), client: Mutex::new(Arc::new(client)), pid: AtomicI32::new(0), url };
         session.start()?;
+        session.heartbeat();
         Ok(session)
+    }
+
+    /// Sends a trivial query every [`HEARTBEAT`] while the session lives:
+    /// traffic keeps a NAT from dropping a quiet session (and with it the
+    /// lock), and a dead connection is noticed between batches. Its answer
+    /// is not needed (inside an aborted transaction it is an error); the
+    /// driver marks the client closed when the connection dies.
+    fn heartbeat(&self) {
+        let runtime = self.runtime();
+        let client = Arc::downgrade(&self.client.lock().expect("poisoned"));
+        runtime.spawn(async move {
+            let mut client = client;
+            loop {
+                tokio::time::sleep(HEARTBEAT).await;
+                let Some(live) = client.upgrade() else { return };
+                live.simple_query("SELECT 1").await.ok();
+                client = Arc::downgrade(&live);
+            }
+        });
     }
 
     /// Learns the server process, migrates, and checks that the process
@@ -94,7 +117,9 @@ impl Session {
     pub fn reconnect(&self) -> Result<(), StateError> {
         let client = open(self.runtime(), &self.url)?;
         *self.client.lock().expect("poisoned") = Arc::new(client);
-        self.start()
+        self.start()?;
+        self.heartbeat();
+        Ok(())
     }
 
     /// Whether the connection is gone (the server went away, or the
