@@ -601,7 +601,7 @@ fn a_stolen_lock_fences_the_old_writer_and_the_next_runs_converge() {
         .spawn()
         .expect("spawn");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while recorded(&pg, &db, "stolen") < 20 {
+    while recorded(pg, &db, "stolen") < 20 {
         assert!(Instant::now() < deadline, "no batches were recorded");
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -620,7 +620,7 @@ fn a_stolen_lock_fences_the_old_writer_and_the_next_runs_converge() {
             Err(error) => panic!("the lock was not freed: {error}"),
         }
     };
-    let at_theft = recorded(&pg, &db, "stolen");
+    let at_theft = recorded(pg, &db, "stolen");
     // A second apply starts while the first is still sending; it waits.
     let second = t
         .command(&["apply", "--auto-approve", "--max-changes", "1000", "--lock-timeout", "60s"])
@@ -632,7 +632,7 @@ fn a_stolen_lock_fences_the_old_writer_and_the_next_runs_converge() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "the old writer must stop: {stderr}");
     assert!(stderr.contains("taken over by another run") || stderr.contains("lost the state database"), "{stderr}");
-    assert_eq!(recorded(&pg, &db, "stolen"), at_theft, "the old writer committed nothing after the theft");
+    assert_eq!(recorded(pg, &db, "stolen"), at_theft, "the old writer committed nothing after the theft");
     drop(held);
     drop(thief);
     let output = second.wait_with_output().expect("wait");
