@@ -646,3 +646,33 @@ fn a_stolen_lock_fences_the_old_writer_and_the_next_runs_converge() {
     assert_eq!(pg.psql(&db, "SELECT count(*) FROM memberctl.journal").trim(), "0");
     assert_converged(&t);
 }
+
+// Regression: #11: `state:` is validated like every other key.
+#[test]
+fn the_state_block_is_validated() {
+    for (block, expected) in [
+        ("state:\n  backend: postgres\n", "`backend: postgres` needs a `state.name`"),
+        ("state:\n  backend: postgres\n  name: x\n  path: s.json\n", "`state.path` applies only to `backend: file`"),
+        ("state:\n  name: x\n", "`state.name` applies only to `backend: postgres`"),
+        ("state:\n  backend: postgres\n  nmae: x\n", "nmae"),
+        ("state:\n  backend: mysql\n", "mysql"),
+    ] {
+        let t = Test::new().config(&format!("{QUICKSTART}{block}"));
+        let out = t.cmd(&["validate"]).expect(1);
+        assert!(out.stderr.contains(expected), "{block}: {}", out.rendered());
+    }
+}
+
+// Regression: #11: `state.path` chooses the state file; `--state` overrides it.
+#[test]
+fn the_state_file_comes_from_state_path_unless_the_flag_names_one() {
+    let t = Test::new().config(&format!("{QUICKSTART}state:\n  backend: file\n  path: kept/state.json\n"));
+    std::fs::create_dir_all(t.path().join("kept")).expect("mkdir");
+    t.cmd(&["apply", "--auto-approve", "--target", "sandbox/kim@example.com"]).expect(0);
+    assert!(t.path().join("kept/state.json").exists());
+    assert!(!t.path().join("memberctl.state.json").exists());
+    t.cmd(&["--state", "flag.json", "apply", "--auto-approve"]).expect(0);
+    assert!(t.path().join("flag.json").exists(), "the flag wins over `state.path`");
+    let list = t.cmd(&["state", "list"]).expect(0);
+    assert_eq!(list.stdout.lines().count(), 1, "state list reads `state.path`: {}", list.rendered());
+}
