@@ -299,7 +299,8 @@ fn the_database_password_is_never_printed() {
     let pg = Postgres::shared();
     let db = pg.database();
     let good = pg.url_with_password(&db, SECRET_PASSWORD);
-    let t = Test::new().config(&on_postgres(QUICKSTART, "secret")).env(URL_ENV, &good);
+    // Trace logs from every crate too: the driver's included.
+    let t = Test::new().config(&on_postgres(QUICKSTART, "secret")).env(URL_ENV, &good).env("RUST_LOG", "trace");
     let mut outputs = vec![
         t.cmd(&["-vv", "plan", "--out", "saved.plan"]).expect(0),
         t.cmd(&["-vv", "apply", "--auto-approve", "saved.plan"]).expect(0),
@@ -311,7 +312,8 @@ fn the_database_password_is_never_printed() {
     // A wrong password and an unreachable server: clear errors, exit 1.
     let wrong = Test::new()
         .config(&on_postgres(QUICKSTART, "secret"))
-        .env(URL_ENV, &pg.url_with_password(&db, &format!("{SECRET_PASSWORD}-wrong")));
+        .env(URL_ENV, &pg.url_with_password(&db, &format!("{SECRET_PASSWORD}-wrong")))
+        .env("RUST_LOG", "trace");
     let out = wrong.cmd(&["-vv", "apply", "--auto-approve"]).expect(1);
     assert!(out.stderr.contains(&format!("state database `127.0.0.1/{db}`")), "{}", out.rendered());
     assert!(!out.stderr.contains(SECRET_USER), "the user is not shown either: {}", out.rendered());
@@ -675,4 +677,19 @@ fn the_state_file_comes_from_state_path_unless_the_flag_names_one() {
     assert!(t.path().join("flag.json").exists(), "the flag wins over `state.path`");
     let list = t.cmd(&["state", "list"]).expect(0);
     assert_eq!(list.stdout.lines().count(), 1, "state list reads `state.path`: {}", list.rendered());
+}
+
+// Regression: #11: the database session runs on a thread of its own, and
+// the CLI holds the stderr lock for the whole command: a driver log line
+// from that thread must not hang the run.
+#[test]
+fn driver_logs_do_not_hang_a_run() {
+    let (t, _) = pg_test(QUICKSTART, "logged");
+    let t = t.env("RUST_LOG", "trace");
+    for args in [&["plan"][..], &["apply", "--auto-approve"][..]] {
+        let log = std::fs::File::create(t.path().join("stderr.log")).expect("log file");
+        let mut child = t.command(args).stdout(std::process::Stdio::null()).stderr(log).spawn().expect("spawn");
+        assert_eq!(wait_for(&mut child, Duration::from_secs(60)), 0, "{args:?}");
+        assert!(t.read("stderr.log").contains("executing statement"), "the driver logged: {}", t.read("stderr.log"));
+    }
 }
