@@ -70,9 +70,8 @@ fn push(cx: &mut Context<'_>, backend: &mut dyn Backend, path: &std::path::Path,
     let refuse = |reason: String| -> Error { StateError::PushRefused { reason }.into() };
     if paths.journal().exists() {
         return Err(refuse(format!(
-            "`{}` exists: an apply on that file was interrupted; run `memberctl --state {} plan` to fold it in first",
-            paths.journal().display(),
-            path.display()
+            "`{}` exists: an apply on that file was interrupted; fold it in first with `memberctl apply` on the file state (before the config's `state:` points elsewhere)",
+            paths.journal().display()
         )));
     }
     let pushed = file::read(&paths)?.ok_or_else(|| refuse(format!("there is no state file `{}`", path.display())))?;
