@@ -92,15 +92,17 @@ async fn read_snapshot(client: &Client, name: &str) -> Result<Snapshot, Fail> {
             }
             None => (None, 0),
         };
+        // Row by row: the rows of a large state are never all held as text.
         let mut resources = BTreeMap::new();
-        for row in client
-            .query(
+        let rows = client
+            .query_raw(
                 "SELECT record::text FROM memberctl.resources WHERE state = $1 ORDER BY address COLLATE \"C\"",
-                &[&name],
+                [name],
             )
-            .await?
-        {
-            let text: String = row.get(0);
+            .await?;
+        let mut rows = std::pin::pin!(rows);
+        while let Some(row) = futures_util::StreamExt::next(&mut rows).await {
+            let text: String = row?.get(0);
             let resource: Resource = serde_json::from_str(&text).map_err(|e| corrupt(name, e.to_string()))?;
             resources.insert(resource.address.clone(), resource);
         }
