@@ -327,6 +327,14 @@ fn the_database_password_is_never_printed() {
     assert!(out.stderr.contains(&format!("state database `127.0.0.1/{db}`")), "{}", out.rendered());
     assert!(!unreachable.path().join("outbox.jsonl").exists(), "nothing was sent");
     outputs.push(out);
+    let no_such_database = Test::new()
+        .config(&on_postgres(QUICKSTART, "secret"))
+        .env(URL_ENV, &pg.url_with_password("no_such_database", SECRET_PASSWORD));
+    let out = no_such_database.cmd(&["apply", "--auto-approve"]).expect(1);
+    assert!(out.stderr.contains("state database `127.0.0.1/no_such_database`"), "{}", out.rendered());
+    assert!(out.stderr.contains("does not exist"), "{}", out.rendered());
+    assert!(!no_such_database.path().join("outbox.jsonl").exists(), "nothing was sent");
+    outputs.push(out);
     let missing = Test::new().config(&on_postgres(QUICKSTART, "secret"));
     let out = missing.cmd(&["plan"]).expect(1);
     assert!(out.stderr.contains("`MEMBERCTL_DATABASE_URL` is not set"), "{}", out.rendered());
