@@ -135,6 +135,17 @@ fn a_held_lock_names_its_holder_plans_do_not_queue_and_lock_timeout_waits() {
     let (t, db) = pg_test(QUICKSTART, "held");
     let mut holder = connect(&Postgres::shared().url(&db), "held");
     let lock = holder.lock("apply", Duration::ZERO).expect("lock");
+    // The session advisory lock, keyed by the name's SHA-256 (bigint keys
+    // show as two 32-bit halves).
+    let key = memberctl::state::postgres::lock_key("held");
+    let held = Postgres::shared().psql(
+        &db,
+        &format!(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+               AND ((classid::bigint << 32) | objid::bigint) = {key}"
+        ),
+    );
+    assert_eq!(held.trim(), "1");
     let out = t.cmd(&["apply", "--auto-approve"]).expect(1);
     assert!(out.stderr.contains("state `held` is locked by `memberctl apply` (pid "), "{}", out.rendered());
     assert!(out.stderr.contains("--lock-timeout"), "{}", out.rendered());

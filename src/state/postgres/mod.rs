@@ -883,3 +883,16 @@ impl RecordBatches for PostgresRecorder {
         Ok((self.state, self.bytes))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::lock_key;
+
+    // Regression: #11: the key is the first 8 bytes of SHA-256 of the name,
+    // big-endian, as a signed integer (values from Python's hashlib).
+    #[test]
+    fn the_lock_key_is_the_first_eight_bytes_of_the_names_sha256() {
+        assert_eq!(lock_key("acme-community"), -2_198_973_981_761_636_489);
+        assert_eq!(lock_key("held"), -4_463_654_036_948_952_177);
+    }
+}
