@@ -22,7 +22,7 @@ pub mod url;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -329,7 +329,7 @@ enum Item {
 async fn stream_records(
     client: &Client,
     name: &str,
-    send: &mpsc::SyncSender<Item>,
+    send: &tokio::sync::mpsc::Sender<Item>,
     stop: &AtomicBool,
 ) -> Result<(), Fail> {
     use futures_util::StreamExt;
@@ -348,7 +348,7 @@ async fn stream_records(
             > 0;
         let go_on = header.is_some() && !pending;
         // The caller is blocked on this channel, on another thread.
-        send.send(Item::Header(header, pending)).ok();
+        send.send(Item::Header(header, pending)).await.ok();
         if !go_on {
             return Ok(());
         }
@@ -365,7 +365,7 @@ async fn stream_records(
                 break;
             }
             let record: String = row.get(0);
-            if tokio::task::block_in_place(|| send.send(Item::Record(record))).is_err() {
+            if send.send(Item::Record(record)).await.is_err() {
                 break;
             }
         }
@@ -530,19 +530,23 @@ impl Backend for PostgresBackend {
         Ok(Loaded { state, replay })
     }
 
+    // Called from synchronous code only (`plan`), never inside a runtime:
+    // it blocks on the channel the session's task fills.
     fn each_record(&mut self, sink: &mut dyn FnMut(&Resource) -> bool) -> Result<Streamed, StateError> {
         let name = self.name.clone();
         let stop = Arc::new(AtomicBool::new(false));
-        let (send, receive) = mpsc::sync_channel::<Item>(1024);
+        // A tokio channel: the session's task waits for room without
+        // blocking its thread; this (synchronous) side blocks.
+        let (send, mut receive) = tokio::sync::mpsc::channel::<Item>(1024);
         let stopped = Arc::clone(&stop);
         self.session.spawn(move |client| async move {
             let streamed = stream_records(&client, &name, &send, &stopped).await;
-            send.send(Item::End(streamed)).ok();
+            send.send(Item::End(streamed)).await.ok();
         });
         let mut outcome = Streamed::Missing;
         let mut declined = false;
         let mut ended = None;
-        while let Ok(item) = receive.recv() {
+        while let Some(item) = receive.blocking_recv() {
             match item {
                 Item::Header(None, _) => outcome = Streamed::Missing,
                 Item::Header(Some(_), true) => outcome = Streamed::Fallback,
