@@ -308,6 +308,8 @@ impl PostgresBackend {
         })
     }
 
+    /// The epoch of this run's lock: writing without the lock is refused
+    /// as a fenced write would be.
     fn epoch(&self) -> Result<i64, StateError> {
         self.epoch.ok_or_else(|| StateError::Fenced { name: self.name.clone() })
     }
