@@ -335,6 +335,7 @@ mod tests {
             max_removal_fraction: 0.25,
             resend_after: None,
             names: BTreeMap::new(),
+            state: crate::config::StateSettings::File { path: None },
         }
     }
 

@@ -14,6 +14,7 @@ mod gitops;
 mod lifecycle;
 mod org;
 mod output;
+mod postgres;
 mod providers;
 mod refresh;
 mod scim;

@@ -358,7 +358,7 @@ async fn run_with_grace(
     report.interrupted = deadline.is_some() || cancel.is_cancelled();
     let recorder =
         Arc::try_unwrap(recorder).map_err(|_| ()).expect("all tasks finished").into_inner().expect("poisoned");
-    report.journal_bytes = recorder.journal_bytes;
+    report.journal_bytes = recorder.journal_bytes();
     let (state, bytes) = recorder.finish()?;
     report.state_bytes = bytes;
     if let Some(err) = state_error {

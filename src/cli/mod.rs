@@ -27,7 +27,7 @@ use crate::config::{self, Config};
 use crate::error::{exit, Error};
 use crate::plan::Scope;
 use crate::state::journal::Replay;
-use crate::state::{Lock, State, StatePaths};
+use crate::state::{Backend, FileBackend, LockInfo, State, StatePaths};
 use diagnostics::ErrorFormat;
 pub use ui::Ui;
 
@@ -50,9 +50,9 @@ pub struct Global {
     /// Without it: `MEMBERCTL_CONFIG` (paths separated by `:`), then `memberctl.yaml`
     #[arg(short, long = "config", value_name = "PATH", global = true)]
     pub config: Vec<PathBuf>,
-    /// State file
-    #[arg(long, value_name = "PATH", global = true, env = "MEMBERCTL_STATE", default_value = crate::state::DEFAULT_STATE)]
-    pub state: PathBuf,
+    /// State file (default: `state.path` in the config, else `memberctl.state.json`)
+    #[arg(long, value_name = "PATH", global = true, env = "MEMBERCTL_STATE")]
+    pub state: Option<PathBuf>,
     /// How long to wait for the state lock, e.g. `30s` (default: fail at once)
     #[arg(long, value_name = "DURATION", global = true, default_value = "0s", value_parser = parse_duration)]
     pub lock_timeout: Duration,
@@ -297,6 +297,21 @@ pub enum StateCommand {
     },
     /// Clear a lock left by a run that died
     Unlock,
+    /// Print the whole state as state-file JSON (to move it or back it up)
+    Pull,
+    /// Fold in a rescue journal written when the state database went away mid-apply
+    Recover {
+        /// The rescue journal (`memberctl-rescue-NAME-PID.json`)
+        file: PathBuf,
+    },
+    /// Replace the state with a state file's (refused for another lineage, a lower serial, or a pending journal)
+    Push {
+        /// The state file to upload
+        file: PathBuf,
+        /// Replace a state of another lineage too
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// `state show` formats.
@@ -374,13 +389,51 @@ impl Context<'_> {
         Ok(config::load(&self.config_paths())?)
     }
 
-    fn state_paths(&self) -> StatePaths {
-        StatePaths::new(self.global.state.clone())
+    /// The config, when there is one to read: commands that need none
+    /// (`state list`) still read it for `state:`, but work without one.
+    fn config_if_any(&self) -> Result<Option<Config>, Error> {
+        let explicit =
+            !self.global.config.is_empty() || std::env::var_os("MEMBERCTL_CONFIG").is_some_and(|v| !v.is_empty());
+        if explicit || self.config_paths().iter().any(|p| p.exists()) {
+            self.load_config().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Where the state lives: `state:` in the config, `--state` for a file.
+    fn state_backend(&self, config: Option<&Config>) -> Result<Box<dyn Backend>, Error> {
+        match config.map(|c| &c.state) {
+            Some(config::StateSettings::Postgres { url_env, name }) => {
+                if self.global.state.is_some() {
+                    return Err(Error::usage(
+                        "`--state` (or `MEMBERCTL_STATE`) names a state file, but the config keeps the state in PostgreSQL",
+                        "drop `--state`/`MEMBERCTL_STATE`, or the config's `state:` to use a file",
+                    ));
+                }
+                Ok(Box::new(crate::state::postgres::PostgresBackend::connect(url_env, name)?))
+            }
+            Some(config::StateSettings::File { path }) => {
+                let path = self.global.state.clone().or_else(|| path.clone());
+                Ok(Box::new(FileBackend::new(StatePaths::new(
+                    path.unwrap_or_else(|| crate::state::DEFAULT_STATE.into()),
+                ))))
+            }
+            None => {
+                let path = self.global.state.clone().unwrap_or_else(|| crate::state::DEFAULT_STATE.into());
+                Ok(Box::new(FileBackend::new(StatePaths::new(path))))
+            }
+        }
     }
 
     /// Reports a stale lock and a replayed journal.
-    fn report_recovery(&mut self, lock: &Lock, replay: Option<&Replay>, folded: bool) -> Result<(), Error> {
-        if let Some(stale) = &lock.stale {
+    fn report_recovery(
+        &mut self,
+        stale: Option<&LockInfo>,
+        replay: Option<&Replay>,
+        folded: bool,
+    ) -> Result<(), Error> {
+        if let Some(stale) = stale {
             self.ui.warn(&format!(
             "a previous run, {stale}, ended without releasing the state lock (it crashed or was killed); taking over"
         ))?;

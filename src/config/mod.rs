@@ -62,6 +62,28 @@ pub struct Config {
     /// The catalogs read backwards (per provider: remote id → name), so
     /// plans show names.
     pub names: names::CatalogNames,
+    /// `state:`: where the state lives.
+    pub state: StateSettings,
+}
+
+/// The default `state.url_env`.
+pub const DEFAULT_DATABASE_URL_ENV: &str = "MEMBERCTL_DATABASE_URL";
+
+/// Where the state lives, as the config says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StateSettings {
+    /// The state file; `None`: the default (or `--state`).
+    File {
+        /// `state.path`.
+        path: Option<PathBuf>,
+    },
+    /// A `PostgreSQL` database.
+    Postgres {
+        /// The environment variable that holds the URL.
+        url_env: String,
+        /// The state's name.
+        name: String,
+    },
 }
 
 /// Why a configuration could not be loaded.

@@ -53,6 +53,8 @@ pub struct ConfigFile {
     pub safety: Option<Safety>,
     /// Invitation lifecycle settings.
     pub invites: Option<Invites>,
+    /// Where the state lives (default: the file `memberctl.state.json`).
+    pub state: Option<StateConfig>,
     /// The people, keyed by email.
     pub members: Vec<MemberConfig>,
     /// What the members of matching files may grant (team folders). A
@@ -80,6 +82,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "members",
     "owners",
     "policy",
+    "state",
 ];
 
 /// One provider (a community, a tenant, or the sandbox).
@@ -265,6 +268,26 @@ pub struct OwnerRule {
     pub unknown: UnknownKeys,
 }
 
+/// Where the state lives.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct StateConfig {
+    /// `file` (the default) or `postgres`.
+    pub backend: Option<StateBackendKind>,
+    /// postgres: the environment variable holding the `postgres://` URL
+    /// (default `MEMBERCTL_DATABASE_URL`). The URL is never printed.
+    pub url_env: Option<String>,
+    /// postgres: the state's name; one name is one complete configuration.
+    pub name: Option<String>,
+    /// file: the state file (default `memberctl.state.json`); `--state` overrides it.
+    pub path: Option<String>,
+    #[serde(flatten)]
+    #[schemars(skip)]
+    #[doc(hidden)]
+    pub unknown: UnknownKeys,
+}
+
 /// The keys [`OwnerRule`] knows.
 pub const OWNER_RULE_KEYS: &[&str] = &["files", "providers", "roles", "groups", "plans"];
 
@@ -286,6 +309,19 @@ pub struct Policy {
 
 /// The keys [`Policy`] knows.
 pub const POLICY_KEYS: &[&str] = &["min_members", "required"];
+
+/// The state backends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StateBackendKind {
+    /// A JSON file.
+    File,
+    /// A `PostgreSQL` database.
+    Postgres,
+}
+
+/// The keys [`StateConfig`] knows.
+pub const STATE_KEYS: &[&str] = &["backend", "url_env", "name", "path"];
 
 /// Invitation lifecycle.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -449,6 +485,7 @@ impl<'de> Deserialize<'de> for ConfigFile {
                         "defaults" => file.defaults = map.next_value()?,
                         "safety" => file.safety = map.next_value()?,
                         "invites" => file.invites = map.next_value()?,
+                        "state" => file.state = map.next_value()?,
                         "members" => file.members = map.next_value()?,
                         "owners" => file.owners = map.next_value()?,
                         "policy" => file.policy = map.next_value()?,

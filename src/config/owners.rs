@@ -159,6 +159,7 @@ pub(crate) fn check_file_keys(report: &mut Report<'_>, config: &ConfigFile, cove
         ("invites", config.invites.is_some()),
         ("owners", !config.owners.is_empty()),
         ("policy", config.policy.is_some()),
+        ("state", config.state.is_some()),
     ];
     for (key, _) in declared.iter().filter(|(_, set)| *set) {
         report.at_key(

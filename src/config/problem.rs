@@ -77,6 +77,7 @@ pub mod rules {
         ENV_NAME = "env-name", "not an environment variable name";
         ZERO = "zero", "setting must be at least 1";
         REMOVAL_FRACTION = "removal-fraction", "`max_removal_fraction` is not a fraction";
+        STATE = "state", "`state` settings that do not fit the backend";
         RATE_LIMIT = "rate-limit", "invalid `rate_limit`";
         DURATION = "duration", "not a duration";
         CAPABILITY = "capability", "capability the provider type lacks";

@@ -1,15 +1,15 @@
 //! Merging config files and resolving members into per-address attributes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::load::Source;
-use super::model::{Catalog, ConfigFile, MemberConfig, Policy};
+use super::model::{Catalog, ConfigFile, MemberConfig, Policy, StateBackendKind, StateConfig};
 use super::names::CatalogNames;
 use super::owners::Granted;
 use super::problem::{rules, suggestion, Pending, Rule};
 use super::validate::{check_catalog, check_unknown_keys, is_valid_email, provider_settings, singular, Report};
-use super::{Config, DEFAULT_MAX_CHANGES, DEFAULT_MAX_REMOVAL_FRACTION};
+use super::{Config, StateSettings, DEFAULT_DATABASE_URL_ENV, DEFAULT_MAX_CHANGES, DEFAULT_MAX_REMOVAL_FRACTION};
 use crate::address::{normalize_email, Address};
 use crate::attributes::{Attributes, Method};
 use crate::provider::{CatalogKind, NameFields, ProviderSettings};
@@ -90,6 +90,7 @@ pub(crate) fn resolve(
     let mut max_removal_fraction: Option<Origin<f64>> = None;
     let mut resend_after: Option<Origin<&String>> = None;
     let mut policy: Option<Origin<&Policy>> = None;
+    let mut state: Option<Origin<StateSettings>> = None;
 
     let mut declared_version = false;
     for &(file, config) in &files {
@@ -190,6 +191,10 @@ pub(crate) fn resolve(
         }
         if let Some(p) = &config.policy {
             set_once(pending, &mut policy, p, file, "policy".into(), "`policy`");
+        }
+        if let Some(settings) = &config.state {
+            let resolved = resolve_state(&mut Report { file, pending }, settings);
+            set_once(pending, &mut state, resolved, file, "state".into(), "`state`");
         }
         if let Some(r) = config.invites.as_ref().and_then(|i| i.resend_after.as_ref()) {
             set_once(pending, &mut resend_after, r, file, "invites.resend_after".into(), "`invites.resend_after`");
@@ -356,6 +361,53 @@ pub(crate) fn resolve(
         max_removal_fraction,
         resend_after,
         names,
+        state: state.map_or(StateSettings::File { path: None }, |o| o.value),
+    }
+}
+
+/// Checks `state:` and resolves it.
+fn resolve_state(report: &mut Report<'_>, settings: &StateConfig) -> StateSettings {
+    let only_for = |report: &mut Report<'_>, key: &str, backend: &str| {
+        report.at(
+            rules::STATE,
+            format!("state.{key}"),
+            format!("`state.{key}` applies only to `backend: {backend}`"),
+            format!("remove it, or set `backend: {backend}`"),
+        );
+    };
+    match settings.backend.unwrap_or(StateBackendKind::File) {
+        StateBackendKind::File => {
+            for (key, set) in [("url_env", settings.url_env.is_some()), ("name", settings.name.is_some())] {
+                if set {
+                    only_for(report, key, "postgres");
+                }
+            }
+            StateSettings::File { path: settings.path.as_ref().map(PathBuf::from) }
+        }
+        StateBackendKind::Postgres => {
+            if settings.path.is_some() {
+                only_for(report, "path", "file");
+            }
+            let name = settings.name.clone().unwrap_or_default();
+            if name.trim().is_empty() {
+                report.at(
+                    rules::STATE,
+                    "state.name",
+                    "`backend: postgres` needs a `state.name`",
+                    "one name per complete configuration, e.g. `name: acme-community`".to_owned(),
+                );
+            }
+            let url_env = settings.url_env.clone().unwrap_or_else(|| DEFAULT_DATABASE_URL_ENV.to_owned());
+            if url_env.is_empty() {
+                report.at(
+                    rules::STATE,
+                    "state.url_env",
+                    "`state.url_env` is empty",
+                    "the default is `MEMBERCTL_DATABASE_URL`".to_owned(),
+                );
+            }
+            StateSettings::Postgres { url_env, name }
+        }
     }
 }
 

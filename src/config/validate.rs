@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::model::{
     CapabilityName, Catalog, ConfigFile, MemberConfig, ProviderConfig, UnknownKeys, CONFIG_KEYS, DEFAULTS_KEYS,
-    INVITES_KEYS, MEMBER_KEYS, OWNER_RULE_KEYS, POLICY_KEYS, PROVIDER_KEYS, SAFETY_KEYS,
+    INVITES_KEYS, MEMBER_KEYS, OWNER_RULE_KEYS, POLICY_KEYS, PROVIDER_KEYS, SAFETY_KEYS, STATE_KEYS,
 };
 use super::problem::{did_you_mean, rules, suggestion, Pending, Rule};
 use crate::provider::scim::mapping::ScimSettings;
@@ -86,6 +86,9 @@ pub(crate) fn check_unknown_keys(report: &mut Report<'_>, file: &ConfigFile, mem
     }
     if let Some(p) = &file.policy {
         unknown_keys(report, "policy", &p.unknown, POLICY_KEYS);
+    }
+    if let Some(s) = &file.state {
+        unknown_keys(report, "state", &s.unknown, STATE_KEYS);
     }
     for (index, member) in members.iter().enumerate() {
         if !member.unknown.is_empty() {

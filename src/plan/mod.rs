@@ -192,6 +192,9 @@ pub struct Plan {
     pub lineage: Option<Uuid>,
     /// The state's serial (0 when there was no state).
     pub serial: u64,
+    /// Where the state lives, when not in a state file (absent for files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_location: Option<crate::state::backend::Location>,
     /// SHA-256 of the config files.
     pub config_digest: String,
     /// The providers' resolved settings, so a saved plan applies exactly.
@@ -492,6 +495,7 @@ impl<'a> Planner<'a> {
             memberctl_version: env!("CARGO_PKG_VERSION").to_owned(),
             lineage,
             serial,
+            state_location: None,
             config_digest: config.digest.clone(),
             providers: config.providers.clone(),
             no_changes: self.changes.is_empty(),
