@@ -9,6 +9,7 @@
 
 mod cancel;
 mod report;
+pub mod summary;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};

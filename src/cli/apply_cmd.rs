@@ -4,10 +4,12 @@ use std::io::BufRead;
 use std::sync::Arc;
 
 use super::progress;
-use super::{plan_file, refresh_cmd, scope, ApplyArgs, Context, Outcome, Success};
+use super::{plan_file, refresh_cmd, scope, ApplyArgs, Context, Outcome, Success, SummaryFormat};
+use crate::apply::summary::ApplySummary;
 use crate::apply::{self, Cancel};
+use crate::atomic_write::write_atomically;
 use crate::error::{exit, Error};
-use crate::plan::{self, render};
+use crate::plan::{self, render, Action};
 use crate::state::edit::{self, Edit};
 use crate::state::{Backend, State, StateError};
 
@@ -84,6 +86,33 @@ fn record_observed(backend: &mut dyn Backend, state: Option<State>, observed: &[
 }
 
 pub(super) fn run(args: &ApplyArgs, cx: &mut Context<'_>) -> Outcome {
+    let mut summary = None;
+    let outcome = apply(args, cx, &mut summary);
+    let Some(path) = &args.summary_out else { return outcome };
+    // Written whatever happened: a failed apply is what a pull request most
+    // needs to hear about.
+    let summary = summary.unwrap_or_else(|| {
+        ApplySummary::not_started(outcome.as_ref().err().map_or_else(String::new, ToString::to_string))
+    });
+    let written = write_atomically(path, |out| match args.summary_format {
+        SummaryFormat::Markdown => summary.markdown(out),
+        SummaryFormat::Json => summary.json(out),
+    });
+    match (written, outcome) {
+        (Ok(_), outcome) => outcome,
+        (Err(error), Ok(_)) => Err(error.into()),
+        // The apply's own error comes first; the summary's is said beside it.
+        (Err(error), Err(outcome)) => {
+            cx.ui.warn(&format!(
+                "{error}: {}",
+                std::error::Error::source(&error).map_or(String::new(), ToString::to_string)
+            ))?;
+            Err(outcome)
+        }
+    }
+}
+
+fn apply(args: &ApplyArgs, cx: &mut Context<'_>, summary: &mut Option<ApplySummary>) -> Outcome {
     // A saved plan is applied without the config, when there is none.
     let config = if args.plan.is_some() && !args.refresh { cx.config_if_any()? } else { Some(cx.load_config()?) };
     let mut backend = cx.state_backend(config.as_ref())?;
@@ -135,6 +164,11 @@ pub(super) fn run(args: &ApplyArgs, cx: &mut Context<'_>) -> Outcome {
     let observed = plan.refresh.as_ref().map_or(&[][..], |r| r.observed.as_slice());
     if plan.no_changes || !plan.applyable {
         record_observed(backend.as_mut(), loaded.state, observed)?;
+        let nothing_sent = apply::ApplyReport {
+            manual: plan.changes.iter().filter(|c| c.action == Action::Manual).map(|c| c.address.clone()).collect(),
+            ..apply::ApplyReport::default()
+        };
+        *summary = Some(ApplySummary::of(&nothing_sent, &plan));
         if !plan.no_changes {
             cx.ui.println(&format!(
                 "\nNothing memberctl can carry out: {} change(s) are manual (see above).",
@@ -187,6 +221,7 @@ pub(super) fn run(args: &ApplyArgs, cx: &mut Context<'_>) -> Outcome {
         cx.ui.warn(&format!("rescue journal `{}`:\n{document}", path.display()))?;
     }
     let (_state, report) = result?;
+    *summary = Some(ApplySummary::of(&report, &plan));
     cx.ui.render(|out| progress::summary(&report, &plan, out))?;
     progress_written?;
     if report.interrupted {

@@ -110,6 +110,15 @@ pub enum Command {
     Man,
 }
 
+/// Formats of `apply --summary-out`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SummaryFormat {
+    /// A pull-request comment
+    Markdown,
+    /// JSON
+    Json,
+}
+
 /// Output formats for plans.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum PlanFormat {
@@ -199,6 +208,12 @@ pub struct ApplyArgs {
     /// Carry out removals that delete users (providers with `on_remove: delete`)
     #[arg(long)]
     pub allow_delete: bool,
+    /// Also write the outcome to FILE (counts per provider, failures, open manual changes), even when apply fails
+    #[arg(long, value_name = "FILE")]
+    pub summary_out: Option<PathBuf>,
+    /// Format of --summary-out
+    #[arg(long, value_name = "FORMAT", default_value = "markdown", requires = "summary_out")]
+    pub summary_format: SummaryFormat,
     /// How to report errors (on stderr): `json` or `github` for CI
     #[arg(long, default_value = "human")]
     pub error_format: ErrorFormat,

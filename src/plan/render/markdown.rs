@@ -44,7 +44,8 @@ fn icon(action: Action) -> &'static str {
 const MAX_CELL: usize = 1_000;
 
 /// Escapes text for a table cell, shortened to [`MAX_CELL`] characters.
-fn cell(text: &str) -> String {
+#[must_use]
+pub fn cell(text: &str) -> String {
     let escaped = text.replace('|', "\\|").replace('\n', " ").replace('<', "&lt;");
     match escaped.char_indices().nth(MAX_CELL) {
         Some((cut, _)) => format!("{}…", &escaped[..cut]),
