@@ -272,7 +272,7 @@ fn redact_line(line: &str) -> String {
             return format!("{key}: [redacted]");
         }
     }
-    super::validate::hide_userinfo(line)
+    crate::url_policy::hide_userinfo(line)
 }
 
 /// Writes members as a YAML sequence (`- email: ...` items, no `members:` key).

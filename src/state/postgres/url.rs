@@ -149,9 +149,8 @@ impl DatabaseUrl {
     /// saying so).
     #[must_use]
     pub fn is_loopback(&self) -> bool {
-        self.host == "localhost"
-            || self.host.starts_with('/')
-            || self.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        // A path is a Unix socket: local by construction.
+        self.host.starts_with('/') || crate::url_policy::is_loopback_host(&self.host)
     }
 
     /// Removes the user and password from a driver message, which may
