@@ -43,7 +43,7 @@ fn icon(action: Action) -> &'static str {
 /// long value must not eat the whole comment.
 const MAX_CELL: usize = 1_000;
 
-/// Escapes text for a table cell, shortened to [`MAX_CELL`] characters.
+/// Escapes text for a table cell, shortened to 1,000 characters.
 #[must_use]
 pub fn cell(text: &str) -> String {
     let escaped = text.replace('|', "\\|").replace('\n', " ").replace('<', "&lt;");
