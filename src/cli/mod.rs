@@ -6,6 +6,7 @@
 mod apply_cmd;
 pub mod diagnostics;
 mod import;
+mod import_provider;
 mod init;
 mod plan_cmd;
 mod plan_file;
@@ -257,6 +258,17 @@ pub enum ImportCommand {
         /// Refuse the whole import when any row is invalid (default: skip bad rows)
         #[arg(long)]
         strict: bool,
+        /// Append the members to FILE (whose last key is `members:`) instead of printing them
+        #[arg(long, value_name = "FILE")]
+        append: Option<PathBuf>,
+    },
+    /// Members YAML for what a provider holds (it must be able to list), for members not yet configured
+    Provider {
+        /// The provider's name in the config
+        name: String,
+        /// Also record them in the state as adopted, so they are never invited
+        #[arg(long)]
+        adopt: bool,
         /// Append the members to FILE (whose last key is `members:`) instead of printing them
         #[arg(long, value_name = "FILE")]
         append: Option<PathBuf>,
@@ -580,7 +592,12 @@ fn dispatch(command: &Command, cx: &mut Context<'_>) -> Outcome {
         Command::Schema(args) => schema::run(args, cx),
         Command::Init(args) => init::run(args, cx),
         Command::State(command) => state_cmd::run(command, cx),
-        Command::Import(args) => import::run(args, cx),
+        Command::Import(args) => match &args.command {
+            ImportCommand::Csv { .. } => import::run(args, cx),
+            ImportCommand::Provider { name, adopt, append } => {
+                import_provider::run(name, *adopt, append.as_deref(), cx)
+            }
+        },
         Command::Completions { shell } => {
             // clap_complete panics when its writer fails: generate into
             // memory, then write through the one path that handles errors.

@@ -24,6 +24,16 @@ pub(super) fn list(config: &Config) -> Result<BTreeMap<String, Option<Listing>>,
     Ok(runtime.block_on(refresh::list(config, &env))?)
 }
 
+/// Lists one provider.
+pub(super) fn list_one(settings: &crate::provider::ProviderSettings) -> Result<Listing, Error> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::internal(format!("cannot start the async runtime: {source}")))?;
+    let env = |name: &str| std::env::var(name).ok();
+    Ok(runtime.block_on(refresh::list_one(settings, &env))?)
+}
+
 /// Reconciles `state` with the listings: the state as the providers show it
 /// (none when there is no state yet) and what the plan carries.
 ///
