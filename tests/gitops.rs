@@ -157,7 +157,10 @@ fn no_pipeline_installs_the_unpublished_crate() {
     for (name, _) in PIPELINES {
         let text = std::fs::read_to_string(repo().join(name)).expect("pipeline");
         assert!(!text.contains("cargo install --locked memberctl"), "{name} installs the unpublished crate");
-        for line in text.lines().filter(|l| l.contains("cargo install")) {
+        // A command continued over lines (`\`), also in a comment, is one line.
+        let unindented: Vec<&str> = text.lines().map(|l| l.trim_start_matches([' ', '#'])).collect();
+        let joined = unindented.join("\n").replace("\\\n", " ");
+        for line in joined.lines().filter(|l| l.contains("cargo install")) {
             let pinned_git = line.contains("--git") && line.contains("--tag");
             assert!(pinned_git || line.contains("--path"), "{name}: `{}` installs from crates.io", line.trim());
         }
@@ -249,7 +252,9 @@ fn ci_examples_install_what_the_release_workflow_packages() {
     assert_ran("github-actions.yml's install step", &out);
     let bin = home.join(".cache/memberctl").join(version);
     assert_eq!(std::fs::read_to_string(&github_path).expect("GITHUB_PATH"), format!("{}\n", bin.display()));
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("memberctl "), "--version ran");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&format!("{asset}: OK")), "the checksum was checked:\n{stdout}");
+    assert!(stdout.lines().any(|l| l == concat!("memberctl ", env!("CARGO_PKG_VERSION"))), "--version ran:\n{stdout}");
     // A cache hit (the directory actions/cache restores) downloads nothing.
     let offline = [env[0], env[1], env[2], ("MEMBERCTL_DOWNLOAD_URL", "file:///nonexistent".as_ref())];
     assert_ran("a cached install", &run_bash(install, work.path(), &offline));
