@@ -167,6 +167,50 @@ fn no_pipeline_installs_the_unpublished_crate() {
     }
 }
 
+// #12 item 8: the apply's outcome goes to the merged pull request (or the
+// commit), also when the apply failed, and only once a summary was written.
+#[test]
+fn ci_examples_post_the_apply_summary_even_after_a_failed_apply() {
+    for name in ["examples/ci/github-actions.yml", "examples/ci/github-actions-postgres.yml"] {
+        let doc = pipeline(name);
+        let apply = github_step(&doc, "apply", "Apply");
+        assert!(apply.contains("--summary-out apply.md --summary-format markdown"), "{name}: {apply}");
+        let steps = doc["jobs"]["apply"]["steps"].as_sequence().expect("steps");
+        let post = steps.iter().find(|s| s["name"].as_str() == Some("Post the apply summary")).expect("post step");
+        assert_eq!(post["if"].as_str(), Some("always() && hashFiles('apply.md') != ''"), "{name}");
+        let script = post["run"].as_str().expect("run");
+        for call in [
+            "commits/$GITHUB_SHA/pulls",
+            "select(.merged_at != null)",
+            "issues/$pr/comments",
+            "commits/$GITHUB_SHA/comments",
+        ] {
+            assert!(script.contains(call), "{name}: the post step does not call {call}");
+        }
+    }
+    let gitlab = pipeline("examples/ci/gitlab-ci.yml");
+    let script = gitlab["apply"]["script"].as_sequence().expect("script");
+    assert!(script
+        .iter()
+        .any(|l| l.as_str().is_some_and(|l| l.ends_with("--summary-out apply.md --summary-format markdown"))));
+    // after_script runs after a failed script too; the post comes first,
+    // since the state commit after it ends the shell with `exit`.
+    let after = gitlab["apply"]["after_script"].as_sequence().expect("after_script");
+    let post = after[0].as_str().expect("a string");
+    for call in [
+        "[ -f apply.md ]",
+        "commits/$CI_COMMIT_SHA/merge_requests",
+        "merge_requests/$mr/notes",
+        "commits/$CI_COMMIT_SHA/comments",
+    ] {
+        assert!(post.contains(call), "gitlab-ci.yml: the first after_script entry does not call {call}");
+    }
+    assert!(post
+        .trim_end()
+        .ends_with("|| echo \"could not post the apply summary; it is in this job's artifacts\"\nfi"));
+    assert_eq!(gitlab["apply"]["artifacts"]["paths"][0].as_str(), Some("apply.md"));
+}
+
 fn run_bash(script: &str, dir: &std::path::Path, env: &[(&str, &std::ffi::OsStr)]) -> std::process::Output {
     Command::new("bash")
         .args(["-eo", "pipefail", "-c", script])
