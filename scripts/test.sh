@@ -87,6 +87,19 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$(pins_hash)" ] || ! "$venv/bin/python" -
 fi
 exec 9>&-
 
+# The PostgreSQL tests start throw-away clusters with Debian's postgresql-15
+# binaries (as the `postgres` user, since initdb refuses root).
+if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "error: the PostgreSQL tests need /usr/lib/postgresql/15/bin (Debian's postgresql-15)" >&2
+        exit 1
+    fi
+    echo "== installing postgresql-15 (the state-backend tests run a real server)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null \
+        || as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+
 SCIM2_SERVER_BIN="$PWD/$venv/bin/scim2-server"
 CHECK_JSONSCHEMA_BIN="$PWD/$venv/bin/check-jsonschema"
 export SCIM2_SERVER_BIN CHECK_JSONSCHEMA_BIN

@@ -9,6 +9,9 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::config::names::Names;
+use crate::provider::CatalogKind;
+
 /// How a member is brought into a provider.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -131,21 +134,76 @@ impl Attributes {
     /// Renders the membership attributes as `field: value` lines, for diffs.
     #[must_use]
     pub fn lines(&self) -> Vec<String> {
+        self.lines_with(None)
+    }
+
+    /// Like [`Attributes::lines`], with catalog ids shown by their names
+    /// (`roles: member, admin`), for people reviewing a plan.
+    #[must_use]
+    pub fn lines_named(&self, names: &Names) -> Vec<String> {
+        self.lines_with(Some(names))
+    }
+
+    fn lines_with(&self, names: Option<&Names>) -> Vec<String> {
+        let list = |lines: &mut Vec<String>, field: &str, kind: CatalogKind, ids: &[String]| match names {
+            Some(names) if !ids.is_empty() => lines.push(format!("{field}: {}", names.show_list(kind, ids))),
+            _ => push_list(lines, field, ids),
+        };
         let mut lines = vec![format!("email: {}", self.email)];
         push_opt(&mut lines, "name", self.name.as_ref());
         push_opt(&mut lines, "first_name", self.first_name.as_ref());
         push_opt(&mut lines, "last_name", self.last_name.as_ref());
         push_opt(&mut lines, "phone", self.phone.as_ref());
-        push_list(&mut lines, "roles", &self.roles);
-        push_list(&mut lines, "plans", &self.plans);
-        push_list(&mut lines, "groups", &self.groups);
-        push_opt(&mut lines, "primary_group", self.primary_group.as_ref());
-        push_list(&mut lines, "positions", &self.positions);
+        list(&mut lines, "roles", CatalogKind::Roles, &self.roles);
+        list(&mut lines, "plans", CatalogKind::Plans, &self.plans);
+        list(&mut lines, "groups", CatalogKind::Groups, &self.groups);
+        let primary = match (names, &self.primary_group) {
+            (Some(names), Some(id)) => Some(names.show(CatalogKind::Groups, id)),
+            (_, primary) => primary.clone(),
+        };
+        push_opt(&mut lines, "primary_group", primary.as_ref());
+        list(&mut lines, "positions", CatalogKind::Positions, &self.positions);
         push_opt(&mut lines, "manager_id", self.manager_id.as_ref());
         if self.method == Method::Direct {
             lines.push("method: direct".to_owned());
         }
         lines
+    }
+
+    /// Every catalog id these attributes hold, with its kind.
+    pub fn catalog_ids(&self) -> impl Iterator<Item = (CatalogKind, &str)> {
+        list(CatalogKind::Roles, &self.roles)
+            .chain(list(CatalogKind::Plans, &self.plans))
+            .chain(list(CatalogKind::Groups, &self.groups))
+            .chain(self.primary_group.iter().map(|id| (CatalogKind::Groups, id.as_str())))
+            .chain(list(CatalogKind::Positions, &self.positions))
+    }
+}
+
+fn list(kind: CatalogKind, ids: &[String]) -> impl Iterator<Item = (CatalogKind, &str)> {
+    ids.iter().map(move |id| (kind, id.as_str()))
+}
+
+impl Attributes {
+    /// A changed catalog field's value by names (`member, admin`), for the
+    /// `field` [`Attributes::changes_to`] reports; `None` for other fields.
+    #[must_use]
+    pub fn named_value(&self, field: &str, names: &Names) -> Option<String> {
+        let (kind, ids): (CatalogKind, &[String]) = match field {
+            "roles" => (CatalogKind::Roles, &self.roles),
+            "plans" => (CatalogKind::Plans, &self.plans),
+            "groups" => (CatalogKind::Groups, &self.groups),
+            "positions" => (CatalogKind::Positions, &self.positions),
+            "primary_group" => {
+                return Some(
+                    self.primary_group
+                        .as_ref()
+                        .map_or_else(|| "(none)".to_owned(), |id| names.show(CatalogKind::Groups, id)),
+                )
+            }
+            _ => return None,
+        };
+        Some(names.show_list(kind, ids))
     }
 }
 

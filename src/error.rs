@@ -187,6 +187,15 @@ impl Error {
     fn downcast<T: std::error::Error + 'static>(&self) -> Option<&T> {
         self.cause.downcast_ref::<T>()
     }
+
+    /// The problems of an invalid configuration, for machine-readable output.
+    #[must_use]
+    pub fn config_problems(&self) -> Option<&[crate::config::Problem]> {
+        match self.downcast::<ConfigError>() {
+            Some(ConfigError::Invalid { problems }) => Some(problems),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Error {

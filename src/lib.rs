@@ -17,3 +17,4 @@ pub mod plan;
 pub mod provider;
 pub mod refresh;
 pub mod state;
+pub mod url_policy;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::address::{normalize_email, Address};
 use crate::attributes::{AttributeChange, Attributes};
 use crate::config::Config;
-use crate::provider::{self, BatchError, Listing, Observed, Provider};
+use crate::provider::{self, BatchError, Listing, Observed, Provider, ProviderSettings};
 use crate::state::edit::Edit;
 use crate::state::{State, Status};
 
@@ -179,11 +179,7 @@ pub async fn list(
             listings.insert(name.clone(), None);
             continue;
         }
-        let client = provider::build(settings, env).map_err(|e| RefreshError::List {
-            provider: name.clone(),
-            error: BatchError { uncertain: false, fatal: true, message: e.to_string(), hint: None },
-        })?;
-        clients.push((name.clone(), Arc::from(client)));
+        clients.push((name.clone(), client(settings, env)?));
     }
     // Providers are listed one after another: each paginates on its own,
     // and a refresh is dominated by the largest provider anyway.
@@ -192,6 +188,25 @@ pub async fn list(
         listings.insert(name, Some(listing));
     }
     Ok(listings)
+}
+
+/// Lists one provider (which must be able to list).
+pub async fn list_one(
+    settings: &ProviderSettings,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Listing, RefreshError> {
+    client(settings, env)?.list().await.map_err(|error| RefreshError::List { provider: settings.name.clone(), error })
+}
+
+fn client(
+    settings: &ProviderSettings,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Arc<dyn Provider>, RefreshError> {
+    let client = provider::build(settings, env).map_err(|e| RefreshError::List {
+        provider: settings.name.clone(),
+        error: BatchError { uncertain: false, fatal: true, message: e.to_string(), hint: None },
+    })?;
+    Ok(Arc::from(client))
 }
 
 /// Reconciles `state` with the listings: answers the state as the providers
@@ -335,6 +350,8 @@ mod tests {
             max_removal_fraction: 0.25,
             resend_after: None,
             moved: Vec::new(),
+            names: BTreeMap::new(),
+            state: crate::config::StateSettings::File { path: None },
         }
     }
 

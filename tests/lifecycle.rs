@@ -381,3 +381,25 @@ fn markdown_with_one_huge_cell_stays_under_the_comment_limit() {
     assert!(out.stdout.contains("**Plan: 3 to invite"), "{}", &out.stdout[..500]);
     assert!(out.stdout.contains("| `sandbox/person0@example.com` |"), "the first row is shown, shortened");
 }
+
+// #12 item 8: the apply's outcome goes back to the pull request.
+#[test]
+fn apply_writes_its_summary_for_the_pull_request() {
+    let t = Test::new().config(QUICKSTART);
+    t.cmd(&["apply", "--auto-approve", "--summary-out", "apply.md"]).expect(0);
+    insta::assert_snapshot!("apply_summary_markdown", t.read("apply.md"));
+    t.write("memberctl.yaml", &QUICKSTART.replace("  - email: kim@example.com\n    name: Kim Park\n", ""));
+    t.cmd(&["apply", "--auto-approve", "--summary-out", "apply.json", "--summary-format", "json"]).expect(0);
+    let summary: serde_json::Value = serde_json::from_str(&t.read("apply.json")).expect("JSON summary");
+    assert_eq!(summary["status"], "complete");
+    assert_eq!(summary["providers"]["sandbox"]["removed"], 1);
+}
+
+#[test]
+fn a_refused_apply_still_writes_its_summary() {
+    let t = Test::new().config(&QUICKSTART.replace("members:\n", "safety:\n  max_changes: 1\nmembers:\n"));
+    t.cmd(&["apply", "--auto-approve", "--summary-out", "apply.json", "--summary-format", "json"]).expect(1);
+    let summary: serde_json::Value = serde_json::from_str(&t.read("apply.json")).expect("JSON summary");
+    assert_eq!(summary["status"], "not_started");
+    assert!(summary["error"].as_str().is_some_and(|e| e.contains("more than the limit of 1")), "{summary}");
+}

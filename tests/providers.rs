@@ -682,7 +682,7 @@ fn plain_http_is_refused_unless_loopback() {
     let error = Networked::new(settings(ProviderKind::Networked, "community", "http://example.com"), &env_with("k"))
         .err()
         .expect("refused");
-    insta::assert_snapshot!(error.to_string(), @"provider `community`: `base_url` `http://example.com` uses plain http://, which is only allowed for loopback hosts (127.0.0.1, ::1, localhost); use https://");
+    insta::assert_snapshot!(error.to_string(), @"provider `community`: `base_url`: plain `http://` is refused for `example.com`, which is not loopback; use `https://`; plain `http://` is for loopback test servers");
     for url in ["http://127.0.0.1:1", "http://localhost:1", "http://[::1]:1", "https://backend.networked.co"] {
         let s = settings(ProviderKind::Aptly, "workforce", url);
         assert!(Aptly::new(s, &env_with("t")).is_ok(), "{url}");

@@ -136,3 +136,33 @@ fn a_listing_that_misses_most_members_is_refused() {
     assert!(out.stderr.contains("misses 23 of the 23 members"), "{}", out.rendered());
     assert!(out.stderr.contains("hint:"), "{}", out.rendered());
 }
+
+// #10: `import provider NAME` writes members YAML for what a provider holds
+// that the config lacks; with `--adopt` they are recorded, and the config
+// with the YAML appended plans clean.
+#[test]
+fn import_provider_yaml_validates_and_plans_clean_with_adopt() {
+    let t = applied();
+    at_the_service(
+        &t,
+        r#"{"op":"invite","provider":"sandbox","email":"Pat.Lee@example.com","attributes":{"email":"Pat.Lee@example.com","name":"Pat Lee","roles":["role-moderator"],"plans":["plan-pro"]}}"#,
+    );
+    at_the_service(
+        &t,
+        r#"{"op":"invite","provider":"sandbox","email":"odd@example.com","attributes":{"email":"odd@example.com","roles":["role-unknown"]}}"#,
+    );
+    let out = t.cmd(&["import", "provider", "sandbox"]).expect(0);
+    insta::assert_snapshot!("import_provider_yaml", out.rendered());
+    // Nothing recorded without --adopt.
+    assert_eq!(serial(&t), 1);
+
+    t.cmd(&["import", "provider", "sandbox", "--adopt", "--append", "memberctl.yaml"]).expect(0);
+    t.cmd(&["validate"]).expect(0);
+    let plan = t.cmd(&["plan", "--detailed-exitcode"]);
+    // `odd` holds a role no catalog names: it was left out, so the plan
+    // proposes removing it at the provider (by hand: an update).
+    assert!(plan.stdout.contains("sandbox/odd@example.com"), "{}", plan.rendered());
+    assert!(!plan.stdout.contains("pat.lee@example.com"), "Pat converged: {}", plan.rendered());
+    let state = t.read("memberctl.state.json");
+    assert!(state.contains("sandbox/pat.lee@example.com") && state.contains("\"adopted\""), "{state}");
+}

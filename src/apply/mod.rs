@@ -9,6 +9,7 @@
 
 mod cancel;
 mod report;
+pub mod summary;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,6 +41,20 @@ pub enum ApplyError {
         /// The limit in force.
         limit: usize,
     },
+    /// The removal-fraction brake.
+    #[error("the plan removes {removals} of the {recorded} members recorded at `{provider}`, more than the limit of {limit}")]
+    TooManyRemovals {
+        /// The provider.
+        provider: String,
+        /// Removals there.
+        removals: usize,
+        /// Members the state records there.
+        recorded: usize,
+        /// The fraction in force.
+        limit: f64,
+        /// The smallest fraction that lets the removals through.
+        needed: String,
+    },
     /// Removals that delete users, without `--allow-delete`.
     #[error("the plan deletes {count} user(s) at {providers}, and deletions need `--allow-delete`")]
     DeleteNotAllowed {
@@ -70,6 +85,9 @@ impl ApplyError {
             ApplyError::TooManyChanges { .. } => Some(
                 "invitations are emails that cannot be unsent: review the plan, then raise the limit for this run with `--max-changes N` or set `safety.max_changes`".to_owned(),
             ),
+            ApplyError::TooManyRemovals { needed, .. } => Some(format!(
+                "a config file lost by a bad merge or move looks like this: check the plan, then raise the limit for this run with `--max-removal-fraction {needed}` or set `safety.max_removal_fraction`"
+            )),
             ApplyError::DeleteNotAllowed { .. } => Some(
                 "a deleted user and their data cannot be brought back: review the plan, then pass `--allow-delete`, or set `on_remove: deactivate`".to_owned(),
             ),
@@ -114,12 +132,27 @@ pub fn check_deletes(plan: &Plan, allow_delete: bool) -> Result<(), ApplyError> 
     Err(ApplyError::DeleteNotAllowed { count, providers: providers.into_iter().collect::<Vec<_>>().join(", ") })
 }
 
-/// Applies the safety brake.
-pub fn check_brake(plan: &Plan, override_limit: Option<usize>) -> Result<(), ApplyError> {
+/// Applies the safety brakes: `max_changes`, then `max_removal_fraction`
+/// (each overridden for one run by its own option).
+pub fn check_brake(
+    plan: &Plan,
+    override_limit: Option<usize>,
+    override_fraction: Option<f64>,
+) -> Result<(), ApplyError> {
     let limit = override_limit.unwrap_or(plan.max_changes);
     let count = plan.summary.braked();
     if count > limit {
         return Err(ApplyError::TooManyChanges { count, limit });
+    }
+    let fraction = override_fraction.unwrap_or(plan.max_removal_fraction);
+    if let Some(share) = plan.removals_over(fraction).into_iter().next() {
+        return Err(ApplyError::TooManyRemovals {
+            needed: share.fraction_needed(),
+            provider: share.provider,
+            removals: share.removals,
+            recorded: share.recorded,
+            limit: fraction,
+        });
     }
     Ok(())
 }
@@ -329,7 +362,7 @@ async fn run_with_grace(
     report.interrupted = deadline.is_some() || cancel.is_cancelled();
     let recorder =
         Arc::try_unwrap(recorder).map_err(|_| ()).expect("all tasks finished").into_inner().expect("poisoned");
-    report.journal_bytes = recorder.journal_bytes;
+    report.journal_bytes = recorder.journal_bytes();
     let (state, bytes) = recorder.finish()?;
     report.state_bytes = bytes;
     if let Some(err) = state_error {

@@ -4,12 +4,14 @@ use std::io::BufRead;
 use std::sync::Arc;
 
 use super::progress;
-use super::{plan_file, refresh_cmd, scope, ApplyArgs, Context, Outcome, Success};
+use super::{plan_file, refresh_cmd, scope, ApplyArgs, Context, Outcome, Success, SummaryFormat};
+use crate::apply::summary::ApplySummary;
 use crate::apply::{self, Cancel};
+use crate::atomic_write::write_atomically;
 use crate::error::{exit, Error};
-use crate::plan::{self, render};
+use crate::plan::{self, render, Action};
 use crate::state::edit::{self, Edit};
-use crate::state::{self, Lock, Recorder, State, StatePaths};
+use crate::state::{Backend, State, StateError};
 
 fn confirm(cx: &mut Context<'_>) -> Result<bool, Error> {
     cx.ui.print("\nDo you want to perform these actions? Invitations are emails and cannot be unsent.\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ")?;
@@ -74,26 +76,54 @@ fn watch_signals(cancel: Cancel) {
 
 /// Records what a refresh observed (one journaled write), when there is a
 /// state and anything to record.
-fn record_observed(paths: &StatePaths, state: Option<State>, observed: &[Edit]) -> Result<Option<State>, Error> {
+fn record_observed(backend: &mut dyn Backend, state: Option<State>, observed: &[Edit]) -> Result<Option<State>, Error> {
     match state {
-        Some(state) if !observed.is_empty() => Ok(Some(edit::record(paths, state, observed.to_vec())?)),
+        Some(state) if !observed.is_empty() => {
+            Ok(Some(edit::record(state, observed.to_vec(), |state| backend.recorder(state))?))
+        }
         state => Ok(state),
     }
 }
 
 pub(super) fn run(args: &ApplyArgs, cx: &mut Context<'_>) -> Outcome {
-    let paths = cx.state_paths();
+    let mut summary = None;
+    let outcome = apply(args, cx, &mut summary);
+    let Some(path) = &args.summary_out else { return outcome };
+    // Written whatever happened: a failed apply is what a pull request most
+    // needs to hear about.
+    let summary = summary.unwrap_or_else(|| {
+        ApplySummary::not_started(outcome.as_ref().err().map_or_else(String::new, ToString::to_string))
+    });
+    let written = write_atomically(path, |out| match args.summary_format {
+        SummaryFormat::Markdown => summary.markdown(out),
+        SummaryFormat::Json => summary.json(out),
+    });
+    match (written, outcome) {
+        (Ok(_), outcome) => outcome,
+        (Err(error), Ok(_)) => Err(error.into()),
+        // The apply's own error comes first; the summary's is said beside it.
+        (Err(error), Err(outcome)) => {
+            cx.ui.warn(&format!(
+                "{error}: {}",
+                std::error::Error::source(&error).map_or(String::new(), ToString::to_string)
+            ))?;
+            Err(outcome)
+        }
+    }
+}
+
+fn apply(args: &ApplyArgs, cx: &mut Context<'_>, summary: &mut Option<ApplySummary>) -> Outcome {
+    // A saved plan is applied without the config, when there is none.
+    let config = if args.plan.is_some() && !args.refresh { cx.config_if_any()? } else { Some(cx.load_config()?) };
+    let mut backend = cx.state_backend(config.as_ref())?;
     // With `--refresh`, the providers are listed before the lock is taken.
-    let refreshing = if args.refresh {
-        let config = cx.load_config()?;
-        let listings = refresh_cmd::list(&config)?;
-        Some((config, listings))
-    } else {
-        None
+    let refreshing = match (args.refresh, &config) {
+        (true, Some(config)) => Some((config, refresh_cmd::list(config)?)),
+        _ => None,
     };
-    let lock = Lock::acquire(&paths, "apply", cx.global.lock_timeout)?;
-    let loaded = state::load_and_recover(&paths)?;
-    cx.report_recovery(&lock, loaded.replay.as_ref(), true)?;
+    let lock = backend.lock("apply", cx.global.lock_timeout)?;
+    let loaded = backend.load_and_recover()?;
+    cx.report_recovery(lock.stale.as_ref(), loaded.replay.as_ref(), true)?;
     let plan = if let Some((config, listings)) = &refreshing {
         let scope = scope(&args.scope, config, loaded.state.as_ref())?;
         let (observed, refreshed) = refresh_cmd::observe(config, listings, loaded.state.as_ref(), args.reactivate)?;
@@ -107,12 +137,22 @@ pub(super) fn run(args: &ApplyArgs, cx: &mut Context<'_>) -> Outcome {
             ));
         }
         let plan = plan_file::read(file)?;
+        if plan.state_location != backend.location() {
+            let made = plan
+                .state_location
+                .as_ref()
+                .map_or_else(|| "a state file".to_owned(), |l| format!("{} state `{}`", l.backend, l.name));
+            return Err(apply::ApplyError::Stale {
+                reason: format!("it was made against {made}, not {}", backend.describe()),
+            }
+            .into());
+        }
         apply::check_fresh(&plan, loaded.state.as_ref())?;
         plan
     } else {
-        let config = cx.load_config()?;
-        let scope = scope(&args.scope, &config, loaded.state.as_ref())?;
-        plan::compute(&config, loaded.state.as_ref(), &scope, crate::clock::now())
+        let config = config.as_ref().expect("loaded above without a saved plan");
+        let scope = scope(&args.scope, config, loaded.state.as_ref())?;
+        plan::compute(config, loaded.state.as_ref(), &scope, crate::clock::now())
     };
     if !cx.global.quiet || plan.no_changes {
         let color = cx.ui.color();
@@ -123,7 +163,12 @@ pub(super) fn run(args: &ApplyArgs, cx: &mut Context<'_>) -> Outcome {
     // the apply is approved), or now when there is nothing to send.
     let observed = plan.refresh.as_ref().map_or(&[][..], |r| r.observed.as_slice());
     if plan.no_changes || !plan.applyable {
-        record_observed(&paths, loaded.state, observed)?;
+        record_observed(backend.as_mut(), loaded.state, observed)?;
+        let nothing_sent = apply::ApplyReport {
+            manual: plan.changes.iter().filter(|c| c.action == Action::Manual).map(|c| c.address.clone()).collect(),
+            ..apply::ApplyReport::default()
+        };
+        *summary = Some(ApplySummary::of(&nothing_sent, &plan));
         if !plan.no_changes {
             cx.ui.println(&format!(
                 "\nNothing memberctl can carry out: {} change(s) are manual (see above).",
@@ -132,7 +177,7 @@ pub(super) fn run(args: &ApplyArgs, cx: &mut Context<'_>) -> Outcome {
         }
         return Ok(Success::Done);
     }
-    apply::check_brake(&plan, args.max_changes)?;
+    apply::check_brake(&plan, args.max_changes, args.max_removal_fraction)?;
     apply::check_deletes(&plan, args.allow_delete)?;
     // Credentials and passwords are checked before anyone is asked `yes`.
     let env = |name: &str| std::env::var(name).ok();
@@ -149,8 +194,8 @@ pub(super) fn run(args: &ApplyArgs, cx: &mut Context<'_>) -> Outcome {
                 .with_hint("answer `yes` to apply, or pass `--auto-approve`"));
         }
     }
-    let state = record_observed(&paths, loaded.state, observed)?;
-    let recorder = Recorder::begin(&paths, state.unwrap_or_else(State::new))?;
+    let state = record_observed(backend.as_mut(), loaded.state, observed)?;
+    let recorder = backend.recorder(state.unwrap_or_else(State::new))?;
     // One thread: this one. The CLI holds the stdout and stderr locks for the
     // whole command (`cli::run`), and the std locks are only re-entrant for
     // the thread that holds them, so a log line or progress line written
@@ -169,7 +214,14 @@ pub(super) fn run(args: &ApplyArgs, cx: &mut Context<'_>) -> Outcome {
     });
     let progress_written = progress.finish();
     drop(lock);
+    drop(backend);
+    if let Err(apply::ApplyError::State(StateError::Rescued { document, path, .. })) = &result {
+        // CI runners are thrown away with their files: the journal goes to
+        // the log too.
+        cx.ui.warn(&format!("rescue journal `{}`:\n{document}", path.display()))?;
+    }
     let (_state, report) = result?;
+    *summary = Some(ApplySummary::of(&report, &plan));
     cx.ui.render(|out| progress::summary(&report, &plan, out))?;
     progress_written?;
     if report.interrupted {

@@ -145,7 +145,7 @@ fn render(rows: &[&Row]) -> (String, Vec<usize>) {
 }
 
 /// Appends members to a file whose last key is `members:` (or creates it).
-fn append(path: &Path, items: &str) -> Result<(), Error> {
+pub(super) fn append(path: &Path, items: &str) -> Result<(), Error> {
     let io = |action, source| Error::io(action, path, source);
     let existing = match std::fs::read_to_string(path) {
         Ok(text) => text,
@@ -208,7 +208,9 @@ fn csv_lines(message: &str, name: &str, starts: &[usize], rows: &[Row]) -> Strin
 }
 
 pub(super) fn run(args: &ImportArgs, cx: &mut Context<'_>) -> Outcome {
-    let ImportCommand::Csv { file, map, strict, append: append_to } = &args.command;
+    let ImportCommand::Csv { file, map, strict, append: append_to } = &args.command else {
+        return Err(Error::internal("`import csv` was dispatched another import"));
+    };
     let mut mapping = Vec::new();
     for entry in map {
         let Some((col, field)) = entry.split_once('=') else {

@@ -4,7 +4,9 @@
 //! library, renders results and errors, and answers an exit code.
 
 mod apply_cmd;
+pub mod diagnostics;
 mod import;
+mod import_provider;
 mod init;
 mod plan_cmd;
 mod plan_file;
@@ -26,7 +28,8 @@ use crate::config::{self, Config};
 use crate::error::{exit, Error};
 use crate::plan::Scope;
 use crate::state::journal::Replay;
-use crate::state::{Lock, State, StatePaths};
+use crate::state::{Backend, FileBackend, LockInfo, State, StatePaths};
+use diagnostics::ErrorFormat;
 pub use ui::Ui;
 
 /// Declarative membership for `SaaS` platforms: plan and apply invitations
@@ -43,13 +46,14 @@ pub struct Cli {
 /// Options every command takes.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// Config file or directory (repeatable; a directory loads every *.yaml/*.yml in it).
+    /// Config file or directory (repeatable; a directory loads every *.yaml/*.yml below it, sorted by path,
+    /// skipping hidden folders and symbolic links).
     /// Without it: `MEMBERCTL_CONFIG` (paths separated by `:`), then `memberctl.yaml`
     #[arg(short, long = "config", value_name = "PATH", global = true)]
     pub config: Vec<PathBuf>,
-    /// State file
-    #[arg(long, value_name = "PATH", global = true, env = "MEMBERCTL_STATE", default_value = crate::state::DEFAULT_STATE)]
-    pub state: PathBuf,
+    /// State file (default: `state.path` in the config, else `memberctl.state.json`)
+    #[arg(long, value_name = "PATH", global = true, env = "MEMBERCTL_STATE")]
+    pub state: Option<PathBuf>,
     /// How long to wait for the state lock, e.g. `30s` (default: fail at once)
     #[arg(long, value_name = "DURATION", global = true, default_value = "0s", value_parser = parse_duration)]
     pub lock_timeout: Duration,
@@ -82,7 +86,7 @@ pub enum ColorChoice {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check the configuration without touching state or network
-    Validate,
+    Validate(ValidateArgs),
     /// Show what apply would do
     Plan(PlanArgs),
     /// Carry out the changes (asks first on a terminal)
@@ -107,6 +111,15 @@ pub enum Command {
     Man,
 }
 
+/// Formats of `apply --summary-out`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SummaryFormat {
+    /// A pull-request comment
+    Markdown,
+    /// JSON
+    Json,
+}
+
 /// Output formats for plans.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum PlanFormat {
@@ -116,6 +129,14 @@ pub enum PlanFormat {
     Json,
     /// A pull-request comment
     Markdown,
+}
+
+/// `validate` options.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// How to report problems: `json` and `github` print them on stdout for CI
+    #[arg(long, default_value = "human")]
+    pub format: ErrorFormat,
 }
 
 /// Narrowing a plan.
@@ -147,6 +168,9 @@ pub struct PlanArgs {
     /// With --refresh: reactivate users found deactivated outside memberctl
     #[arg(long, requires = "refresh")]
     pub reactivate: bool,
+    /// How to report errors (on stderr): `json` or `github` for CI
+    #[arg(long, default_value = "human")]
+    pub error_format: ErrorFormat,
     #[command(flatten)]
     pub scope: ScopeArgs,
 }
@@ -172,6 +196,10 @@ pub struct ApplyArgs {
     /// Allow up to N invitations and removals in this run (overrides `safety.max_changes`)
     #[arg(long, value_name = "N")]
     pub max_changes: Option<usize>,
+    /// Allow removing up to this fraction of a provider's recorded members in this run (overrides
+    /// `safety.max_removal_fraction`)
+    #[arg(long, value_name = "F", value_parser = parse_fraction)]
+    pub max_removal_fraction: Option<f64>,
     /// List what the providers hold first, record it, and apply drift back too
     #[arg(long, conflicts_with = "plan")]
     pub refresh: bool,
@@ -181,6 +209,15 @@ pub struct ApplyArgs {
     /// Carry out removals that delete users (providers with `on_remove: delete`)
     #[arg(long)]
     pub allow_delete: bool,
+    /// Also write the outcome to FILE (counts per provider, failures, open manual changes), even when apply fails
+    #[arg(long, value_name = "FILE")]
+    pub summary_out: Option<PathBuf>,
+    /// Format of --summary-out
+    #[arg(long, value_name = "FORMAT", default_value = "markdown", requires = "summary_out")]
+    pub summary_format: SummaryFormat,
+    /// How to report errors (on stderr): `json` or `github` for CI
+    #[arg(long, default_value = "human")]
+    pub error_format: ErrorFormat,
     #[command(flatten)]
     pub scope: ScopeArgs,
 }
@@ -221,6 +258,17 @@ pub enum ImportCommand {
         /// Refuse the whole import when any row is invalid (default: skip bad rows)
         #[arg(long)]
         strict: bool,
+        /// Append the members to FILE (whose last key is `members:`) instead of printing them
+        #[arg(long, value_name = "FILE")]
+        append: Option<PathBuf>,
+    },
+    /// Members YAML for what a provider holds (it must be able to list), for members not yet configured
+    Provider {
+        /// The provider's name in the config
+        name: String,
+        /// Also record them in the state as adopted, so they are never invited
+        #[arg(long)]
+        adopt: bool,
         /// Append the members to FILE (whose last key is `members:`) instead of printing them
         #[arg(long, value_name = "FILE")]
         append: Option<PathBuf>,
@@ -276,6 +324,21 @@ pub enum StateCommand {
     },
     /// Clear a lock left by a run that died
     Unlock,
+    /// Print the whole state as state-file JSON (to move it or back it up)
+    Pull,
+    /// Fold in a rescue journal written when the state database went away mid-apply
+    Recover {
+        /// The rescue journal (`memberctl-rescue-NAME-PID.json`)
+        file: PathBuf,
+    },
+    /// Replace the state with a state file's (refused for another lineage, a lower serial, or a pending journal)
+    Push {
+        /// The state file to upload
+        file: PathBuf,
+        /// Replace a state of another lineage too
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// `state show` formats.
@@ -292,6 +355,13 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         return Ok(Duration::ZERO);
     }
     humantime::parse_duration(text).map_err(|e| format!("{e} (write e.g. `30s` or `2m`)"))
+}
+
+fn parse_fraction(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err("write a fraction between 0 and 1, e.g. `0.5`".to_owned()),
+    }
 }
 
 fn parse_address(text: &str) -> Result<Address, String> {
@@ -346,13 +416,51 @@ impl Context<'_> {
         Ok(config::load(&self.config_paths())?)
     }
 
-    fn state_paths(&self) -> StatePaths {
-        StatePaths::new(self.global.state.clone())
+    /// The config, when there is one to read: commands that need none
+    /// (`state list`) still read it for `state:`, but work without one.
+    fn config_if_any(&self) -> Result<Option<Config>, Error> {
+        let explicit =
+            !self.global.config.is_empty() || std::env::var_os("MEMBERCTL_CONFIG").is_some_and(|v| !v.is_empty());
+        if explicit || self.config_paths().iter().any(|p| p.exists()) {
+            self.load_config().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Where the state lives: `state:` in the config, `--state` for a file.
+    fn state_backend(&self, config: Option<&Config>) -> Result<Box<dyn Backend>, Error> {
+        match config.map(|c| &c.state) {
+            Some(config::StateSettings::Postgres { url_env, name }) => {
+                if self.global.state.is_some() {
+                    return Err(Error::usage(
+                        "`--state` (or `MEMBERCTL_STATE`) names a state file, but the config keeps the state in PostgreSQL",
+                        "drop `--state`/`MEMBERCTL_STATE`, or the config's `state:` to use a file",
+                    ));
+                }
+                Ok(Box::new(crate::state::postgres::PostgresBackend::connect(url_env, name)?))
+            }
+            Some(config::StateSettings::File { path }) => {
+                let path = self.global.state.clone().or_else(|| path.clone());
+                Ok(Box::new(FileBackend::new(StatePaths::new(
+                    path.unwrap_or_else(|| crate::state::DEFAULT_STATE.into()),
+                ))))
+            }
+            None => {
+                let path = self.global.state.clone().unwrap_or_else(|| crate::state::DEFAULT_STATE.into());
+                Ok(Box::new(FileBackend::new(StatePaths::new(path))))
+            }
+        }
     }
 
     /// Reports a stale lock and a replayed journal.
-    fn report_recovery(&mut self, lock: &Lock, replay: Option<&Replay>, folded: bool) -> Result<(), Error> {
-        if let Some(stale) = &lock.stale {
+    fn report_recovery(
+        &mut self,
+        stale: Option<&LockInfo>,
+        replay: Option<&Replay>,
+        folded: bool,
+    ) -> Result<(), Error> {
+        if let Some(stale) = stale {
             self.ui.warn(&format!(
             "a previous run, {stale}, ended without releasing the state lock (it crashed or was killed); taking over"
         ))?;
@@ -420,10 +528,28 @@ pub fn run(args: Vec<OsString>) -> u8 {
     };
     progress::init_logging(cli.global.quiet, cli.global.verbose);
     let mut cx = Context { global: &cli.global, ui: Ui::new(&cli.global) };
-    let outcome = dispatch(&cli.command, &mut cx).and_then(|success| cx.ui.flush().map(|()| success));
+    let mut outcome = dispatch(&cli.command, &mut cx).and_then(|success| cx.ui.flush().map(|()| success));
     if let Err(error) = &outcome {
         if !error.is_broken_pipe() {
-            cx.ui.report_error(&crate::error::render(error, cli.global.all));
+            let (format, on_stdout) = match &cli.command {
+                Command::Validate(args) => (args.format, true),
+                Command::Plan(args) => (args.error_format, false),
+                Command::Apply(args) => (args.error_format, false),
+                _ => (ErrorFormat::Human, false),
+            };
+            let root = if format == ErrorFormat::Github { diagnostics::repository_root() } else { PathBuf::new() };
+            let rendered = diagnostics::render(error, format, cli.global.all, &root);
+            if on_stdout && format != ErrorFormat::Human {
+                // `validate --format json|github`: the problems are its output.
+                if let Err(failed) = cx.ui.print(&rendered).and_then(|()| cx.ui.flush()) {
+                    if !failed.is_broken_pipe() {
+                        cx.ui.report_error(&crate::error::render(&failed, false));
+                    }
+                    outcome = Err(failed);
+                }
+            } else {
+                cx.ui.report_error(&rendered);
+            }
         }
     }
     exit_code(&outcome)
@@ -445,8 +571,12 @@ fn clap_exit(err: &clap::Error) -> u8 {
 
 fn dispatch(command: &Command, cx: &mut Context<'_>) -> Outcome {
     match command {
-        Command::Validate => {
+        Command::Validate(args) => {
             let config = cx.load_config()?;
+            if args.format == ErrorFormat::Json {
+                cx.ui.print(&diagnostics::json(&[]))?;
+                return Ok(Success::Done);
+            }
             let files = config.files.iter().map(|f| format!("`{}`", f.display())).collect::<Vec<_>>().join(", ");
             cx.ui.println(&format!(
                 "The configuration is valid: {} member(s), {} address(es) at {} provider(s), from {files}.",
@@ -462,7 +592,12 @@ fn dispatch(command: &Command, cx: &mut Context<'_>) -> Outcome {
         Command::Schema(args) => schema::run(args, cx),
         Command::Init(args) => init::run(args, cx),
         Command::State(command) => state_cmd::run(command, cx),
-        Command::Import(args) => import::run(args, cx),
+        Command::Import(args) => match &args.command {
+            ImportCommand::Csv { .. } => import::run(args, cx),
+            ImportCommand::Provider { name, adopt, append } => {
+                import_provider::run(name, *adopt, append.as_deref(), cx)
+            }
+        },
         Command::Completions { shell } => {
             // clap_complete panics when its writer fails: generate into
             // memory, then write through the one path that handles errors.

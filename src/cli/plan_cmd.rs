@@ -6,11 +6,11 @@ use crate::error::Error;
 use crate::plan::render::{self, Format};
 use crate::plan::{self, Plan, Scope};
 use crate::state::file::Streamed;
-use crate::state::{self, Loaded, Lock};
+use crate::state::{Backend, Loaded};
 
 /// Plans from the whole state, loaded (with a leftover journal replayed).
-fn plan_loaded(args: &PlanArgs, config: &Config, paths: &state::StatePaths) -> Result<(Plan, Option<Loaded>), Error> {
-    let loaded = state::load(paths)?;
+fn plan_loaded(args: &PlanArgs, config: &Config, backend: &mut dyn Backend) -> Result<(Plan, Option<Loaded>), Error> {
+    let loaded = backend.load()?;
     let scope = super::scope(&args.scope, config, loaded.state.as_ref())?;
     let plan = plan::compute(config, loaded.state.as_ref(), &scope, crate::clock::now());
     Ok((plan, Some(loaded)))
@@ -26,31 +26,33 @@ pub(super) fn format_of(format: PlanFormat) -> Format {
 
 pub(super) fn run(args: &PlanArgs, cx: &mut Context<'_>) -> Outcome {
     let config = cx.load_config()?;
-    let paths = cx.state_paths();
+    let mut backend = cx.state_backend(Some(&config))?;
     // Listing comes before the lock: it may take a while.
     let listings = if args.refresh { Some(refresh_cmd::list(&config)?) } else { None };
-    let lock = Lock::acquire(&paths, "plan", cx.global.lock_timeout)?;
-    let (plan, loaded) = if let Some(listings) = &listings {
-        let loaded = state::load(&paths)?;
+    let guard = backend.read_guard("plan", cx.global.lock_timeout)?;
+    let (mut plan, loaded) = if let Some(listings) = &listings {
+        let loaded = backend.load()?;
         let scope = super::scope(&args.scope, &config, loaded.state.as_ref())?;
         let (state, refreshed) = refresh_cmd::observe(&config, listings, loaded.state.as_ref(), args.reactivate)?;
         let planner = plan::Planner::new(&config, &scope, crate::clock::now()).refreshed(refreshed);
         (plan::compute_with(planner, state.as_ref()), Some(loaded))
-    } else if args.scope.targets.is_empty() && args.scope.providers.is_empty() && !paths.journal().exists() {
+    } else if args.scope.targets.is_empty() && args.scope.providers.is_empty() {
         // The common case: plan while the state is read, record by record,
         // so a large state is never held in memory whole.
         let everything = Scope::default();
         let mut planner = plan::Planner::new(&config, &everything, crate::clock::now());
-        match state::file::each_record(&paths, &mut |resource| planner.record(resource))? {
+        match backend.each_record(&mut |resource| planner.record(resource))? {
             Streamed::Missing => (planner.finish(None, 0), None),
             Streamed::Done { lineage, serial } => (planner.finish(Some(lineage), serial), None),
-            Streamed::Fallback => plan_loaded(args, &config, &paths)?,
+            Streamed::Fallback => plan_loaded(args, &config, backend.as_mut())?,
         }
     } else {
-        plan_loaded(args, &config, &paths)?
+        plan_loaded(args, &config, backend.as_mut())?
     };
-    cx.report_recovery(&lock, loaded.as_ref().and_then(|l| l.replay.as_ref()), false)?;
-    drop(lock);
+    cx.report_recovery(guard.stale.as_ref(), loaded.as_ref().and_then(|l| l.replay.as_ref()), false)?;
+    drop(guard);
+    plan.state_location = backend.location();
+    drop(backend);
     let color = cx.ui.color() && args.format == PlanFormat::Text;
     cx.ui.render(|out| render::render(&plan, format_of(args.format), color, out))?;
     if let Some(path) = &args.out {

@@ -11,7 +11,7 @@ use crate::plan::render;
 use crate::plan::Refreshed;
 use crate::provider::Listing;
 use crate::refresh::{self, DriftKind};
-use crate::state::{self, edit, Lock, State, Status};
+use crate::state::{edit, State, Status};
 
 /// Lists every provider that can list. Called before the state lock is
 /// taken: a listing can take a while, and plans must not queue behind it.
@@ -22,6 +22,16 @@ pub(super) fn list(config: &Config) -> Result<BTreeMap<String, Option<Listing>>,
         .map_err(|source| Error::internal(format!("cannot start the async runtime: {source}")))?;
     let env = |name: &str| std::env::var(name).ok();
     Ok(runtime.block_on(refresh::list(config, &env))?)
+}
+
+/// Lists one provider.
+pub(super) fn list_one(settings: &crate::provider::ProviderSettings) -> Result<Listing, Error> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::internal(format!("cannot start the async runtime: {source}")))?;
+    let env = |name: &str| std::env::var(name).ok();
+    Ok(runtime.block_on(refresh::list_one(settings, &env))?)
 }
 
 /// Reconciles `state` with the listings: the state as the providers show it
@@ -60,10 +70,14 @@ pub(super) fn observe(
 pub(super) fn run(args: &RefreshArgs, cx: &mut Context<'_>) -> Outcome {
     let config = cx.load_config()?;
     let listings = list(&config)?;
-    let paths = cx.state_paths();
-    let lock = Lock::acquire(&paths, "refresh", cx.global.lock_timeout)?;
-    let loaded = if args.check { state::load(&paths)? } else { state::load_and_recover(&paths)? };
-    cx.report_recovery(&lock, loaded.replay.as_ref(), !args.check)?;
+    let mut backend = cx.state_backend(Some(&config))?;
+    let lock = if args.check {
+        backend.read_guard("refresh", cx.global.lock_timeout)?
+    } else {
+        backend.lock("refresh", cx.global.lock_timeout)?
+    };
+    let loaded = if args.check { backend.load()? } else { backend.load_and_recover()? };
+    cx.report_recovery(lock.stale.as_ref(), loaded.replay.as_ref(), !args.check)?;
     let (_, refreshed) = observe(&config, &listings, loaded.state.as_ref(), false)?;
     let color = cx.ui.color();
     cx.ui.render(|out| render::refresh_text(&refreshed, color, out))?;
@@ -74,7 +88,7 @@ pub(super) fn run(args: &RefreshArgs, cx: &mut Context<'_>) -> Outcome {
     match loaded.state {
         Some(state) if !refreshed.observed.is_empty() => {
             let serial = state.serial;
-            let written = edit::record(&paths, state, refreshed.observed)?;
+            let written = edit::record(state, refreshed.observed, |state| backend.recorder(state))?;
             cx.ui.note(&format!(
                 "\nRecorded what the providers hold in the state (serial {serial} → {}); `memberctl plan` shows what it takes to converge.",
                 written.serial

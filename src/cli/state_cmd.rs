@@ -12,7 +12,8 @@ use crate::error::Error;
 use crate::plan::{self, Action, Scope};
 use crate::provider::RemoteIds;
 use crate::state::edit::{self, Edit};
-use crate::state::{self, Lock, Resource, State, StateError};
+use crate::state::rescue::Rescue;
+use crate::state::{file, Backend, Resource, State, StateError, StatePaths};
 
 fn require<'s>(state: Option<&'s State>, address: &Address) -> Result<&'s Resource, Error> {
     state
@@ -49,23 +50,109 @@ fn show_text(resource: &Resource, out: &mut dyn Write) -> io::Result<()> {
 /// `edits` makes from the current state.
 fn change_state(
     cx: &mut Context<'_>,
+    backend: &mut dyn Backend,
     command: &str,
     edits: impl FnOnce(Option<&State>) -> Result<Vec<Edit>, Error>,
 ) -> Result<State, Error> {
-    let paths = cx.state_paths();
-    let lock = Lock::acquire(&paths, command, cx.global.lock_timeout)?;
-    let loaded = state::load_and_recover(&paths)?;
-    cx.report_recovery(&lock, loaded.replay.as_ref(), true)?;
+    let lock = backend.lock(command, cx.global.lock_timeout)?;
+    let loaded = backend.load_and_recover()?;
+    cx.report_recovery(lock.stale.as_ref(), loaded.replay.as_ref(), true)?;
     let edits = edits(loaded.state.as_ref())?;
-    let state = edit::record(&paths, loaded.state.unwrap_or_default(), edits)?;
+    let state = edit::record(loaded.state.unwrap_or_default(), edits, |state| backend.recorder(state))?;
     drop(lock);
     Ok(state)
 }
 
+/// `state push FILE`: replaces the state with a state file's, unless that
+/// would lose anything.
+fn push(cx: &mut Context<'_>, backend: &mut dyn Backend, path: &std::path::Path, force: bool) -> Result<(), Error> {
+    let paths = StatePaths::new(path);
+    let refuse = |reason: String| -> Error { StateError::PushRefused { reason }.into() };
+    if paths.journal().exists() {
+        return Err(refuse(format!(
+            "`{}` exists: an apply on that file was interrupted; fold it in first with `memberctl apply` on the file state (before the config's `state:` points elsewhere)",
+            paths.journal().display()
+        )));
+    }
+    let pushed = file::read(&paths)?.ok_or_else(|| refuse(format!("there is no state file `{}`", path.display())))?;
+    let lock = backend.lock("state push", cx.global.lock_timeout)?;
+    let loaded = backend.load_and_recover()?;
+    cx.report_recovery(lock.stale.as_ref(), loaded.replay.as_ref(), true)?;
+    if let Some(current) = &loaded.state {
+        if current.lineage != pushed.lineage && !force {
+            return Err(refuse(format!(
+                "`{}` has lineage {}, but {} has lineage {}: it is another state (pass `--force` to replace it anyway)",
+                path.display(),
+                pushed.lineage,
+                backend.describe(),
+                current.lineage
+            )));
+        }
+        if current.lineage == pushed.lineage && pushed.serial < current.serial {
+            return Err(refuse(format!(
+                "`{}` is at serial {}, older than {} at serial {}",
+                path.display(),
+                pushed.serial,
+                backend.describe(),
+                current.serial
+            )));
+        }
+    }
+    backend.write(&pushed)?;
+    drop(lock);
+    cx.ui.println(&format!(
+        "Pushed `{}` ({} record(s), serial {}) to {}.",
+        path.display(),
+        pushed.resources.len(),
+        pushed.serial,
+        backend.describe()
+    ))?;
+    Ok(())
+}
+
+/// `state recover FILE`: records the answers a rescue journal holds, as
+/// the apply that wrote it would have.
+fn recover(cx: &mut Context<'_>, backend: &mut dyn Backend, path: &std::path::Path) -> Result<(), Error> {
+    let rescue = Rescue::read(path)?;
+    let refuse = |reason: String| -> Error {
+        Error::user(format!("cannot recover `{}`: {reason}", path.display()))
+            .with_hint("a rescue journal is folded into the state it was written for")
+    };
+    if backend.location().is_some_and(|l| l.name != rescue.state) {
+        return Err(refuse(format!("it belongs to state `{}`, not {}", rescue.state, backend.describe())));
+    }
+    let lock = backend.lock("state recover", cx.global.lock_timeout)?;
+    let loaded = backend.load_and_recover()?;
+    cx.report_recovery(lock.stale.as_ref(), loaded.replay.as_ref(), true)?;
+    let state = loaded.state.unwrap_or_default();
+    if state.lineage != rescue.lineage {
+        return Err(refuse(format!("its lineage is {}, the state's is {}", rescue.lineage, state.lineage)));
+    }
+    let mut recorder = backend.recorder(state)?;
+    let mut answers = 0;
+    for batch in &rescue.batches {
+        let id = recorder.intent(&batch.provider, &batch.ops)?;
+        recorder.outcome(id, &batch.ops, &batch.outcomes)?;
+        answers += batch.ops.len();
+    }
+    let (state, _) = recorder.finish()?;
+    drop(lock);
+    cx.ui.println(&format!(
+        "Recovered {answers} answer(s) in {} batch(es) from `{}` into {} (serial {}); the file can be deleted.",
+        rescue.batches.len(),
+        path.display(),
+        backend.describe(),
+        state.serial
+    ))?;
+    Ok(())
+}
+
 pub(super) fn run(command: &StateCommand, cx: &mut Context<'_>) -> Outcome {
+    let config = cx.config_if_any()?;
+    let mut backend = cx.state_backend(config.as_ref())?;
     match command {
         StateCommand::List => {
-            let loaded = state::load(&cx.state_paths())?;
+            let loaded = backend.load()?;
             let resources = loaded.state.as_ref().map(|s| &s.resources);
             cx.ui.render(|out| {
                 for resource in resources.into_iter().flat_map(|r| r.values()) {
@@ -78,7 +165,7 @@ pub(super) fn run(command: &StateCommand, cx: &mut Context<'_>) -> Outcome {
             }
         }
         StateCommand::Show { address, format } => {
-            let loaded = state::load(&cx.state_paths())?;
+            let loaded = backend.load()?;
             let resource = require(loaded.state.as_ref(), address)?;
             match format {
                 ShowFormat::Text => cx.ui.render(|out| show_text(resource, out))?,
@@ -90,7 +177,7 @@ pub(super) fn run(command: &StateCommand, cx: &mut Context<'_>) -> Outcome {
         }
         StateCommand::Rm { addresses } => {
             let edits = addresses.iter().map(|address| Edit::Forget { address: address.clone() }).collect();
-            change_state(cx, "state rm", |_| Ok(edits))?;
+            change_state(cx, backend.as_mut(), "state rm", |_| Ok(edits))?;
             for address in addresses {
                 cx.ui.println(&format!("Removed `{address}` from the state (the provider was not contacted)."))?;
             }
@@ -105,7 +192,7 @@ pub(super) fn run(command: &StateCommand, cx: &mut Context<'_>) -> Outcome {
             })?;
             let remote = RemoteIds { invite_id: invite_id.clone(), user_id: user_id.clone(), timestamp_ms: None };
             let edits = vec![Edit::Import { address: address.clone(), attributes, remote }];
-            let state = change_state(cx, "state import", |_| Ok(edits))?;
+            let state = change_state(cx, backend.as_mut(), "state import", |_| Ok(edits))?;
             let status = state.resources.get(address).map_or("?", |r| r.status.as_str());
             cx.ui.println(&format!("Imported `{address}` ({status}); it will not be invited."))?;
         }
@@ -116,7 +203,7 @@ pub(super) fn run(command: &StateCommand, cx: &mut Context<'_>) -> Outcome {
                     "a rename stays at one provider; to move a member between providers, change the config",
                 ));
             }
-            change_state(cx, "state mv", |state| {
+            change_state(cx, backend.as_mut(), "state mv", |state| {
                 let record = require(state, from)?;
                 let mut attributes = record.attributes.clone();
                 to.email().clone_into(&mut attributes.email);
@@ -132,7 +219,7 @@ pub(super) fn run(command: &StateCommand, cx: &mut Context<'_>) -> Outcome {
         StateCommand::MarkDone { addresses } => {
             let config = cx.load_config()?;
             let mut done = Vec::new();
-            change_state(cx, "state mark-done", |state| {
+            change_state(cx, backend.as_mut(), "state mark-done", |state| {
                 // Only what the plan shows as manual can be marked done: the
                 // plan is the one judge of what differs and who can do it.
                 let scope = Scope { targets: addresses.clone(), providers: Vec::new() };
@@ -166,10 +253,20 @@ pub(super) fn run(command: &StateCommand, cx: &mut Context<'_>) -> Outcome {
                 cx.ui.println(&format!("Recorded as done by hand: {line}."))?;
             }
         }
-        StateCommand::Unlock => match state::Lock::force_unlock(&cx.state_paths())? {
+        StateCommand::Unlock => match backend.force_unlock()? {
             Some(previous) => cx.ui.println(&format!("Cleared the lock left by {previous}."))?,
             None => cx.ui.println("The state was not locked.")?,
         },
+        StateCommand::Pull => {
+            let loaded = backend.load()?;
+            let state = loaded.state.ok_or_else(|| {
+                Error::user(format!("there is no state in {} yet", backend.describe()))
+                    .with_hint("`memberctl apply` creates it")
+            })?;
+            cx.ui.render(|out| out.write_all(&file::to_json(&state)))?;
+        }
+        StateCommand::Push { file: path, force } => push(cx, backend.as_mut(), path, *force)?,
+        StateCommand::Recover { file: path } => recover(cx, backend.as_mut(), path)?,
     }
     Ok(Success::Done)
 }

@@ -76,8 +76,8 @@ pub fn parse_general(text: &str) -> Result<ConfigFile, (String, Option<String>, 
     })
 }
 
-/// Expands config paths: files as given, directories into their sorted
-/// `*.yaml`/`*.yml` files.
+/// Expands config paths: files as given, directories into the
+/// `*.yaml`/`*.yml` files anywhere below them, sorted by path.
 fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ConfigError> {
     let mut files = Vec::new();
     for path in paths {
@@ -89,12 +89,8 @@ fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ConfigError> {
             }
         })?;
         if meta.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(|source| ConfigError::Io { path: path.clone(), source })?
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
-                .collect();
+            let mut found = Vec::new();
+            walk(path, &mut found)?;
             if found.is_empty() {
                 return Err(ConfigError::EmptyDirectory { path: path.clone() });
             }
@@ -105,6 +101,28 @@ fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ConfigError> {
         }
     }
     Ok(files)
+}
+
+/// Collects the YAML files below `dir`. Hidden entries are skipped, so that
+/// `-c .` does not read `.github/` workflows or `.git/`; so are symbolic
+/// links, so that a team cannot pull files from outside the folder it owns
+/// (nor make a cycle).
+fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), ConfigError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| ConfigError::Io { path: dir.to_owned(), source })?;
+    for entry in entries {
+        let entry = entry.map_err(|source| ConfigError::Io { path: dir.to_owned(), source })?;
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        let kind = entry.file_type().map_err(|source| ConfigError::Io { path: path.clone(), source })?;
+        if kind.is_dir() {
+            walk(&path, found)?;
+        } else if kind.is_file() && matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+            found.push(path);
+        }
+    }
+    Ok(())
 }
 
 /// Loads, merges, validates and resolves the config at `paths`.
@@ -254,7 +272,7 @@ fn redact_line(line: &str) -> String {
             return format!("{key}: [redacted]");
         }
     }
-    super::validate::hide_userinfo(line)
+    crate::url_policy::hide_userinfo(line)
 }
 
 /// Writes members as a YAML sequence (`- email: ...` items, no `members:` key).

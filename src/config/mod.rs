@@ -9,6 +9,9 @@ mod fast_yaml;
 mod load;
 pub mod locate;
 pub mod model;
+pub mod names;
+mod owners;
+mod policy;
 pub mod problem;
 mod resolve;
 pub mod schema;
@@ -59,6 +62,31 @@ pub struct Config {
     /// `moved:` renames, as normalized `(from, to)` emails: `to` is
     /// configured, `from` is not.
     pub moved: Vec<(String, String)>,
+    /// The catalogs read backwards (per provider: remote id → name), so
+    /// plans show names.
+    pub names: names::CatalogNames,
+    /// `state:`: where the state lives.
+    pub state: StateSettings,
+}
+
+/// The default `state.url_env`.
+pub const DEFAULT_DATABASE_URL_ENV: &str = "MEMBERCTL_DATABASE_URL";
+
+/// Where the state lives, as the config says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StateSettings {
+    /// The state file; `None`: the default (or `--state`).
+    File {
+        /// `state.path`.
+        path: Option<PathBuf>,
+    },
+    /// A `PostgreSQL` database.
+    Postgres {
+        /// The environment variable that holds the URL.
+        url_env: String,
+        /// The state's name.
+        name: String,
+    },
 }
 
 /// Why a configuration could not be loaded.

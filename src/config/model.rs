@@ -53,12 +53,19 @@ pub struct ConfigFile {
     pub safety: Option<Safety>,
     /// Invitation lifecycle settings.
     pub invites: Option<Invites>,
+    /// Where the state lives (default: the file `memberctl.state.json`).
+    pub state: Option<StateConfig>,
     /// The people, keyed by email.
     pub members: Vec<MemberConfig>,
     /// Renamed members: each `from` address became `to` at the providers
     /// that can rename, so the user is renamed rather than removed and
     /// invited anew.
     pub moved: Vec<Moved>,
+    /// What the members of matching files may grant (team folders). A
+    /// file matched by any rule may declare only `version` and `members`.
+    pub owners: Vec<OwnerRule>,
+    /// Rules on the desired state as a whole.
+    pub policy: Option<Policy>,
     #[serde(flatten)]
     #[schemars(skip)]
     #[doc(hidden)]
@@ -78,6 +85,9 @@ pub const CONFIG_KEYS: &[&str] = &[
     "invites",
     "members",
     "moved",
+    "owners",
+    "policy",
+    "state",
 ];
 
 /// One provider (a community, a tenant, or the sandbox).
@@ -239,6 +249,84 @@ pub struct Safety {
 
 /// The keys [`Safety`] knows.
 pub const SAFETY_KEYS: &[&str] = &["max_changes", "max_removal_fraction"];
+
+/// One ownership rule: what members declared in the matching files may do.
+/// A key left out does not restrict; an empty list allows none.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct OwnerRule {
+    /// Glob of the files the rule covers, relative to the file declaring the
+    /// rule (`teams/design/**`; `*` stays within one folder, `**` crosses them).
+    pub files: String,
+    /// Providers the members may join.
+    pub providers: Option<Vec<String>>,
+    /// Roles the members may be given.
+    pub roles: Option<Vec<String>>,
+    /// Groups the members may be put in.
+    pub groups: Option<Vec<String>>,
+    /// Plans the members may be given.
+    pub plans: Option<Vec<String>>,
+    #[serde(flatten)]
+    #[schemars(skip)]
+    #[doc(hidden)]
+    pub unknown: UnknownKeys,
+}
+
+/// Where the state lives.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct StateConfig {
+    /// `file` (the default) or `postgres`.
+    pub backend: Option<StateBackendKind>,
+    /// postgres: the environment variable holding the `postgres://` URL
+    /// (default `MEMBERCTL_DATABASE_URL`). The URL is never printed.
+    pub url_env: Option<String>,
+    /// postgres: the state's name; one name is one complete configuration.
+    pub name: Option<String>,
+    /// file: the state file (default `memberctl.state.json`); `--state` overrides it.
+    pub path: Option<String>,
+    #[serde(flatten)]
+    #[schemars(skip)]
+    #[doc(hidden)]
+    pub unknown: UnknownKeys,
+}
+
+/// The keys [`OwnerRule`] knows.
+pub const OWNER_RULE_KEYS: &[&str] = &["files", "providers", "roles", "groups", "plans"];
+
+/// Rules on the desired state, checked by `validate`, `plan` and `apply`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct Policy {
+    /// Role name → the fewest members that must hold it, at every provider
+    /// the role has an id for (e.g. `{ admin: 2 }`).
+    pub min_members: BTreeMap<String, usize>,
+    /// Addresses (`PROVIDER/EMAIL`) that must stay configured.
+    pub required: Vec<String>,
+    #[serde(flatten)]
+    #[schemars(skip)]
+    #[doc(hidden)]
+    pub unknown: UnknownKeys,
+}
+
+/// The keys [`Policy`] knows.
+pub const POLICY_KEYS: &[&str] = &["min_members", "required"];
+
+/// The state backends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StateBackendKind {
+    /// A JSON file.
+    File,
+    /// A `PostgreSQL` database.
+    Postgres,
+}
+
+/// The keys [`StateConfig`] knows.
+pub const STATE_KEYS: &[&str] = &["backend", "url_env", "name", "path"];
 
 /// Invitation lifecycle.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -420,8 +508,11 @@ impl<'de> Deserialize<'de> for ConfigFile {
                         "defaults" => file.defaults = map.next_value()?,
                         "safety" => file.safety = map.next_value()?,
                         "invites" => file.invites = map.next_value()?,
+                        "state" => file.state = map.next_value()?,
                         "members" => file.members = map.next_value()?,
                         "moved" => file.moved = map.next_value()?,
+                        "owners" => file.owners = map.next_value()?,
+                        "policy" => file.policy = map.next_value()?,
                         other => return Err(A::Error::unknown_field(other, CONFIG_KEYS)),
                     }
                 }

@@ -77,6 +77,7 @@ pub mod rules {
         ENV_NAME = "env-name", "not an environment variable name";
         ZERO = "zero", "setting must be at least 1";
         REMOVAL_FRACTION = "removal-fraction", "`max_removal_fraction` is not a fraction";
+        STATE = "state", "`state` settings that do not fit the backend";
         RATE_LIMIT = "rate-limit", "invalid `rate_limit`";
         DURATION = "duration", "not a duration";
         CAPABILITY = "capability", "capability the provider type lacks";
@@ -100,6 +101,11 @@ pub mod rules {
         POSITION_NO_ID = "position-no-id", "position has no id for provider";
         PROVIDER_REQUIREMENT = "provider-requirement", "member lacks what its provider requires";
         MOVED = "moved", "`moved:` entry that is not a rename of a configured member";
+        OWNERS = "owners", "member grants what its file's `owners` rule does not allow";
+        OWNED_FILE_KEY = "owned-file-key", "key a file restricted by `owners` may not declare";
+        OWNERS_GLOB = "owners-glob", "invalid `owners` glob";
+        MIN_MEMBERS = "min-members", "fewer members hold a role than `policy.min_members` asks";
+        REQUIRED_MEMBER = "required-member", "address in `policy.required` not configured";
     }
 }
 

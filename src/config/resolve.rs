@@ -1,13 +1,15 @@
 //! Merging config files and resolving members into per-address attributes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::load::Source;
-use super::model::{Catalog, ConfigFile, MemberConfig};
+use super::model::{Catalog, ConfigFile, MemberConfig, Policy, StateBackendKind, StateConfig};
+use super::names::CatalogNames;
+use super::owners::Granted;
 use super::problem::{rules, suggestion, Pending, Rule};
 use super::validate::{check_catalog, check_unknown_keys, is_valid_email, provider_settings, singular, Report};
-use super::{Config, DEFAULT_MAX_CHANGES, DEFAULT_MAX_REMOVAL_FRACTION};
+use super::{Config, StateSettings, DEFAULT_DATABASE_URL_ENV, DEFAULT_MAX_CHANGES, DEFAULT_MAX_REMOVAL_FRACTION};
 use crate::address::{normalize_email, Address};
 use crate::attributes::{Attributes, Method};
 use crate::provider::{CatalogKind, NameFields, ProviderSettings};
@@ -87,6 +89,8 @@ pub(crate) fn resolve(
     let mut max_changes: Option<Origin<usize>> = None;
     let mut max_removal_fraction: Option<Origin<f64>> = None;
     let mut resend_after: Option<Origin<&String>> = None;
+    let mut policy: Option<Origin<&Policy>> = None;
+    let mut state: Option<Origin<StateSettings>> = None;
 
     let mut declared_version = false;
     for &(file, config) in &files {
@@ -185,6 +189,13 @@ pub(crate) fn resolve(
                 "`safety.max_removal_fraction`",
             );
         }
+        if let Some(p) = &config.policy {
+            set_once(pending, &mut policy, p, file, "policy".into(), "`policy`");
+        }
+        if let Some(settings) = &config.state {
+            let resolved = resolve_state(&mut Report { file, pending }, settings);
+            set_once(pending, &mut state, resolved, file, "state".into(), "`state`");
+        }
         if let Some(r) = config.invites.as_ref().and_then(|i| i.resend_after.as_ref()) {
             set_once(pending, &mut resend_after, r, file, "invites.resend_after".into(), "`invites.resend_after`");
         }
@@ -207,6 +218,24 @@ pub(crate) fn resolve(
             "no config file declares `version: 1`",
             "add `version: 1` at the top of the main config file".to_owned(),
         );
+    }
+
+    // Ownership: rules from every file, then the files they cover.
+    let owner_rules = super::owners::compile(sources, &files, pending);
+    let known = |key: &str| -> Vec<String> {
+        let names = |kind: CatalogKind| catalog_of(&catalogs, kind).keys().cloned().collect();
+        match key {
+            "providers" => providers.keys().cloned().collect(),
+            "roles" => names(CatalogKind::Roles),
+            "plans" => names(CatalogKind::Plans),
+            _ => names(CatalogKind::Groups),
+        }
+    };
+    super::owners::check_rule_names(pending, &owner_rules, &known);
+    let covering: Vec<Vec<&super::owners::OwnerRule>> =
+        sources.iter().map(|s| super::owners::matching(&owner_rules, &s.path)).collect();
+    for &(file, config) in &files {
+        super::owners::check_file_keys(&mut Report { file, pending }, config, &covering[file]);
     }
 
     let resend_after = resend_after.and_then(|origin| {
@@ -305,6 +334,10 @@ pub(crate) fn resolve(
                 continue;
             }
             seen.insert(key, (file, index));
+            if !covering[file].is_empty() {
+                let granted = granted(&member, &context);
+                super::owners::check_member(&mut Report { file, pending }, &path, email, &granted, &covering[file]);
+            }
             resolve_member(&mut Report { file, pending }, &path, member, &context, &mut desired);
         }
     }
@@ -312,6 +345,11 @@ pub(crate) fn resolve(
     let moved = check_moved(&files, &seen, pending);
 
     let desired = sorted_map(desired);
+    if let Some(origin) = &policy {
+        let roles = catalog_of(&catalogs, CatalogKind::Roles);
+        super::policy::check(&mut Report { file: origin.file, pending }, origin.value, roles, &providers, &desired);
+    }
+    let names = catalog_names(&catalogs);
     let max_changes = max_changes.map_or(DEFAULT_MAX_CHANGES, |o| o.value);
     let max_removal_fraction = max_removal_fraction.map_or(DEFAULT_MAX_REMOVAL_FRACTION, |o| o.value);
     Config {
@@ -324,6 +362,8 @@ pub(crate) fn resolve(
         max_removal_fraction,
         resend_after,
         moved,
+        names,
+        state: state.map_or(StateSettings::File { path: None }, |o| o.value),
     }
 }
 
@@ -384,6 +424,70 @@ fn check_moved(
     moved
 }
 
+/// Checks `state:` and resolves it.
+fn resolve_state(report: &mut Report<'_>, settings: &StateConfig) -> StateSettings {
+    let only_for = |report: &mut Report<'_>, key: &str, backend: &str| {
+        report.at(
+            rules::STATE,
+            format!("state.{key}"),
+            format!("`state.{key}` applies only to `backend: {backend}`"),
+            format!("remove it, or set `backend: {backend}`"),
+        );
+    };
+    match settings.backend.unwrap_or(StateBackendKind::File) {
+        StateBackendKind::File => {
+            for (key, set) in [("url_env", settings.url_env.is_some()), ("name", settings.name.is_some())] {
+                if set {
+                    only_for(report, key, "postgres");
+                }
+            }
+            StateSettings::File { path: settings.path.as_ref().map(PathBuf::from) }
+        }
+        StateBackendKind::Postgres => {
+            if settings.path.is_some() {
+                only_for(report, "path", "file");
+            }
+            let name = settings.name.clone().unwrap_or_default();
+            if name.trim().is_empty() {
+                report.at(
+                    rules::STATE,
+                    "state.name",
+                    "`backend: postgres` needs a `state.name`",
+                    "one name per complete configuration, e.g. `name: acme-community`".to_owned(),
+                );
+            }
+            let url_env = settings.url_env.clone().unwrap_or_else(|| DEFAULT_DATABASE_URL_ENV.to_owned());
+            if url_env.is_empty() {
+                report.at(
+                    rules::STATE,
+                    "state.url_env",
+                    "`state.url_env` is empty",
+                    "the default is `MEMBERCTL_DATABASE_URL`".to_owned(),
+                );
+            }
+            StateSettings::Postgres { url_env, name }
+        }
+    }
+}
+
+/// The merged catalog of one kind.
+fn catalog_of(catalogs: &[(CatalogKind, Catalog); 4], kind: CatalogKind) -> &Catalog {
+    &catalogs.iter().find(|(k, _)| *k == kind).expect("all kinds present").1
+}
+
+/// Reads the catalogs backwards: per provider, what each remote id stands for.
+fn catalog_names(catalogs: &[(CatalogKind, Catalog); 4]) -> CatalogNames {
+    let mut names = CatalogNames::new();
+    for (kind, catalog) in catalogs {
+        for (name, ids) in catalog {
+            for (provider, id) in ids {
+                names.entry(provider.clone()).or_default().insert(*kind, id, name);
+            }
+        }
+    }
+    names
+}
+
 /// Moves catalog problems (reported against file 0) to the file that defined the entry.
 fn rehome_catalog_problems(
     pending: &mut [Pending],
@@ -428,6 +532,27 @@ fn names_for<'a>(
         (None, Some(d)) => (d.value, None),
         (None, None) => (&[], None),
     }
+}
+
+/// What a member grants, as ownership rules see it: its own lists, else
+/// the defaults (a team cannot escape a rule through them either).
+fn granted<'a>(member: &'a MemberConfig, ctx: &'a MemberContext<'_>) -> [Granted<'a>; 4] {
+    let (providers, written) = match (&member.providers, &ctx.defaults.providers, ctx.only_provider) {
+        (Some(v), _, _) => (v.as_slice(), true),
+        (None, Some(d), _) => (d.value.as_slice(), false),
+        (None, None, Some(only)) => (only, false),
+        (None, None, None) => (&[][..], false),
+    };
+    let list = |own: Option<&'a Vec<String>>, default: Option<&'a Origin<&'a Vec<String>>>, key: &'static str| {
+        let (names, written) = names_for(own, default, key);
+        Granted { key, names, written: written.is_some() }
+    };
+    [
+        Granted { key: "providers", names: providers, written },
+        list(member.roles.as_ref(), ctx.defaults.roles.as_ref(), "roles"),
+        list(member.groups.as_ref(), ctx.defaults.groups.as_ref(), "groups"),
+        list(member.plans.as_ref(), ctx.defaults.plans.as_ref(), "plans"),
+    ]
 }
 
 /// The value of a member's field for one of its providers: a copy, or the

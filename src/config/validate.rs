@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::model::{
     CapabilityName, Catalog, ConfigFile, MemberConfig, ProviderConfig, UnknownKeys, CONFIG_KEYS, DEFAULTS_KEYS,
-    INVITES_KEYS, MEMBER_KEYS, MOVED_KEYS, PROVIDER_KEYS, SAFETY_KEYS,
+    INVITES_KEYS, MEMBER_KEYS, MOVED_KEYS, OWNER_RULE_KEYS, POLICY_KEYS, PROVIDER_KEYS, SAFETY_KEYS, STATE_KEYS,
 };
 use super::problem::{did_you_mean, rules, suggestion, Pending, Rule};
 use crate::provider::scim::mapping::ScimSettings;
@@ -84,6 +84,15 @@ pub(crate) fn check_unknown_keys(report: &mut Report<'_>, file: &ConfigFile, mem
     for (index, moved) in file.moved.iter().enumerate() {
         unknown_keys(report, &format!("moved[{index}]"), &moved.unknown, MOVED_KEYS);
     }
+    for (index, rule) in file.owners.iter().enumerate() {
+        unknown_keys(report, &format!("owners[{index}]"), &rule.unknown, OWNER_RULE_KEYS);
+    }
+    if let Some(p) = &file.policy {
+        unknown_keys(report, "policy", &p.unknown, POLICY_KEYS);
+    }
+    if let Some(s) = &file.state {
+        unknown_keys(report, "state", &s.unknown, STATE_KEYS);
+    }
     for (index, member) in members.iter().enumerate() {
         if !member.unknown.is_empty() {
             unknown_keys(report, &format!("members[{index}]"), &member.unknown, MEMBER_KEYS);
@@ -98,54 +107,10 @@ fn is_env_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Checks a base URL; answers why it is refused and what to do. Loopback is
-/// decided by the same function the HTTP client uses, so validation and
-/// apply agree.
+/// The base URL rule, shared with the HTTP client ([`crate::url_policy`]),
+/// so validation and apply agree.
 fn check_base_url(url: &str) -> Option<(String, &'static str)> {
-    const USE_HTTPS: &str = "use `https://`; plain `http://` is for loopback test servers";
-    let Ok(parsed) = reqwest::Url::parse(url) else {
-        return Some((format!("`{}` is not a URL", hide_userinfo(url)), USE_HTTPS));
-    };
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        // Not quoted: the URL itself carries a credential.
-        return Some((
-            "`base_url` carries a user name or password".to_owned(),
-            "remove it from the URL: the credential comes from the environment (see `api_key_env`, `token_env`)",
-        ));
-    }
-    let Some(host) = parsed.host_str().filter(|h| !h.is_empty()) else {
-        return Some((format!("`{url}` has no host"), USE_HTTPS));
-    };
-    match parsed.scheme() {
-        "https" => None,
-        "http" if crate::provider::http::is_loopback(&parsed) => None,
-        "http" => Some((format!("plain `http://` is refused for `{host}`, which is not loopback"), USE_HTTPS)),
-        other => Some((format!("unsupported scheme `{other}`"), USE_HTTPS)),
-    }
-}
-
-/// `text` with the user name and password of any URL in it replaced by
-/// `[redacted]`, so that a problem never echoes a credential.
-#[must_use]
-pub(crate) fn hide_userinfo(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(scheme_end) = rest.find("://") {
-        let (head, tail) = rest.split_at(scheme_end + 3);
-        out.push_str(head);
-        let authority_end =
-            tail.find(|c: char| matches!(c, '/' | '?' | '#' | '"' | '\'') || c.is_whitespace()).unwrap_or(tail.len());
-        match tail[..authority_end].rfind('@') {
-            Some(at) => {
-                out.push_str("[redacted]");
-                out.push_str(&tail[at..authority_end]);
-            }
-            None => out.push_str(&tail[..authority_end]),
-        }
-        rest = &tail[authority_end..];
-    }
-    out.push_str(rest);
-    out
+    crate::url_policy::check(url).err().map(|refusal| (refusal.message, refusal.hint))
 }
 
 /// Validates one provider and builds its settings.
@@ -386,7 +351,8 @@ pub fn is_valid_email(email: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_base_url, hide_userinfo};
+    use super::check_base_url;
+    use crate::url_policy::hide_userinfo;
 
     // Regression: #9 defect 6, a base URL with a user and password passed validation.
     #[test]

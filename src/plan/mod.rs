@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::address::Address;
 use crate::attributes::Attributes;
+use crate::config::names::Names;
 use crate::config::Config;
 use crate::provider::{OperationKind, ProviderKind, ProviderSettings, UncertainPolicy};
 use crate::state::{Resource, State, Status};
@@ -86,6 +87,28 @@ pub struct FieldChange {
     pub before: String,
     /// New value, as shown to people.
     pub after: String,
+    /// For catalog fields (`roles`, `plans`, `groups`, `primary_group`,
+    /// `positions`): the old value by catalog names, an id no entry maps to
+    /// shown as `ID (not in catalog)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_names: Option<String>,
+    /// For catalog fields: the new value by catalog names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_names: Option<String>,
+}
+
+impl FieldChange {
+    /// The old value as people read it: by names when it has them.
+    #[must_use]
+    pub fn shown_before(&self) -> &str {
+        self.before_names.as_deref().unwrap_or(&self.before)
+    }
+
+    /// The new value as people read it.
+    #[must_use]
+    pub fn shown_after(&self) -> &str {
+        self.after_names.as_deref().unwrap_or(&self.after)
+    }
 }
 
 /// One address's change.
@@ -109,6 +132,10 @@ pub struct Change {
     /// The attributes that differ (updates).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldChange>,
+    /// What the catalog ids in `before` and `after` stand for (remote id →
+    /// catalog name, per catalog kind); an id missing here is in no catalog.
+    #[serde(default, skip_serializing_if = "Names::is_empty")]
+    pub names: Names,
     /// Why this change is planned, or what to do by hand (null when the
     /// action says it all).
     #[serde(default)]
@@ -180,6 +207,9 @@ pub struct Plan {
     pub lineage: Option<Uuid>,
     /// The state's serial (0 when there was no state).
     pub serial: u64,
+    /// Where the state lives, when not in a state file (absent for files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_location: Option<crate::state::backend::Location>,
     /// SHA-256 of the config files.
     pub config_digest: String,
     /// The providers' resolved settings, so a saved plan applies exactly.
@@ -194,12 +224,79 @@ pub struct Plan {
     pub applyable: bool,
     /// `safety.max_changes` from the config the plan was made with.
     pub max_changes: usize,
+    /// `safety.max_removal_fraction` from the config the plan was made with.
+    #[serde(default = "default_removal_fraction")]
+    pub max_removal_fraction: f64,
+    /// How many members the state records at each provider (the base of
+    /// `max_removal_fraction`; deactivated records do not count).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub recorded_members: BTreeMap<String, usize>,
     /// Things a reader should know (uncertain outcomes, narrowing).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     /// What `--refresh` found at the providers (absent without it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh: Option<Refreshed>,
+}
+
+fn default_removal_fraction() -> f64 {
+    crate::config::DEFAULT_MAX_REMOVAL_FRACTION
+}
+
+/// Removals below this many at one provider never trip the removal-fraction
+/// brake, so a team of three can lose one member.
+pub const MIN_REMOVALS_BRAKED: usize = 10;
+
+/// A provider whose share of removals is over the limit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemovalShare {
+    /// The provider.
+    pub provider: String,
+    /// Removals the plan makes there.
+    pub removals: usize,
+    /// Members the state records there.
+    pub recorded: usize,
+}
+
+impl RemovalShare {
+    /// The smallest `--max-removal-fraction` that lets these removals
+    /// through, rounded up to two decimals.
+    #[must_use]
+    pub fn fraction_needed(&self) -> String {
+        if self.recorded == 0 {
+            return "1".to_owned();
+        }
+        let hundredths = (self.removals * 100).div_ceil(self.recorded).min(100);
+        if hundredths == 100 {
+            "1".to_owned()
+        } else {
+            format!("0.{hundredths:02}")
+        }
+    }
+}
+
+impl Plan {
+    /// The providers where the plan removes more than `limit` of the
+    /// members the state records (and at least [`MIN_REMOVALS_BRAKED`]).
+    #[must_use]
+    pub fn removals_over(&self, limit: f64) -> Vec<RemovalShare> {
+        let mut removals: BTreeMap<&str, usize> = BTreeMap::new();
+        for change in self.changes.iter().filter(|c| c.action == Action::Remove) {
+            *removals.entry(change.provider.as_str()).or_default() += 1;
+        }
+        removals
+            .into_iter()
+            .filter(|&(_, n)| n >= MIN_REMOVALS_BRAKED)
+            .filter_map(|(provider, n)| {
+                let recorded = self.recorded_members.get(provider).copied().unwrap_or(0);
+                // A little slack, so that the fraction a warning proposes
+                // (rounded up to hundredths) always lets the plan through.
+                #[allow(clippy::cast_precision_loss)] // member counts are far below 2^52
+                let over = recorded == 0 || n as f64 > limit * recorded as f64 + 1e-9;
+                over.then(|| RemovalShare { provider: provider.to_owned(), removals: n, recorded })
+            })
+            .collect()
+    }
 }
 
 /// What a refresh found, as carried by a plan. Apply of a saved plan
@@ -292,6 +389,8 @@ pub struct Planner<'a> {
     /// planned although not targeted, so that a narrowed plan renames too
     /// rather than inviting; dropped again unless paired into a rename.
     rename_sources: Vec<Address>,
+    /// Live records per provider, for the removal-fraction brake.
+    recorded: BTreeMap<String, usize>,
 }
 
 impl<'a> Planner<'a> {
@@ -317,6 +416,7 @@ impl<'a> Planner<'a> {
                     scope.targets.iter().filter(move |t| t.email() == to).map(move |t| Address::new(t.provider(), from))
                 })
                 .collect(),
+            recorded: BTreeMap::new(),
         }
     }
 
@@ -350,6 +450,14 @@ impl<'a> Planner<'a> {
     }
 
     fn step(&mut self, address: &Address, want: Option<&Attributes>, have: Option<&Resource>) {
+        // Counted whatever the scope: the brake's base is the whole provider.
+        if have.is_some_and(|r| r.status != Status::Deactivated) {
+            if let Some(count) = self.recorded.get_mut(address.provider()) {
+                *count += 1;
+            } else {
+                self.recorded.insert(address.provider().to_owned(), 1);
+            }
+        }
         let for_rename_only = !self.scope.includes(address);
         if for_rename_only && !self.rename_sources.contains(address) {
             return;
@@ -364,6 +472,7 @@ impl<'a> Planner<'a> {
             self.provider.1 = self.config.providers.get(name);
         }
         if let Some(mut change) = diff_one(address, want, have, self.provider.1, self.config.resend_after, self.now) {
+            name_ids(&mut change, self.config.names.get(name).unwrap_or(&Names::NONE));
             if let Some(found) = self.drift.get(address) {
                 change.reason = Some(match change.reason.take() {
                     Some(reason) => format!("{found}; {reason}"),
@@ -403,11 +512,12 @@ impl<'a> Planner<'a> {
             ));
         }
         let applyable = summary.invite + summary.resend + summary.update + summary.remove > 0;
-        Plan {
+        let mut plan = Plan {
             format_version: FORMAT_VERSION,
             memberctl_version: env!("CARGO_PKG_VERSION").to_owned(),
             lineage,
             serial,
+            state_location: None,
             config_digest: config.digest.clone(),
             providers: config.providers.clone(),
             no_changes: self.changes.is_empty(),
@@ -415,9 +525,33 @@ impl<'a> Planner<'a> {
             summary,
             applyable,
             max_changes: config.max_changes,
+            max_removal_fraction: config.max_removal_fraction,
+            recorded_members: self.recorded,
             warnings,
             refresh: self.refreshed,
+        };
+        for share in plan.removals_over(plan.max_removal_fraction) {
+            let warning = format!(
+                "safety brake: this plan removes {} of the {} members recorded at `{}`, more than `safety.max_removal_fraction` ({}); apply will refuse it unless run with `--max-removal-fraction {}`",
+                share.removals,
+                share.recorded,
+                share.provider,
+                plan.max_removal_fraction,
+                share.fraction_needed()
+            );
+            plan.warnings.push(warning);
         }
+        plan
+    }
+}
+
+/// Adds what the change's catalog ids stand for, so it reads by names.
+fn name_ids(change: &mut Change, names: &Names) {
+    let ids = change.before.iter().chain(change.after.iter()).flat_map(Attributes::catalog_ids);
+    change.names = names.subset(ids);
+    for field in &mut change.fields {
+        field.before_names = change.before.as_ref().and_then(|b| b.named_value(&field.field, &change.names));
+        field.after_names = change.after.as_ref().and_then(|a| a.named_value(&field.field, &change.names));
     }
 }
 
@@ -468,11 +602,15 @@ impl Planner<'_> {
                         field: "email".to_owned(),
                         before: b.email.clone(),
                         after: a.email.clone(),
+                        before_names: None,
+                        after_names: None,
                     })
                     .chain(b.changes_to(a).into_iter().map(|c| FieldChange {
                         field: c.field.to_owned(),
                         before: c.before,
                         after: c.after,
+                        before_names: None,
+                        after_names: None,
                     }))
                     .collect(),
                     _ => Vec::new(),
@@ -482,6 +620,7 @@ impl Planner<'_> {
                 change.before = before;
                 change.reason = Some(reason);
                 change.moved_from = Some(old);
+                name_ids(change, self.config.names.get(name.as_str()).unwrap_or(&Names::NONE));
                 dropped.push(removal);
             }
         }
@@ -527,13 +666,20 @@ fn diff_one(
                     (Some(b), Some(a)) if action == Action::Update || wanted == Some(Action::Update) => b
                         .changes_to(a)
                         .into_iter()
-                        .map(|c| FieldChange { field: c.field.to_owned(), before: c.before, after: c.after })
+                        .map(|c| FieldChange {
+                            field: c.field.to_owned(),
+                            before: c.before,
+                            after: c.after,
+                            before_names: None,
+                            after_names: None,
+                        })
                         .collect(),
                     _ => Vec::new(),
                 },
                 reason,
                 repeat,
                 moved_from: None,
+                names: Names::default(),
             }
         };
     match (want, have) {
@@ -610,5 +756,19 @@ fn diff_one(
                 change(Action::Resend, None, Some(&have.attributes), Some(want), Some(reason), true)
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RemovalShare;
+
+    #[test]
+    fn the_proposed_fraction_is_rounded_up_so_it_lets_the_plan_through() {
+        let share = |removals, recorded| RemovalShare { provider: "p".to_owned(), removals, recorded };
+        assert_eq!(share(12, 20).fraction_needed(), "0.60");
+        assert_eq!(share(10, 30).fraction_needed(), "0.34");
+        assert_eq!(share(10, 1000).fraction_needed(), "0.01");
+        assert_eq!(share(20, 20).fraction_needed(), "1");
     }
 }

@@ -41,7 +41,6 @@
 //! "duplicate" in that answer is read as "it got there the first time". HTTP
 //! 429, 500 and 503 are taken as "not acted upon".
 
-use std::net::IpAddr;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
@@ -279,20 +278,6 @@ pub struct HttpClient {
     pub backoff_base: Duration,
 }
 
-/// Whether `url`'s host is a loopback address (127.0.0.0/8, `::1`) or `localhost`.
-#[must_use]
-pub fn is_loopback(url: &Url) -> bool {
-    let Some(host) = url.host_str() else {
-        return false;
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return ip.is_loopback();
-    }
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    host == "localhost" || host.ends_with(".localhost")
-}
-
 impl HttpClient {
     /// Builds the client of one provider from its settings.
     ///
@@ -306,31 +291,8 @@ impl HttpClient {
             .clone()
             .or_else(|| settings.kind.default_base_url().map(str::to_owned))
             .ok_or_else(|| base_error("no `base_url` is configured".to_owned()))?;
-        let base =
-            Url::parse(raw.trim()).map_err(|err| base_error(format!("`base_url` `{raw}` is not a URL: {err}")))?;
-        if !base.username().is_empty() || base.password().is_some() {
-            // Not quoted: the URL itself carries a credential.
-            return Err(base_error(
-                "`base_url` must not carry a user name or password; credentials come from the environment".to_owned(),
-            ));
-        }
-        match base.scheme() {
-            "https" => {}
-            "http" if is_loopback(&base) => {}
-            "http" => {
-                return Err(base_error(format!(
-                    "`base_url` `{raw}` uses plain http://, which is only allowed for loopback hosts \
-                     (127.0.0.1, ::1, localhost); use https://"
-                )))
-            }
-            other => return Err(base_error(format!("`base_url` `{raw}` has the scheme `{other}`; use https://"))),
-        }
-        if base.host_str().is_none_or(str::is_empty) {
-            return Err(base_error(format!("`base_url` `{raw}` has no host")));
-        }
-        if base.query().is_some() || base.fragment().is_some() {
-            return Err(base_error(format!("`base_url` `{raw}` must not have a query or fragment")));
-        }
+        let base = crate::url_policy::check(&raw)
+            .map_err(|refusal| base_error(format!("`base_url`: {}; {}", refusal.message, refusal.hint)))?;
 
         let credential_env = settings.credential_env.clone().unwrap_or_default();
         let (name, value, credential_kind, secret) = match auth {
@@ -969,10 +931,10 @@ mod tests {
         for url in
             ["http://127.0.0.1:8080", "http://127.1.2.3/", "http://[::1]:9/", "http://localhost", "http://LOCALHOST."]
         {
-            assert!(is_loopback(&Url::parse(url).unwrap()), "{url}");
+            assert!(crate::url_policy::is_loopback(&Url::parse(url).unwrap()), "{url}");
         }
         for url in ["http://example.com", "http://10.0.0.1", "http://localhost.example.com", "http://[::2]"] {
-            assert!(!is_loopback(&Url::parse(url).unwrap()), "{url}");
+            assert!(!crate::url_policy::is_loopback(&Url::parse(url).unwrap()), "{url}");
         }
     }
 

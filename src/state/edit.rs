@@ -3,7 +3,7 @@
 //! this module turns it into the same journaled record an apply makes, so
 //! the CLI never has to invent provider outcomes.
 
-use super::{Recorder, State, StateError, StatePaths, Status};
+use super::{Recorder, State, StateError, Status};
 use crate::address::Address;
 use crate::attributes::Attributes;
 use crate::provider::{Operation, OperationKind, Outcome, RemoteIds};
@@ -64,9 +64,14 @@ impl Edit {
     }
 }
 
-/// Checks `edits` against `state` and records them, journaled, in one write.
-/// Answers the new state.
-pub fn record(paths: &StatePaths, state: State, edits: Vec<Edit>) -> Result<State, StateError> {
+/// Checks `edits` against `state` and records them, journaled, in one write
+/// through the recorder `begin` starts (only once they all pass). Answers
+/// the new state.
+pub fn record(
+    state: State,
+    edits: Vec<Edit>,
+    begin: impl FnOnce(State) -> Result<Recorder, StateError>,
+) -> Result<State, StateError> {
     for edit in &edits {
         let recorded = state.resources.get(edit.address());
         match edit {
@@ -79,7 +84,7 @@ pub fn record(paths: &StatePaths, state: State, edits: Vec<Edit>) -> Result<Stat
             _ => {}
         }
     }
-    let mut recorder = Recorder::begin(paths, state)?;
+    let mut recorder = begin(state)?;
     for edit in edits {
         let (operation, outcome) = into_record(edit, &recorder);
         let ops = [operation];

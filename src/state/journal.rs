@@ -20,6 +20,7 @@ use std::io::{BufRead, BufReader, Write};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::backend::RecordBatches;
 use super::{failpoint, file, State, StateError, StatePaths};
 use crate::atomic_write::sync_dir;
 use crate::provider::{Operation, Outcome};
@@ -127,8 +128,9 @@ pub(super) fn remove(paths: &StatePaths) -> Result<(), StateError> {
     sync_dir(paths.dir()).map_err(|e| StateError::io("sync the directory of", &path, e))
 }
 
-/// Records an apply: journal entries as it goes, one state write at the end.
-pub struct Recorder {
+/// Records an apply to the state file: journal entries as it goes, one
+/// state write at the end.
+pub struct FileRecorder {
     paths: StatePaths,
     state: State,
     journal: File,
@@ -139,10 +141,10 @@ pub struct Recorder {
     pub journal_bytes: u64,
 }
 
-impl Recorder {
+impl FileRecorder {
     /// Starts a journal for changes to `state`. Any earlier journal must have
     /// been folded in first.
-    pub fn begin(paths: &StatePaths, state: State) -> Result<Recorder, StateError> {
+    pub fn begin(paths: &StatePaths, state: State) -> Result<FileRecorder, StateError> {
         let path = paths.journal();
         let journal = OpenOptions::new()
             .create(true)
@@ -151,8 +153,14 @@ impl Recorder {
             .open(&path)
             .map_err(|e| StateError::io("create", &path, e))?;
         sync_dir(paths.dir()).map_err(|e| StateError::io("sync the directory of", &path, e))?;
-        let mut recorder =
-            Recorder { paths: paths.clone(), state, journal, next_batch: 0, open: HashMap::new(), journal_bytes: 0 };
+        let mut recorder = FileRecorder {
+            paths: paths.clone(),
+            state,
+            journal,
+            next_batch: 0,
+            open: HashMap::new(),
+            journal_bytes: 0,
+        };
         let begin = Entry::Begin {
             lineage: recorder.state.lineage,
             serial: recorder.state.serial,
@@ -172,7 +180,7 @@ impl Recorder {
         Ok(())
     }
 
-    /// Appends a batch's intent; answers the batch id for [`Recorder::outcome`].
+    /// Appends a batch's intent; answers the batch id for [`FileRecorder::outcome`].
     pub fn intent(&mut self, provider: &str, ops: &[Operation]) -> Result<u64, StateError> {
         let batch = self.next_batch;
         self.next_batch += 1;
@@ -233,9 +241,35 @@ impl Recorder {
     }
 }
 
+impl RecordBatches for FileRecorder {
+    fn intent(&mut self, provider: &str, ops: &[Operation]) -> Result<u64, StateError> {
+        FileRecorder::intent(self, provider, ops)
+    }
+
+    fn outcome(&mut self, batch: u64, ops: &[Operation], outcomes: &[Outcome]) -> Result<(), StateError> {
+        FileRecorder::outcome(self, batch, ops, outcomes)
+    }
+
+    fn abandon(&mut self, batch: u64, reason: &str) -> Result<(), StateError> {
+        FileRecorder::abandon(self, batch, reason)
+    }
+
+    fn state(&self) -> &State {
+        &self.state
+    }
+
+    fn journal_bytes(&self) -> u64 {
+        self.journal_bytes
+    }
+
+    fn finish(self: Box<Self>) -> Result<(State, u64), StateError> {
+        FileRecorder::finish(*self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{replay, Found, Recorder};
+    use super::{replay, FileRecorder as Recorder, Found};
     use crate::address::Address;
     use crate::attributes::Attributes;
     use crate::provider::{Operation, OperationKind, Outcome, RemoteIds};

@@ -6,12 +6,15 @@
 //! [`journal`] records every batch's intent and outcome during apply so that
 //! a crash loses nothing the provider confirmed.
 
+pub mod backend;
 pub mod edit;
 mod failpoint;
 pub mod file;
 pub mod journal;
 pub mod lock;
+pub mod postgres;
 mod record;
+pub mod rescue;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,7 +27,7 @@ use crate::address::Address;
 use crate::attributes::Attributes;
 use crate::provider::RemoteIds;
 
-pub use journal::Recorder;
+pub use backend::{Backend, FileBackend, Held, Recorder};
 pub use lock::{Lock, LockInfo};
 
 /// The state format this memberctl writes and reads.
@@ -224,6 +227,72 @@ pub enum StateError {
         /// The address.
         address: String,
     },
+    /// The state database cannot be used.
+    #[error("state database `{target}`: {detail}")]
+    Database {
+        /// Host and database name (never the user or password).
+        target: String,
+        /// What went wrong (the driver's words, user and password removed).
+        detail: String,
+    },
+    /// Another run took the lock over (this run's session was cut), so this
+    /// run may write nothing more.
+    #[error("the lock on state `{name}` was taken over by another run; this run wrote nothing more")]
+    Fenced {
+        /// The state name.
+        name: String,
+    },
+    /// The session's server process changed: a transaction-pooling proxy.
+    #[error("state database `{target}`: the session moved from server process {was} to {now}, as behind a transaction-pooling proxy")]
+    Pooler {
+        /// Host and database name.
+        target: String,
+        /// The process the session began on.
+        was: i32,
+        /// The process it is on now.
+        now: i32,
+    },
+    /// The database schema was migrated by a newer memberctl.
+    #[error(
+        "the `memberctl` schema in the database is at version {found}; this memberctl reads up to version {supported}"
+    )]
+    NewerSchema {
+        /// The version found.
+        found: u32,
+        /// The newest this memberctl reads.
+        supported: u32,
+    },
+    /// The environment variable with the database URL is not set.
+    #[error("`{env}` is not set: the config keeps the state in PostgreSQL")]
+    MissingUrl {
+        /// The variable.
+        env: String,
+    },
+    /// The database URL cannot be used.
+    #[error("the database URL in `{env}` is not usable: {reason}")]
+    BadUrl {
+        /// The variable.
+        env: String,
+        /// Why (never quoting the URL).
+        reason: String,
+    },
+    /// The state database went away mid-apply and stayed away: the answers
+    /// in hand were written to a rescue journal.
+    #[error("lost the state database `{target}` mid-apply; the answers not recorded are in `{}`", path.display())]
+    Rescued {
+        /// Host and database name.
+        target: String,
+        /// The rescue journal.
+        path: PathBuf,
+        /// Its text (printed too: CI runners are thrown away).
+        document: String,
+    },
+    /// `state push` refused to replace the state.
+    #[error("refusing to push: {reason}")]
+    PushRefused {
+        /// Why.
+        reason: String,
+    },
     /// File system trouble.
     #[error("cannot {action} `{}`", path.display())]
     Io {
@@ -255,7 +324,29 @@ impl StateError {
             }
             StateError::NoSuchAddress { .. } => Some("`memberctl state list` shows the addresses".to_owned()),
             StateError::AlreadyExists { .. } => Some("`memberctl state show ADDR` shows the record".to_owned()),
-            StateError::Io { .. } => None,
+            StateError::Database { .. } => Some(
+                "check that the database is up and reachable, and the URL's host, database, user and password"
+                    .to_owned(),
+            ),
+            StateError::Fenced { .. } => {
+                Some("run `memberctl apply` again once the other run is done; it recovers what was sent".to_owned())
+            }
+            StateError::Pooler { .. } => Some(
+                "connect to PostgreSQL directly or through a session-pooling proxy: the state lock is a session lock"
+                    .to_owned(),
+            ),
+            StateError::NewerSchema { .. } => Some("upgrade memberctl; nothing was changed".to_owned()),
+            StateError::MissingUrl { .. } => {
+                Some("set it to a `postgres://USER:PASSWORD@HOST/DATABASE` URL (in CI, from a secret)".to_owned())
+            }
+            StateError::BadUrl { .. } => Some(
+                "the URL is `postgres://USER:PASSWORD@HOST[:PORT]/DATABASE[?sslmode=...&sslrootcert=...]`".to_owned(),
+            ),
+            StateError::Rescued { path, .. } => Some(format!(
+                "once the database is back, run `memberctl state recover {}` before the next apply (the journal is also printed above)",
+                path.display()
+            )),
+            StateError::PushRefused { .. } | StateError::Io { .. } => None,
         }
     }
 

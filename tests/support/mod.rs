@@ -7,4 +7,6 @@ pub mod fake_common;
 pub mod fake_networked;
 pub mod fault_proxy;
 pub mod harness;
+pub mod pooler;
+pub mod postgres;
 pub mod scim_server;

@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use crate::plan::{Action, Change, Plan, Refreshed};
+use crate::provider::CatalogKind;
 
 /// The hidden marker that starts every comment.
 pub const MARKER: &str = "<!-- memberctl-plan -->";
@@ -42,8 +43,9 @@ fn icon(action: Action) -> &'static str {
 /// long value must not eat the whole comment.
 const MAX_CELL: usize = 1_000;
 
-/// Escapes text for a table cell, shortened to [`MAX_CELL`] characters.
-fn cell(text: &str) -> String {
+/// Escapes text for a table cell, shortened to 1,000 characters.
+#[must_use]
+pub fn cell(text: &str) -> String {
     let escaped = text.replace('|', "\\|").replace('\n', " ").replace('<', "&lt;");
     match escaped.char_indices().nth(MAX_CELL) {
         Some((cut, _)) => format!("{}…", &escaped[..cut]),
@@ -57,7 +59,7 @@ fn what_changes(change: &Change) -> String {
         let fields = change
             .fields
             .iter()
-            .map(|f| format!("{}: {} → {}", f.field, f.before, f.after))
+            .map(|f| format!("{}: {} → {}", f.field, f.shown_before(), f.shown_after()))
             .collect::<Vec<_>>()
             .join("; ");
         return by_hand.map_or(fields.clone(), |b| format!("{b}: {fields}"));
@@ -72,13 +74,13 @@ fn what_changes(change: &Change) -> String {
                 parts.push(n.clone());
             }
             if !a.roles.is_empty() {
-                parts.push(format!("roles: {}", a.roles.join(", ")));
+                parts.push(format!("roles: {}", change.names.show_list(CatalogKind::Roles, &a.roles)));
             }
             if !a.plans.is_empty() {
-                parts.push(format!("plans: {}", a.plans.join(", ")));
+                parts.push(format!("plans: {}", change.names.show_list(CatalogKind::Plans, &a.plans)));
             }
             if !a.groups.is_empty() {
-                parts.push(format!("groups: {}", a.groups.join(", ")));
+                parts.push(format!("groups: {}", change.names.show_list(CatalogKind::Groups, &a.groups)));
             }
             parts.join("; ")
         }),
@@ -182,11 +184,11 @@ pub fn markdown(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
         let mut entry = String::new();
         put_line!(entry, "{} {} {}", change.action.symbol(), change.action.as_str(), change.address);
         for f in &change.fields {
-            put_line!(entry, "-   {}: {}\n+   {}: {}", f.field, f.before, f.field, f.after);
+            put_line!(entry, "-   {}: {}\n+   {}: {}", f.field, f.shown_before(), f.field, f.shown_after());
         }
         if change.fields.is_empty() {
             if let Some(after) = &change.after {
-                for line in after.lines().iter().skip(1) {
+                for line in after.lines_named(&change.names).iter().skip(1) {
                     put_line!(entry, "    {line}");
                 }
             }

@@ -8,7 +8,7 @@ mod text;
 
 use std::io::{self, BufWriter, Write};
 
-pub use markdown::{markdown, MARKDOWN_BUDGET, MARKER};
+pub use markdown::{cell, markdown, MARKDOWN_BUDGET, MARKER};
 pub use text::{refresh_text, text};
 
 use super::Plan;

@@ -99,8 +99,8 @@ fn change_text(change: &Change, painter: Paint, out: &mut dyn Write) -> io::Resu
     writeln!(out, "  {} {}{wanted}", painter.paint(code, &head), painter.paint(BOLD, change.address.as_str()))?;
     match (&change.before, &change.after) {
         (Some(before), Some(after)) if !change.fields.is_empty() => {
-            let old = before.lines().join("\n") + "\n";
-            let new = after.lines().join("\n") + "\n";
+            let old = before.lines_named(&change.names).join("\n") + "\n";
+            let new = after.lines_named(&change.names).join("\n") + "\n";
             let diff = TextDiff::from_lines(&old, &new);
             for line in diff.iter_all_changes() {
                 let text = line.value().trim_end_matches('\n');
@@ -112,7 +112,7 @@ fn change_text(change: &Change, painter: Paint, out: &mut dyn Write) -> io::Resu
             }
         }
         (None, Some(after)) => {
-            for line in after.lines().iter().skip(1) {
+            for line in after.lines_named(&change.names).iter().skip(1) {
                 writeln!(out, "      {line}")?;
             }
         }

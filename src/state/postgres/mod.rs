@@ -1,0 +1,904 @@
+//! The state in `PostgreSQL`, shared by many pipelines.
+//!
+//! One dedicated session holds a session advisory lock keyed by the state's
+//! name and does every read and write of the run. Taking the lock increments
+//! the state's `epoch`; every write checks `(serial, epoch)`, so a writer
+//! whose session was killed and whose lock was taken over can never commit,
+//! even though the serial it expects is still there. Each apply batch is an
+//! intent row (before it is sent) and one transaction that writes its
+//! outcomes and removes the intent: O(batch). A run that finds intents left
+//! behind makes their addresses `uncertain`, as the file journal does.
+//! `plan` reads a REPEATABLE READ snapshot and takes no lock.
+
+// PostgreSQL has only signed integers; serials, epochs, batch numbers and
+// format versions stay far below where the sign matters.
+#![allow(clippy::cast_possible_wrap)]
+
+mod schema;
+mod session;
+mod tls;
+pub mod url;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tokio_postgres::Client;
+use uuid::Uuid;
+
+use super::backend::{Backend, Held, Location, RecordBatches, Recorder};
+use super::file::Streamed;
+use super::journal::Replay;
+use super::lock::host_name;
+use super::rescue::{Rescue, RescuedBatch, RESCUE_VERSION};
+use super::{Loaded, LockInfo, Resource, State, StateError, FORMAT_VERSION};
+use crate::provider::{Operation, Outcome};
+pub use schema::SCHEMA_VERSION;
+use session::{Fail, Session};
+pub use url::DatabaseUrl;
+
+/// The advisory lock key of a state: the first 8 bytes of SHA-256 of its name.
+#[must_use]
+pub fn lock_key(name: &str) -> i64 {
+    let digest = Sha256::digest(name.as_bytes());
+    i64::from_be_bytes(digest[..8].try_into().expect("a SHA-256 digest has 32 bytes"))
+}
+
+/// A state stored in `PostgreSQL`.
+pub struct PostgresBackend {
+    session: Arc<Session>,
+    name: String,
+    /// The epoch this run's lock was taken at (none before locking).
+    epoch: Option<i64>,
+}
+
+/// The state's row and records, as read in one snapshot.
+struct Snapshot {
+    lineage: Option<Uuid>,
+    serial: i64,
+    resources: BTreeMap<crate::address::Address, Resource>,
+    /// Intents with no outcome: `(epoch, batch, operations)`. A state with
+    /// no lineage yet has none: the lineage is written before any intent.
+    intents: Vec<(i64, i64, Vec<Operation>)>,
+}
+
+fn corrupt(name: &str, detail: String) -> Fail {
+    Fail::State(StateError::Corrupt { path: PathBuf::from(format!("postgres state `{name}`")), detail })
+}
+
+async fn read_snapshot(client: &Client, name: &str) -> Result<Snapshot, Fail> {
+    client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
+    let read = async {
+        let row = client
+            .query_opt("SELECT lineage::text, serial, format_version FROM memberctl.states WHERE name = $1", &[&name])
+            .await?;
+        let (lineage, serial) = match row {
+            Some(row) => {
+                let format_version: i32 = row.get(2);
+                if format_version > FORMAT_VERSION as i32 {
+                    return Err(Fail::State(StateError::NewerFormat {
+                        path: PathBuf::from(format!("postgres state `{name}`")),
+                        found: format_version as u32,
+                    }));
+                }
+                let lineage: Option<String> = row.get(0);
+                let lineage = lineage
+                    .map(|l| l.parse::<Uuid>().map_err(|e| corrupt(name, format!("lineage: {e}"))))
+                    .transpose()?;
+                (lineage, row.get::<_, i64>(1))
+            }
+            None => (None, 0),
+        };
+        // Row by row: the rows of a large state are never all held as text.
+        let mut resources = BTreeMap::new();
+        let rows = client
+            .query_raw(
+                "SELECT record::text FROM memberctl.resources WHERE state = $1 ORDER BY address COLLATE \"C\"",
+                [name],
+            )
+            .await?;
+        let mut rows = std::pin::pin!(rows);
+        while let Some(row) = futures_util::StreamExt::next(&mut rows).await {
+            let text: String = row?.get(0);
+            let resource: Resource = serde_json::from_str(&text).map_err(|e| corrupt(name, e.to_string()))?;
+            resources.insert(resource.address.clone(), resource);
+        }
+        let mut intents = Vec::new();
+        for row in client
+            .query(
+                "SELECT epoch, batch, intent::text FROM memberctl.journal WHERE state = $1 ORDER BY epoch, batch",
+                &[&name],
+            )
+            .await?
+        {
+            let text: String = row.get(2);
+            let ops: Vec<Operation> = serde_json::from_str(&text).map_err(|e| corrupt(name, e.to_string()))?;
+            intents.push((row.get(0), row.get(1), ops));
+        }
+        Ok(Snapshot { lineage, serial, resources, intents })
+    }
+    .await;
+    finish_transaction(client, read).await
+}
+
+/// Commits after `body` succeeded, rolls back otherwise.
+async fn finish_transaction<T>(client: &Client, body: Result<T, Fail>) -> Result<T, Fail> {
+    match body {
+        Ok(value) => {
+            client.batch_execute("COMMIT").await?;
+            Ok(value)
+        }
+        Err(fail) => {
+            // The error that matters is the one in hand.
+            client.batch_execute("ROLLBACK").await.ok();
+            Err(fail)
+        }
+    }
+}
+
+/// One checked write: the expected `(serial, epoch)` and what changes.
+struct Write {
+    name: String,
+    epoch: i64,
+    serial: i64,
+    /// The new lineage, when it changes (`state push --force`, first write).
+    lineage: Option<Uuid>,
+    /// Replace every record (`state push`) rather than patch.
+    replace: bool,
+    /// The serial to write instead of `serial + 1` (`state push`).
+    set_serial: Option<i64>,
+    upserts: Vec<(String, String)>,
+    deletes: Vec<String>,
+    /// Intents this write answers: `(epoch, batch)`.
+    answered: Vec<(i64, i64)>,
+    /// Who writes, for `updated_by`.
+    by: String,
+}
+
+/// Applies `write` in one transaction; answers the new serial and the
+/// backend pid that did it.
+async fn commit(client: &Client, write: Write) -> Result<(i64, i32), Fail> {
+    client.batch_execute("BEGIN").await?;
+    let body = async {
+        let lineage = write.lineage.map(|l| l.to_string());
+        let row = client
+            .query_opt(
+                "UPDATE memberctl.states
+                    SET serial = COALESCE($7, serial + 1), updated_at = now(), updated_by = $4,
+                        lineage = COALESCE($5::text::uuid, lineage), format_version = $6
+                  WHERE name = $1 AND epoch = $2 AND serial = $3
+              RETURNING serial, pg_backend_pid()",
+                &[
+                    &write.name,
+                    &write.epoch,
+                    &write.serial,
+                    &write.by,
+                    &lineage,
+                    &(FORMAT_VERSION as i32),
+                    &write.set_serial,
+                ],
+            )
+            .await?;
+        let Some(row) = row else {
+            return Err(Fail::State(StateError::Fenced { name: write.name.clone() }));
+        };
+        if write.replace {
+            client.execute("DELETE FROM memberctl.resources WHERE state = $1", &[&write.name]).await?;
+        }
+        if !write.upserts.is_empty() {
+            let (addresses, records): (Vec<String>, Vec<String>) = write.upserts.iter().cloned().unzip();
+            client
+                .execute(
+                    "INSERT INTO memberctl.resources (state, address, record)
+                     SELECT $1, a, r::jsonb FROM unnest($2::text[], $3::text[]) AS t (a, r)
+                     ON CONFLICT (state, address) DO UPDATE SET record = EXCLUDED.record",
+                    &[&write.name, &addresses, &records],
+                )
+                .await?;
+        }
+        if !write.deletes.is_empty() {
+            client
+                .execute(
+                    "DELETE FROM memberctl.resources WHERE state = $1 AND address = ANY($2::text[])",
+                    &[&write.name, &write.deletes],
+                )
+                .await?;
+        }
+        if write.replace {
+            client.execute("DELETE FROM memberctl.journal WHERE state = $1", &[&write.name]).await?;
+        } else if !write.answered.is_empty() {
+            let (epochs, batches): (Vec<i64>, Vec<i64>) = write.answered.iter().copied().unzip();
+            client
+                .execute(
+                    "DELETE FROM memberctl.journal j USING unnest($2::bigint[], $3::bigint[]) AS t (e, b)
+                      WHERE j.state = $1 AND j.epoch = t.e AND j.batch = t.b",
+                    &[&write.name, &epochs, &batches],
+                )
+                .await?;
+        }
+        Ok((row.get::<_, i64>(0), row.get::<_, i32>(1)))
+    }
+    .await;
+    finish_transaction(client, body).await
+}
+
+fn who() -> String {
+    format!("memberctl pid {} on {}", std::process::id(), host_name())
+}
+
+/// The rows a state's records become, for the addresses `ops` touched.
+fn rows_for(state: &State, ops: &[Operation]) -> (Vec<(String, String)>, Vec<String>) {
+    let mut upserts = Vec::new();
+    let mut deletes = Vec::new();
+    for op in ops {
+        match state.resources.get(&op.address) {
+            Some(resource) => {
+                upserts.push((op.address.to_string(), serde_json::to_string(resource).expect("records serialise")));
+            }
+            None => deletes.push(op.address.to_string()),
+        }
+    }
+    (upserts, deletes)
+}
+
+impl PostgresBackend {
+    /// Connects to the database in the environment variable `url_env`, for
+    /// the state called `name`.
+    pub fn connect(url_env: &str, name: &str) -> Result<Self, StateError> {
+        let text = std::env::var(url_env).map_err(|_| StateError::MissingUrl { env: url_env.to_owned() })?;
+        Self::connect_url(url_env, &text, name)
+    }
+
+    /// Connects to the database at `url` (which came from `url_env`, named
+    /// in errors), for the state called `name`.
+    pub fn connect_url(url_env: &str, url: &str, name: &str) -> Result<Self, StateError> {
+        let url = DatabaseUrl::parse(url).map_err(|reason| StateError::BadUrl { env: url_env.to_owned(), reason })?;
+        let session = Session::connect(url)?;
+        Ok(Self { session: Arc::new(session), name: name.to_owned(), epoch: None })
+    }
+
+    /// The server process of this run's session (for tests that cut it).
+    #[must_use]
+    pub fn backend_pid(&self) -> i32 {
+        self.session.pid()
+    }
+
+    fn state_of(snapshot: Snapshot, replay_now: &str) -> (Option<State>, Option<Replay>) {
+        let Some(lineage) = snapshot.lineage else {
+            return (None, None);
+        };
+        let mut state = State { lineage, serial: snapshot.serial as u64, resources: snapshot.resources };
+        if snapshot.intents.is_empty() {
+            return (Some(state), None);
+        }
+        let mut replay = Replay::default();
+        for (_, _, ops) in &snapshot.intents {
+            replay.interrupted += 1;
+            for op in ops {
+                let reason = "memberctl stopped before the answer was recorded".to_owned();
+                state.record(op, &Outcome::Uncertain { reason }, replay_now);
+                replay.uncertain.push(op.address.to_string());
+            }
+        }
+        // The fold advances the serial once; a plan saved now still matches.
+        state.serial += 1;
+        (Some(state), Some(replay))
+    }
+
+    /// Who holds (or last held) the lock, from the `locks` row.
+    fn holder(&self) -> Result<Option<LockInfo>, StateError> {
+        let name = self.name.clone();
+        self.session.call(move |client| async move {
+            let row = client
+                .query_opt(
+                    "SELECT holder, host, pid, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+                       FROM memberctl.locks WHERE state = $1",
+                    &[&name],
+                )
+                .await?;
+            Ok(row.map(|row| LockInfo {
+                command: row.get(0),
+                host: row.get(1),
+                pid: u32::try_from(row.get::<_, i32>(2)).unwrap_or_default(),
+                since: row.get(3),
+            }))
+        })
+    }
+
+    /// The epoch of this run's lock: writing without the lock is refused
+    /// as a fenced write would be.
+    fn epoch(&self) -> Result<i64, StateError> {
+        self.epoch.ok_or_else(|| StateError::Fenced { name: self.name.clone() })
+    }
+}
+
+/// What a streaming read hands to the caller's thread.
+enum Item {
+    /// The state's lineage and serial (none: no state yet), and whether
+    /// intents are pending (then the state must be read whole).
+    Header(Option<(Uuid, i64)>, bool),
+    /// One record's JSON.
+    Record(String),
+    /// The end of the reading.
+    End(Result<(), Fail>),
+}
+
+/// Streams a state's records to `send` in address order, from one
+/// REPEATABLE READ snapshot, until `stop` is raised.
+async fn stream_records(
+    client: &Client,
+    name: &str,
+    send: &tokio::sync::mpsc::Sender<Item>,
+    stop: &AtomicBool,
+) -> Result<(), Fail> {
+    use futures_util::StreamExt;
+    client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
+    let body = async {
+        let row =
+            client.query_opt("SELECT lineage::text, serial FROM memberctl.states WHERE name = $1", &[&name]).await?;
+        let header = row.and_then(|row| {
+            let lineage: Option<String> = row.get(0);
+            Some((lineage?.parse::<Uuid>().ok()?, row.get::<_, i64>(1)))
+        });
+        let pending = client
+            .query_one("SELECT count(*) FROM memberctl.journal WHERE state = $1", &[&name])
+            .await?
+            .get::<_, i64>(0)
+            > 0;
+        let go_on = header.is_some() && !pending;
+        // The caller is blocked on this channel, on another thread.
+        send.send(Item::Header(header, pending)).await.ok();
+        if !go_on {
+            return Ok(());
+        }
+        let rows = client
+            .query_raw(
+                "SELECT record::text FROM memberctl.resources WHERE state = $1 ORDER BY address COLLATE \"C\"",
+                [name],
+            )
+            .await?;
+        let mut rows = std::pin::pin!(rows);
+        while let Some(row) = rows.next().await {
+            let row = row?;
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let record: String = row.get(0);
+            if send.send(Item::Record(record)).await.is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    finish_transaction(client, body).await
+}
+
+/// Releases the advisory lock when the run is done with it.
+struct Release {
+    session: Arc<Session>,
+    name: String,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let key = lock_key(&name);
+        // Closing the session releases the lock anyway; this only makes it
+        // prompt and clears the "locked by" row.
+        self.session
+            .call(|client| async move {
+                client.execute("DELETE FROM memberctl.locks WHERE state = $1", &[&name]).await?;
+                client.execute("SELECT pg_advisory_unlock($1)", &[&key]).await?;
+                Ok(())
+            })
+            .ok();
+    }
+}
+
+impl Backend for PostgresBackend {
+    fn describe(&self) -> String {
+        format!("state `{}` in PostgreSQL `{}`", self.name, self.session.target())
+    }
+
+    fn location(&self) -> Option<Location> {
+        Some(Location { backend: "postgres".to_owned(), name: self.name.clone() })
+    }
+
+    fn lock(&mut self, command: &str, timeout: Duration) -> Result<Held, StateError> {
+        let key = lock_key(&self.name);
+        let deadline = Instant::now() + timeout;
+        loop {
+            let pid = self.session.pid();
+            let got = self.session.call(move |client| async move {
+                let row = client.query_one("SELECT pg_try_advisory_lock($1), pg_backend_pid()", &[&key]).await?;
+                let (got, now): (bool, i32) = (row.get(0), row.get(1));
+                if now != pid {
+                    return Err(Fail::State(StateError::Pooler { target: String::new(), was: pid, now }));
+                }
+                Ok(got)
+            });
+            let got = match got {
+                Err(StateError::Pooler { was, now, .. }) => {
+                    return Err(StateError::Pooler { target: self.session.target(), was, now })
+                }
+                other => other?,
+            };
+            if got {
+                break;
+            }
+            if Instant::now() >= deadline {
+                let holder = self.holder()?.map_or_else(|| "another memberctl run".to_owned(), |i| i.to_string());
+                return Err(StateError::Locked { path: PathBuf::from(&self.name), holder });
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let stale = self.holder()?;
+        let (name, command, host, pid) =
+            (self.name.clone(), command.to_owned(), host_name(), i32::try_from(std::process::id()).unwrap_or(-1));
+        let session_pid = self.session.pid();
+        let by = who();
+        let epoch = self.session.call(move |client| async move {
+            client.batch_execute("BEGIN").await?;
+            let body = async {
+                let row = client
+                    .query_one(
+                        "INSERT INTO memberctl.states (name, serial, epoch, format_version, updated_by)
+                         VALUES ($1, 0, 1, $2, $3)
+                         ON CONFLICT (name) DO UPDATE SET epoch = memberctl.states.epoch + 1
+                         RETURNING epoch, pg_backend_pid()",
+                        &[&name, &(FORMAT_VERSION as i32), &by],
+                    )
+                    .await?;
+                client
+                    .execute(
+                        "INSERT INTO memberctl.locks (state, holder, host, pid, started_at)
+                         VALUES ($1, $2, $3, $4, now())
+                         ON CONFLICT (state) DO UPDATE SET holder = $2, host = $3, pid = $4, started_at = now()",
+                        &[&name, &command, &host, &pid],
+                    )
+                    .await?;
+                let now: i32 = row.get(1);
+                if now != session_pid {
+                    return Err(Fail::State(StateError::Pooler { target: String::new(), was: session_pid, now }));
+                }
+                Ok(row.get::<_, i64>(0))
+            }
+            .await;
+            finish_transaction(&client, body).await
+        });
+        let release = Release { session: Arc::clone(&self.session), name: self.name.clone() };
+        let epoch = match epoch {
+            Err(StateError::Pooler { was, now, .. }) => {
+                return Err(StateError::Pooler { target: self.session.target(), was, now })
+            }
+            other => other?,
+        };
+        self.epoch = Some(epoch);
+        Ok(Held::new(stale, Box::new(release)))
+    }
+
+    fn read_guard(&mut self, _command: &str, _timeout: Duration) -> Result<Held, StateError> {
+        Ok(Held::none())
+    }
+
+    fn force_unlock(&mut self) -> Result<Option<LockInfo>, StateError> {
+        let held = self.lock("state unlock", Duration::ZERO)?;
+        Ok(held.stale.clone())
+    }
+
+    fn load(&mut self) -> Result<Loaded, StateError> {
+        let name = self.name.clone();
+        let snapshot = self.session.call(move |client| async move { read_snapshot(&client, &name).await })?;
+        let (state, replay) = Self::state_of(snapshot, &crate::clock::now_rfc3339());
+        Ok(Loaded { state, replay })
+    }
+
+    fn load_and_recover(&mut self) -> Result<Loaded, StateError> {
+        let epoch = self.epoch()?;
+        let name = self.name.clone();
+        let snapshot = self.session.call(move |client| async move { read_snapshot(&client, &name).await })?;
+        let serial = snapshot.serial;
+        let answered: Vec<(i64, i64)> = snapshot.intents.iter().map(|(e, b, _)| (*e, *b)).collect();
+        let touched: Vec<Operation> = snapshot.intents.iter().flat_map(|(_, _, ops)| ops.iter().cloned()).collect();
+        let (state, replay) = Self::state_of(snapshot, &crate::clock::now_rfc3339());
+        if answered.is_empty() {
+            return Ok(Loaded { state, replay });
+        }
+        // Intents of a run that never had a state: nothing to make
+        // uncertain against, only rows to clear.
+        let (upserts, deletes) = state.as_ref().map(|s| rows_for(s, &touched)).unwrap_or_default();
+        let write = Write {
+            name: self.name.clone(),
+            epoch,
+            serial,
+            lineage: None,
+            replace: false,
+            set_serial: None,
+            upserts,
+            deletes,
+            answered,
+            by: who(),
+        };
+        let (new_serial, pid) = self.session.call(move |client| async move { commit(&client, write).await })?;
+        self.session.check_pid(pid).map_err(|f| self.session.error(f))?;
+        let state = state.map(|mut s| {
+            s.serial = new_serial as u64;
+            s
+        });
+        Ok(Loaded { state, replay })
+    }
+
+    // Called from synchronous code only (`plan`), never inside a runtime:
+    // it blocks on the channel the session's task fills.
+    fn each_record(&mut self, sink: &mut dyn FnMut(&Resource) -> bool) -> Result<Streamed, StateError> {
+        let name = self.name.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        // A tokio channel: the session's task waits for room without
+        // blocking its thread; this (synchronous) side blocks.
+        let (send, mut receive) = tokio::sync::mpsc::channel::<Item>(1024);
+        let stopped = Arc::clone(&stop);
+        self.session.spawn(move |client| async move {
+            let streamed = stream_records(&client, &name, &send, &stopped).await;
+            send.send(Item::End(streamed)).await.ok();
+        });
+        let mut outcome = Streamed::Missing;
+        let mut declined = false;
+        let mut ended = None;
+        while let Some(item) = receive.blocking_recv() {
+            match item {
+                Item::Header(None, _) => outcome = Streamed::Missing,
+                Item::Header(Some(_), true) => outcome = Streamed::Fallback,
+                Item::Header(Some((lineage, serial)), false) => {
+                    outcome = Streamed::Done { lineage, serial: serial as u64 };
+                }
+                Item::Record(_) if declined => {}
+                Item::Record(text) => {
+                    let resource: Resource = serde_json::from_str(&text)
+                        .map_err(|e| self.session.error(corrupt(&self.name, e.to_string())))?;
+                    if !sink(&resource) {
+                        // Drain what is in flight so the snapshot ends before
+                        // the session is used again.
+                        declined = true;
+                        stop.store(true, Ordering::Relaxed);
+                        outcome = Streamed::Fallback;
+                    }
+                }
+                Item::End(result) => {
+                    ended = Some(result);
+                    break;
+                }
+            }
+        }
+        match ended {
+            Some(Ok(())) => Ok(outcome),
+            Some(Err(fail)) => Err(self.session.error(fail)),
+            None => Err(StateError::Database {
+                target: self.session.target(),
+                detail: "the database task stopped without an answer".to_owned(),
+            }),
+        }
+    }
+
+    fn recorder(&mut self, state: State) -> Result<Recorder, StateError> {
+        let epoch = self.epoch()?;
+        let name = self.name.clone();
+        let stored = self.session.call(move |client| async move {
+            let row = client.query_one("SELECT lineage::text FROM memberctl.states WHERE name = $1", &[&name]).await?;
+            Ok(row.get::<_, Option<String>>(0))
+        })?;
+        let mut recorder = PostgresRecorder {
+            session: Arc::clone(&self.session),
+            name: self.name.clone(),
+            epoch,
+            serial: state.serial as i64,
+            lineage_written: stored.is_some_and(|l| l == state.lineage.to_string()),
+            state,
+            next_batch: 0,
+            open: HashMap::new(),
+            bytes: 0,
+            unsaved: Vec::new(),
+        };
+        // A first run writes the lineage before its first intent, so that a
+        // crash leaves intents a later run can replay onto that lineage.
+        if !recorder.lineage_written {
+            recorder.commit(&[], Vec::new())?;
+        }
+        Ok(Recorder::from_backend(Box::new(recorder)))
+    }
+
+    fn write(&mut self, state: &State) -> Result<u64, StateError> {
+        let epoch = self.epoch()?;
+        let name = self.name.clone();
+        let serial = self.session.call(move |client| async move {
+            let row = client.query_one("SELECT serial FROM memberctl.states WHERE name = $1", &[&name]).await?;
+            Ok(row.get::<_, i64>(0))
+        })?;
+        let upserts: Vec<(String, String)> = state
+            .resources
+            .values()
+            .map(|r| (r.address.to_string(), serde_json::to_string(r).expect("records serialise")))
+            .collect();
+        let bytes = upserts.iter().map(|(a, r)| a.len() + r.len()).sum::<usize>() as u64;
+        let write = Write {
+            name: self.name.clone(),
+            epoch,
+            serial,
+            lineage: Some(state.lineage),
+            replace: true,
+            set_serial: Some(state.serial as i64),
+            upserts,
+            deletes: Vec::new(),
+            answered: Vec::new(),
+            by: who(),
+        };
+        let (_, pid) = self.session.call(move |client| async move { commit(&client, write).await })?;
+        self.session.check_pid(pid).map_err(|f| self.session.error(f))?;
+        Ok(bytes)
+    }
+}
+
+/// How long a run tries to get a lost database session back before it
+/// gives up and writes a rescue journal (`MEMBERCTL_DB_RECONNECT_SECS`
+/// overrides it, for tests).
+const RECONNECT_FOR: Duration = Duration::from_secs(30);
+
+fn reconnect_for() -> Duration {
+    std::env::var("MEMBERCTL_DB_RECONNECT_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(RECONNECT_FOR, Duration::from_secs)
+}
+
+/// Records an apply in the database, batch by batch.
+struct PostgresRecorder {
+    session: Arc<Session>,
+    name: String,
+    epoch: i64,
+    /// The serial the database holds, as this run last wrote it.
+    serial: i64,
+    lineage_written: bool,
+    state: State,
+    next_batch: i64,
+    /// Batches sent and not answered: the epoch their intent was written
+    /// under, and their operations.
+    open: HashMap<u64, (i64, Vec<Operation>)>,
+    bytes: u64,
+    /// Answers that could not be recorded: the database went away.
+    unsaved: Vec<RescuedBatch>,
+}
+
+impl PostgresRecorder {
+    /// Gets the session back after the connection was lost, for a bounded
+    /// time, and takes the lock again. Answers whether the write in flight
+    /// when it was lost had committed (the serial moved by one and the
+    /// intents it answered are gone).
+    fn regain(&mut self, answered: &[(i64, i64)]) -> Result<bool, StateError> {
+        let deadline = Instant::now() + reconnect_for();
+        let mut pause = Duration::from_millis(250);
+        loop {
+            match self.session.reconnect() {
+                Ok(()) => break,
+                Err(error) if Instant::now() + pause >= deadline => return Err(error),
+                Err(_) => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(4));
+                }
+            }
+        }
+        let (name, key, epoch, serial) = (self.name.clone(), lock_key(&self.name), self.epoch, self.serial);
+        let answered = answered.to_vec();
+        let (new_epoch, landed) = self.session.call(move |client| async move {
+            let fenced = || Fail::State(StateError::Fenced { name: name.clone() });
+            let got: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&key]).await?.get(0);
+            if !got {
+                return Err(fenced());
+            }
+            client.batch_execute("BEGIN").await?;
+            let body = async {
+                let row = client
+                    .query_one("SELECT epoch, serial FROM memberctl.states WHERE name = $1 FOR UPDATE", &[&name])
+                    .await?;
+                let (now_epoch, now_serial): (i64, i64) = (row.get(0), row.get(1));
+                // Another run held the lock in between: it owns what follows.
+                if now_epoch != epoch {
+                    return Err(fenced());
+                }
+                let (epochs, batches): (Vec<i64>, Vec<i64>) = answered.iter().copied().unzip();
+                let pending: i64 = client
+                    .query_one(
+                        "SELECT count(*) FROM memberctl.journal j JOIN unnest($2::bigint[], $3::bigint[]) AS t (e, b)
+                             ON j.epoch = t.e AND j.batch = t.b WHERE j.state = $1",
+                        &[&name, &epochs, &batches],
+                    )
+                    .await?
+                    .get(0);
+                let landed = match now_serial - serial {
+                    0 => false,
+                    1 if pending == 0 && !answered.is_empty() => true,
+                    _ => return Err(fenced()),
+                };
+                let row = client
+                    .query_one(
+                        "UPDATE memberctl.states SET epoch = epoch + 1 WHERE name = $1 RETURNING epoch",
+                        &[&name],
+                    )
+                    .await?;
+                Ok((row.get::<_, i64>(0), landed))
+            }
+            .await;
+            finish_transaction(&client, body).await
+        })?;
+        self.epoch = new_epoch;
+        if landed {
+            self.serial += 1;
+            self.state.serial = self.serial as u64;
+        }
+        Ok(landed)
+    }
+
+    fn commit(&mut self, ops: &[Operation], answered: Vec<(i64, i64)>) -> Result<(), StateError> {
+        match self.try_commit(ops, answered.clone()) {
+            Err(StateError::Database { .. }) if self.session.is_closed() => {
+                if self.regain(&answered)? {
+                    return Ok(());
+                }
+                self.try_commit(ops, answered)
+            }
+            other => other,
+        }
+    }
+
+    /// Writes a batch's intent, if this run still holds the lock.
+    fn try_intent(&self, batch: i64, provider: &str, intent: &str) -> Result<(), StateError> {
+        let (name, epoch, provider, intent) = (self.name.clone(), self.epoch, provider.to_owned(), intent.to_owned());
+        let pid = self.session.call(move |client| async move {
+            let row = client
+                .query_opt(
+                    "INSERT INTO memberctl.journal (state, epoch, batch, provider, intent)
+                     SELECT $1, $2, $3, $4, $5::text::jsonb
+                      WHERE EXISTS (SELECT 1 FROM memberctl.states WHERE name = $1 AND epoch = $2)
+                  RETURNING pg_backend_pid()",
+                    &[&name, &epoch, &batch, &provider, &intent],
+                )
+                .await?;
+            row.map(|row| row.get::<_, i32>(0)).ok_or(Fail::State(StateError::Fenced { name }))
+        })?;
+        self.session.check_pid(pid).map_err(|f| self.session.error(f))
+    }
+
+    fn try_commit(&mut self, ops: &[Operation], answered: Vec<(i64, i64)>) -> Result<(), StateError> {
+        let (upserts, deletes) = rows_for(&self.state, ops);
+        self.bytes += upserts.iter().map(|(a, r)| a.len() + r.len()).sum::<usize>() as u64;
+        let write = Write {
+            name: self.name.clone(),
+            epoch: self.epoch,
+            serial: self.serial,
+            lineage: (!self.lineage_written).then_some(self.state.lineage),
+            replace: false,
+            set_serial: None,
+            upserts,
+            deletes,
+            answered,
+            by: who(),
+        };
+        let (serial, pid) = self.session.call(move |client| async move { commit(&client, write).await })?;
+        self.session.check_pid(pid).map_err(|f| self.session.error(f))?;
+        self.serial = serial;
+        self.state.serial = serial as u64;
+        self.lineage_written = true;
+        Ok(())
+    }
+}
+
+impl RecordBatches for PostgresRecorder {
+    fn intent(&mut self, provider: &str, ops: &[Operation]) -> Result<u64, StateError> {
+        if let Some(first) = self.unsaved.first() {
+            let detail = format!("the state database was lost at {}; nothing more is sent", first.at);
+            return Err(StateError::Database { target: self.session.target(), detail });
+        }
+        let batch = self.next_batch;
+        self.next_batch += 1;
+        let intent = serde_json::to_string(ops).expect("operations serialise");
+        self.bytes += intent.len() as u64;
+        let written = match self.try_intent(batch, provider, &intent) {
+            Err(StateError::Database { .. }) if self.session.is_closed() => {
+                self.regain(&[])?;
+                self.try_intent(batch, provider, &intent)
+            }
+            other => other,
+        };
+        written?;
+        let id = batch as u64;
+        self.open.insert(id, (self.epoch, ops.to_vec()));
+        Ok(id)
+    }
+
+    fn outcome(&mut self, batch: u64, ops: &[Operation], outcomes: &[Outcome]) -> Result<(), StateError> {
+        let at = crate::clock::now_rfc3339();
+        let (epoch, provider) = match self.open.remove(&batch) {
+            Some((epoch, ops)) => (epoch, ops.first().map(|op| op.address.provider().to_owned()).unwrap_or_default()),
+            None => (self.epoch, String::new()),
+        };
+        let rescue = |unsaved: &mut Vec<RescuedBatch>| {
+            unsaved.push(RescuedBatch { provider, at: at.clone(), ops: ops.to_vec(), outcomes: outcomes.to_vec() });
+        };
+        // Once the database is lost, the rest of the answers go to the
+        // rescue journal at once.
+        if let Some(first) = self.unsaved.first() {
+            let reason = format!("the state database was lost at {}", first.at);
+            rescue(&mut self.unsaved);
+            return Err(StateError::Database { target: self.session.target(), detail: reason });
+        }
+        for (op, outcome) in ops.iter().zip(outcomes) {
+            self.state.record(op, outcome, &at);
+        }
+        let committed = self.commit(ops, vec![(epoch, batch as i64)]);
+        if committed.is_err() {
+            rescue(&mut self.unsaved);
+        }
+        committed
+    }
+
+    fn abandon(&mut self, batch: u64, reason: &str) -> Result<(), StateError> {
+        let Some((_, ops)) = self.open.get(&batch).cloned() else { return Ok(()) };
+        let outcomes = vec![Outcome::Uncertain { reason: reason.to_owned() }; ops.len()];
+        self.outcome(batch, &ops, &outcomes)
+    }
+
+    fn state(&self) -> &State {
+        &self.state
+    }
+
+    fn journal_bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<(State, u64), StateError> {
+        if !self.unsaved.is_empty() {
+            // Batches still open stay as intents in the database: the next
+            // run makes them uncertain.
+            let rescue = Rescue {
+                memberctl_rescue: RESCUE_VERSION,
+                state: self.name.clone(),
+                lineage: self.state.lineage,
+                batches: std::mem::take(&mut self.unsaved),
+            };
+            let (path, document) = rescue.save()?;
+            return Err(StateError::Rescued { target: self.session.target(), path, document });
+        }
+        let now = crate::clock::now_rfc3339();
+        let mut open: Vec<(u64, (i64, Vec<Operation>))> = self.open.drain().collect();
+        open.sort_by_key(|(batch, _)| *batch);
+        if !open.is_empty() {
+            let mut touched = Vec::new();
+            let mut answered = Vec::new();
+            for (batch, (epoch, ops)) in open {
+                for op in &ops {
+                    let reason = "the apply was interrupted before the answer arrived".to_owned();
+                    self.state.record(op, &Outcome::Uncertain { reason }, &now);
+                }
+                answered.push((epoch, batch as i64));
+                touched.extend(ops);
+            }
+            self.commit(&touched, answered)?;
+        }
+        Ok((self.state, self.bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lock_key;
+
+    // Regression: #11: the key is the first 8 bytes of SHA-256 of the name,
+    // big-endian, as a signed integer (values from Python's hashlib).
+    #[test]
+    fn the_lock_key_is_the_first_eight_bytes_of_the_names_sha256() {
+        assert_eq!(lock_key("acme-community"), -2_198_973_981_761_636_489);
+        assert_eq!(lock_key("held"), -4_463_654_036_948_952_177);
+    }
+}
