@@ -100,3 +100,53 @@ impl State {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::address::Address;
+    use crate::attributes::Attributes;
+
+    fn recorded(state: &mut State, email: &str, user_id: &str) {
+        let op = rename_op(email, None);
+        let remote = RemoteIds { user_id: Some(user_id.to_owned()), ..RemoteIds::default() };
+        state.record(&Operation { kind: OperationKind::Invite, ..op }, &Outcome::Added(remote), "t0");
+    }
+
+    fn rename_op(email: &str, from: Option<&str>) -> Operation {
+        Operation {
+            address: Address::new("directory", email),
+            kind: OperationKind::Update,
+            attributes: Attributes { email: email.to_owned(), ..Attributes::default() },
+            repeat: false,
+            remote: RemoteIds::default(),
+            renamed_from: from.map(|f| Address::new("directory", f)),
+        }
+    }
+
+    // Regression: #10: a rename moves the record only once it is done, and
+    // the journaled operation (read back from JSON, as a replay does) moves
+    // it the same way.
+    #[test]
+    fn a_rename_moves_the_record_once_done_and_only_then() {
+        let mut state = State::new();
+        recorded(&mut state, "old@example.com", "u1");
+        let op = rename_op("new@example.com", Some("old@example.com"));
+        let (old, new) = (Address::new("directory", "old@example.com"), op.address.clone());
+
+        state.record(&op, &Outcome::Failed { reason: "refused".to_owned() }, "t1");
+        state.record(&op, &Outcome::Uncertain { reason: "lost".to_owned() }, "t1");
+        assert!(state.resources.contains_key(&old) && !state.resources.contains_key(&new));
+
+        let replayed: Operation = serde_json::from_str(&serde_json::to_string(&op).unwrap()).unwrap();
+        assert_eq!(replayed, op);
+        state.record(&replayed, &Outcome::Updated, "t2");
+        assert!(!state.resources.contains_key(&old));
+        let moved = &state.resources[&new];
+        assert_eq!(moved.address, new);
+        assert_eq!(moved.email, "new@example.com");
+        assert_eq!(moved.remote.user_id.as_deref(), Some("u1"));
+        assert_eq!(moved.status, Status::Added);
+        assert_eq!(moved.created_at, "t0");
+    }
+}
