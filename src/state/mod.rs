@@ -30,7 +30,7 @@ use crate::provider::RemoteIds;
 pub use backend::{Backend, FileBackend, Held, Recorder};
 pub use lock::{Lock, LockInfo};
 
-/// The version of the records the PostgreSQL backend stores (one jsonb
+/// The version of the records the `PostgreSQL` backend stores (one jsonb
 /// resource per row). The state file has its own, [`file::FORMAT_VERSION`].
 pub const FORMAT_VERSION: u32 = 1;
 
