@@ -20,7 +20,17 @@
 //!
 //! Options (after `--`): `--runs N` (default 5), `--sizes 1000,10000,100000`,
 //! `--apply-sizes 1000,10000`, `--curl N` (default 1000), `--scim N` (default
-//! off), `--keep` (keep the generated files and print where they are).
+//! off), `--keep` (keep the generated files and print where they are),
+//! `--no-v2` (leave out the version 2 workloads below), `--million` (add the
+//! 1M-member first plan).
+//!
+//! The version 2 workloads (issue 13): a first plan of 100,000 members
+//! (every address an invite, `--format json`), a steady plan of 100,000
+//! applied members with 5% role changes (text), `apply` of 100,000 members
+//! on the sandbox, the state file's bytes per address (version 2 as written,
+//! version 1 as it was), and, opt-in, a first plan of 1,000,000 members over
+//! 11 files. `--bin PATH` times another memberctl build on them, and
+//! `--state-v1` writes their state as version 1 (for a build from before it).
 
 #![allow(clippy::too_many_lines, clippy::similar_names)]
 
@@ -64,6 +74,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_memberctl");
 
 // ---------------------------------------------------------------- options
 
+#[allow(clippy::struct_excessive_bools)] // command-line switches
 struct Options {
     runs: usize,
     sizes: Vec<usize>,
@@ -71,6 +82,16 @@ struct Options {
     curl: usize,
     scim: Option<usize>,
     keep: bool,
+    /// Run the version 2 workloads (issue 13); `--no-v2` leaves them out.
+    v2: bool,
+    /// Add the 1M-member first plan (issue 13); slow, so opt-in.
+    million: bool,
+    /// `--bin PATH`: the memberctl timed by the version 2 workloads
+    /// (default: the one this bench was built with), to compare builds.
+    bin: Option<PathBuf>,
+    /// `--state-v1`: the version 2 workloads write their state as version 1,
+    /// for a memberctl from before version 2.
+    state_v1: bool,
 }
 
 fn parse_list(text: &str) -> Vec<usize> {
@@ -85,6 +106,10 @@ fn options(args: &[String]) -> Options {
         curl: 1_000,
         scim: None,
         keep: false,
+        v2: true,
+        million: false,
+        bin: None,
+        state_v1: false,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -95,6 +120,10 @@ fn options(args: &[String]) -> Options {
             "--curl" => o.curl = it.next().and_then(|v| v.parse().ok()).unwrap_or(o.curl),
             "--scim" => o.scim = it.next().and_then(|v| v.replace('_', "").parse().ok()),
             "--keep" => o.keep = true,
+            "--no-v2" => o.v2 = false,
+            "--million" => o.million = true,
+            "--bin" => o.bin = it.next().map(PathBuf::from),
+            "--state-v1" => o.state_v1 = true,
             _ => {} // `cargo bench` passes `--bench`.
         }
     }
@@ -227,7 +256,7 @@ fn repeat(runs: usize, mut once: impl FnMut() -> Sample) -> Sample {
 #[path = "../tests/support/bench_configs.rs"]
 mod bench_configs;
 
-use bench_configs::{apply_config, object_id, person, plan_config, BATCH};
+use bench_configs::{apply_config, object_id, person, plan_config, uuid_for, BATCH};
 
 const STAMP: &str = "2025-01-15T09:30:00Z";
 
@@ -557,6 +586,255 @@ fn curl_section(o: &Options) -> Option<CurlRow> {
     Some(CurlRow { n, wall, tool })
 }
 
+// ------------------------------------------------ version 2 (issue 13)
+
+/// The version 2 workloads' figures.
+struct V2 {
+    first: Option<Sample>,
+    steady: Option<Sample>,
+    steady_changes: usize,
+    apply: Option<Sample>,
+    addresses: usize,
+    state_v2_bytes: u64,
+    state_v1_bytes: u64,
+    million: Option<Sample>,
+}
+
+/// The 100k members of the version 2 workloads.
+const V2_MEMBERS: usize = 100_000;
+
+fn v2_section(o: &Options, method: RssMethod, root: &Path) -> V2 {
+    let bin = o.bin.as_deref().unwrap_or(Path::new(BIN));
+    let mut v2 = V2 {
+        first: None,
+        steady: None,
+        steady_changes: 0,
+        apply: None,
+        addresses: 0,
+        state_v2_bytes: 0,
+        state_v1_bytes: 0,
+        million: None,
+    };
+    if o.v2 {
+        let dir = root.join("v2-plan");
+        fs::create_dir_all(&dir).expect("mkdir");
+        let config_path = dir.join("memberctl.yaml");
+        fs::write(&config_path, plan_config(V2_MEMBERS)).expect("write config");
+        let config = memberctl::config::load(std::slice::from_ref(&config_path)).expect("synthetic config is valid");
+        let state = steady_state(&config);
+        v2.addresses = state.resources.len();
+        v2.steady_changes =
+            memberctl::plan::compute(&config, Some(&state), &memberctl::plan::Scope::default(), SystemTime::now())
+                .changes
+                .len();
+        let state_path = dir.join("memberctl.state.json");
+        v2.state_v2_bytes = memberctl::state::file::to_json(&state).len() as u64;
+        let mut v1 = Counting { inner: Vec::new(), bytes: 0 };
+        write_version_1(&state, &mut v1);
+        v2.state_v1_bytes = v1.bytes;
+        if o.state_v1 {
+            fs::write(&state_path, v1.inner).expect("write state");
+        } else {
+            fs::write(&state_path, memberctl::state::file::to_json(&state)).expect("write state");
+        }
+        drop((config, state));
+
+        let first = dir.join("none.state.json");
+        let plan = |state: &Path, json: bool| {
+            let mut args = vec!["plan".into(), "-c".into(), path_arg(&config_path), "--state".into(), path_arg(state)];
+            if json {
+                args.extend(["--format".into(), "json".into()]);
+            }
+            Job { program: bin, args, env: Vec::new(), dir: &dir }
+        };
+        let first_job = plan(&first, true);
+        measure(&first_job, method, &dir);
+        v2.first = Some(repeat(o.runs, || measure(&first_job, method, &dir)));
+        let steady_job = plan(&state_path, false);
+        measure(&steady_job, method, &dir);
+        v2.steady = Some(repeat(o.runs, || measure(&steady_job, method, &dir)));
+        eprintln!(
+            "  first plan 100k {:.3} s, steady plan 100k {:.3} s, state {} B/address",
+            v2.first.map_or(0.0, |s| secs(s.wall)),
+            v2.steady.map_or(0.0, |s| secs(s.wall)),
+            v2.state_v2_bytes / v2.addresses.max(1) as u64
+        );
+
+        v2.apply = Some(repeat(o.runs, || {
+            let dir = root.join("v2-apply");
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).expect("mkdir");
+            fs::write(dir.join("memberctl.yaml"), sandbox_config(V2_MEMBERS)).expect("write config");
+            let job = Job {
+                program: bin,
+                args: vec!["apply".into(), "--auto-approve".into(), "--max-changes".into(), V2_MEMBERS.to_string()],
+                env: Vec::new(),
+                dir: &dir,
+            };
+            let sample = measure(&job, method, &dir);
+            let _ = fs::remove_dir_all(&dir);
+            sample
+        }));
+        eprintln!("  sandbox apply 100k {:.3} s", v2.apply.map_or(0.0, |s| secs(s.wall)));
+    }
+    if o.million {
+        let dir = root.join("v2-million");
+        let config_dir = dir.join("config");
+        fs::create_dir_all(&config_dir).expect("mkdir");
+        split_config(&plan_config(1_000_000), 11, &config_dir);
+        let job = Job {
+            program: bin,
+            args: vec![
+                "plan".into(),
+                "-c".into(),
+                path_arg(&config_dir),
+                "--state".into(),
+                path_arg(&dir.join("none.state.json")),
+                "--format".into(),
+                "json".into(),
+            ],
+            env: Vec::new(),
+            dir: &dir,
+        };
+        v2.million = Some(repeat(o.runs.min(3), || measure(&job, method, &dir)));
+        eprintln!("  first plan 1M {:.3} s", v2.million.map_or(0.0, |s| secs(s.wall)));
+    }
+    v2
+}
+
+/// Every configured address recorded as configured, but 5% of them with
+/// another role: the steady state of an organisation between two reviews.
+fn steady_state(config: &memberctl::config::Config) -> State {
+    let community = |i: u32| object_id(0x69ba_a36b, i);
+    let workforce = |i: u32| uuid_for(0xbbc5_4190, i);
+    let mut rng = fastrand::Rng::with_seed(1313);
+    let mut state = State::new();
+    state.serial = 7;
+    let mut count = 0u32;
+    for (address, want) in &config.desired {
+        count += 1;
+        let mut have = want.clone();
+        if rng.u32(..100) < 5 {
+            have.roles = if address.provider() == "community" {
+                vec![if want.roles == [community(0)] { community(1) } else { community(0) }]
+            } else {
+                vec![if want.roles == [workforce(0)] { workforce(1) } else { workforce(0) }]
+            };
+        }
+        state.resources.insert(address.clone(), resource(address, have, count));
+    }
+    state
+}
+
+/// Writes `state` as version 1 did: pretty JSON, every field.
+fn write_version_1(state: &State, out: &mut impl Write) {
+    let file = serde_json::json!({
+        "format_version": 1,
+        "lineage": state.lineage,
+        "serial": state.serial,
+        "resources": state.resources.values().collect::<Vec<_>>(),
+    });
+    serde_json::to_writer_pretty(&mut *out, &file).expect("serialise");
+    out.write_all(b"\n").expect("write");
+}
+
+/// `n` members on the sandbox provider, each with a name and one role.
+fn sandbox_config(n: usize) -> String {
+    let mut rng = fastrand::Rng::with_seed(31 + n as u64);
+    let mut y = String::from(
+        "version: 1\nproviders:\n  sandbox:\n    type: sandbox\n    outbox: outbox.jsonl\nroles:\n  member: { sandbox: role-member }\n  moderator: { sandbox: role-moderator }\ndefaults:\n  providers: [sandbox]\n  roles: [member]\nmembers:\n",
+    );
+    for i in 0..n {
+        let (email, first, last) = person(&mut rng, i);
+        let _ = writeln!(y, "  - email: {email}\n    name: {first} {last}");
+        if i % 10 == 0 {
+            y.push_str("    roles: [moderator]\n");
+        }
+    }
+    y
+}
+
+/// Splits a generated config into `files` files in `dir`: the first keeps
+/// the providers and catalogs and a share of the members, each other one a
+/// share of the members.
+fn split_config(yaml: &str, files: usize, dir: &Path) {
+    let (head, members) = yaml.split_once("members:\n").expect("a members list");
+    let entries: Vec<&str> = members.split_inclusive('\n').collect();
+    let starts: Vec<usize> = (0..entries.len()).filter(|&i| entries[i].starts_with("  - ")).collect();
+    let per_file = starts.len().div_ceil(files);
+    for file in 0..files {
+        let Some(&from) = starts.get(file * per_file) else { break };
+        let to = starts.get((file + 1) * per_file).copied().unwrap_or(entries.len());
+        let mut text = if file == 0 { format!("{head}members:\n") } else { "version: 1\nmembers:\n".to_owned() };
+        text.extend(entries[from..to].iter().copied());
+        fs::write(dir.join(format!("members-{file:02}.yaml")), text).expect("write config part");
+    }
+}
+
+fn v2_report(v2: &V2) -> (String, bool) {
+    let mut r = String::new();
+    let mut all_ok = true;
+    let _ = writeln!(r, "\n### version 2 workloads (issue 13)\n");
+    let _ = writeln!(r, "| workload | wall | peak RSS | target | |");
+    let _ = writeln!(r, "|---|---:|---:|---|---|");
+    let mut row = |name: String, sample: Option<Sample>, wall: f64, rss_mb: f64| {
+        if let Some(s) = sample {
+            let ok = secs(s.wall) <= wall && mb(s.rss_kib * 1024) <= rss_mb;
+            all_ok &= ok;
+            let _ = writeln!(
+                r,
+                "| {name} | {:.3} s | {:.1} MB | ≤ {wall} s, ≤ {rss_mb} MB | {} |",
+                secs(s.wall),
+                mb(s.rss_kib * 1024),
+                check(ok)
+            );
+        }
+    };
+    row(
+        format!("first plan, {} members, every address an invite (`--format json`)", thousands(V2_MEMBERS)),
+        v2.first,
+        0.5,
+        150.0,
+    );
+    row(
+        format!(
+            "steady plan, {} members applied, 5% role changes ({} changes, text)",
+            thousands(V2_MEMBERS),
+            thousands(v2.steady_changes)
+        ),
+        v2.steady,
+        0.5,
+        150.0,
+    );
+    row(format!("`apply` of {} members on the sandbox", thousands(V2_MEMBERS)), v2.apply, 2.0, 300.0);
+    row("first plan, 1,000,000 members in 11 files (`--format json`)".to_owned(), v2.million, 5.0, 1200.0);
+    if v2.addresses > 0 {
+        let per_address = v2.state_v2_bytes as f64 / v2.addresses as f64;
+        let ok = per_address <= 300.0;
+        all_ok &= ok;
+        let _ = writeln!(
+            r,
+            "\nState file at {} addresses: version 2 {:.1} MB, {per_address:.0} B per address (target ≤ 300 B: {}); version 1 would be {:.1} MB, {:.0} B per address.",
+            thousands(v2.addresses),
+            mb(v2.state_v2_bytes),
+            check(ok),
+            mb(v2.state_v1_bytes),
+            v2.state_v1_bytes as f64 / v2.addresses as f64
+        );
+    }
+    if let (Some(first), Some(million)) = (v2.first, v2.million) {
+        let growth = secs(million.wall) / secs(first.wall);
+        let ok = growth <= 11.0;
+        all_ok &= ok;
+        let _ = writeln!(
+            r,
+            "\nGrowth of the first plan from 100k to 1M: {growth:.1}× in time (target ≤ 11×: {}).",
+            check(ok)
+        );
+    }
+    (r, all_ok)
+}
+
 // ---------------------------------------------------------- helper modes
 
 /// The lower bound: parse the same files into the same types, nothing more:
@@ -822,9 +1100,18 @@ fn main() {
     });
 
     let (table, mut ok) = report(&o, method, &plans, &renders, &applies, curl.as_ref());
+    let v2_table = if o.v2 || o.million {
+        eprintln!("version 2 workloads:");
+        let v2 = v2_section(&o, method, &root);
+        let (v2_table, v2_ok) = v2_report(&v2);
+        ok &= v2_ok;
+        v2_table
+    } else {
+        String::new()
+    };
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    let _ = writeln!(out, "\n{table}");
+    let _ = writeln!(out, "\n{table}{v2_table}");
     if let Some(rows) = &scim {
         let (table, scim_ok) = scim::report(rows);
         ok &= scim_ok;

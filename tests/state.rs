@@ -13,7 +13,7 @@ fn corrupt_truncated_and_newer_state_is_reported_and_untouched() {
         ("truncated", good[..good.len() / 2].to_owned()),
         ("garbage", "\u{0}\u{1}not json".to_owned()),
         ("empty", String::new()),
-        ("newer", good.replace("\"format_version\": 1", "\"format_version\": 99")),
+        ("newer", good.replace("\"format_version\":2", "\"format_version\":99")),
     ] {
         t.write("memberctl.state.json", &bytes);
         for args in [&["plan"][..], &["apply", "--auto-approve"][..], &["state", "rm", "sandbox/kim@example.com"][..]] {
@@ -173,7 +173,7 @@ fn a_hand_edited_address_that_no_longer_matches_is_refused() {
     t.cmd(&["apply", "--auto-approve"]).expect(0);
     let edited = t
         .read("memberctl.state.json")
-        .replace("\"address\": \"sandbox/kim@example.com\"", "\"address\": \"sandbox/Kim@example.com\"");
+        .replace("\"address\":\"sandbox/kim@example.com\"", "\"address\":\"sandbox/Kim@example.com\"");
     t.write("memberctl.state.json", &edited);
     let out = t.cmd(&["plan"]).expect(1);
     assert!(
@@ -224,7 +224,7 @@ fn a_journal_already_folded_into_the_state_is_not_replayed() {
     // Make every invitation a month old, so the next apply resends them.
     let aged = t
         .read("memberctl.state.json")
-        .replace("\"invited_at\": \"2026-01-15T09:30:00Z\"", "\"invited_at\": \"2025-12-15T09:30:00Z\"");
+        .replace("\"invited_at\":\"2026-01-15T09:30:00Z\"", "\"invited_at\":\"2025-12-15T09:30:00Z\"");
     t.write("memberctl.state.json", &aged);
     let serial = state_json(&t)["serial"].as_u64().expect("serial");
 
@@ -251,4 +251,121 @@ fn a_journal_already_folded_into_the_state_is_not_replayed() {
         assert_eq!(resource["resends"], 1, "one resend, counted once: {resource}");
     }
     assert_eq!(t.read("outbox.jsonl").lines().count(), 6, "nothing was sent again");
+}
+
+/// A state as version 1 wrote it: pretty JSON, the provider and the email
+/// beside the address. Kim's name differs from the config (an update);
+/// `old@example.com` is no longer configured.
+const VERSION_1: &str = r#"{
+  "format_version": 1,
+  "lineage": "3f7d1c2a-5b6e-4f80-9a1b-2c3d4e5f6a7b",
+  "serial": 1,
+  "resources": [
+    {
+      "address": "sandbox/jane.doe@example.com",
+      "provider": "sandbox",
+      "email": "jane.doe@example.com",
+      "status": "invited",
+      "attributes": {
+        "email": "jane.doe@example.com",
+        "name": "Jane Doe",
+        "roles": ["role-member"],
+        "plans": ["plan-pro"]
+      },
+      "remote": {},
+      "created_at": "2026-01-15T09:30:00Z",
+      "updated_at": "2026-01-15T09:30:00Z",
+      "invited_at": "2026-01-15T09:30:00Z"
+    },
+    {
+      "address": "sandbox/kim@example.com",
+      "provider": "sandbox",
+      "email": "kim@example.com",
+      "status": "invited",
+      "attributes": {
+        "email": "kim@example.com",
+        "name": "Kim P",
+        "roles": ["role-member"]
+      },
+      "remote": {},
+      "created_at": "2026-01-15T09:30:00Z",
+      "updated_at": "2026-01-15T09:30:00Z",
+      "invited_at": "2026-01-15T09:30:00Z"
+    },
+    {
+      "address": "sandbox/old@example.com",
+      "provider": "sandbox",
+      "email": "old@example.com",
+      "status": "invited",
+      "attributes": {
+        "email": "old@example.com",
+        "roles": ["role-member"]
+      },
+      "remote": {},
+      "created_at": "2026-01-15T09:30:00Z",
+      "updated_at": "2026-01-15T09:30:00Z",
+      "invited_at": "2026-01-15T09:30:00Z"
+    },
+    {
+      "address": "sandbox/sam.lee@example.com",
+      "provider": "sandbox",
+      "email": "Sam.Lee@example.com",
+      "status": "invited",
+      "attributes": {
+        "email": "Sam.Lee@example.com",
+        "name": "Sam Lee",
+        "roles": ["role-moderator"]
+      },
+      "remote": {},
+      "created_at": "2026-01-15T09:30:00Z",
+      "updated_at": "2026-01-16T10:00:00Z",
+      "invited_at": "2026-01-15T09:30:00Z"
+    }
+  ]
+}"#;
+
+// Regression: #13 a version 1 state is planned as it is, and the next write
+// rewrites it as version 2: one line per resource, nothing stored twice.
+#[test]
+fn a_version_1_state_is_read_and_rewritten_as_version_2() {
+    let t = Test::new().config(QUICKSTART).state(VERSION_1);
+    let out = t.cmd(&["plan", "--detailed-exitcode"]).expect(2);
+    assert!(out.stdout.contains("sandbox/kim@example.com"), "Kim's name changed: {}", out.rendered());
+    assert!(out.stdout.contains("sandbox/old@example.com"), "old is no longer configured: {}", out.rendered());
+    assert!(!out.stdout.contains("jane.doe"), "Jane is unchanged: {}", out.rendered());
+    assert_eq!(t.read("memberctl.state.json"), VERSION_1, "plan writes nothing");
+
+    t.cmd(&["state", "rm", "sandbox/old@example.com"]).expect(0);
+    assert_eq!(t.read("memberctl.state.json.backup"), VERSION_1, "the version 1 file is the backup");
+    let written = t.read("memberctl.state.json");
+    let lines: Vec<&str> = written.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            r#"{"format_version":2,"lineage":"3f7d1c2a-5b6e-4f80-9a1b-2c3d4e5f6a7b","serial":2,"resources":["#,
+            r#"{"address":"sandbox/jane.doe@example.com","status":"invited","attributes":{"email":"jane.doe@example.com","name":"Jane Doe","roles":["role-member"],"plans":["plan-pro"]},"created_at":"2026-01-15T09:30:00Z","invited_at":"2026-01-15T09:30:00Z"},"#,
+            r#"{"address":"sandbox/kim@example.com","status":"invited","attributes":{"email":"kim@example.com","name":"Kim P","roles":["role-member"]},"created_at":"2026-01-15T09:30:00Z","invited_at":"2026-01-15T09:30:00Z"},"#,
+            r#"{"address":"sandbox/sam.lee@example.com","status":"invited","attributes":{"email":"Sam.Lee@example.com","name":"Sam Lee","roles":["role-moderator"]},"created_at":"2026-01-15T09:30:00Z","updated_at":"2026-01-16T10:00:00Z","invited_at":"2026-01-15T09:30:00Z"}"#,
+            "]}",
+        ],
+        "{written}"
+    );
+
+    // Version 2 plans the same, less the record removed.
+    let out = t.cmd(&["plan", "--detailed-exitcode"]).expect(2);
+    assert!(out.stdout.contains("sandbox/kim@example.com"), "{}", out.rendered());
+    assert!(!out.stdout.contains("sandbox/old@example.com"), "{}", out.rendered());
+    assert!(out.stdout.contains("Plan: 0 to invite, 1 to update, 0 to remove"), "{}", out.rendered());
+}
+
+// Regression: #13 a state newer than version 2 is refused and left as it is.
+#[test]
+fn a_version_3_state_is_refused_untouched() {
+    let newer = VERSION_1.replace("\"format_version\": 1", "\"format_version\": 3");
+    let t = Test::new().config(QUICKSTART).state(&newer);
+    for args in [&["plan"][..], &["apply", "--auto-approve"][..], &["state", "rm", "sandbox/kim@example.com"][..]] {
+        let out = t.cmd(args).expect(1);
+        assert!(out.stderr.contains("has format version 3, newer than this memberctl reads"), "{}", out.rendered());
+        assert_eq!(t.read("memberctl.state.json"), newer);
+    }
 }

@@ -8,30 +8,27 @@
 
 mod builder;
 mod seed;
+mod stored;
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, Write};
 use std::path::Path;
 
 use serde::de::DeserializeSeed;
-use serde::Serialize;
 use uuid::Uuid;
 
-use super::{Resource, State, StateError, StatePaths, FORMAT_VERSION};
+use super::{Resource, State, StateError, StatePaths};
 use crate::atomic_write::{parent_dir, write_atomically};
 use builder::ResourcesBuilder;
 use seed::{FileSeed, Header, Reading, Sink, VersionOnly};
+use stored::StoredOut;
 
 /// The largest state file read (a 100,000-member state is about 90 MB).
 pub const MAX_STATE_BYTES: u64 = 512 * 1024 * 1024;
 
-#[derive(Serialize)]
-struct StateFileOut<'a> {
-    format_version: u32,
-    lineage: Uuid,
-    serial: u64,
-    resources: Vec<&'a Resource>,
-}
+/// The state file format this memberctl writes; it reads this one and
+/// version 1 (rewritten as this one on the next write).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Reads a state file from `de`, handing each record to `sink`. Answers the
 /// header, or `None` when the sink declined a record. `version_of` reads
@@ -165,19 +162,25 @@ pub fn each_record(paths: &StatePaths, sink: &mut dyn FnMut(&Resource) -> bool) 
     })
 }
 
-/// Writes a state as pretty JSON.
+/// Writes a state as version 2: one JSON document whose header is the
+/// first line and each resource one line of its own, so that a diff of
+/// the file shows one line per changed record.
 fn write_json(state: &State, out: &mut dyn Write) -> io::Result<()> {
-    let file = StateFileOut {
-        format_version: FORMAT_VERSION,
-        lineage: state.lineage,
-        serial: state.serial,
-        resources: state.resources.values().collect(),
-    };
-    serde_json::to_writer_pretty(&mut *out, &file)?;
-    out.write_all(b"\n")
+    write!(
+        out,
+        "{{\"format_version\":{FORMAT_VERSION},\"lineage\":\"{}\",\"serial\":{},\"resources\":[",
+        state.lineage, state.serial
+    )?;
+    let mut separator: &[u8] = b"\n";
+    for resource in state.resources.values() {
+        out.write_all(separator)?;
+        serde_json::to_writer(&mut *out, &StoredOut::from(resource))?;
+        separator = b",\n";
+    }
+    out.write_all(b"\n]}\n")
 }
 
-/// Serialises a state to pretty JSON.
+/// Serialises a state as the file holds it.
 #[must_use]
 pub fn to_json(state: &State) -> Vec<u8> {
     let mut bytes = Vec::new();
@@ -361,19 +364,19 @@ pub(super) mod tests {
         for (bad, expected) in [
             (good[..good.len() / 2].to_owned(), "EOF while parsing"),
             (format!("{good}x"), "trailing characters"),
-            (good.replace("\"serial\": 9", "\"serial\": 9, \"serial\": 9"), "duplicate field `serial`"),
-            (good.replace("\"serial\": 9", "\"serial\": 9, \"extra\": 1"), "unknown field `extra`"),
-            (good.replace("\"serial\": 9,", ""), "missing field `serial`"),
-            (good.replace("\"serial\": 9", "\"serial\": 9.5"), "invalid type: floating point"),
-            (good.replace("\"resources\": [", "\"resources\": [1,"), "invalid type: integer `1`"),
-            (good.replace("\"status\": \"invited\"", "\"status\": \"unheard-of\""), "unknown variant `unheard-of`"),
-            (good.replace("\"format_version\": 1", "\"format_version\": 0"), "format_version 0 is not"),
+            (good.replace("\"serial\":9", "\"serial\":9,\"serial\":9"), "duplicate field `serial`"),
+            (good.replace("\"serial\":9", "\"serial\":9,\"extra\":1"), "unknown field `extra`"),
+            (good.replace("\"serial\":9,", ""), "missing field `serial`"),
+            (good.replace("\"serial\":9", "\"serial\":9.5"), "invalid type: floating point"),
+            (good.replace("\"resources\":[", "\"resources\":[1,"), "invalid type: integer `1`"),
+            (good.replace("\"status\":\"invited\"", "\"status\":\"unheard-of\""), "unknown variant `unheard-of`"),
+            (good.replace("\"format_version\":2", "\"format_version\":0"), "format_version 0 is not"),
             (
                 good.replace(
-                    "\"address\": \"community/person.00001@example.com\"",
-                    "\"address\": \"community/x@example.com\"",
+                    "\"address\":\"community/person.00001@example.com\"",
+                    "\"address\":\"community/x@example.com\"",
                 ),
-                "address `community/x@example.com` does not match its provider `community`",
+                "address `community/x@example.com` does not match its provider `community` and email `Person.00001@example.com`",
             ),
             (String::new(), "EOF while parsing a value"),
             ("[]".to_owned(), "invalid type: sequence, expected a memberctl state object"),
@@ -396,17 +399,17 @@ pub(super) mod tests {
     #[test]
     fn a_newer_format_is_reported_as_such_wherever_its_version_is() {
         let good = String::from_utf8(to_json(&state(2))).expect("utf-8");
-        let newer = good.replace("\"format_version\": 1", "\"format_version\": 2");
+        let newer = good.replace("\"format_version\":2", "\"format_version\":3");
         // A newer format whose records changed shape, with its version first
         // or last: not reported as whatever field changed.
-        let changed = newer.replace("\"status\": \"invited\"", "\"state\": {}");
+        let changed = newer.replace("\"status\":\"invited\"", "\"state\":{}");
         let mut last: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&changed).expect("json");
         let version = last.remove("format_version").expect("version");
         last.insert("format_version".to_owned(), version);
         let last = serde_json::to_string(&last).expect("json");
         for text in [newer, changed, last] {
             for result in [parse(Path::new("s"), text.as_bytes()), streamed(text.as_bytes(), 3)] {
-                assert!(matches!(result, Err(StateError::NewerFormat { found: 2, .. })), "{result:?} for {text}");
+                assert!(matches!(result, Err(StateError::NewerFormat { found: 3, .. })), "{result:?} for {text}");
             }
         }
     }
@@ -422,6 +425,73 @@ pub(super) mod tests {
         assert!(matches!(err, StateError::NewerFormat { found: 7, .. }), "{err}");
         let err = super::each_record(&paths, &mut |_| true).expect_err("newer");
         assert!(matches!(err, StateError::NewerFormat { found: 7, .. }), "{err}");
+    }
+
+    /// The state as version 1 wrote it: pretty JSON, every field of
+    /// every resource.
+    fn v1_json(state: &State) -> String {
+        let resources: Vec<&Resource> = state.resources.values().collect();
+        let file = serde_json::json!({
+            "format_version": 1,
+            "lineage": state.lineage,
+            "serial": state.serial,
+            "resources": resources,
+        });
+        serde_json::to_string_pretty(&file).expect("json")
+    }
+
+    // Regression: #13 version 2 stores one resource per line, nothing
+    // twice, and reads version 1 files as they were.
+    #[test]
+    fn version_2_is_one_line_per_resource_and_reads_version_1() {
+        let mut original = state(37);
+        // An email last sent otherwise than the attributes now say is kept.
+        let odd = original.resources.values_mut().nth(4).expect("record");
+        odd.email = odd.email.to_uppercase();
+        odd.updated_at = "2025-02-01T00:00:00Z".to_owned();
+        let bytes = to_json(&original);
+        let text = std::str::from_utf8(&bytes).expect("utf-8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 37 + 2, "a header line, one line per resource, a closing line");
+        assert!(lines[0].starts_with("{\"format_version\":2,"), "{}", lines[0]);
+        assert_eq!(lines[38], "]}");
+        for (line, resource) in lines[1..38].iter().zip(original.resources.values()) {
+            let line = line.strip_suffix(',').unwrap_or(line);
+            let record: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).expect("a record");
+            assert_eq!(record["address"], resource.address.as_str());
+            assert!(!record.contains_key("provider"), "the address holds the provider: {line}");
+            assert_eq!(
+                record.contains_key("email"),
+                resource.email != resource.attributes.email,
+                "the email is stored once: {line}"
+            );
+            assert_eq!(record.contains_key("updated_at"), resource.updated_at != resource.created_at, "{line}");
+        }
+        assert_eq!(parse(Path::new("s"), &bytes).expect("v2 parses"), original);
+        let v1 = v1_json(&original);
+        assert_eq!(parse(Path::new("s"), v1.as_bytes()).expect("v1 parses"), original);
+        assert_eq!(streamed(v1.as_bytes(), 7).expect("v1 streams"), original);
+    }
+
+    #[test]
+    fn each_version_refuses_what_the_other_leaves_out() {
+        let original = state(2);
+        let v1 = v1_json(&original);
+        let v2 = String::from_utf8(to_json(&original)).expect("utf-8");
+        let v1_without = |field: &str| {
+            let mut file: serde_json::Value = serde_json::from_str(&v1).expect("json");
+            file["resources"][1].as_object_mut().expect("a record").remove(field).expect("the field");
+            file.to_string()
+        };
+        for (bad, expected) in [
+            (v1_without("provider"), "missing field `provider`"),
+            (v1_without("email"), "missing field `email`"),
+            (v1_without("updated_at"), "missing field `updated_at`"),
+            (v2.replacen("{\"address\"", "{\"provider\":\"workforce\",\"address\"", 1), "unknown field `provider`"),
+        ] {
+            let err = parse(Path::new("s"), bad.as_bytes()).expect_err(&bad);
+            assert!(matches!(&err, StateError::Corrupt { detail, .. } if detail.contains(expected)), "{err} for {bad}");
+        }
     }
 
     #[test]

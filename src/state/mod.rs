@@ -30,7 +30,8 @@ use crate::provider::RemoteIds;
 pub use backend::{Backend, FileBackend, Held, Recorder};
 pub use lock::{Lock, LockInfo};
 
-/// The state format this memberctl writes and reads.
+/// The version of the records the `PostgreSQL` backend stores (one jsonb
+/// resource per row). The state file has its own, [`file::FORMAT_VERSION`].
 pub const FORMAT_VERSION: u32 = 1;
 
 /// The default state file, in the current directory.
@@ -190,7 +191,7 @@ pub enum StateError {
         detail: String,
     },
     /// The file was written by a newer memberctl.
-    #[error("state file `{}` has format version {found}, newer than this memberctl reads ({FORMAT_VERSION})", path.display())]
+    #[error("state file `{}` has format version {found}, newer than this memberctl reads", path.display())]
     NewerFormat {
         /// The file.
         path: PathBuf,

@@ -12,8 +12,9 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::address::Address;
-use crate::state::{Resource, FORMAT_VERSION};
+use super::stored::Stored;
+use super::FORMAT_VERSION;
+use crate::state::Resource;
 
 /// The fields of a state file besides its resources.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,19 +135,15 @@ impl<'de> Visitor<'de> for ResourcesSeed<'_, '_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(resource) = seq.next_element::<Resource>()? {
-            // A hand-edited address that no longer matches its provider and
-            // email would plan a removal and a second invitation of the
-            // same person.
-            if resource.address != Address::new(&resource.provider, &resource.email) {
-                let problem = format!(
-                    "address `{}` does not match its provider `{}` and email `{}` (addresses are `PROVIDER/lowercased-email`)",
-                    resource.address, resource.provider, resource.email
-                );
-                let error = de::Error::custom(&problem);
-                self.reading.problem = Some(problem);
-                return Err(error);
-            }
+        while let Some(stored) = seq.next_element::<Stored>()? {
+            let resource = match stored.into_resource(self.reading.version) {
+                Ok(resource) => resource,
+                Err(problem) => {
+                    let error = de::Error::custom(&problem);
+                    self.reading.problem = Some(problem);
+                    return Err(error);
+                }
+            };
             if !(self.sink)(resource) {
                 self.reading.refused = true;
                 return Err(de::Error::custom("a record was declined"));
