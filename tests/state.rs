@@ -177,7 +177,7 @@ fn a_hand_edited_address_that_no_longer_matches_is_refused() {
     t.write("memberctl.state.json", &edited);
     let out = t.cmd(&["plan"]).expect(1);
     assert!(
-        out.stderr.contains("does not match its provider `sandbox` and email `kim@example.com`"),
+        out.stderr.contains("does not match its provider `sandbox` and email `Kim@example.com`"),
         "{}",
         out.rendered()
     );
@@ -224,7 +224,7 @@ fn a_journal_already_folded_into_the_state_is_not_replayed() {
     // Make every invitation a month old, so the next apply resends them.
     let aged = t
         .read("memberctl.state.json")
-        .replace("\"invited_at\":\"2026-01-15T09:30:00Z\"", "\"invited_at\":\"2025-12-15T09:30:00Z\"");
+        .replace("\"created_at\":\"2026-01-15T09:30:00Z\"", "\"created_at\":\"2025-12-15T09:30:00Z\"");
     t.write("memberctl.state.json", &aged);
     let serial = state_json(&t)["serial"].as_u64().expect("serial");
 
@@ -343,9 +343,9 @@ fn a_version_1_state_is_read_and_rewritten_as_version_2() {
         lines,
         [
             r#"{"format_version":2,"lineage":"3f7d1c2a-5b6e-4f80-9a1b-2c3d4e5f6a7b","serial":2,"resources":["#,
-            r#"{"address":"sandbox/jane.doe@example.com","status":"invited","attributes":{"email":"jane.doe@example.com","name":"Jane Doe","roles":["role-member"],"plans":["plan-pro"]},"created_at":"2026-01-15T09:30:00Z","invited_at":"2026-01-15T09:30:00Z"},"#,
-            r#"{"address":"sandbox/kim@example.com","status":"invited","attributes":{"email":"kim@example.com","name":"Kim P","roles":["role-member"]},"created_at":"2026-01-15T09:30:00Z","invited_at":"2026-01-15T09:30:00Z"},"#,
-            r#"{"address":"sandbox/sam.lee@example.com","status":"invited","attributes":{"email":"Sam.Lee@example.com","name":"Sam Lee","roles":["role-moderator"]},"created_at":"2026-01-15T09:30:00Z","updated_at":"2026-01-16T10:00:00Z","invited_at":"2026-01-15T09:30:00Z"}"#,
+            r#"{"address":"sandbox/jane.doe@example.com","status":"invited","attributes":{"name":"Jane Doe","roles":["role-member"],"plans":["plan-pro"]},"created_at":"2026-01-15T09:30:00Z"},"#,
+            r#"{"address":"sandbox/kim@example.com","status":"invited","attributes":{"name":"Kim P","roles":["role-member"]},"created_at":"2026-01-15T09:30:00Z"},"#,
+            r#"{"address":"sandbox/sam.lee@example.com","status":"invited","attributes":{"email":"Sam.Lee@example.com","name":"Sam Lee","roles":["role-moderator"]},"created_at":"2026-01-15T09:30:00Z","updated_at":"2026-01-16T10:00:00Z"}"#,
             "]}",
         ],
         "{written}"

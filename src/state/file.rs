@@ -347,6 +347,11 @@ pub(super) mod tests {
         assert_eq!((header, taken), (None, 3));
     }
 
+    /// A char boundary near the middle of `text`.
+    fn half(text: &str) -> usize {
+        (text.len() / 2..text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len())
+    }
+
     #[test]
     fn streamed_and_whole_reading_accept_and_refuse_the_same_files() {
         let original = state(3);
@@ -362,7 +367,7 @@ pub(super) mod tests {
             assert_eq!(streamed(layout.as_bytes(), 5).expect("any layout is read"), original);
         }
         for (bad, expected) in [
-            (good[..good.len() / 2].to_owned(), "EOF while parsing"),
+            (good[..half(&good)].to_owned(), "EOF while parsing"),
             (format!("{good}x"), "trailing characters"),
             (good.replace("\"serial\":9", "\"serial\":9,\"serial\":9"), "duplicate field `serial`"),
             (good.replace("\"serial\":9", "\"serial\":9,\"extra\":1"), "unknown field `extra`"),
@@ -445,10 +450,19 @@ pub(super) mod tests {
     #[test]
     fn version_2_is_one_line_per_resource_and_reads_version_1() {
         let mut original = state(37);
-        // An email last sent otherwise than the attributes now say is kept.
+        // An email written otherwise than its address (in case) is kept.
         let odd = original.resources.values_mut().nth(4).expect("record");
-        odd.email = odd.email.to_uppercase();
+        odd.attributes.email = odd.email.to_uppercase();
+        odd.email.clone_from(&odd.attributes.email);
         odd.updated_at = "2025-02-01T00:00:00Z".to_owned();
+        // Invited when recorded (the usual case), and invited again later.
+        for (i, record) in original.resources.values_mut().enumerate() {
+            match i {
+                5 => record.invited_at = Some(record.created_at.clone()),
+                6 => record.invited_at = Some("2025-03-01T00:00:00Z".to_owned()),
+                _ => {}
+            }
+        }
         let bytes = to_json(&original);
         let text = std::str::from_utf8(&bytes).expect("utf-8");
         let lines: Vec<&str> = text.lines().collect();
@@ -460,11 +474,13 @@ pub(super) mod tests {
             let record: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).expect("a record");
             assert_eq!(record["address"], resource.address.as_str());
             assert!(!record.contains_key("provider"), "the address holds the provider: {line}");
+            assert!(!record.contains_key("email"), "the address holds the email: {line}");
             assert_eq!(
-                record.contains_key("email"),
-                resource.email != resource.attributes.email,
+                record["attributes"].as_object().expect("attributes").contains_key("email"),
+                resource.attributes.email != resource.address.email(),
                 "the email is stored once: {line}"
             );
+            assert_eq!(record.contains_key("invited_at"), resource.invited_at.as_ref() != Some(&resource.created_at));
             assert_eq!(record.contains_key("updated_at"), resource.updated_at != resource.created_at, "{line}");
         }
         assert_eq!(parse(Path::new("s"), &bytes).expect("v2 parses"), original);

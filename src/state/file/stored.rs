@@ -1,17 +1,26 @@
 //! A resource as the state file stores it.
 //!
-//! Version 2 stores nothing twice: the provider is the address's first
-//! part, and the email as last sent is the attributes' email (kept as
-//! written, since providers are sent it as written), so neither is stored
-//! unless the email differs. `remote` is left out when no id is known and
-//! `updated_at` when the record never changed after it was created.
-//! Version 1 records (with `provider`, `email` and every timestamp) are
-//! read by the same type.
+//! Version 2 has the fields of version 1, one record per line, and stores
+//! nothing that the address or another field already says:
+//!
+//! - the provider is the address's first part (no `provider`);
+//! - the email is the address's second part (no record-level `email`), so
+//!   `attributes.email` appears only when the email as written differs
+//!   from it (in case: addresses are lowercased, providers are sent the
+//!   email as written);
+//! - `updated_at` is left out when the record never changed after it was
+//!   created, and `invited_at` when the invitation went out when the record
+//!   was created (`"invited_at": null` says there was none);
+//! - `remote` is left out when no remote id is known.
+//!
+//! Version 1 records are read by the same type and written back as
+//! version 2. The stored attributes are listed here rather than taken from
+//! [`Attributes`] so that the file format changes only when this file does.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::address::Address;
-use crate::attributes::Attributes;
+use crate::attributes::{Attributes, Method};
 use crate::provider::RemoteIds;
 use crate::state::{Resource, Status};
 
@@ -20,37 +29,133 @@ use crate::state::{Resource, Status};
 #[serde(deny_unknown_fields)]
 pub(super) struct Stored {
     address: Address,
-    #[serde(default)]
-    provider: Option<String>,
+    status: Status,
+    /// Version 1 only: the email as last sent.
     #[serde(default)]
     email: Option<String>,
-    status: Status,
-    attributes: Attributes,
+    /// Version 1 only.
+    #[serde(default)]
+    provider: Option<String>,
+    attributes: StoredAttributes,
     #[serde(default)]
     remote: RemoteIds,
     created_at: String,
     #[serde(default)]
     updated_at: Option<String>,
-    #[serde(default)]
-    invited_at: Option<String>,
+    /// Absent, null, or a time; what absent means depends on the version.
+    #[allow(clippy::option_option)] // absent and null are two cases here
+    #[serde(default, deserialize_with = "present")]
+    invited_at: Option<Option<String>>,
     #[serde(default)]
     resends: u32,
     #[serde(default)]
     message: Option<String>,
 }
 
+/// A record's attributes. Version 2 leaves the email out when it is the
+/// address's.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredAttributes {
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    first_name: Option<String>,
+    #[serde(default)]
+    last_name: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    plans: Vec<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    primary_group: Option<String>,
+    #[serde(default)]
+    positions: Vec<String>,
+    #[serde(default)]
+    manager_id: Option<String>,
+    #[serde(default)]
+    note: Option<String>,
+    #[serde(default)]
+    method: Method,
+    #[serde(default)]
+    password_env: Option<String>,
+    #[serde(default)]
+    password_file: Option<String>,
+    #[serde(default)]
+    existing_user: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes `&T`
+fn is_invite(method: &Method) -> bool {
+    *method == Method::Invite
+}
+
+/// Tells a field given as `null` from one left out.
+#[allow(clippy::option_option)] // absent and null are two cases here
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(deserializer).map(Some)
+}
+
+impl StoredAttributes {
+    fn into_attributes(self, email: String) -> Attributes {
+        let StoredAttributes {
+            email: _,
+            name,
+            first_name,
+            last_name,
+            phone,
+            roles,
+            plans,
+            groups,
+            primary_group,
+            positions,
+            manager_id,
+            note,
+            method,
+            password_env,
+            password_file,
+            existing_user,
+        } = self;
+        Attributes {
+            email,
+            name,
+            first_name,
+            last_name,
+            phone,
+            roles,
+            plans,
+            groups,
+            primary_group,
+            positions,
+            manager_id,
+            note,
+            method,
+            password_env,
+            password_file,
+            existing_user,
+        }
+    }
+}
+
 impl Stored {
     /// The resource this record holds, for a file of `version` (`None`
     /// while the version has not been read: a file whose records come
-    /// before its version is read as whichever version they are). Errs
-    /// with what is missing or extra, or with a record whose address does
-    /// not match its provider and email.
+    /// before its version is read as whichever version they look like).
+    /// Errs with what is missing or extra, or with a record whose address
+    /// does not match its provider and email.
     pub(super) fn into_resource(self, version: Option<u32>) -> Result<Resource, String> {
+        let version_1 = version == Some(1) || (version.is_none() && self.provider.is_some());
         let Stored {
             address,
-            provider,
-            email,
             status,
+            email,
+            provider,
             attributes,
             remote,
             created_at,
@@ -59,36 +164,46 @@ impl Stored {
             resends,
             message,
         } = self;
-        if version == Some(1) {
-            for (field, missing) in
-                [("provider", provider.is_none()), ("email", email.is_none()), ("updated_at", updated_at.is_none())]
-            {
-                if missing {
-                    return Err(format!("missing field `{field}`"));
+        let (email, updated_at, invited_at) = if version_1 {
+            let missing = [
+                ("provider", provider.is_none()),
+                ("email", email.is_none()),
+                ("attributes.email", attributes.email.is_none()),
+                ("updated_at", updated_at.is_none()),
+            ];
+            if let Some((field, _)) = missing.iter().find(|(_, missing)| *missing) {
+                return Err(format!("missing field `{field}` (a version 1 record)"));
+            }
+            let (provider, email) = (provider.unwrap_or_default(), email.unwrap_or_default());
+            matching(&address, &provider, &email)?;
+            (email, updated_at.unwrap_or_default(), invited_at.flatten())
+        } else {
+            for (field, given) in [("provider", provider.is_some()), ("email", email.is_some())] {
+                if given {
+                    return Err(format!(
+                        "unknown field `{field}` (version 2 derives it from the address, and keeps an email written otherwise in `attributes`)"
+                    ));
                 }
             }
-        } else if version.is_some() && provider.is_some() {
-            return Err("unknown field `provider` (version 2 derives it from the address)".to_owned());
-        }
-        let provider = provider.unwrap_or_else(|| address.provider().to_owned());
-        let email = email.unwrap_or_else(|| attributes.email.clone());
-        // A hand-edited address that no longer matches its provider and
-        // email would plan a removal and a second invitation of the same
-        // person.
-        if address != Address::new(&provider, &email) {
-            return Err(format!(
-                "address `{address}` does not match its provider `{provider}` and email `{email}` (addresses are `PROVIDER/lowercased-email`)"
-            ));
-        }
+            let invited_at = match invited_at {
+                None => Some(created_at.clone()),
+                Some(given) => given,
+            };
+            (String::new(), updated_at.unwrap_or_else(|| created_at.clone()), invited_at)
+        };
+        let written = attributes.email.clone().unwrap_or_else(|| address.email().to_owned());
+        matching(&address, address.provider(), &written)?;
+        // Version 2 keeps the email once: as last sent is as written.
+        let email = if version_1 { email } else { written.clone() };
         Ok(Resource {
-            address,
-            provider,
+            provider: address.provider().to_owned(),
             email,
+            address,
             status,
-            attributes,
+            attributes: attributes.into_attributes(written),
             remote,
-            updated_at: updated_at.unwrap_or_else(|| created_at.clone()),
             created_at,
+            updated_at,
             invited_at,
             resends,
             message,
@@ -96,25 +211,75 @@ impl Stored {
     }
 }
 
+/// A hand-edited address that no longer matches its provider and email
+/// would plan a removal and a second invitation of the same person.
+fn matching(address: &Address, provider: &str, email: &str) -> Result<(), String> {
+    if *address == Address::new(provider, email) {
+        Ok(())
+    } else {
+        Err(format!(
+            "address `{address}` does not match its provider `{provider}` and email `{email}` (addresses are `PROVIDER/lowercased-email`)"
+        ))
+    }
+}
+
 /// A resource as version 2 writes it.
 #[derive(Serialize)]
 pub(super) struct StoredOut<'a> {
     address: &'a Address,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    email: Option<&'a str>,
     status: Status,
-    attributes: &'a Attributes,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    remote: Option<&'a RemoteIds>,
+    attributes: AttributesOut<'a>,
+    #[serde(skip_serializing_if = "RemoteIds::is_empty")]
+    remote: &'a RemoteIds,
     created_at: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     updated_at: Option<&'a str>,
+    /// `None`: the same as `created_at`; `Some(None)`: none.
+    #[allow(clippy::option_option)] // absent and null are two cases here
     #[serde(skip_serializing_if = "Option::is_none")]
-    invited_at: Option<&'a str>,
+    invited_at: Option<Option<&'a str>>,
     #[serde(skip_serializing_if = "is_zero")]
     resends: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<&'a str>,
+}
+
+/// [`Attributes`] as version 2 writes them: the email only when it is not
+/// the address's.
+#[derive(Serialize)]
+struct AttributesOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    phone: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    roles: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    plans: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    groups: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    primary_group: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    positions: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    manager_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<&'a str>,
+    #[serde(skip_serializing_if = "is_invite")]
+    method: Method,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password_env: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password_file: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    existing_user: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes `&T`
@@ -124,15 +289,35 @@ fn is_zero(n: &u32) -> bool {
 
 impl<'a> From<&'a Resource> for StoredOut<'a> {
     fn from(r: &'a Resource) -> Self {
+        let a = &r.attributes;
         StoredOut {
             address: &r.address,
-            email: (r.email != r.attributes.email).then_some(r.email.as_str()),
             status: r.status,
-            attributes: &r.attributes,
-            remote: (!r.remote.is_empty()).then_some(&r.remote),
+            attributes: AttributesOut {
+                email: (a.email != r.address.email()).then_some(a.email.as_str()),
+                name: a.name.as_deref(),
+                first_name: a.first_name.as_deref(),
+                last_name: a.last_name.as_deref(),
+                phone: a.phone.as_deref(),
+                roles: &a.roles,
+                plans: &a.plans,
+                groups: &a.groups,
+                primary_group: a.primary_group.as_deref(),
+                positions: &a.positions,
+                manager_id: a.manager_id.as_deref(),
+                note: a.note.as_deref(),
+                method: a.method,
+                password_env: a.password_env.as_deref(),
+                password_file: a.password_file.as_deref(),
+                existing_user: a.existing_user.as_ref(),
+            },
+            remote: &r.remote,
             created_at: &r.created_at,
             updated_at: (r.updated_at != r.created_at).then_some(r.updated_at.as_str()),
-            invited_at: r.invited_at.as_deref(),
+            invited_at: match r.invited_at.as_deref() {
+                Some(at) if at == r.created_at => None,
+                other => Some(other),
+            },
             resends: r.resends,
             message: r.message.as_deref(),
         }
