@@ -7,6 +7,7 @@
 //! read is reported and never overwritten.
 
 mod builder;
+mod lines;
 mod seed;
 mod stored;
 
@@ -20,6 +21,7 @@ use uuid::Uuid;
 use super::{Resource, State, StateError, StatePaths};
 use crate::atomic_write::{parent_dir, write_atomically};
 use builder::ResourcesBuilder;
+use lines::Lines;
 use seed::{FileSeed, Header, Reading, Sink, VersionOnly};
 use stored::StoredOut;
 
@@ -129,6 +131,20 @@ fn version_in(path: &Path) -> Option<u32> {
 pub fn read(paths: &StatePaths) -> Result<Option<State>, StateError> {
     let path = &paths.state;
     let Some(file) = open(path)? else { return Ok(None) };
+    let mut builder = ResourcesBuilder::new();
+    let by_lines = lines::read(file, &mut |resource| {
+        builder.push(resource);
+        true
+    });
+    if let Lines::Done(header) = by_lines {
+        let resources = builder.finish();
+        if resources.twice.is_none() {
+            return Ok(Some(State { lineage: header.lineage, serial: header.serial, resources: resources.map }));
+        }
+    }
+    // Not in the written layout, or an address twice: the general reader
+    // reads it again from the start, and says what is wrong.
+    let Some(file) = open(path)? else { return Ok(None) };
     read_whole(path, serde_json::Deserializer::from_reader(file), || version_in(path)).map(Some)
 }
 
@@ -154,6 +170,18 @@ pub enum Streamed {
 /// A file that cannot be read is the same error [`read`] reports.
 pub fn each_record(paths: &StatePaths, sink: &mut dyn FnMut(&Resource) -> bool) -> Result<Streamed, StateError> {
     let path = &paths.state;
+    let Some(file) = open(path)? else { return Ok(Streamed::Missing) };
+    let mut handed_on = false;
+    match lines::read(file, &mut |resource| {
+        handed_on = true;
+        sink(&resource)
+    }) {
+        Lines::Done(Header { lineage, serial, .. }) => return Ok(Streamed::Done { lineage, serial }),
+        Lines::Declined => return Ok(Streamed::Fallback),
+        // The sink holds records already: it must start over, whole.
+        Lines::Other if handed_on => return Ok(Streamed::Fallback),
+        Lines::Other => {}
+    }
     let Some(file) = open(path)? else { return Ok(Streamed::Missing) };
     let de = serde_json::Deserializer::from_reader(file);
     Ok(match read_with(path, de, &mut |resource| sink(&resource), || version_in(path))? {
@@ -254,6 +282,11 @@ pub(super) mod tests {
             resends: u32::from(i.is_multiple_of(2)),
             message: i.is_multiple_of(5).then(|| "a\nmessage \\ with escapes".to_owned()),
         }
+    }
+
+    /// `n` records of [`resource`].
+    pub(in crate::state) fn state_of(n: usize) -> State {
+        state(n)
     }
 
     fn state(n: usize) -> State {
