@@ -226,7 +226,7 @@ fn operations(plan: &Plan, state: &State) -> BTreeMap<String, Vec<Operation>> {
         out.entry(change.provider.clone()).or_default().push(Operation {
             address: change.address.clone(),
             kind,
-            attributes,
+            attributes: *attributes,
             repeat: change.repeat,
             remote: state.resources.get(recorded).map(|r| r.remote.clone()).unwrap_or_default(),
             renamed_from: change.moved_from.clone(),

@@ -239,7 +239,7 @@ pub(super) fn run(command: &StateCommand, cx: &mut Context<'_>) -> Outcome {
                         (Action::Remove, _) => Edit::Forget { address: address.clone() },
                         (_, Some(after)) => Edit::DoneByHand {
                             address: address.clone(),
-                            attributes: after.clone(),
+                            attributes: (**after).clone(),
                             update: wanted == Action::Update,
                         },
                         (_, None) => continue,

@@ -7,7 +7,8 @@
 
 pub mod render;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use schemars::JsonSchema;
@@ -125,17 +126,21 @@ pub struct Change {
     /// For `manual`: what would have been done had the provider been able to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wanted: Option<Action>,
+    // Boxed, as `after`: a plan of 100,000 invitations holds 100,000 of
+    // these, mostly `None`, and a bare `Attributes` is some 400 bytes.
     /// The recorded attributes (none for an invite).
-    pub before: Option<Attributes>,
+    pub before: Option<Box<Attributes>>,
     /// The desired attributes (none for a removal).
-    pub after: Option<Attributes>,
+    pub after: Option<Box<Attributes>>,
     /// The attributes that differ (updates).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldChange>,
     /// What the catalog ids in `before` and `after` stand for (remote id →
     /// catalog name, per catalog kind); an id missing here is in no catalog.
-    #[serde(default, skip_serializing_if = "Names::is_empty")]
-    pub names: Names,
+    // Shared: the changes of a large plan grant a few combinations of roles
+    // and groups, and one map per change was most of its memory.
+    #[serde(default, skip_serializing_if = "no_names")]
+    pub names: Arc<Names>,
     /// Why this change is planned, or what to do by hand (null when the
     /// action says it all).
     #[serde(default)]
@@ -148,6 +153,10 @@ pub struct Change {
     /// record this change takes over instead of a removal and an invitation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moved_from: Option<Address>,
+}
+
+fn no_names(names: &Arc<Names>) -> bool {
+    names.is_empty()
 }
 
 /// Counts per action.
@@ -391,6 +400,9 @@ pub struct Planner<'a> {
     rename_sources: Vec<Address>,
     /// Live records per provider, for the removal-fraction brake.
     recorded: BTreeMap<String, usize>,
+    /// The names each combination of catalog ids needs, shared by the
+    /// changes that grant it.
+    names: NamesCache,
 }
 
 impl<'a> Planner<'a> {
@@ -417,6 +429,7 @@ impl<'a> Planner<'a> {
                 })
                 .collect(),
             recorded: BTreeMap::new(),
+            names: NamesCache::default(),
         }
     }
 
@@ -472,7 +485,7 @@ impl<'a> Planner<'a> {
             self.provider.1 = self.config.providers.get(name);
         }
         if let Some(mut change) = diff_one(address, want, have, self.provider.1, self.config.resend_after, self.now) {
-            name_ids(&mut change, self.config.names.get(name).unwrap_or(&Names::NONE));
+            self.names.name_ids(&mut change, name, self.config.names.get(name).unwrap_or(&Names::NONE));
             if let Some(found) = self.drift.get(address) {
                 change.reason = Some(match change.reason.take() {
                     Some(reason) => format!("{found}; {reason}"),
@@ -545,13 +558,37 @@ impl<'a> Planner<'a> {
     }
 }
 
-/// Adds what the change's catalog ids stand for, so it reads by names.
-fn name_ids(change: &mut Change, names: &Names) {
-    let ids = change.before.iter().chain(change.after.iter()).flat_map(Attributes::catalog_ids);
-    change.names = names.subset(ids);
-    for field in &mut change.fields {
-        field.before_names = change.before.as_ref().and_then(|b| b.named_value(&field.field, &change.names));
-        field.after_names = change.after.as_ref().and_then(|a| a.named_value(&field.field, &change.names));
+/// The names of each combination of catalog ids met so far, per provider.
+#[derive(Default)]
+struct NamesCache {
+    shared: HashMap<String, Arc<Names>>,
+    key: String,
+}
+
+impl NamesCache {
+    /// Adds what the change's catalog ids stand for, so it reads by names.
+    fn name_ids(&mut self, change: &mut Change, provider: &str, names: &Names) {
+        let ids = || change.before.iter().chain(change.after.iter()).flat_map(|a| a.catalog_ids());
+        self.key.clear();
+        self.key.push_str(provider);
+        for (kind, id) in ids() {
+            self.key.push('\n');
+            self.key.push_str(kind.key());
+            self.key.push(' ');
+            self.key.push_str(id);
+        }
+        let shared = if let Some(shared) = self.shared.get(&self.key) {
+            Arc::clone(shared)
+        } else {
+            let subset = Arc::new(names.subset(ids()));
+            self.shared.insert(self.key.clone(), Arc::clone(&subset));
+            subset
+        };
+        change.names = shared;
+        for field in &mut change.fields {
+            field.before_names = change.before.as_ref().and_then(|b| b.named_value(&field.field, &change.names));
+            field.after_names = change.after.as_ref().and_then(|a| a.named_value(&field.field, &change.names));
+        }
     }
 }
 
@@ -620,7 +657,7 @@ impl Planner<'_> {
                 change.before = before;
                 change.reason = Some(reason);
                 change.moved_from = Some(old);
-                name_ids(change, self.config.names.get(name.as_str()).unwrap_or(&Names::NONE));
+                self.names.name_ids(change, name, self.config.names.get(name.as_str()).unwrap_or(&Names::NONE));
                 dropped.push(removal);
             }
         }
@@ -660,8 +697,8 @@ fn diff_one(
                 email: after.or(before).map(|a| a.email.clone()).unwrap_or_default(),
                 action,
                 wanted,
-                before: before.cloned(),
-                after: after.cloned(),
+                before: before.cloned().map(Box::new),
+                after: after.cloned().map(Box::new),
                 fields: match (before, after) {
                     (Some(b), Some(a)) if action == Action::Update || wanted == Some(Action::Update) => b
                         .changes_to(a)
@@ -679,7 +716,7 @@ fn diff_one(
                 reason,
                 repeat,
                 moved_from: None,
-                names: Names::default(),
+                names: Arc::default(),
             }
         };
     match (want, have) {
