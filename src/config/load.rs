@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sha2::{Digest, Sha256};
 
@@ -34,7 +35,7 @@ pub(crate) struct Source {
 ///
 /// Alias bombs and deep nesting are refused by `serde_yaml`'s own limits
 /// (repetition and recursion), which surface here as ordinary errors.
-pub fn parse_file(text: &str) -> Result<ConfigFile, (String, Option<String>, Option<Position>)> {
+pub fn parse_file(text: &str) -> Parsed {
     if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
         return Ok(ConfigFile::default());
     }
@@ -164,8 +165,9 @@ pub fn load_str(path: &Path, text: &str) -> Result<Config, ConfigError> {
 fn from_sources(sources: &[Source]) -> Result<Config, ConfigError> {
     let mut pending = Vec::new();
     let mut parsed = Vec::with_capacity(sources.len());
-    for (index, source) in sources.iter().enumerate() {
-        match parse_file(&source.text) {
+    let (attempts, digest) = parse_all(sources);
+    for (index, attempt) in attempts.into_iter().enumerate() {
+        match attempt {
             Ok(file) => parsed.push(Some(file)),
             Err((message, path, known)) => {
                 pending.push(Pending {
@@ -182,13 +184,49 @@ fn from_sources(sources: &[Source]) -> Result<Config, ConfigError> {
             }
         }
     }
-    let digest = digest(sources);
     let config = super::resolve::resolve(sources, parsed, digest, &mut pending);
     if pending.is_empty() {
         Ok(config)
     } else {
         Err(ConfigError::Invalid { problems: locate(sources, pending) })
     }
+}
+
+/// What [`parse_file`] answers.
+pub type Parsed = Result<ConfigFile, (String, Option<String>, Option<Position>)>;
+
+/// Parses every source, on as many threads as there are cores (a config
+/// split over many files, as large organisations keep it, parses that much
+/// faster), and digests them meanwhile. Answers the parses in source order.
+fn parse_all(sources: &[Source]) -> (Vec<Parsed>, String) {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let workers = cores.min(sources.len());
+    if workers <= 1 {
+        return (sources.iter().map(|s| parse_file(&s.text)).collect(), digest(sources));
+    }
+    let next = AtomicUsize::new(0);
+    let parse_some = || {
+        let mut mine = Vec::new();
+        loop {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            let Some(source) = sources.get(index) else { return mine };
+            mine.push((index, parse_file(&source.text)));
+        }
+    };
+    let mut slots: Vec<Option<Parsed>> = sources.iter().map(|_| None).collect();
+    let digest = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..workers).map(|_| scope.spawn(parse_some)).collect();
+        let digest = digest(sources);
+        let mut done = parse_some();
+        for helper in helpers {
+            done.extend(helper.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+        }
+        for (index, parse) in done {
+            slots[index] = Some(parse);
+        }
+        digest
+    });
+    (slots.into_iter().map(|slot| slot.expect("every source is parsed once")).collect(), digest)
 }
 
 fn digest(sources: &[Source]) -> String {
@@ -311,8 +349,32 @@ pub enum MemberValue {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_general;
+    use super::{digest, parse_all, parse_file, parse_general, Source};
     use crate::config::fast_yaml as fast;
+
+    #[test]
+    fn files_parsed_on_threads_come_back_in_order_with_their_errors() {
+        let sources: Vec<Source> = (0..9)
+            .map(|i| Source {
+                path: format!("f{i}.yaml").into(),
+                text: if i % 4 == 1 {
+                    format!("members:\n  - email: [broken {i}\n")
+                } else {
+                    format!("members:\n  - email: m{i}@example.com\n")
+                },
+            })
+            .collect();
+        let (attempts, together) = parse_all(&sources);
+        assert_eq!(together, digest(&sources));
+        assert_eq!(attempts.len(), sources.len());
+        for (attempt, source) in attempts.iter().zip(&sources) {
+            match (attempt, parse_file(&source.text)) {
+                (Ok(file), Ok(alone)) => assert_eq!(file.members[0].email, alone.members[0].email),
+                (Err(error), Err(alone)) => assert_eq!(*error, alone),
+                _ => panic!("{} parsed differently on a thread", source.path.display()),
+            }
+        }
+    }
 
     /// The fast reader either declines or reads exactly what `serde_yaml` reads.
     fn same(text: &str) -> bool {
