@@ -22,7 +22,8 @@
 //! `--apply-sizes 1000,10000`, `--curl N` (default 1000), `--scim N` (default
 //! off), `--keep` (keep the generated files and print where they are),
 //! `--no-v2` (leave out the version 2 workloads below), `--million` (add the
-//! 1M-member first plan).
+//! 1M-member first plan), `--postgres` (the state in `PostgreSQL` against the
+//! file, see `postgres`).
 //!
 //! The version 2 workloads (issue 13): a first plan of 100,000 members
 //! (every address an invite, `--format json`), a steady plan of 100,000
@@ -51,7 +52,14 @@ mod fake_networked;
 #[allow(dead_code)]
 mod scim_server;
 
+// The throw-away PostgreSQL cluster of the integration tests.
+#[path = "../tests/support/postgres.rs"]
+#[allow(dead_code)]
+mod postgres_server;
+
 // In a folder of its own, so that cargo does not take it for a bench target.
+#[path = "perf/postgres.rs"]
+mod postgres;
 #[path = "perf/scim.rs"]
 mod scim;
 
@@ -92,6 +100,10 @@ struct Options {
     /// `--state-v1`: the version 2 workloads write their state as version 1,
     /// for a memberctl from before version 2.
     state_v1: bool,
+    /// `--postgres`: the state in `PostgreSQL` against the file (issue 11);
+    /// needs `PostgreSQL` 15 (scripts/test.sh installs it) and the version 2
+    /// workloads.
+    postgres: bool,
 }
 
 fn parse_list(text: &str) -> Vec<usize> {
@@ -110,6 +122,7 @@ fn options(args: &[String]) -> Options {
         million: false,
         bin: None,
         state_v1: false,
+        postgres: false,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -124,6 +137,7 @@ fn options(args: &[String]) -> Options {
             "--million" => o.million = true,
             "--bin" => o.bin = it.next().map(PathBuf::from),
             "--state-v1" => o.state_v1 = true,
+            "--postgres" => o.postgres = true,
             _ => {} // `cargo bench` passes `--bench`.
         }
     }
@@ -1100,15 +1114,21 @@ fn main() {
     });
 
     let (table, mut ok) = report(&o, method, &plans, &renders, &applies, curl.as_ref());
-    let v2_table = if o.v2 || o.million {
+    let mut v2_table = String::new();
+    if o.v2 || o.million {
         eprintln!("version 2 workloads:");
         let v2 = v2_section(&o, method, &root);
-        let (v2_table, v2_ok) = v2_report(&v2);
+        let (table, v2_ok) = v2_report(&v2);
         ok &= v2_ok;
-        v2_table
-    } else {
-        String::new()
-    };
+        v2_table = table;
+        if o.postgres && o.v2 {
+            eprintln!("postgres:");
+            let rows = postgres::section(o.runs, method, &root, &root.join("v2-plan"), v2.addresses);
+            let (table, pg_ok) = postgres::report(&rows);
+            ok &= pg_ok;
+            v2_table.push_str(&table);
+        }
+    }
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let _ = writeln!(out, "\n{table}{v2_table}");
