@@ -135,8 +135,10 @@ pub struct FileRecorder {
     state: State,
     journal: File,
     next_batch: u64,
-    /// Batches whose intent is written but whose outcome is not yet.
-    open: HashMap<u64, Vec<Operation>>,
+    /// Batches whose intent is written but whose outcome is not yet: their
+    /// intent lines as written, read back only if the batch is abandoned
+    /// (so recording a batch copies none of its operations).
+    open: HashMap<u64, Vec<u8>>,
     /// Bytes appended to the journal so far.
     pub journal_bytes: u64,
 }
@@ -170,22 +172,31 @@ impl FileRecorder {
         Ok(recorder)
     }
 
-    fn append(&mut self, entry: &Entry<'_>) -> Result<(), StateError> {
+    /// Appends one entry and syncs it; answers the line written.
+    fn append(&mut self, entry: &Entry<'_>) -> Result<Vec<u8>, StateError> {
         let mut line = serde_json::to_vec(entry).expect("journal entries serialise");
         line.push(b'\n');
         let path = self.paths.journal();
         self.journal.write_all(&line).map_err(|e| StateError::io("append to", &path, e))?;
         self.journal.sync_data().map_err(|e| StateError::io("sync", &path, e))?;
         self.journal_bytes += line.len() as u64;
-        Ok(())
+        Ok(line)
+    }
+
+    /// The operations of an open batch, read back from its intent line.
+    fn open_ops(line: &[u8]) -> Vec<Operation> {
+        match serde_json::from_slice::<Entry<'_>>(line) {
+            Ok(Entry::Intent { ops, .. }) => ops.into_owned(),
+            _ => unreachable!("an open batch's line is the intent this recorder wrote"),
+        }
     }
 
     /// Appends a batch's intent; answers the batch id for [`FileRecorder::outcome`].
     pub fn intent(&mut self, provider: &str, ops: &[Operation]) -> Result<u64, StateError> {
         let batch = self.next_batch;
         self.next_batch += 1;
-        self.append(&Entry::Intent { batch, provider: provider.into(), ops: ops.into() })?;
-        self.open.insert(batch, ops.to_vec());
+        let line = self.append(&Entry::Intent { batch, provider: provider.into(), ops: ops.into() })?;
+        self.open.insert(batch, line);
         Ok(batch)
     }
 
@@ -204,7 +215,8 @@ impl FileRecorder {
     /// was abandoned after a cancel): its addresses become `uncertain` with
     /// `reason`, in the journal and in the state.
     pub fn abandon(&mut self, batch: u64, reason: &str) -> Result<(), StateError> {
-        let Some(ops) = self.open.remove(&batch) else { return Ok(()) };
+        let Some(line) = self.open.remove(&batch) else { return Ok(()) };
+        let ops = Self::open_ops(&line);
         let outcomes = vec![Outcome::Uncertain { reason: reason.to_owned() }; ops.len()];
         self.outcome(batch, &ops, &outcomes)
     }
@@ -222,10 +234,10 @@ impl FileRecorder {
     /// second Ctrl-C) leave their addresses `uncertain`.
     pub fn finish(mut self) -> Result<(State, u64), StateError> {
         let now = crate::clock::now_rfc3339();
-        let mut open: Vec<(u64, Vec<Operation>)> = self.open.drain().collect();
+        let mut open: Vec<(u64, Vec<u8>)> = self.open.drain().collect();
         open.sort_by_key(|(batch, _)| *batch);
-        for (_, ops) in open {
-            for op in &ops {
+        for (_, line) in open {
+            for op in &Self::open_ops(&line) {
                 let reason = "the apply was interrupted before the answer arrived".to_owned();
                 self.state.record(op, &Outcome::Uncertain { reason }, &now);
             }
