@@ -78,8 +78,10 @@ async fn apply(misbehaviour: Misbehaviour, cancel_after: Option<Duration>) -> (P
         });
     }
     let grace = Duration::from_millis(50);
-    let (state, report) =
-        run_with_grace(&plan, clients, recorder, Arc::new(Silent), cancel, grace).await.expect("apply finishes");
+    let operations = super::operations(&plan, recorder.state());
+    let (state, report) = run_with_grace(&plan, operations, clients, recorder, Arc::new(Silent), cancel, grace)
+        .await
+        .expect("apply finishes");
     assert_eq!(crate::state::file::read(&paths).expect("state").as_ref(), Some(&state), "the state is written");
     (plan, state, report)
 }
