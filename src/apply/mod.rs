@@ -233,20 +233,46 @@ fn operations(plan: &Plan, state: &State) -> BTreeMap<String, Vec<Operation>> {
     out
 }
 
-/// [`operations`], each taking its attributes out of the plan instead of
-/// copying them. The plan keeps its actions, addresses and reasons: all
-/// that a summary of the apply reads.
+/// [`operations`], moved out of the plan instead of copied: the plan keeps
+/// only the changes that send nothing (manual ones), which with its
+/// providers and counts is all a summary of the apply reads.
 fn operations_taking(plan: &mut Plan, state: &State) -> BTreeMap<String, Vec<Operation>> {
-    let mut out: BTreeMap<String, Vec<Operation>> = BTreeMap::new();
-    for change in &mut plan.changes {
-        let Some(kind) = change.action.operation() else { continue };
-        let attributes = match kind {
-            provider::OperationKind::Remove => change.before.take(),
-            _ => change.after.take(),
-        };
-        let Some(attributes) = attributes else { continue };
-        out.entry(change.provider.clone()).or_default().push(operation(change, kind, attributes, state));
+    // Each provider's list sized exactly: grown by doubling, the last
+    // growth alone would hold 1.5 times the operations at once.
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for change in plan.changes.iter().filter(|c| c.action.operation().is_some()) {
+        *counts.entry(change.provider.as_str()).or_default() += 1;
     }
+    let mut out: BTreeMap<String, Vec<Operation>> =
+        counts.into_iter().map(|(provider, count)| (provider.to_owned(), Vec::with_capacity(count))).collect();
+    let mut kept = Vec::new();
+    for mut change in std::mem::take(&mut plan.changes) {
+        let attributes = match change.action.operation() {
+            Some(kind @ provider::OperationKind::Remove) => change.before.take().map(|a| (kind, a)),
+            Some(kind) => change.after.take().map(|a| (kind, a)),
+            None => None,
+        };
+        let Some((kind, attributes)) = attributes else {
+            kept.push(change);
+            continue;
+        };
+        let remote = recorded_remote(&change, state);
+        let operation = Operation {
+            address: change.address,
+            kind,
+            attributes,
+            repeat: change.repeat,
+            remote,
+            renamed_from: change.moved_from,
+        };
+        match out.get_mut(&change.provider) {
+            Some(ops) => ops.push(operation),
+            None => {
+                out.insert(change.provider, vec![operation]);
+            }
+        }
+    }
+    plan.changes = kept;
     out
 }
 
@@ -257,16 +283,21 @@ fn operation(
     attributes: crate::attributes::Attributes,
     state: &State,
 ) -> Operation {
-    // A rename acts on the user recorded under its old address.
-    let recorded = change.moved_from.as_ref().unwrap_or(&change.address);
     Operation {
         address: change.address.clone(),
         kind,
         attributes,
         repeat: change.repeat,
-        remote: state.resources.get(recorded).map(|r| r.remote.clone()).unwrap_or_default(),
+        remote: recorded_remote(change, state),
         renamed_from: change.moved_from.clone(),
     }
+}
+
+/// The provider's ids for the user a change acts on, as recorded.
+fn recorded_remote(change: &crate::plan::Change, state: &State) -> provider::RemoteIds {
+    // A rename acts on the user recorded under its old address.
+    let recorded = change.moved_from.as_ref().unwrap_or(&change.address);
+    state.resources.get(recorded).map(|r| r.remote.clone()).unwrap_or_default()
 }
 
 /// How long in-flight batches may finish after a cancel before they are
@@ -286,10 +317,11 @@ pub async fn run(
     run_with_grace(plan, operations, clients, recorder, reporter, cancel, GRACE).await
 }
 
-/// [`run`], taking each change's attributes out of `plan` to send them
-/// rather than copying them (one copy of every member fewer in memory).
-/// Afterwards the plan still serves [`summary::ApplySummary::of`] and the
-/// CLI's summary, which read no attributes.
+/// [`run`], moving the operations out of `plan` rather than copying them:
+/// every member's change is in memory once, not twice, while sending.
+/// Afterwards the plan holds only its manual changes (with its providers
+/// and counts): all that [`summary::ApplySummary::of`] and the CLI's
+/// summary read.
 pub async fn run_taking(
     plan: &mut Plan,
     clients: BTreeMap<String, Arc<dyn Provider>>,
