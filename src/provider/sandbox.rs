@@ -86,13 +86,13 @@ struct Members<T> {
     accepted: HashSet<String>,
 }
 
-/// What sending keeps of a present member: its invitation id. (A listing
-/// reads the outbox afresh, so sending needs no copy of the attributes.)
+/// A member's invitation id, when the outbox holds one.
 type InviteId = Option<String>;
 
-/// The sandbox while it sends: who is there, and the outbox held open.
+/// The sandbox while it sends: who is there (an answer needs nothing else
+/// of them; a listing reads the outbox afresh), and the outbox held open.
 struct Live {
-    members: Members<InviteId>,
+    members: Members<()>,
     /// Opened for appending on the first line to write.
     file: Option<std::fs::File>,
     /// Bytes appended by this client so far.
@@ -102,6 +102,8 @@ struct Live {
     /// A sync failed: what was written since may be lost, so no later answer
     /// may claim it is recorded.
     broken: Option<String>,
+    /// Syncs done.
+    syncs: u64,
 }
 
 /// One outbox line, as written (borrowing what the operation holds).
@@ -194,13 +196,14 @@ impl Sandbox {
         let mut guard = self.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if guard.is_none() {
             let loaded = self.load(|_, _| ())?;
-            let present = loaded.present.into_iter().map(|(email, ((), id))| (email, id)).collect();
+            let present = loaded.present.into_keys().map(|email| (email, ())).collect();
             *guard = Some(Live {
                 members: Members { present, accepted: loaded.accepted },
                 file: None,
                 written: 0,
                 synced: 0,
                 broken: None,
+                syncs: 0,
             });
         }
         let live = guard.as_mut().expect("loaded above");
@@ -259,17 +262,7 @@ impl Sandbox {
                     members.present.remove(&email);
                     members.accepted.remove(&email);
                 } else {
-                    let id = invite_id.map(str::to_owned);
-                    match members.present.entry(email) {
-                        std::collections::btree_map::Entry::Occupied(mut known) => {
-                            if id.is_some() {
-                                *known.get_mut() = id;
-                            }
-                        }
-                        std::collections::btree_map::Entry::Vacant(new) => {
-                            new.insert(id);
-                        }
-                    }
+                    members.present.insert(email, ());
                 }
             }
             outcomes.push(outcome);
@@ -311,6 +304,7 @@ impl Sandbox {
             return Err(self.error("sync the outbox", &err));
         }
         live.synced = written;
+        live.syncs += 1;
         Ok(())
     }
 }
@@ -423,5 +417,58 @@ impl super::ProviderType for SandboxType {
         _env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Box<dyn Provider>, super::ProviderError> {
         Ok(Box::new(Sandbox::new(settings.clone())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Sandbox;
+    use crate::address::Address;
+    use crate::attributes::Attributes;
+    use crate::provider::{Operation, OperationKind, Outcome, Provider, ProviderSettings, RemoteIds};
+
+    fn invite(email: &str) -> Operation {
+        Operation {
+            address: Address::new("sandbox", email),
+            kind: OperationKind::Invite,
+            attributes: Attributes { email: email.to_owned(), ..Attributes::default() },
+            repeat: false,
+            remote: RemoteIds::default(),
+            renamed_from: None,
+        }
+    }
+
+    fn syncs(sandbox: &Sandbox) -> u64 {
+        sandbox.live.lock().expect("poisoned").as_ref().map_or(0, |live| live.syncs)
+    }
+
+    // #13: batches sent together share one sync of the outbox, and each is
+    // answered only once its lines are synced.
+    #[tokio::test]
+    async fn batches_sent_together_share_one_sync() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let outbox = dir.path().join("outbox.jsonl");
+        let yaml = format!(
+            "version: 1\nproviders:\n  sandbox:\n    type: sandbox\n    outbox: {}\nroles:\n  member: {{ sandbox: m }}\ndefaults:\n  providers: [sandbox]\n  roles: [member]\nmembers:\n  - email: ana@example.com\n",
+            outbox.display()
+        );
+        let config = crate::config::load_str(&dir.path().join("memberctl.yaml"), &yaml).expect("config");
+        let settings: ProviderSettings = config.providers["sandbox"].clone();
+        assert_eq!(settings.outbox.as_ref(), Some(&outbox));
+        let sandbox = Sandbox::new(settings);
+        let (one, two) = ([invite("ana@example.com")], [invite("bo@example.com")]);
+        let (a, b) = tokio::join!(sandbox.send(&one), sandbox.send(&two));
+        assert!(matches!(a.expect("answered")[..], [Outcome::Invited(_)]));
+        assert!(matches!(b.expect("answered")[..], [Outcome::Invited(_)]));
+        assert_eq!(syncs(&sandbox), 1, "one sync for both");
+        let again = sandbox.send(&[invite("ana@example.com")]).await.expect("answered");
+        assert!(matches!(again[..], [Outcome::Adopted { .. }]), "{again:?}");
+        assert_eq!(syncs(&sandbox), 1, "an answer that wrote nothing syncs nothing");
+        sandbox.send(&[invite("cy@example.com")]).await.expect("answered");
+        assert_eq!(syncs(&sandbox), 2);
+        let lines = std::fs::read_to_string(&outbox).expect("outbox");
+        assert_eq!(lines.lines().count(), 3, "{lines}");
+        let listed = sandbox.list().await.expect("listed");
+        assert_eq!(listed.members.len(), 3);
     }
 }
