@@ -78,9 +78,8 @@ pub struct OutboxRecord {
 /// Who the outbox says is there.
 #[derive(Default)]
 struct Members<T> {
-    /// Invited or added, and not removed, by normalised email: what a
-    /// listing needs of each (the last attributes and invitation id), or
-    /// while sending only the invitation id.
+    /// Invited or added, and not removed, by normalised email: what the
+    /// reader keeps of each (a listing: the last attributes).
     present: BTreeMap<String, T>,
     /// Accepted their invitation.
     accepted: HashSet<String>,
@@ -89,10 +88,16 @@ struct Members<T> {
 /// A member's invitation id, when the outbox holds one.
 type InviteId = Option<String>;
 
-/// The sandbox while it sends: who is there (an answer needs nothing else
-/// of them; a listing reads the outbox afresh), and the outbox held open.
+/// Who is there while sending: an answer needs nothing else of them (a
+/// listing reads the outbox afresh), and needs no order.
+struct Present {
+    present: HashSet<String>,
+    accepted: HashSet<String>,
+}
+
+/// The sandbox while it sends: who is there, and the outbox held open.
 struct Live {
-    members: Members<()>,
+    members: Present,
     /// Opened for appending on the first line to write.
     file: Option<std::fs::File>,
     /// Bytes appended by this client so far.
@@ -196,9 +201,9 @@ impl Sandbox {
         let mut guard = self.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if guard.is_none() {
             let loaded = self.load(|_, _| ())?;
-            let present = loaded.present.into_keys().map(|email| (email, ())).collect();
+            let present = loaded.present.into_keys().collect();
             *guard = Some(Live {
-                members: Members { present, accepted: loaded.accepted },
+                members: Present { present, accepted: loaded.accepted },
                 file: None,
                 written: 0,
                 synced: 0,
@@ -218,7 +223,7 @@ impl Sandbox {
         for (index, op) in batch.iter().enumerate() {
             let email = normalize_email(&op.attributes.email);
             let outcome = match op.kind {
-                OperationKind::Invite if members.present.contains_key(&email) => {
+                OperationKind::Invite if members.present.contains(&email) => {
                     Outcome::Adopted { message: "Email already exists".to_owned(), remote: RemoteIds::default() }
                 }
                 OperationKind::Resend if members.accepted.contains(&email) => Outcome::Adopted {
@@ -237,8 +242,8 @@ impl Sandbox {
                         Outcome::Invited(ids)
                     }
                 }
-                OperationKind::Update if members.present.contains_key(&email) => Outcome::Updated,
-                OperationKind::Remove if members.present.contains_key(&email) => Outcome::Removed,
+                OperationKind::Update if members.present.contains(&email) => Outcome::Updated,
+                OperationKind::Remove if members.present.contains(&email) => Outcome::Removed,
                 OperationKind::Update | OperationKind::Remove => {
                     Outcome::Failed { reason: "not a member of the sandbox".to_owned() }
                 }
@@ -262,7 +267,7 @@ impl Sandbox {
                     members.present.remove(&email);
                     members.accepted.remove(&email);
                 } else {
-                    members.present.insert(email, ());
+                    members.present.insert(email);
                 }
             }
             outcomes.push(outcome);
