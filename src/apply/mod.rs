@@ -353,10 +353,18 @@ struct Spawned {
     /// The group's operations, shared with its task (so their addresses are
     /// at hand without a copy).
     ops: Arc<Vec<Operation>>,
+    /// Each batch's operations within `ops`.
+    bounds: Vec<Range<usize>>,
+    /// Each batch's outcomes once answered, shared with the task: a group
+    /// abandoned in flight still records the answers it had.
+    answers: Answers,
     /// The group's journal id: its intent is recorded before it is spawned,
     /// so from then on its requests may have been sent.
     journal_id: u64,
 }
+
+/// Each batch's outcomes, once answered.
+type Answers = Arc<Mutex<Vec<Option<Vec<Outcome>>>>>;
 
 /// Everything a run shares with the tasks it spawns.
 struct Shared {
@@ -551,10 +559,12 @@ fn dispatch(
         }
     };
     let ops = Arc::new(ops);
+    let answers: Answers = Arc::new(Mutex::new(vec![None; bounds.len()]));
     let task = send_group(GroupTask {
         client: Arc::clone(&lane.client),
         permits,
-        bounds,
+        bounds: bounds.clone(),
+        answers: Arc::clone(&answers),
         ops: Arc::clone(&ops),
         stopped: Arc::clone(&lane.stopped),
         recorder: Arc::clone(&shared.recorder),
@@ -564,7 +574,7 @@ fn dispatch(
         journal_id,
     });
     let handle = tasks.spawn(task);
-    spawned.insert(handle.id(), Spawned { provider: lane.provider.clone(), ops, journal_id });
+    spawned.insert(handle.id(), Spawned { provider: lane.provider.clone(), ops, bounds, answers, journal_id });
 }
 
 /// What one group's task needs.
@@ -574,6 +584,7 @@ struct GroupTask {
     permits: Vec<OwnedSemaphorePermit>,
     /// Each batch's operations within `ops`.
     bounds: Vec<Range<usize>>,
+    answers: Answers,
     ops: Arc<Vec<Operation>>,
     stopped: Arc<Mutex<Option<String>>>,
     recorder: Arc<Mutex<Recorder>>,
@@ -626,29 +637,41 @@ fn operation_addresses(ops: Arc<Vec<Operation>>) -> Vec<Address> {
 
 /// Sends a group's batches concurrently and records their outcomes.
 async fn send_group(task: GroupTask) -> Answered {
-    let GroupTask { client, permits, bounds, ops, stopped, recorder, unrecordable, wake, provider, journal_id } = task;
+    let GroupTask {
+        client,
+        permits,
+        bounds,
+        answers,
+        ops,
+        stopped,
+        recorder,
+        unrecordable,
+        wake,
+        provider,
+        journal_id,
+    } = task;
     let sends: Vec<_> = bounds
         .iter()
         .zip(permits)
-        .map(|(range, permit)| {
+        .enumerate()
+        .map(|(index, (range, permit))| {
             let batch = &ops[range.clone()];
-            let (client, stopped, provider, wake) = (&client, &stopped, provider.as_str(), &wake);
+            let (client, stopped, provider, wake, answers) = (&client, &stopped, provider.as_str(), &wake, &answers);
             Box::pin(async move {
                 let answer = client.send(batch).await;
                 drop(permit);
                 wake.notify_one();
-                settle(batch.len(), answer, provider, stopped)
+                let (outcomes, fatal) = settle(batch.len(), answer, provider, stopped);
+                answers.lock().expect("poisoned")[index] = Some(outcomes);
+                fatal
             })
         })
         .collect();
-    let mut outcomes = Vec::with_capacity(ops.len());
-    let mut fatal = None;
-    for (answered, stop) in join_all(sends).await {
-        outcomes.extend(answered);
-        if fatal.is_none() {
-            fatal = stop;
-        }
-    }
+    let fatal = join_all(sends).await.into_iter().flatten().next();
+    let outcomes: Vec<Outcome> = std::mem::take(&mut *answers.lock().expect("poisoned"))
+        .into_iter()
+        .flat_map(|answered| answered.expect("every batch answered"))
+        .collect();
     let state_error = recorder.lock().expect("poisoned").outcome(journal_id, &ops, &outcomes).err();
     if state_error.is_some() {
         unrecordable.store(true, Ordering::SeqCst);
@@ -717,23 +740,40 @@ async fn join_all<F: Future + Unpin>(mut futures: Vec<F>) -> Vec<F::Output> {
 
 /// The result of a group whose task ended without one: it panicked, or it
 /// was abandoned after a cancel. Its intent was recorded, so its requests
-/// may have been sent: its addresses are `uncertain`, and recorded so with
-/// the reason.
+/// may have been sent: the addresses of its batches not yet answered are
+/// `uncertain`, and recorded so with the reason (those answered keep their
+/// answers).
 ///
 /// (A task that panicked inside the recorder poisons it, and the apply then
 /// stops as a crash would: the journal on disk is intact, and the next run
 /// recovers from it.)
 fn lost(group: Spawned, ended: tokio::task::JoinError, recorder: &Mutex<Recorder>) -> BatchResult {
-    let Spawned { provider, ops, journal_id } = group;
+    let Spawned { provider, ops, bounds, answers, journal_id } = group;
     let reason = if ended.is_panic() {
         format!("the task sending this batch panicked: {}", panic_message(ended.into_panic().as_ref()))
     } else {
         "the apply was interrupted before the answer arrived".to_owned()
     };
-    let abandoned = recorder.lock().expect("poisoned").abandon(journal_id, &reason);
-    let outcome = Outcome::Uncertain { reason };
-    let results = operation_addresses(ops).into_iter().map(|address| (address, outcome.clone())).collect();
-    BatchResult { provider, results, fatal: None, state_error: abandoned.err(), sent: true }
+    let answered = std::mem::take(&mut *answers.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    let mut recorder = recorder.lock().expect("poisoned");
+    if answered.iter().all(Option::is_none) {
+        let abandoned = recorder.abandon(journal_id, &reason);
+        let outcome = Outcome::Uncertain { reason };
+        let results = operation_addresses(ops).into_iter().map(|address| (address, outcome.clone())).collect();
+        return BatchResult { provider, results, fatal: None, state_error: abandoned.err(), sent: true };
+    }
+    // The batches of the group that were answered keep their answers; only
+    // the others are uncertain.
+    let outcomes: Vec<Outcome> = bounds
+        .into_iter()
+        .zip(answered)
+        .flat_map(|(range, answer)| {
+            answer.unwrap_or_else(|| vec![Outcome::Uncertain { reason: reason.clone() }; range.len()])
+        })
+        .collect();
+    let kept = recorder.outcome(journal_id, &ops, &outcomes);
+    let results = operation_addresses(ops).into_iter().zip(outcomes).collect();
+    BatchResult { provider, results, fatal: None, state_error: kept.err(), sent: true }
 }
 
 /// The message a panic carried, when it is text.

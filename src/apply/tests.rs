@@ -243,3 +243,62 @@ async fn batches_sent_together_share_one_journal_entry_of_at_most_concurrency_ba
     }
     assert!(taken.changes.is_empty(), "the plan kept only its manual changes (none)");
 }
+
+/// A provider that invites everyone but never answers for one email.
+struct HangsOn {
+    settings: ProviderSettings,
+    email: &'static str,
+}
+
+impl Provider for HangsOn {
+    fn settings(&self) -> &ProviderSettings {
+        &self.settings
+    }
+
+    fn batches(&self, operations: Vec<Operation>) -> Vec<Vec<Operation>> {
+        provider::chunk(operations, self.settings.batch_size)
+    }
+
+    fn send<'a>(&'a self, batch: &'a [Operation]) -> BoxFuture<'a, Result<Vec<Outcome>, BatchError>> {
+        if batch.iter().any(|op| op.attributes.email == self.email) {
+            return Box::pin(std::future::pending());
+        }
+        Box::pin(async move { Ok(batch.iter().map(|_| Outcome::Invited(provider::RemoteIds::default())).collect()) })
+    }
+}
+
+// #13: a group abandoned after a cancel keeps the answers its batches had:
+// only the batch still in flight is uncertain.
+#[tokio::test]
+async fn an_abandoned_group_keeps_the_answers_it_had() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = crate::config::load_str(&dir.path().join("memberctl.yaml"), CONFIG).expect("config");
+    let plan = crate::plan::compute(&config, None, &Scope::default(), crate::clock::now());
+    let mut settings = plan.providers["sandbox"].clone();
+    settings.batch_size = 1;
+    settings.concurrency = 3;
+    let clients: BTreeMap<String, Arc<dyn Provider>> = BTreeMap::from([(
+        "sandbox".to_owned(),
+        Arc::new(HangsOn { settings, email: "bo@example.com" }) as Arc<dyn Provider>,
+    )]);
+    let paths = StatePaths::new(dir.path().join("memberctl.state.json"));
+    let recorder = Recorder::begin(&paths, State::new()).expect("journal");
+    let cancel = Cancel::new();
+    let later = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        later.cancel();
+    });
+    let operations = super::operations(&plan, recorder.state());
+    let (state, report) =
+        run_with_grace(&plan, operations, clients, recorder, Arc::new(Silent), cancel, Duration::from_millis(50))
+            .await
+            .expect("apply finishes");
+    assert!(report.interrupted);
+    let invited: Vec<&str> = report.invited.iter().map(Address::as_str).collect();
+    assert_eq!(invited, ["sandbox/ana@example.com", "sandbox/cy@example.com"], "{report:?}");
+    assert_eq!(addresses(&report.uncertain), ["sandbox/bo@example.com"], "{report:?}");
+    assert_eq!(state.resources[&Address::new("sandbox", "ana@example.com")].status, Status::Invited);
+    assert_eq!(state.resources[&Address::new("sandbox", "bo@example.com")].status, Status::Uncertain);
+    assert_eq!(crate::state::file::read(&paths).expect("state").as_ref(), Some(&state), "the state is written");
+}
