@@ -11,10 +11,16 @@ mod cancel;
 mod report;
 pub mod summary;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
+use std::ops::Range;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
+
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 pub use cancel::Cancel;
 pub use report::{ApplyReport, Event, Reporter, Silent};
@@ -211,7 +217,8 @@ pub fn preflight(
     }
 }
 
-/// The operations of a plan, per provider, in address order.
+/// The operations of a plan, per provider, in address order (their
+/// attributes copied from the plan).
 fn operations(plan: &Plan, state: &State) -> BTreeMap<String, Vec<Operation>> {
     let mut out: BTreeMap<String, Vec<Operation>> = BTreeMap::new();
     for change in &plan.changes {
@@ -221,18 +228,76 @@ fn operations(plan: &Plan, state: &State) -> BTreeMap<String, Vec<Operation>> {
             _ => change.after.clone(),
         };
         let Some(attributes) = attributes else { continue };
-        // A rename acts on the user recorded under its old address.
-        let recorded = change.moved_from.as_ref().unwrap_or(&change.address);
-        out.entry(change.provider.clone()).or_default().push(Operation {
-            address: change.address.clone(),
+        out.entry(change.provider.clone()).or_default().push(operation(change, kind, attributes, state));
+    }
+    out
+}
+
+/// [`operations`], moved out of the plan instead of copied: the plan keeps
+/// only the changes that send nothing (manual ones), which with its
+/// providers and counts is all a summary of the apply reads.
+fn operations_taking(plan: &mut Plan, state: &State) -> BTreeMap<String, Vec<Operation>> {
+    // Each provider's list sized exactly: grown by doubling, the last
+    // growth alone would hold 1.5 times the operations at once.
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for change in plan.changes.iter().filter(|c| c.action.operation().is_some()) {
+        *counts.entry(change.provider.as_str()).or_default() += 1;
+    }
+    let mut out: BTreeMap<String, Vec<Operation>> =
+        counts.into_iter().map(|(provider, count)| (provider.to_owned(), Vec::with_capacity(count))).collect();
+    let mut kept = Vec::new();
+    for mut change in std::mem::take(&mut plan.changes) {
+        let attributes = match change.action.operation() {
+            Some(kind @ provider::OperationKind::Remove) => change.before.take().map(|a| (kind, a)),
+            Some(kind) => change.after.take().map(|a| (kind, a)),
+            None => None,
+        };
+        let Some((kind, attributes)) = attributes else {
+            kept.push(change);
+            continue;
+        };
+        let remote = recorded_remote(&change, state);
+        let operation = Operation {
+            address: change.address,
             kind,
             attributes: *attributes,
             repeat: change.repeat,
-            remote: state.resources.get(recorded).map(|r| r.remote.clone()).unwrap_or_default(),
-            renamed_from: change.moved_from.clone(),
-        });
+            remote,
+            renamed_from: change.moved_from,
+        };
+        match out.get_mut(&change.provider) {
+            Some(ops) => ops.push(operation),
+            None => {
+                out.insert(change.provider, vec![operation]);
+            }
+        }
     }
+    plan.changes = kept;
     out
+}
+
+/// The operation that carries out `change` with `attributes`.
+fn operation(
+    change: &crate::plan::Change,
+    kind: provider::OperationKind,
+    attributes: crate::attributes::Attributes,
+    state: &State,
+) -> Operation {
+    Operation {
+        address: change.address.clone(),
+        kind,
+        attributes,
+        repeat: change.repeat,
+        remote: recorded_remote(change, state),
+        renamed_from: change.moved_from.clone(),
+    }
+}
+
+/// The provider's ids for the user a change acts on, as recorded.
+fn recorded_remote(change: &crate::plan::Change, state: &State) -> provider::RemoteIds {
+    // A rename acts on the user recorded under its old address.
+    let recorded = change.moved_from.as_ref().unwrap_or(&change.address);
+    state.resources.get(recorded).map(|r| r.remote.clone()).unwrap_or_default()
 }
 
 /// How long in-flight batches may finish after a cancel before they are
@@ -248,75 +313,128 @@ pub async fn run(
     reporter: Arc<dyn Reporter>,
     cancel: Cancel,
 ) -> Result<(State, ApplyReport), ApplyError> {
-    run_with_grace(plan, clients, recorder, reporter, cancel, GRACE).await
+    let operations = operations(plan, recorder.state());
+    run_with_grace(plan, operations, clients, recorder, reporter, cancel, GRACE).await
 }
 
-/// A batch's task, as the engine sees it from outside: enough to report
-/// every address of the batch even when the task never returns (it
-/// panicked, or was abandoned after a cancel).
+/// [`run`], moving the operations out of `plan` rather than copying them:
+/// every member's change is in memory once, not twice, while sending.
+/// Afterwards the plan holds only its manual changes (with its providers
+/// and counts): all that [`summary::ApplySummary::of`] and the CLI's
+/// summary read.
+pub async fn run_taking(
+    plan: &mut Plan,
+    clients: BTreeMap<String, Arc<dyn Provider>>,
+    recorder: Recorder,
+    reporter: Arc<dyn Reporter>,
+    cancel: Cancel,
+) -> Result<(State, ApplyReport), ApplyError> {
+    let operations = operations_taking(plan, recorder.state());
+    run_with_grace(plan, operations, clients, recorder, reporter, cancel, GRACE).await
+}
+
+/// One provider's batches still to send, and what limits their sending.
+struct Lane {
+    provider: String,
+    client: Arc<dyn Provider>,
+    /// Batches not yet sent, in order.
+    queue: VecDeque<Vec<Operation>>,
+    /// One permit per request the provider may have in flight.
+    permits: Arc<Semaphore>,
+    /// Set when the provider stopped on an error every request would repeat.
+    stopped: Arc<Mutex<Option<String>>>,
+}
+
+/// A group of batches in flight, as the engine sees it from outside: enough
+/// to report every address even when its task never returns (it panicked,
+/// or was abandoned after a cancel).
 struct Spawned {
     provider: String,
-    addresses: Vec<Address>,
-    /// The batch's journal id, set once its intent is recorded: from then
-    /// on the request may have been sent.
-    journal_id: Arc<OnceLock<u64>>,
+    /// The group's operations, shared with its task (so their addresses are
+    /// at hand without a copy).
+    ops: Arc<Vec<Operation>>,
+    /// Each batch's operations within `ops`.
+    bounds: Vec<Range<usize>>,
+    /// Each batch's outcomes once answered, shared with the task: a group
+    /// abandoned in flight still records the answers it had.
+    answers: Answers,
+    /// The group's journal id: its intent is recorded before it is spawned,
+    /// so from then on its requests may have been sent.
+    journal_id: u64,
 }
 
-/// [`run`], with how long in-flight batches may finish after a cancel.
+/// Each batch's outcomes, once answered.
+type Answers = Arc<Mutex<Vec<Option<Vec<Outcome>>>>>;
+
+/// Everything a run shares with the tasks it spawns.
+struct Shared {
+    recorder: Arc<Mutex<Recorder>>,
+    /// Once an outcome cannot be recorded, nothing more is sent: a send whose
+    /// outcome cannot be kept is a send the next run would repeat.
+    unrecordable: Arc<AtomicBool>,
+    /// Woken each time a request finishes, so its permit is used at once.
+    wake: Arc<Notify>,
+}
+
+/// [`run`], with the plan's operations and how long in-flight batches may
+/// finish after a cancel.
+///
+/// Batches are sent in groups: whenever a provider may have more requests
+/// in flight, every batch that fits is taken at once, their intent is
+/// journaled in one entry (one sync), they are sent concurrently, and their
+/// outcomes are journaled in one entry when the last answers. A provider
+/// whose requests finish one at a time gets groups of one; one whose
+/// requests are all answered together (the sandbox) syncs once per group
+/// instead of once per batch. A group holds at most `concurrency` batches,
+/// so the journal stays O(batch) per entry.
 async fn run_with_grace(
     plan: &Plan,
+    operations: BTreeMap<String, Vec<Operation>>,
     clients: BTreeMap<String, Arc<dyn Provider>>,
     recorder: Recorder,
     reporter: Arc<dyn Reporter>,
     cancel: Cancel,
     grace: Duration,
 ) -> Result<(State, ApplyReport), ApplyError> {
-    let operations = operations(plan, recorder.state());
-    let recorder = Arc::new(Mutex::new(recorder));
+    let shared = Shared {
+        recorder: Arc::new(Mutex::new(recorder)),
+        unrecordable: Arc::new(AtomicBool::new(false)),
+        wake: Arc::new(Notify::new()),
+    };
     let mut report = ApplyReport::default();
     for change in plan.changes.iter().filter(|c| c.action == Action::Manual) {
         report.manual.push(change.address.clone());
     }
+    let mut lanes = Vec::new();
+    let mut total = 0;
+    let mut batches = 0;
+    for (provider, ops) in operations {
+        let Some(client) = clients.get(&provider).cloned() else { continue };
+        total += ops.len();
+        let queue: VecDeque<Vec<Operation>> = client.batches(ops).into();
+        batches += queue.len();
+        let permits = Arc::new(Semaphore::new(client.settings().concurrency.max(1)));
+        lanes.push(Lane { provider, client, queue, permits, stopped: Arc::new(Mutex::new(None)) });
+    }
+    reporter.event(&Event::Start { operations: total, batches });
+    let mut tally = Tally { reporter: reporter.as_ref(), report: &mut report, done: 0, total, state_error: None };
     let mut tasks = tokio::task::JoinSet::new();
     let mut spawned: HashMap<tokio::task::Id, Spawned> = HashMap::new();
-    let mut total = 0;
-    // Once an outcome cannot be recorded, nothing more is sent: a send whose
-    // outcome cannot be kept is a send the next run would repeat.
-    let unrecordable = Arc::new(AtomicBool::new(false));
-    for (provider_name, ops) in operations {
-        let Some(client) = clients.get(&provider_name).cloned() else { continue };
-        total += ops.len();
-        let permits = Arc::new(tokio::sync::Semaphore::new(client.settings().concurrency.max(1)));
-        let stopped = Arc::new(Mutex::new(None::<String>));
-        for batch in client.batches(ops) {
-            let addresses = batch.iter().map(|op| op.address.clone()).collect();
-            let journal_id = Arc::new(OnceLock::new());
-            let task = send_batch(BatchTask {
-                client: Arc::clone(&client),
-                permits: Arc::clone(&permits),
-                stopped: Arc::clone(&stopped),
-                recorder: Arc::clone(&recorder),
-                cancel: cancel.clone(),
-                provider: provider_name.clone(),
-                unrecordable: Arc::clone(&unrecordable),
-                journal_id: Arc::clone(&journal_id),
-                batch,
-            });
-            let handle = tasks.spawn(task);
-            spawned.insert(handle.id(), Spawned { provider: provider_name.clone(), addresses, journal_id });
-        }
-    }
-    reporter.event(&Event::Start { operations: total, batches: tasks.len() });
-    let mut done = 0usize;
-    let mut state_error = None;
     let mut stopped_providers = std::collections::BTreeSet::new();
     // Set on cancel: when in-flight batches are abandoned. One deadline for
     // them all, not a fresh grace period after each batch that finishes.
     let mut deadline: Option<tokio::time::Instant> = None;
     loop {
+        for lane in &mut lanes {
+            dispatch(lane, &shared, &cancel, &mut tasks, &mut spawned, &mut tally);
+        }
+        if tasks.is_empty() {
+            break;
+        }
         let next = tokio::select! {
             biased;
             joined = tasks.join_next_with_id() => joined,
+            () = shared.wake.notified() => continue,
             () = cancel.cancelled(), if deadline.is_none() => {
                 deadline = Some(tokio::time::Instant::now() + grace);
                 reporter.event(&Event::Interrupted { grace });
@@ -331,37 +449,27 @@ async fn run_with_grace(
         };
         let Some(joined) = next else { break };
         let result = match joined {
-            Ok((id, result)) => {
-                spawned.remove(&id);
-                result
+            Ok((id, answered)) => {
+                let Some(group) = spawned.remove(&id) else { continue };
+                answered.into_result(group)
             }
             Err(ended) => {
-                let Some(batch) = spawned.remove(&ended.id()) else { continue };
-                lost(batch, ended, &recorder)
+                let Some(group) = spawned.remove(&ended.id()) else { continue };
+                lost(group, ended, &shared.recorder)
             }
         };
-        done += result.results.len();
-        if let Some(err) = result.state_error {
-            state_error.get_or_insert(err);
-        }
         if let Some((message, hint)) = &result.fatal {
             // Once per provider: concurrent batches hit the same wall.
             if stopped_providers.insert(result.provider.clone()) {
                 reporter.event(&Event::ProviderStopped { provider: &result.provider, message, hint: hint.as_deref() });
             }
         }
-        reporter.event(&Event::Batch {
-            provider: &result.provider,
-            results: &result.results,
-            done,
-            total,
-            sent: result.sent,
-        });
-        report.add(&result.results);
+        tally.add(result);
     }
+    let state_error = tally.state_error.take();
     report.interrupted = deadline.is_some() || cancel.is_cancelled();
     let recorder =
-        Arc::try_unwrap(recorder).map_err(|_| ()).expect("all tasks finished").into_inner().expect("poisoned");
+        Arc::try_unwrap(shared.recorder).map_err(|_| ()).expect("all tasks finished").into_inner().expect("poisoned");
     report.journal_bytes = recorder.journal_bytes();
     let (state, bytes) = recorder.finish()?;
     report.state_bytes = bytes;
@@ -371,45 +479,218 @@ async fn run_with_grace(
     Ok((state, report))
 }
 
-/// What one batch's task needs.
-struct BatchTask {
-    client: Arc<dyn Provider>,
-    permits: Arc<tokio::sync::Semaphore>,
-    /// Set when the provider stopped on an error every request would repeat.
-    stopped: Arc<Mutex<Option<String>>>,
-    recorder: Arc<Mutex<Recorder>>,
-    cancel: Cancel,
-    provider: String,
-    unrecordable: Arc<AtomicBool>,
-    journal_id: Arc<OnceLock<u64>>,
-    batch: Vec<Operation>,
+/// Reports results as they come and keeps the tally.
+struct Tally<'a> {
+    reporter: &'a dyn Reporter,
+    report: &'a mut ApplyReport,
+    done: usize,
+    total: usize,
+    state_error: Option<StateError>,
 }
 
-/// Sends one batch and records its outcomes.
-async fn send_batch(task: BatchTask) -> BatchResult {
-    let BatchTask { client, permits, stopped, recorder, cancel, provider, unrecordable, journal_id, batch } = task;
-    let _permit = permits.acquire_owned().await.expect("semaphore never closes");
-    if cancel.is_cancelled() {
-        return BatchResult::not_sent(batch, "not sent: the apply was interrupted", false);
+impl Tally<'_> {
+    fn add(&mut self, result: BatchResult) {
+        self.done += result.results.len();
+        if let Some(err) = result.state_error {
+            self.state_error.get_or_insert(err);
+        }
+        self.reporter.event(&Event::Batch {
+            provider: &result.provider,
+            results: &result.results,
+            done: self.done,
+            total: self.total,
+            sent: result.sent,
+        });
+        self.report.add(result.results);
     }
-    if let Some(reason) = stopped.lock().expect("poisoned").clone() {
-        return BatchResult::not_sent(batch, &reason, false);
+}
+
+/// Sends what `lane` may send now: the batches that fit in its free
+/// permits, as one journaled group. Batches that may not be sent any more
+/// (a cancel, a stopped provider, outcomes that can no longer be recorded)
+/// are reported as not sent.
+fn dispatch(
+    lane: &mut Lane,
+    shared: &Shared,
+    cancel: &Cancel,
+    tasks: &mut tokio::task::JoinSet<Answered>,
+    spawned: &mut HashMap<tokio::task::Id, Spawned>,
+    tally: &mut Tally<'_>,
+) {
+    if lane.queue.is_empty() {
+        return;
     }
-    if unrecordable.load(Ordering::SeqCst) {
-        return BatchResult::not_sent(batch, "not sent: outcomes could no longer be recorded", false);
+    let refusal = if cancel.is_cancelled() {
+        Some("not sent: the apply was interrupted".to_owned())
+    } else if let Some(reason) = lane.stopped.lock().expect("poisoned").clone() {
+        Some(reason)
+    } else if shared.unrecordable.load(Ordering::SeqCst) {
+        Some("not sent: outcomes could no longer be recorded".to_owned())
+    } else {
+        None
+    };
+    if let Some(reason) = refusal {
+        for batch in lane.queue.drain(..) {
+            tally.add(BatchResult::not_sent(&lane.provider, batch, &reason));
+        }
+        return;
     }
-    let id = match recorder.lock().expect("poisoned").intent(&provider, &batch) {
+    let mut permits = Vec::new();
+    while permits.len() < lane.queue.len() {
+        let Ok(permit) = Arc::clone(&lane.permits).try_acquire_owned() else { break };
+        permits.push(permit);
+    }
+    if permits.is_empty() {
+        return;
+    }
+    let mut ops = Vec::new();
+    let mut bounds = Vec::with_capacity(permits.len());
+    for batch in lane.queue.drain(..permits.len()) {
+        let start = ops.len();
+        ops.extend(batch);
+        bounds.push(start..ops.len());
+    }
+    let journal_id = match shared.recorder.lock().expect("poisoned").intent(&lane.provider, &ops) {
         Ok(id) => id,
         Err(err) => {
-            unrecordable.store(true, Ordering::SeqCst);
-            return BatchResult::state_error(batch, err);
+            shared.unrecordable.store(true, Ordering::SeqCst);
+            tally.add(BatchResult::state_error(&lane.provider, ops, err));
+            return;
         }
     };
-    journal_id.set(id).expect("a batch's intent is recorded once");
-    let (outcomes, fatal) = match client.send(&batch).await {
+    let ops = Arc::new(ops);
+    let answers: Answers = Arc::new(Mutex::new(vec![None; bounds.len()]));
+    let task = send_group(GroupTask {
+        client: Arc::clone(&lane.client),
+        permits,
+        bounds: bounds.clone(),
+        answers: Arc::clone(&answers),
+        ops: Arc::clone(&ops),
+        stopped: Arc::clone(&lane.stopped),
+        recorder: Arc::clone(&shared.recorder),
+        unrecordable: Arc::clone(&shared.unrecordable),
+        wake: Arc::clone(&shared.wake),
+        provider: lane.provider.clone(),
+        journal_id,
+    });
+    let handle = tasks.spawn(task);
+    spawned.insert(handle.id(), Spawned { provider: lane.provider.clone(), ops, bounds, answers, journal_id });
+}
+
+/// What one group's task needs.
+struct GroupTask {
+    client: Arc<dyn Provider>,
+    /// One per batch, each released as soon as its batch is answered.
+    permits: Vec<OwnedSemaphorePermit>,
+    /// Each batch's operations within `ops`.
+    bounds: Vec<Range<usize>>,
+    answers: Answers,
+    ops: Arc<Vec<Operation>>,
+    stopped: Arc<Mutex<Option<String>>>,
+    recorder: Arc<Mutex<Recorder>>,
+    unrecordable: Arc<AtomicBool>,
+    wake: Arc<Notify>,
+    provider: String,
+    journal_id: u64,
+}
+
+/// What a group's task answers: each operation's outcome, in order.
+struct Answered {
+    outcomes: Vec<Outcome>,
+    fatal: Option<(String, Option<String>)>,
+    /// The outcomes could not be recorded.
+    state_error: Option<StateError>,
+}
+
+impl Answered {
+    fn into_result(self, group: Spawned) -> BatchResult {
+        let Spawned { provider, ops, .. } = group;
+        let addresses = operation_addresses(ops);
+        match self.state_error {
+            Some(err) => {
+                let reason = format!("not recorded: {err}");
+                let results = addresses
+                    .into_iter()
+                    .map(|address| (address, Outcome::Failed { reason: reason.clone() }))
+                    .collect();
+                BatchResult { provider, results, fatal: None, state_error: Some(err), sent: false }
+            }
+            None => BatchResult {
+                provider,
+                results: addresses.into_iter().zip(self.outcomes).collect(),
+                fatal: self.fatal,
+                state_error: None,
+                sent: true,
+            },
+        }
+    }
+}
+
+/// The addresses of a group's operations, moved out once its task is done
+/// with them.
+fn operation_addresses(ops: Arc<Vec<Operation>>) -> Vec<Address> {
+    match Arc::try_unwrap(ops) {
+        Ok(ops) => ops.into_iter().map(|op| op.address).collect(),
+        Err(shared) => shared.iter().map(|op| op.address.clone()).collect(),
+    }
+}
+
+/// Sends a group's batches concurrently and records their outcomes.
+async fn send_group(task: GroupTask) -> Answered {
+    let GroupTask {
+        client,
+        permits,
+        bounds,
+        answers,
+        ops,
+        stopped,
+        recorder,
+        unrecordable,
+        wake,
+        provider,
+        journal_id,
+    } = task;
+    let sends: Vec<_> = bounds
+        .iter()
+        .zip(permits)
+        .enumerate()
+        .map(|(index, (range, permit))| {
+            let batch = &ops[range.clone()];
+            let (client, stopped, provider, wake, answers) = (&client, &stopped, provider.as_str(), &wake, &answers);
+            Box::pin(async move {
+                let answer = client.send(batch).await;
+                drop(permit);
+                wake.notify_one();
+                let (outcomes, fatal) = settle(batch.len(), answer, provider, stopped);
+                answers.lock().expect("poisoned")[index] = Some(outcomes);
+                fatal
+            })
+        })
+        .collect();
+    let fatal = join_all(sends).await.into_iter().flatten().next();
+    let outcomes: Vec<Outcome> = std::mem::take(&mut *answers.lock().expect("poisoned"))
+        .into_iter()
+        .flat_map(|answered| answered.expect("every batch answered"))
+        .collect();
+    let state_error = recorder.lock().expect("poisoned").outcome(journal_id, &ops, &outcomes).err();
+    if state_error.is_some() {
+        unrecordable.store(true, Ordering::SeqCst);
+    }
+    Answered { outcomes, fatal, state_error }
+}
+
+/// A batch's outcomes from its answer: one per operation. An error every
+/// later request would repeat stops the provider.
+fn settle(
+    len: usize,
+    answer: Result<Vec<Outcome>, provider::BatchError>,
+    provider: &str,
+    stopped: &Mutex<Option<String>>,
+) -> (Vec<Outcome>, Option<(String, Option<String>)>) {
+    match answer {
         Ok(mut outcomes) => {
-            outcomes.truncate(batch.len());
-            while outcomes.len() < batch.len() {
+            outcomes.truncate(len);
+            while outcomes.len() < len {
                 outcomes
                     .push(Outcome::Uncertain { reason: "the provider's answer did not mention this email".to_owned() });
             }
@@ -421,57 +702,78 @@ async fn send_batch(task: BatchTask) -> BatchResult {
             } else if err.fatal {
                 // The error itself is reported once for the provider
                 // (`Event::ProviderStopped`); each address gets a short reason.
-                Outcome::Failed { reason: stopped_reason(&provider) }
+                Outcome::Failed { reason: stopped_reason(provider) }
             } else {
                 Outcome::Failed { reason: err.message.clone() }
             };
-            let fatal = err.fatal.then(|| (err.message.clone(), err.hint.clone()));
             if err.fatal {
-                stopped.lock().expect("poisoned").get_or_insert_with(|| stopped_reason(&provider));
+                stopped.lock().expect("poisoned").get_or_insert_with(|| stopped_reason(provider));
             }
-            (vec![outcome; batch.len()], fatal)
+            let fatal = err.fatal.then_some((err.message, err.hint));
+            (vec![outcome; len], fatal)
         }
-    };
-    if let Err(err) = recorder.lock().expect("poisoned").outcome(id, &batch, &outcomes) {
-        unrecordable.store(true, Ordering::SeqCst);
-        return BatchResult::state_error(batch, err);
-    }
-    BatchResult {
-        provider,
-        results: batch.into_iter().map(|op| op.address).zip(outcomes).collect(),
-        fatal,
-        state_error: None,
-        sent: true,
     }
 }
 
-/// The result of a batch whose task ended without one: it panicked, or it
-/// was abandoned after a cancel. Once its intent was recorded the request
-/// may have been sent, so its addresses are `uncertain`, and recorded so
-/// with the reason; before that, nothing was sent.
+/// Awaits every future, answering their outputs in order.
+async fn join_all<F: Future + Unpin>(mut futures: Vec<F>) -> Vec<F::Output> {
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match Pin::new(future).poll(cx) {
+                    Poll::Ready(value) => *output = Some(value),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().map(|output| output.expect("every future finished")).collect()
+}
+
+/// The result of a group whose task ended without one: it panicked, or it
+/// was abandoned after a cancel. Its intent was recorded, so its requests
+/// may have been sent: the addresses of its batches not yet answered are
+/// `uncertain`, and recorded so with the reason (those answered keep their
+/// answers).
 ///
 /// (A task that panicked inside the recorder poisons it, and the apply then
 /// stops as a crash would: the journal on disk is intact, and the next run
 /// recovers from it.)
-fn lost(batch: Spawned, ended: tokio::task::JoinError, recorder: &Mutex<Recorder>) -> BatchResult {
-    let Spawned { provider, addresses, journal_id } = batch;
-    let panic = ended.is_panic().then(|| panic_message(ended.into_panic().as_ref()).to_owned());
-    let (outcome, state_error) = match (journal_id.get(), panic) {
-        (Some(&id), panic) => {
-            let reason = panic.map_or_else(
-                || "the apply was interrupted before the answer arrived".to_owned(),
-                |panic| format!("the task sending this batch panicked: {panic}"),
-            );
-            let abandoned = recorder.lock().expect("poisoned").abandon(id, &reason);
-            (Outcome::Uncertain { reason }, abandoned.err())
-        }
-        (None, Some(panic)) => {
-            (Outcome::Failed { reason: format!("not sent: the task for this batch panicked: {panic}") }, None)
-        }
-        (None, None) => (Outcome::Failed { reason: "not sent: the apply was interrupted".to_owned() }, None),
+fn lost(group: Spawned, ended: tokio::task::JoinError, recorder: &Mutex<Recorder>) -> BatchResult {
+    let Spawned { provider, ops, bounds, answers, journal_id } = group;
+    let reason = if ended.is_panic() {
+        format!("the task sending this batch panicked: {}", panic_message(ended.into_panic().as_ref()))
+    } else {
+        "the apply was interrupted before the answer arrived".to_owned()
     };
-    let results = addresses.into_iter().map(|address| (address, outcome.clone())).collect();
-    BatchResult { provider, results, fatal: None, state_error, sent: journal_id.get().is_some() }
+    let answered = std::mem::take(&mut *answers.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    let mut recorder = recorder.lock().expect("poisoned");
+    if answered.iter().all(Option::is_none) {
+        let abandoned = recorder.abandon(journal_id, &reason);
+        let outcome = Outcome::Uncertain { reason };
+        let results = operation_addresses(ops).into_iter().map(|address| (address, outcome.clone())).collect();
+        return BatchResult { provider, results, fatal: None, state_error: abandoned.err(), sent: true };
+    }
+    // The batches of the group that were answered keep their answers; only
+    // the others are uncertain.
+    let outcomes: Vec<Outcome> = bounds
+        .into_iter()
+        .zip(answered)
+        .flat_map(|(range, answer)| {
+            answer.unwrap_or_else(|| vec![Outcome::Uncertain { reason: reason.clone() }; range.len()])
+        })
+        .collect();
+    let kept = recorder.outcome(journal_id, &ops, &outcomes);
+    let results = operation_addresses(ops).into_iter().zip(outcomes).collect();
+    BatchResult { provider, results, fatal: None, state_error: kept.err(), sent: true }
 }
 
 /// The message a panic carried, when it is text.
@@ -499,19 +801,18 @@ struct BatchResult {
 }
 
 impl BatchResult {
-    fn not_sent(batch: Vec<Operation>, reason: &str, sent: bool) -> Self {
-        let provider = batch.first().map(|op| op.address.provider().to_owned()).unwrap_or_default();
+    fn not_sent(provider: &str, batch: Vec<Operation>, reason: &str) -> Self {
         BatchResult {
-            provider,
+            provider: provider.to_owned(),
             results: batch.into_iter().map(|op| (op.address, Outcome::Failed { reason: reason.to_owned() })).collect(),
             fatal: None,
             state_error: None,
-            sent,
+            sent: false,
         }
     }
 
-    fn state_error(batch: Vec<Operation>, err: StateError) -> Self {
-        let mut result = Self::not_sent(batch, &format!("not recorded: {err}"), false);
+    fn state_error(provider: &str, batch: Vec<Operation>, err: StateError) -> Self {
+        let mut result = Self::not_sent(provider, batch, &format!("not recorded: {err}"));
         result.state_error = Some(err);
         result
     }

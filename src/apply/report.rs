@@ -88,19 +88,18 @@ pub struct ApplyReport {
 }
 
 impl ApplyReport {
-    pub(crate) fn add(&mut self, results: &[(Address, Outcome)]) {
+    pub(crate) fn add(&mut self, results: Vec<(Address, Outcome)>) {
         for (address, outcome) in results {
-            let address = address.clone();
             match outcome {
                 Outcome::Invited(_) => self.invited.push(address),
                 Outcome::Added(_) => self.added.push(address),
-                Outcome::Adopted { message, .. } => self.adopted.push((address, message.clone())),
+                Outcome::Adopted { message, .. } => self.adopted.push((address, message)),
                 Outcome::Updated => self.updated.push(address),
                 Outcome::Removed | Outcome::Deactivated(_) => self.removed.push(address),
                 Outcome::Partial { reason, .. } => self.failed.push((address, format!("partly carried out: {reason}"))),
-                Outcome::Failed { reason } => self.failed.push((address, reason.clone())),
+                Outcome::Failed { reason } => self.failed.push((address, reason)),
                 Outcome::Gone { reason } => self.failed.push((address, format!("gone at the provider: {reason}"))),
-                Outcome::Uncertain { reason } => self.uncertain.push((address, reason.clone())),
+                Outcome::Uncertain { reason } => self.uncertain.push((address, reason)),
             }
         }
     }

@@ -78,8 +78,10 @@ async fn apply(misbehaviour: Misbehaviour, cancel_after: Option<Duration>) -> (P
         });
     }
     let grace = Duration::from_millis(50);
-    let (state, report) =
-        run_with_grace(&plan, clients, recorder, Arc::new(Silent), cancel, grace).await.expect("apply finishes");
+    let operations = super::operations(&plan, recorder.state());
+    let (state, report) = run_with_grace(&plan, operations, clients, recorder, Arc::new(Silent), cancel, grace)
+        .await
+        .expect("apply finishes");
     assert_eq!(crate::state::file::read(&paths).expect("state").as_ref(), Some(&state), "the state is written");
     (plan, state, report)
 }
@@ -121,4 +123,182 @@ async fn batches_abandoned_after_a_cancel_are_all_reported() {
     }
     assert_eq!(state.resources.len(), 1, "only the batch that may have been sent is recorded");
     assert_eq!(state.resources[&report.uncertain[0].0].status, Status::Uncertain);
+}
+
+/// A recorder that keeps the state in memory and notes the size of each
+/// intent, so a test sees how batches were grouped.
+struct Noting {
+    state: State,
+    intents: Arc<std::sync::Mutex<Vec<usize>>>,
+    open: std::collections::HashMap<u64, usize>,
+}
+
+impl crate::state::backend::RecordBatches for Noting {
+    fn intent(&mut self, _provider: &str, ops: &[Operation]) -> Result<u64, crate::state::StateError> {
+        let mut intents = self.intents.lock().expect("poisoned");
+        intents.push(ops.len());
+        let id = intents.len() as u64;
+        self.open.insert(id, ops.len());
+        Ok(id)
+    }
+
+    fn outcome(&mut self, batch: u64, ops: &[Operation], outcomes: &[Outcome]) -> Result<(), crate::state::StateError> {
+        assert_eq!(self.open.remove(&batch), Some(ops.len()), "an outcome answers its intent's operations");
+        assert_eq!(ops.len(), outcomes.len());
+        for (op, outcome) in ops.iter().zip(outcomes) {
+            self.state.record(op, outcome, "now");
+        }
+        Ok(())
+    }
+
+    fn abandon(&mut self, _batch: u64, _reason: &str) -> Result<(), crate::state::StateError> {
+        panic!("nothing is abandoned here")
+    }
+
+    fn state(&self) -> &State {
+        &self.state
+    }
+
+    fn journal_bytes(&self) -> u64 {
+        0
+    }
+
+    fn finish(self: Box<Self>) -> Result<(State, u64), crate::state::StateError> {
+        assert!(self.open.is_empty(), "every intent has its outcome");
+        Ok((self.state, 0))
+    }
+}
+
+/// A provider that invites everyone it is sent, and notes the most
+/// requests it ever had in flight.
+struct Inviting {
+    settings: ProviderSettings,
+    in_flight: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+impl Provider for Inviting {
+    fn settings(&self) -> &ProviderSettings {
+        &self.settings
+    }
+
+    fn batches(&self, operations: Vec<Operation>) -> Vec<Vec<Operation>> {
+        provider::chunk(operations, self.settings.batch_size)
+    }
+
+    fn send<'a>(&'a self, batch: &'a [Operation]) -> BoxFuture<'a, Result<Vec<Outcome>, BatchError>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        Box::pin(async move {
+            let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+            self.most.fetch_max(now, SeqCst);
+            tokio::task::yield_now().await;
+            self.in_flight.fetch_sub(1, SeqCst);
+            Ok(batch.iter().map(|_| Outcome::Invited(provider::RemoteIds::default())).collect())
+        })
+    }
+}
+
+// #13: batches that may be sent together are journaled together (one
+// intent, one outcome: one sync each per group, not per batch), never more
+// of them than the provider's concurrency, so an entry stays O(batch).
+#[tokio::test]
+async fn batches_sent_together_share_one_journal_entry_of_at_most_concurrency_batches() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = CONFIG.split_once("members:\n").expect("members").0.to_owned() + "members:\n";
+    for i in 0..7 {
+        std::fmt::Write::write_fmt(&mut config, format_args!("  - email: m{i}@example.com\n")).expect("to a string");
+    }
+    let config = crate::config::load_str(&dir.path().join("memberctl.yaml"), &config).expect("config");
+    let plan = crate::plan::compute(&config, None, &Scope::default(), crate::clock::now());
+    let mut settings = plan.providers["sandbox"].clone();
+    settings.batch_size = 1;
+    settings.concurrency = 3;
+    let client = Arc::new(Inviting {
+        settings,
+        in_flight: std::sync::atomic::AtomicUsize::new(0),
+        most: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let clients: BTreeMap<String, Arc<dyn Provider>> =
+        BTreeMap::from([("sandbox".to_owned(), Arc::clone(&client) as Arc<dyn Provider>)]);
+    let intents = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorder = Recorder::from_backend(Box::new(Noting {
+        state: State::new(),
+        intents: Arc::clone(&intents),
+        open: std::collections::HashMap::new(),
+    }));
+    let mut taken = plan.clone();
+    let (state, report) =
+        super::run_taking(&mut taken, clients, recorder, Arc::new(Silent), Cancel::new()).await.expect("applies");
+    assert_eq!(*intents.lock().expect("poisoned"), [3, 3, 1], "groups of up to `concurrency` batches");
+    assert_eq!(client.most.load(std::sync::atomic::Ordering::SeqCst), 3, "a group's requests go out together");
+    assert_eq!(report.invited.len(), 7, "{report:?}");
+    assert_eq!(state.resources.len(), 7);
+    for change in &plan.changes {
+        let resource = &state.resources[&change.address];
+        assert_eq!(
+            Some(&resource.attributes),
+            change.after.as_ref(),
+            "the attributes moved out of the plan are recorded"
+        );
+    }
+    assert!(taken.changes.is_empty(), "the plan kept only its manual changes (none)");
+}
+
+/// A provider that invites everyone but never answers for one email.
+struct HangsOn {
+    settings: ProviderSettings,
+    email: &'static str,
+}
+
+impl Provider for HangsOn {
+    fn settings(&self) -> &ProviderSettings {
+        &self.settings
+    }
+
+    fn batches(&self, operations: Vec<Operation>) -> Vec<Vec<Operation>> {
+        provider::chunk(operations, self.settings.batch_size)
+    }
+
+    fn send<'a>(&'a self, batch: &'a [Operation]) -> BoxFuture<'a, Result<Vec<Outcome>, BatchError>> {
+        if batch.iter().any(|op| op.attributes.email == self.email) {
+            return Box::pin(std::future::pending());
+        }
+        Box::pin(async move { Ok(batch.iter().map(|_| Outcome::Invited(provider::RemoteIds::default())).collect()) })
+    }
+}
+
+// #13: a group abandoned after a cancel keeps the answers its batches had:
+// only the batch still in flight is uncertain.
+#[tokio::test]
+async fn an_abandoned_group_keeps_the_answers_it_had() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = crate::config::load_str(&dir.path().join("memberctl.yaml"), CONFIG).expect("config");
+    let plan = crate::plan::compute(&config, None, &Scope::default(), crate::clock::now());
+    let mut settings = plan.providers["sandbox"].clone();
+    settings.batch_size = 1;
+    settings.concurrency = 3;
+    let clients: BTreeMap<String, Arc<dyn Provider>> = BTreeMap::from([(
+        "sandbox".to_owned(),
+        Arc::new(HangsOn { settings, email: "bo@example.com" }) as Arc<dyn Provider>,
+    )]);
+    let paths = StatePaths::new(dir.path().join("memberctl.state.json"));
+    let recorder = Recorder::begin(&paths, State::new()).expect("journal");
+    let cancel = Cancel::new();
+    let later = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        later.cancel();
+    });
+    let operations = super::operations(&plan, recorder.state());
+    let (state, report) =
+        run_with_grace(&plan, operations, clients, recorder, Arc::new(Silent), cancel, Duration::from_millis(50))
+            .await
+            .expect("apply finishes");
+    assert!(report.interrupted);
+    let invited: Vec<&str> = report.invited.iter().map(Address::as_str).collect();
+    assert_eq!(invited, ["sandbox/ana@example.com", "sandbox/cy@example.com"], "{report:?}");
+    assert_eq!(addresses(&report.uncertain), ["sandbox/bo@example.com"], "{report:?}");
+    assert_eq!(state.resources[&Address::new("sandbox", "ana@example.com")].status, Status::Invited);
+    assert_eq!(state.resources[&Address::new("sandbox", "bo@example.com")].status, Status::Uncertain);
+    assert_eq!(crate::state::file::read(&paths).expect("state").as_ref(), Some(&state), "the state is written");
 }

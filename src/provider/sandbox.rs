@@ -77,33 +77,71 @@ pub struct OutboxRecord {
 
 /// Who the outbox says is there.
 #[derive(Default)]
-struct Members {
-    /// Invited or added, and not removed: the last attributes recorded and
-    /// the invitation id, by normalised email.
-    present: BTreeMap<String, (Attributes, Option<String>)>,
+struct Members<T> {
+    /// Invited or added, and not removed, by normalised email: what the
+    /// reader keeps of each (a listing: the last attributes).
+    present: BTreeMap<String, T>,
     /// Accepted their invitation.
     accepted: HashSet<String>,
+}
+
+/// A member's invitation id, when the outbox holds one.
+type InviteId = Option<String>;
+
+/// Who is there while sending: an answer needs nothing else of them (a
+/// listing reads the outbox afresh), and needs no order.
+struct Present {
+    present: HashSet<String>,
+    accepted: HashSet<String>,
+}
+
+/// The sandbox while it sends: who is there, and the outbox held open.
+struct Live {
+    members: Present,
+    /// Opened for appending on the first line to write.
+    file: Option<std::fs::File>,
+    /// Bytes appended by this client so far.
+    written: u64,
+    /// Of those, the bytes known to be on disk.
+    synced: u64,
+    /// A sync failed: what was written since may be lost, so no later answer
+    /// may claim it is recorded.
+    broken: Option<String>,
+    /// Syncs done.
+    syncs: u64,
+}
+
+/// One outbox line, as written (borrowing what the operation holds).
+#[derive(Serialize)]
+struct OutboxLine<'a> {
+    op: OutboxOp,
+    provider: &'a str,
+    email: &'a str,
+    at: &'a str,
+    attributes: &'a Attributes,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    invite_id: Option<&'a str>,
 }
 
 /// The sandbox client.
 pub struct Sandbox {
     settings: ProviderSettings,
-    /// Loaded from the outbox on first use.
-    members: Mutex<Option<Members>>,
+    /// Loaded from the outbox on first send.
+    live: Mutex<Option<Live>>,
 }
 
 impl Sandbox {
     /// Builds a client; the outbox is read on first send.
     #[must_use]
     pub fn new(settings: ProviderSettings) -> Self {
-        Self { settings, members: Mutex::new(None) }
+        Self { settings, live: Mutex::new(None) }
     }
 
     fn outbox(&self) -> PathBuf {
         self.settings.outbox.clone().unwrap_or_else(|| PathBuf::from("memberctl.outbox.jsonl"))
     }
 
-    fn error(&self, what: &str, err: &std::io::Error) -> BatchError {
+    fn error(&self, what: &str, err: &dyn std::fmt::Display) -> BatchError {
         BatchError {
             uncertain: false,
             fatal: true,
@@ -112,9 +150,11 @@ impl Sandbox {
         }
     }
 
-    fn load(&self) -> Result<Members, BatchError> {
+    /// Reads the outbox; `keep` turns each present member's attributes and
+    /// invitation id into what the caller keeps of it.
+    fn load<T>(&self, keep: impl Fn(Attributes, InviteId) -> T) -> Result<Members<(T, InviteId)>, BatchError> {
         let path = self.outbox();
-        let mut members = Members::default();
+        let mut members = Members { present: BTreeMap::new(), accepted: HashSet::new() };
         let file = match std::fs::File::open(&path) {
             Ok(file) => file,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(members),
@@ -135,13 +175,14 @@ impl Sandbox {
                         attributes.email.clone_from(&record.email);
                     }
                     let id = record.invite_id.or_else(|| members.present.get(&email).and_then(|(_, id)| id.clone()));
-                    members.present.insert(email, (attributes, id));
+                    let kept = keep(attributes, id.clone());
+                    members.present.insert(email, (kept, id));
                 }
                 OutboxOp::Accept => {
-                    members
-                        .present
-                        .entry(email.clone())
-                        .or_insert_with(|| (Attributes { email: record.email.clone(), ..Attributes::default() }, None));
+                    if !members.present.contains_key(&email) {
+                        let kept = keep(Attributes { email: record.email.clone(), ..Attributes::default() }, None);
+                        members.present.insert(email.clone(), (kept, None));
+                    }
                     members.accepted.insert(email);
                 }
                 OutboxOp::Remove => {
@@ -153,19 +194,36 @@ impl Sandbox {
         Ok(members)
     }
 
-    fn send_now(&self, batch: &[Operation]) -> Result<Vec<Outcome>, BatchError> {
-        let mut guard = self.members.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    /// Answers a batch and appends its lines to the outbox (not yet synced).
+    /// Answers the outcomes and, when it wrote any, how far the outbox must
+    /// be on disk before they may be given.
+    fn write_now(&self, batch: &[Operation]) -> Result<(Vec<Outcome>, Option<u64>), BatchError> {
+        let mut guard = self.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if guard.is_none() {
-            *guard = Some(self.load()?);
+            let loaded = self.load(|_, _| ())?;
+            let present = loaded.present.into_keys().collect();
+            *guard = Some(Live {
+                members: Present { present, accepted: loaded.accepted },
+                file: None,
+                written: 0,
+                synced: 0,
+                broken: None,
+                syncs: 0,
+            });
         }
-        let members = guard.as_mut().expect("loaded above");
-        let mut lines = String::new();
+        let live = guard.as_mut().expect("loaded above");
+        if let Some(reason) = &live.broken {
+            return Err(self.error("sync the outbox", reason));
+        }
+        let members = &mut live.members;
+        let mut lines = Vec::new();
         let mut outcomes = Vec::with_capacity(batch.len());
         let at = crate::clock::now_rfc3339();
+        let stamp = at.replace([':', '-'], "");
         for (index, op) in batch.iter().enumerate() {
             let email = normalize_email(&op.attributes.email);
             let outcome = match op.kind {
-                OperationKind::Invite if members.present.contains_key(&email) => {
+                OperationKind::Invite if members.present.contains(&email) => {
                     Outcome::Adopted { message: "Email already exists".to_owned(), remote: RemoteIds::default() }
                 }
                 OperationKind::Resend if members.accepted.contains(&email) => Outcome::Adopted {
@@ -174,7 +232,7 @@ impl Sandbox {
                 },
                 OperationKind::Invite | OperationKind::Resend => {
                     let ids = RemoteIds {
-                        invite_id: Some(format!("sbx-{}-{index}", at.replace([':', '-'], ""))),
+                        invite_id: Some(format!("sbx-{stamp}-{index}")),
                         user_id: None,
                         timestamp_ms: None,
                     };
@@ -184,47 +242,75 @@ impl Sandbox {
                         Outcome::Invited(ids)
                     }
                 }
-                OperationKind::Update if members.present.contains_key(&email) => Outcome::Updated,
-                OperationKind::Remove if members.present.contains_key(&email) => Outcome::Removed,
+                OperationKind::Update if members.present.contains(&email) => Outcome::Updated,
+                OperationKind::Remove if members.present.contains(&email) => Outcome::Removed,
                 OperationKind::Update | OperationKind::Remove => {
                     Outcome::Failed { reason: "not a member of the sandbox".to_owned() }
                 }
             };
             if matches!(outcome, Outcome::Invited(_) | Outcome::Added(_) | Outcome::Updated | Outcome::Removed) {
                 let invite_id = match &outcome {
-                    Outcome::Invited(ids) | Outcome::Added(ids) => ids.invite_id.clone(),
+                    Outcome::Invited(ids) | Outcome::Added(ids) => ids.invite_id.as_deref(),
                     _ => None,
                 };
+                let record = OutboxLine {
+                    op: op.kind.into(),
+                    provider: &self.settings.name,
+                    email: &op.attributes.email,
+                    at: &at,
+                    attributes: &op.attributes,
+                    invite_id,
+                };
+                serde_json::to_writer(&mut lines, &record).expect("outbox records serialise");
+                lines.push(b'\n');
                 if op.kind == OperationKind::Remove {
                     members.present.remove(&email);
                     members.accepted.remove(&email);
                 } else {
-                    let id = invite_id.clone().or_else(|| members.present.get(&email).and_then(|(_, id)| id.clone()));
-                    members.present.insert(email, (op.attributes.clone(), id));
+                    members.present.insert(email);
                 }
-                let record = OutboxRecord {
-                    op: op.kind.into(),
-                    provider: self.settings.name.clone(),
-                    email: op.attributes.email.clone(),
-                    at: at.clone(),
-                    attributes: op.attributes.clone(),
-                    invite_id,
-                };
-                lines.push_str(&serde_json::to_string(&record).expect("outbox records serialise"));
-                lines.push('\n');
             }
             outcomes.push(outcome);
         }
-        if !lines.is_empty() {
-            let mut file = OpenOptions::new()
+        if lines.is_empty() {
+            return Ok((outcomes, None));
+        }
+        if live.file.is_none() {
+            let file = OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(self.outbox())
                 .map_err(|err| self.error("open the outbox", &err))?;
-            file.write_all(lines.as_bytes()).map_err(|err| self.error("write the outbox", &err))?;
-            file.sync_data().map_err(|err| self.error("sync the outbox", &err))?;
+            live.file = Some(file);
         }
-        Ok(outcomes)
+        let file = live.file.as_mut().expect("opened above");
+        file.write_all(&lines).map_err(|err| self.error("write the outbox", &err))?;
+        live.written += lines.len() as u64;
+        Ok((outcomes, Some(live.written)))
+    }
+
+    /// Makes the outbox durable up to `end`: one sync covers every batch
+    /// written before it, so concurrent batches share it.
+    fn sync_to(&self, end: u64) -> Result<(), BatchError> {
+        let mut guard = self.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let live = guard.as_mut().expect("written before it is synced");
+        if let Some(reason) = &live.broken {
+            return Err(self.error("sync the outbox", reason));
+        }
+        if live.synced >= end {
+            return Ok(());
+        }
+        let written = live.written;
+        let file = live.file.as_ref().expect("written before it is synced");
+        if let Err(err) = file.sync_data() {
+            // Once a sync failed, what it covered may be lost whatever a
+            // later sync says: every later answer is refused.
+            live.broken = Some(err.to_string());
+            return Err(self.error("sync the outbox", &err));
+        }
+        live.synced = written;
+        live.syncs += 1;
+        Ok(())
     }
 }
 
@@ -238,13 +324,24 @@ impl Provider for Sandbox {
     }
 
     fn send<'a>(&'a self, batch: &'a [Operation]) -> BoxFuture<'a, Result<Vec<Outcome>, BatchError>> {
-        Box::pin(async move { self.send_now(batch) })
+        Box::pin(async move {
+            // A batch is answered only once its lines are on disk, as a
+            // service answers once it has committed. Batches sent together
+            // (up to `concurrency`) write their lines first and share one
+            // sync: the yield lets the others write theirs before it.
+            let (outcomes, end) = self.write_now(batch)?;
+            if let Some(end) = end {
+                tokio::task::yield_now().await;
+                self.sync_to(end)?;
+            }
+            Ok(outcomes)
+        })
     }
 
     fn list(&self) -> BoxFuture<'_, Result<Listing, BatchError>> {
         Box::pin(async move {
             // Read afresh: a listing shows the outbox as it is now.
-            let members = self.load()?;
+            let members = self.load(|attributes, _| attributes)?;
             let members = members
                 .present
                 .into_values()
@@ -325,5 +422,58 @@ impl super::ProviderType for SandboxType {
         _env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Box<dyn Provider>, super::ProviderError> {
         Ok(Box::new(Sandbox::new(settings.clone())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Sandbox;
+    use crate::address::Address;
+    use crate::attributes::Attributes;
+    use crate::provider::{Operation, OperationKind, Outcome, Provider, ProviderSettings, RemoteIds};
+
+    fn invite(email: &str) -> Operation {
+        Operation {
+            address: Address::new("sandbox", email),
+            kind: OperationKind::Invite,
+            attributes: Attributes { email: email.to_owned(), ..Attributes::default() },
+            repeat: false,
+            remote: RemoteIds::default(),
+            renamed_from: None,
+        }
+    }
+
+    fn syncs(sandbox: &Sandbox) -> u64 {
+        sandbox.live.lock().expect("poisoned").as_ref().map_or(0, |live| live.syncs)
+    }
+
+    // #13: batches sent together share one sync of the outbox, and each is
+    // answered only once its lines are synced.
+    #[tokio::test]
+    async fn batches_sent_together_share_one_sync() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let outbox = dir.path().join("outbox.jsonl");
+        let yaml = format!(
+            "version: 1\nproviders:\n  sandbox:\n    type: sandbox\n    outbox: {}\nroles:\n  member: {{ sandbox: m }}\ndefaults:\n  providers: [sandbox]\n  roles: [member]\nmembers:\n  - email: ana@example.com\n",
+            outbox.display()
+        );
+        let config = crate::config::load_str(&dir.path().join("memberctl.yaml"), &yaml).expect("config");
+        let settings: ProviderSettings = config.providers["sandbox"].clone();
+        assert_eq!(settings.outbox.as_ref(), Some(&outbox));
+        let sandbox = Sandbox::new(settings);
+        let (one, two) = ([invite("ana@example.com")], [invite("bo@example.com")]);
+        let (a, b) = tokio::join!(sandbox.send(&one), sandbox.send(&two));
+        assert!(matches!(a.expect("answered")[..], [Outcome::Invited(_)]));
+        assert!(matches!(b.expect("answered")[..], [Outcome::Invited(_)]));
+        assert_eq!(syncs(&sandbox), 1, "one sync for both");
+        let again = sandbox.send(&[invite("ana@example.com")]).await.expect("answered");
+        assert!(matches!(again[..], [Outcome::Adopted { .. }]), "{again:?}");
+        assert_eq!(syncs(&sandbox), 1, "an answer that wrote nothing syncs nothing");
+        sandbox.send(&[invite("cy@example.com")]).await.expect("answered");
+        assert_eq!(syncs(&sandbox), 2);
+        let lines = std::fs::read_to_string(&outbox).expect("outbox");
+        assert_eq!(lines.lines().count(), 3, "{lines}");
+        let listed = sandbox.list().await.expect("listed");
+        assert_eq!(listed.members.len(), 3);
     }
 }

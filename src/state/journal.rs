@@ -1,8 +1,17 @@
 //! The apply journal: every batch's intent and outcome, appended and fsynced.
 //!
-//! Before a batch is sent its intent is appended; as soon as its answer
-//! arrives the outcomes are appended. Each entry is one JSON line, so a write
-//! costs O(batch), not O(state). At the end of apply the journal is folded
+//! Before a batch is sent its intent is appended and synced; as soon as its
+//! answer arrives the outcomes are appended. Each entry is one JSON line, so
+//! a write costs O(batch), not O(state).
+//!
+//! An outcome is written to the file at once (a killed memberctl loses
+//! none) and made durable by the sync of the next intent, or before the
+//! fold: so before anything more is sent, every earlier answer is on disk.
+//! Only a power cut between an answer and the next send can lose that
+//! answer, and then it is not lost silently: its intent is on disk, so
+//! replay makes its addresses `uncertain`, and the next apply's resend is
+//! answered "already there". That saves one sync per batch, a third of the
+//! syncs of a sandbox apply (about 0.5 ms each on a virtual disk). At the end of apply the journal is folded
 //! into the state with one atomic write and removed. A run that finds a
 //! journal (a crash, a kill) replays it first: outcomes are recorded as they
 //! were, and intents with no outcome make their addresses `uncertain`.
@@ -135,10 +144,14 @@ pub struct FileRecorder {
     state: State,
     journal: File,
     next_batch: u64,
-    /// Batches whose intent is written but whose outcome is not yet.
-    open: HashMap<u64, Vec<Operation>>,
+    /// Batches whose intent is written but whose outcome is not yet: their
+    /// intent lines as written, read back only if the batch is abandoned
+    /// (so recording a batch copies none of its operations).
+    open: HashMap<u64, Vec<u8>>,
     /// Bytes appended to the journal so far.
     pub journal_bytes: u64,
+    /// Outcomes were appended since the last sync.
+    unsynced: bool,
 }
 
 impl FileRecorder {
@@ -160,39 +173,63 @@ impl FileRecorder {
             next_batch: 0,
             open: HashMap::new(),
             journal_bytes: 0,
+            unsynced: false,
         };
         let begin = Entry::Begin {
             lineage: recorder.state.lineage,
             serial: recorder.state.serial,
             at: crate::clock::now_rfc3339().into(),
         };
-        recorder.append(&begin)?;
+        recorder.append(&begin, true)?;
         Ok(recorder)
     }
 
-    fn append(&mut self, entry: &Entry<'_>) -> Result<(), StateError> {
+    /// Appends one entry, and syncs it (with every entry before it) when
+    /// `sync`; answers the line written.
+    fn append(&mut self, entry: &Entry<'_>, sync: bool) -> Result<Vec<u8>, StateError> {
         let mut line = serde_json::to_vec(entry).expect("journal entries serialise");
         line.push(b'\n');
         let path = self.paths.journal();
         self.journal.write_all(&line).map_err(|e| StateError::io("append to", &path, e))?;
-        self.journal.sync_data().map_err(|e| StateError::io("sync", &path, e))?;
         self.journal_bytes += line.len() as u64;
+        if sync {
+            self.sync()?;
+        } else {
+            self.unsynced = true;
+        }
+        Ok(line)
+    }
+
+    fn sync(&mut self) -> Result<(), StateError> {
+        self.journal.sync_data().map_err(|e| StateError::io("sync", &self.paths.journal(), e))?;
+        self.unsynced = false;
         Ok(())
     }
 
-    /// Appends a batch's intent; answers the batch id for [`FileRecorder::outcome`].
+    /// The operations of an open batch, read back from its intent line.
+    fn open_ops(line: &[u8]) -> Vec<Operation> {
+        match serde_json::from_slice::<Entry<'_>>(line) {
+            Ok(Entry::Intent { ops, .. }) => ops.into_owned(),
+            _ => unreachable!("an open batch's line is the intent this recorder wrote"),
+        }
+    }
+
+    /// Appends a batch's intent and syncs it (and every outcome before it):
+    /// the batch may be sent once this returns. Answers the batch id for
+    /// [`FileRecorder::outcome`].
     pub fn intent(&mut self, provider: &str, ops: &[Operation]) -> Result<u64, StateError> {
         let batch = self.next_batch;
         self.next_batch += 1;
-        self.append(&Entry::Intent { batch, provider: provider.into(), ops: ops.into() })?;
-        self.open.insert(batch, ops.to_vec());
+        let line = self.append(&Entry::Intent { batch, provider: provider.into(), ops: ops.into() }, true)?;
+        self.open.insert(batch, line);
         Ok(batch)
     }
 
-    /// Appends a batch's outcomes and records them in the state in memory.
+    /// Appends a batch's outcomes (synced with the next intent, or before
+    /// the fold) and records them in the state in memory.
     pub fn outcome(&mut self, batch: u64, ops: &[Operation], outcomes: &[Outcome]) -> Result<(), StateError> {
         let at = crate::clock::now_rfc3339();
-        self.append(&Entry::Outcome { batch, at: at.as_str().into(), outcomes: outcomes.into() })?;
+        self.append(&Entry::Outcome { batch, at: at.as_str().into(), outcomes: outcomes.into() }, false)?;
         self.open.remove(&batch);
         for (op, outcome) in ops.iter().zip(outcomes) {
             self.state.record(op, outcome, &at);
@@ -204,7 +241,8 @@ impl FileRecorder {
     /// was abandoned after a cancel): its addresses become `uncertain` with
     /// `reason`, in the journal and in the state.
     pub fn abandon(&mut self, batch: u64, reason: &str) -> Result<(), StateError> {
-        let Some(ops) = self.open.remove(&batch) else { return Ok(()) };
+        let Some(line) = self.open.remove(&batch) else { return Ok(()) };
+        let ops = Self::open_ops(&line);
         let outcomes = vec![Outcome::Uncertain { reason: reason.to_owned() }; ops.len()];
         self.outcome(batch, &ops, &outcomes)
     }
@@ -221,11 +259,15 @@ impl FileRecorder {
     /// Batches still open (sent, but abandoned before their answer, as on a
     /// second Ctrl-C) leave their addresses `uncertain`.
     pub fn finish(mut self) -> Result<(State, u64), StateError> {
+        // Should the state write fail, the journal holds every answer.
+        if self.unsynced {
+            self.sync()?;
+        }
         let now = crate::clock::now_rfc3339();
-        let mut open: Vec<(u64, Vec<Operation>)> = self.open.drain().collect();
+        let mut open: Vec<(u64, Vec<u8>)> = self.open.drain().collect();
         open.sort_by_key(|(batch, _)| *batch);
-        for (_, ops) in open {
-            for op in &ops {
+        for (_, line) in open {
+            for op in &Self::open_ops(&line) {
                 let reason = "the apply was interrupted before the answer arrived".to_owned();
                 self.state.record(op, &Outcome::Uncertain { reason }, &now);
             }
@@ -316,5 +358,51 @@ mod tests {
         let (state, found) = replay(&paths, Some(folded.clone())).expect("reads");
         assert_eq!(found, Found::AlreadyFolded);
         assert_eq!(state, Some(folded), "the state is left as it is");
+    }
+
+    // #13: an entry costs O(batch), whatever the size of the state.
+    #[test]
+    fn an_entry_costs_its_batch_not_the_state() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let entries = |state: State| {
+            let paths = StatePaths::new(dir.path().join(format!("{}.state.json", state.resources.len())));
+            let mut recorder = Recorder::begin(&paths, state).expect("begin");
+            let begun = recorder.journal_bytes;
+            let ops = [invite("new@example.com")];
+            let batch = recorder.intent("sandbox", &ops).expect("intent");
+            recorder.outcome(batch, &ops, &[Outcome::Invited(RemoteIds::default())]).expect("outcome");
+            recorder.journal_bytes - begun
+        };
+        let mut large = State::new();
+        for i in 0..2000 {
+            let op = invite(&format!("m{i}@example.com"));
+            large.record(&op, &Outcome::Invited(RemoteIds::default()), "t0");
+        }
+        assert_eq!(entries(State::new()), entries(large));
+    }
+
+    // #13: the recorder keeps an open batch's intent line, not a copy of
+    // its operations; abandoning it reads them back from that line.
+    #[test]
+    fn an_abandoned_or_unanswered_batch_is_recorded_from_its_intent_line() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let paths = StatePaths::new(dir.path().join("memberctl.state.json"));
+        let mut recorder = Recorder::begin(&paths, State::new()).expect("begin");
+        let abandoned = [invite("ana@example.com"), invite("bo@example.com")];
+        let batch = recorder.intent("sandbox", &abandoned).expect("intent");
+        recorder.abandon(batch, "lost in flight").expect("abandon");
+        let unanswered = [invite("cy@example.com")];
+        recorder.intent("sandbox", &unanswered).expect("intent");
+        let (state, _) = recorder.finish().expect("finish");
+        for op in &abandoned {
+            let resource = &state.resources[&op.address];
+            assert_eq!(resource.status, Status::Uncertain);
+            assert_eq!(resource.attributes, op.attributes);
+            assert_eq!(resource.message.as_deref(), Some("lost in flight"));
+        }
+        let resource = &state.resources[&unanswered[0].address];
+        assert_eq!(resource.status, Status::Uncertain);
+        assert_eq!(resource.message.as_deref(), Some("the apply was interrupted before the answer arrived"));
+        assert!(!paths.journal().exists(), "folded and removed");
     }
 }
