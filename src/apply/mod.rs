@@ -228,7 +228,7 @@ fn operations(plan: &Plan, state: &State) -> BTreeMap<String, Vec<Operation>> {
             _ => change.after.clone(),
         };
         let Some(attributes) = attributes else { continue };
-        out.entry(change.provider.clone()).or_default().push(operation(change, kind, attributes, state));
+        out.entry(change.provider.clone()).or_default().push(operation(change, kind, *attributes, state));
     }
     out
 }
@@ -248,8 +248,8 @@ fn operations_taking(plan: &mut Plan, state: &State) -> BTreeMap<String, Vec<Ope
     let mut kept = Vec::new();
     for mut change in std::mem::take(&mut plan.changes) {
         let attributes = match change.action.operation() {
-            Some(kind @ provider::OperationKind::Remove) => change.before.take().map(|a| (kind, a)),
-            Some(kind) => change.after.take().map(|a| (kind, a)),
+            Some(kind @ provider::OperationKind::Remove) => change.before.take().map(|a| (kind, *a)),
+            Some(kind) => change.after.take().map(|a| (kind, *a)),
             None => None,
         };
         let Some((kind, attributes)) = attributes else {
@@ -260,7 +260,7 @@ fn operations_taking(plan: &mut Plan, state: &State) -> BTreeMap<String, Vec<Ope
         let operation = Operation {
             address: change.address,
             kind,
-            attributes: *attributes,
+            attributes,
             repeat: change.repeat,
             remote,
             renamed_from: change.moved_from,

@@ -237,7 +237,7 @@ async fn batches_sent_together_share_one_journal_entry_of_at_most_concurrency_ba
         let resource = &state.resources[&change.address];
         assert_eq!(
             Some(&resource.attributes),
-            change.after.as_ref(),
+            change.after.as_deref(),
             "the attributes moved out of the plan are recorded"
         );
     }
