@@ -18,7 +18,8 @@ use proptest::test_runner::{Config as ProptestConfig, FileFailurePersistence};
 const QUICKSTART: &str = include_str!("../examples/quickstart/memberctl.yaml");
 const NETWORKED_AND_APTLY: &str = include_str!("../examples/networked-and-aptly/memberctl.yaml");
 
-/// A valid state file of the current format, as `memberctl apply` writes it.
+/// A valid state file of format version 1 (still read); [`seed_state`] also
+/// gives it as the current format writes it.
 const STATE: &str = r#"{
   "format_version": 1,
   "lineage": "12af94a6-33c7-4dfa-aacf-eeb21633d111",
@@ -237,7 +238,7 @@ fn check_state(bytes: &[u8]) -> Result<(), TestCaseError> {
     let json: serde_json::Value = serde_json::from_str(&shown)
         .map_err(|e| TestCaseError::fail(format!("accepted a state that is not JSON ({e}):\n{shown}")))?;
     let version = json.get("format_version").and_then(serde_json::Value::as_u64);
-    prop_assert_eq!(version, Some(1), "accepted a state without `format_version: 1`:\n{}", shown);
+    prop_assert!(matches!(version, Some(1 | 2)), "accepted a state without `format_version` 1 or 2:\n{}", shown);
     let records = json.get("resources").and_then(serde_json::Value::as_array).map_or(0, Vec::len);
     prop_assert_eq!(state.resources.len(), records, "records were dropped or made up:\n{}", shown);
     for resource in state.resources.values() {
@@ -300,9 +301,10 @@ proptest! {
 
     // Regression: #9, the state parser never panics and never accepts garbage silently.
     #[test]
-    fn state_parser_on_mutated_state(raw in proptest::collection::vec(any::<u8>(), 0..256)) {
+    fn state_parser_on_mutated_state(raw in proptest::collection::vec(any::<u8>(), 0..256), current in any::<bool>()) {
         let mut u = Unstructured::new(&raw);
-        let bytes = mutate(STATE.as_bytes(), &mut u).unwrap_or_else(|_| STATE.as_bytes().to_vec());
+        let seed = seed_state(current);
+        let bytes = mutate(&seed, &mut u).unwrap_or(seed);
         check_state(&bytes)?;
     }
 
@@ -318,11 +320,22 @@ proptest! {
     // Regression: #9. A record with a mangled key used to be accepted with
     // what the key held (e.g. the provider's ids) silently dropped.
     #[test]
-    fn state_parser_refuses_mangled_keys(raw in proptest::collection::vec(any::<u8>(), 0..256)) {
+    fn state_parser_refuses_mangled_keys(raw in proptest::collection::vec(any::<u8>(), 0..256), current in any::<bool>()) {
         let mut u = Unstructured::new(&raw);
-        let bytes = mutate(STATE.as_bytes(), &mut u).unwrap_or_else(|_| STATE.as_bytes().to_vec());
+        let seed = seed_state(current);
+        let bytes = mutate(&seed, &mut u).unwrap_or(seed);
         check_state_strictly(&bytes)?;
     }
+}
+
+/// The state seed as version 1 ([`STATE`]) or, `current`, as this memberctl
+/// writes it (version 2: one record per line, read by lines).
+fn seed_state(current: bool) -> Vec<u8> {
+    if !current {
+        return STATE.as_bytes().to_vec();
+    }
+    let state = memberctl::state::file::parse(Path::new("seed.state.json"), STATE.as_bytes()).expect("a valid state");
+    memberctl::state::file::to_json(&state)
 }
 
 /// The seeds are valid, so the mutations start from files that load.
@@ -333,4 +346,7 @@ fn seeds_are_valid() {
     }
     let state = memberctl::state::file::parse(Path::new("seed.state.json"), STATE.as_bytes()).expect("a valid state");
     assert_eq!(state.resources.len(), 2);
+    let current =
+        memberctl::state::file::parse(Path::new("seed.state.json"), &seed_state(true)).expect("a valid state");
+    assert_eq!(current, state);
 }

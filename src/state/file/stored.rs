@@ -103,42 +103,26 @@ fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<S
 }
 
 impl StoredAttributes {
+    /// Every field is read here, so one left out of [`Attributes`] is a
+    /// compile error (a missing one) or a warning (one never read).
     fn into_attributes(self, email: String) -> Attributes {
-        let StoredAttributes {
-            email: _,
-            name,
-            first_name,
-            last_name,
-            phone,
-            roles,
-            plans,
-            groups,
-            primary_group,
-            positions,
-            manager_id,
-            note,
-            method,
-            password_env,
-            password_file,
-            existing_user,
-        } = self;
         Attributes {
             email,
-            name,
-            first_name,
-            last_name,
-            phone,
-            roles,
-            plans,
-            groups,
-            primary_group,
-            positions,
-            manager_id,
-            note,
-            method,
-            password_env,
-            password_file,
-            existing_user,
+            name: self.name,
+            first_name: self.first_name,
+            last_name: self.last_name,
+            phone: self.phone,
+            roles: self.roles,
+            plans: self.plans,
+            groups: self.groups,
+            primary_group: self.primary_group,
+            positions: self.positions,
+            manager_id: self.manager_id,
+            note: self.note,
+            method: self.method,
+            password_env: self.password_env,
+            password_file: self.password_file,
+            existing_user: self.existing_user,
         }
     }
 }
