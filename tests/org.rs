@@ -228,6 +228,31 @@ fn a_restricted_file_may_declare_only_version_and_members() {
 }
 
 #[test]
+fn a_restricted_file_may_declare_no_other_top_level_block() {
+    // Regression: #12 (every block but `version` and `members` is the
+    // platform team's: settings, policy, where the state lives, providers).
+    for (key, block) in [
+        ("providers", "providers:\n  mine: { type: sandbox }\n"),
+        ("plans", "plans:\n  pro: { community: 6a1f00000000000000000000 }\n"),
+        ("groups", "groups:\n  eng: { workforce: 0d9e6f4c-54a1-4c7e-9a3c-1f2e3d4c5b6a }\n"),
+        ("positions", "positions:\n  dev: { workforce: 0d9e6f4c-54a1-4c7e-9a3c-1f2e3d4c5b6a }\n"),
+        ("defaults", "defaults:\n  roles: [member]\n"),
+        ("safety", "safety:\n  max_changes: 100000\n"),
+        ("invites", "invites:\n  resend_after: 1d\n"),
+        ("policy", "policy:\n  required: []\n"),
+        ("state", "state:\n  path: elsewhere.state.json\n"),
+    ] {
+        let t = owned().file("org/teams/design/members.yaml", &format!("members: []\n{block}"));
+        let out = t.cmd(&["validate", "-c", "org"]).expect(1);
+        assert!(
+            out.stderr.contains(&format!("`{key}` cannot be declared in a file covered")),
+            "{key}: {}",
+            out.rendered()
+        );
+    }
+}
+
+#[test]
 fn a_restricted_file_may_not_declare_renames() {
     // Regression: #10 (`moved:` hands a recorded user to another address:
     // not a team file's call).
