@@ -404,6 +404,39 @@ fn a_refused_key_is_one_line_and_the_other_provider_is_recorded() {
     assert!(out.stdout.contains("40 failed"), "{all}");
 }
 
+// #12 item 8: an apply that finishes with failures says so in its summary,
+// with each failed address and why, beside what succeeded.
+#[test]
+fn an_apply_with_failures_writes_them_into_its_summary() {
+    let nw = FakeNetworked::start();
+    let ap = FakeAptly::start();
+    let cfg = Cfg::default()
+        .networked(&nw.url(), "    batch_size: 5\n")
+        .aptly(&ap.url(), "    batch_size: 5\n")
+        .nw_members("nw", 0..6, &[])
+        .ap_members("ap", 0..3);
+    let t = Test::new().config(&cfg.yaml()).env(NW_ENV, "wrong-key").env(APTLY_ENV, fake_aptly::TOKEN);
+    let mut args = APPLY.to_vec();
+    args.extend(["--summary-out", "apply.json", "--summary-format", "json"]);
+    t.cmd(&args).expect(1);
+    let summary: serde_json::Value = serde_json::from_str(&t.read("apply.json")).expect("JSON summary");
+    assert_eq!(summary["status"], "finished_with_failures", "{summary}");
+    assert_eq!(summary["providers"]["community"]["failed"], 6, "{summary}");
+    assert_eq!(summary["providers"]["workforce"]["invited"], 3, "{summary}");
+    let failed = summary["failed"].as_array().expect("failed members");
+    assert_eq!(failed.len(), 6, "{summary}");
+    assert!(failed.iter().all(|f| f["address"].as_str().is_some_and(|a| a.starts_with("community/"))), "{summary}");
+    assert!(failed.iter().all(|f| f["reason"].as_str().is_some_and(|r| r.contains("401"))), "{summary}");
+    assert!(!t.read("apply.json").contains("wrong-key"), "the key never reaches the summary");
+
+    args.truncate(APPLY.len());
+    args.extend(["--summary-out", "apply.md"]);
+    t.cmd(&args).expect(1);
+    let markdown = t.read("apply.md");
+    assert!(markdown.contains("community/"), "{markdown}");
+    assert!(markdown.contains("401"), "{markdown}");
+}
+
 // ---------------------------------------------------------------- 3. unreachable host
 
 #[test]

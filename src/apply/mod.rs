@@ -702,12 +702,12 @@ fn settle(
             } else if err.fatal {
                 // The error itself is reported once for the provider
                 // (`Event::ProviderStopped`); each address gets a short reason.
-                Outcome::Failed { reason: stopped_reason(provider) }
+                Outcome::Failed { reason: stopped_reason(provider, &err.message) }
             } else {
                 Outcome::Failed { reason: err.message.clone() }
             };
             if err.fatal {
-                stopped.lock().expect("poisoned").get_or_insert_with(|| stopped_reason(provider));
+                stopped.lock().expect("poisoned").get_or_insert_with(|| stopped_reason(provider, &err.message));
             }
             let fatal = err.fatal.then_some((err.message, err.hint));
             (vec![outcome; len], fatal)
@@ -786,10 +786,11 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
 }
 
 /// The reason recorded for each address of a provider that stopped on an
-/// error every request would repeat (bad credentials, unreachable host):
-/// the error itself is reported once, not once per address.
-fn stopped_reason(provider: &str) -> String {
-    format!("not carried out: provider `{provider}` stopped on the error reported above")
+/// error every request would repeat (bad credentials, unreachable host).
+/// The terminal reports the error once, with its hint; the reason carries
+/// it too, as the apply summary for the pull request has no "above".
+fn stopped_reason(provider: &str, error: &str) -> String {
+    format!("not carried out: provider `{provider}` stopped: {error}")
 }
 
 struct BatchResult {
