@@ -101,6 +101,16 @@ fn manual_changes_are_recorded_with_mark_done() {
     // Apply carries out nothing, and says so.
     let out = t.cmd(&["apply", "--auto-approve"]).expect(0);
     assert!(out.stdout.contains("Nothing memberctl can carry out"), "{}", out.rendered());
+    // Only what the plan shows as manual can be marked done; a refusal
+    // writes nothing.
+    let before = t.read("memberctl.state.json");
+    let out = t.cmd(&["state", "mark-done", "sandbox/jane.doe@example.com"]).expect(1);
+    assert!(
+        out.stderr.contains("`sandbox/jane.doe@example.com` has no manual change to mark done"),
+        "{}",
+        out.rendered()
+    );
+    assert_eq!(t.read("memberctl.state.json"), before);
     let out = t.cmd(&["state", "mark-done", "sandbox/sam.lee@example.com"]).expect(0);
     insta::assert_snapshot!("mark_done", out.rendered());
     t.cmd(&["plan", "--detailed-exitcode"]).expect(0);

@@ -9,7 +9,7 @@ use std::io::{self, Write};
 use super::{Context, Outcome, ShowFormat, StateCommand, Success};
 use crate::address::Address;
 use crate::error::Error;
-use crate::plan::{self, Action, Scope};
+use crate::plan;
 use crate::provider::RemoteIds;
 use crate::state::edit::{self, Edit};
 use crate::state::rescue::Rescue;
@@ -220,34 +220,14 @@ pub(super) fn run(command: &StateCommand, cx: &mut Context<'_>) -> Outcome {
             let config = cx.load_config()?;
             let mut done = Vec::new();
             change_state(cx, backend.as_mut(), "state mark-done", |state| {
-                // Only what the plan shows as manual can be marked done: the
-                // plan is the one judge of what differs and who can do it.
-                let scope = Scope { targets: addresses.clone(), providers: Vec::new() };
-                let plan = plan::compute(&config, state, &scope, crate::clock::now());
-                let mut edits = Vec::new();
-                for address in addresses {
-                    let Some(change) =
-                        plan.changes.iter().find(|c| &c.address == address && c.action == Action::Manual)
-                    else {
-                        return Err(Error::usage(
-                            format!("`{address}` has no manual change to mark done"),
-                            "`memberctl plan` lists manual changes with `!`",
-                        ));
-                    };
-                    let wanted = change.wanted.unwrap_or(Action::Invite);
-                    let edit = match (wanted, &change.after) {
-                        (Action::Remove, _) => Edit::Forget { address: address.clone() },
-                        (_, Some(after)) => Edit::DoneByHand {
-                            address: address.clone(),
-                            attributes: (**after).clone(),
-                            update: wanted == Action::Update,
-                        },
-                        (_, None) => continue,
-                    };
-                    done.push(format!("{} {address}", wanted.as_str()));
-                    edits.push(edit);
-                }
-                Ok(edits)
+                let marked = plan::done_by_hand::edits(&config, state, addresses, crate::clock::now())?;
+                Ok(marked
+                    .into_iter()
+                    .map(|(wanted, edit)| {
+                        done.push(format!("{} {}", wanted.as_str(), edit.address()));
+                        edit
+                    })
+                    .collect())
             })?;
             for line in done {
                 cx.ui.println(&format!("Recorded as done by hand: {line}."))?;

@@ -5,6 +5,7 @@
 //! whether the change can be carried out or must be done by hand (`manual`).
 //! The rendering lives in [`render`].
 
+pub mod done_by_hand;
 pub mod render;
 
 use std::collections::{BTreeMap, HashMap};

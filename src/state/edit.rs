@@ -54,7 +54,9 @@ pub enum Edit {
 }
 
 impl Edit {
-    fn address(&self) -> &Address {
+    /// The address the edit is about.
+    #[must_use]
+    pub fn address(&self) -> &Address {
         match self {
             Edit::Forget { address }
             | Edit::Import { address, .. }
