@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::address::Address;
-use crate::attributes::Attributes;
+use crate::attributes::{AttributeChange, Attributes};
 use crate::config::names::Names;
 use crate::config::Config;
 use crate::provider::{OperationKind, ProviderKind, ProviderSettings, UncertainPolicy};
@@ -97,6 +97,20 @@ pub struct FieldChange {
     /// For catalog fields: the new value by catalog names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after_names: Option<String>,
+}
+
+impl From<AttributeChange> for FieldChange {
+    /// A change as the attributes see it; the names are added later, by
+    /// the planner, which knows the provider's catalogs.
+    fn from(change: AttributeChange) -> Self {
+        FieldChange {
+            field: change.field.to_owned(),
+            before: change.before,
+            after: change.after,
+            before_names: None,
+            after_names: None,
+        }
+    }
 }
 
 impl FieldChange {
@@ -643,13 +657,7 @@ impl Planner<'_> {
                         before_names: None,
                         after_names: None,
                     })
-                    .chain(b.changes_to(a).into_iter().map(|c| FieldChange {
-                        field: c.field.to_owned(),
-                        before: c.before,
-                        after: c.after,
-                        before_names: None,
-                        after_names: None,
-                    }))
+                    .chain(b.changes_to(a).into_iter().map(FieldChange::from))
                     .collect(),
                     _ => Vec::new(),
                 };
@@ -701,17 +709,9 @@ fn diff_one(
                 before: before.cloned().map(Box::new),
                 after: after.cloned().map(Box::new),
                 fields: match (before, after) {
-                    (Some(b), Some(a)) if action == Action::Update || wanted == Some(Action::Update) => b
-                        .changes_to(a)
-                        .into_iter()
-                        .map(|c| FieldChange {
-                            field: c.field.to_owned(),
-                            before: c.before,
-                            after: c.after,
-                            before_names: None,
-                            after_names: None,
-                        })
-                        .collect(),
+                    (Some(b), Some(a)) if action == Action::Update || wanted == Some(Action::Update) => {
+                        b.changes_to(a).into_iter().map(FieldChange::from).collect()
+                    }
                     _ => Vec::new(),
                 },
                 reason,

@@ -352,9 +352,10 @@ impl HttpClient {
         &self.label
     }
 
-    /// POSTs `body` as `application/json`.
-    pub async fn post_json<T: Serialize + ?Sized>(&self, path: &str, body: &T) -> Result<Reply, Failure> {
-        let bytes = serde_json::to_vec(body).map_err(|err| Failure {
+    /// `body` as JSON bytes; a value that cannot be encoded fails the
+    /// request before anything is sent.
+    fn encode<T: Serialize + ?Sized>(&self, path: &str, body: &T) -> Result<Vec<u8>, Failure> {
+        serde_json::to_vec(body).map_err(|err| Failure {
             error: BatchError {
                 uncertain: false,
                 fatal: false,
@@ -363,7 +364,12 @@ impl HttpClient {
             },
             status: None,
             json: None,
-        })?;
+        })
+    }
+
+    /// POSTs `body` as `application/json`.
+    pub async fn post_json<T: Serialize + ?Sized>(&self, path: &str, body: &T) -> Result<Reply, Failure> {
+        let bytes = self.encode(path, body)?;
         let body = Body { method: reqwest::Method::POST, bytes, content_type: "application/json", if_match: None };
         self.post(path, &body, &[]).await
     }
@@ -398,19 +404,7 @@ impl HttpClient {
     ) -> Result<Reply, Failure> {
         let (bytes, content_type) = match body {
             None => (Vec::new(), ""),
-            Some(body) => (
-                serde_json::to_vec(body).map_err(|err| Failure {
-                    error: BatchError {
-                        uncertain: false,
-                        fatal: false,
-                        message: format!("{}: cannot encode the request for {path}: {err}", self.label),
-                        hint: None,
-                    },
-                    status: None,
-                    json: None,
-                })?,
-                "application/scim+json",
-            ),
+            Some(body) => (self.encode(path, body)?, "application/scim+json"),
         };
         let body = Body { method, bytes, content_type, if_match: if_match.map(str::to_owned) };
         self.post(path, &body, &[]).await

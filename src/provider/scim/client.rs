@@ -240,9 +240,27 @@ impl Scim {
     /// `GET /Users/{id}`: `None` when the user is gone.
     async fn read_user(&self, id: &str) -> Result<Option<User>, BatchError> {
         match self.call(Method::GET, &user_path(id), None, None).await? {
-            (200..=299, Some(body)) => Ok(wire::from_value(body).ok()),
+            (200..=299, Some(body)) => {
+                wire::from_value(body).map(Some).map_err(|err| self.unreadable(&user_path(id), &err))
+            }
             (404, _) => Ok(None),
             (status, body) => Err(self.refusal("GET", &user_path(id), status, body.as_ref())),
+        }
+    }
+
+    /// An answer that cannot be read is not "no such user": taken as one, it
+    /// would drop a record (and invite the user again) or forget a removal
+    /// the service never made.
+    fn unreadable(&self, path: &str, err: &dyn std::fmt::Display) -> BatchError {
+        BatchError {
+            uncertain: false,
+            fatal: false,
+            message: format!(
+                "{}: GET {}: the answer cannot be read: {err}",
+                self.http.label(),
+                self.http.endpoint(path)
+            ),
+            hint: None,
         }
     }
 
@@ -264,13 +282,8 @@ impl Scim {
         let query = format!("{USERS_PATH}?filter={}", wire::encode_query_value(&filter::lookup(email, &self.mapping)));
         match self.call(Method::GET, &query, None, None).await? {
             (200..=299, Some(body)) => {
-                let list: ListResponse<User> = wire::from_value(body).unwrap_or(ListResponse {
-                    schemas: Vec::new(),
-                    total_results: None,
-                    start_index: None,
-                    items_per_page: None,
-                    resources: Vec::new(),
-                });
+                let list: ListResponse<User> =
+                    wire::from_value(body).map_err(|err| self.unreadable(USERS_PATH, &err))?;
                 // Some services ignore a filter they do not support.
                 Ok(list.resources.into_iter().find(|u| super::mapping::is_match(u, email, &self.mapping)))
             }

@@ -69,6 +69,22 @@ fn corrupt(name: &str, detail: String) -> Fail {
     Fail::State(StateError::Corrupt { path: PathBuf::from(format!("postgres state `{name}`")), detail })
 }
 
+/// The lineage and serial of a `states` row read as `lineage::text,
+/// serial, format_version`: a newer format or an unreadable lineage is an
+/// error, never "no state" (a plan would then invite everyone).
+fn header_of(row: &tokio_postgres::Row, name: &str) -> Result<(Option<Uuid>, i64), Fail> {
+    let format_version: i32 = row.get(2);
+    if format_version > FORMAT_VERSION as i32 {
+        return Err(Fail::State(StateError::NewerFormat {
+            path: PathBuf::from(format!("postgres state `{name}`")),
+            found: format_version as u32,
+        }));
+    }
+    let lineage: Option<String> = row.get(0);
+    let lineage = lineage.map(|l| l.parse::<Uuid>().map_err(|e| corrupt(name, format!("lineage: {e}")))).transpose()?;
+    Ok((lineage, row.get::<_, i64>(1)))
+}
+
 async fn read_snapshot(client: &Client, name: &str) -> Result<Snapshot, Fail> {
     client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
     let read = async {
@@ -76,20 +92,7 @@ async fn read_snapshot(client: &Client, name: &str) -> Result<Snapshot, Fail> {
             .query_opt("SELECT lineage::text, serial, format_version FROM memberctl.states WHERE name = $1", &[&name])
             .await?;
         let (lineage, serial) = match row {
-            Some(row) => {
-                let format_version: i32 = row.get(2);
-                if format_version > FORMAT_VERSION as i32 {
-                    return Err(Fail::State(StateError::NewerFormat {
-                        path: PathBuf::from(format!("postgres state `{name}`")),
-                        found: format_version as u32,
-                    }));
-                }
-                let lineage: Option<String> = row.get(0);
-                let lineage = lineage
-                    .map(|l| l.parse::<Uuid>().map_err(|e| corrupt(name, format!("lineage: {e}"))))
-                    .transpose()?;
-                (lineage, row.get::<_, i64>(1))
-            }
+            Some(row) => header_of(&row, name)?,
             None => (None, 0),
         };
         // Row by row: the rows of a large state are never all held as text.
@@ -234,6 +237,10 @@ fn rows_for(state: &State, ops: &[Operation]) -> (Vec<(String, String)>, Vec<Str
     let mut upserts = Vec::new();
     let mut deletes = Vec::new();
     for op in ops {
+        // A rename moved the record away from its old address: that row goes.
+        if let Some(from) = op.renamed_from.as_ref().filter(|from| !state.resources.contains_key(*from)) {
+            deletes.push(from.to_string());
+        }
         match state.resources.get(&op.address) {
             Some(resource) => {
                 upserts.push((op.address.to_string(), serde_json::to_string(resource).expect("records serialise")));
@@ -337,12 +344,16 @@ async fn stream_records(
     use futures_util::StreamExt;
     client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
     let body = async {
-        let row =
-            client.query_opt("SELECT lineage::text, serial FROM memberctl.states WHERE name = $1", &[&name]).await?;
-        let header = row.and_then(|row| {
-            let lineage: Option<String> = row.get(0);
-            Some((lineage?.parse::<Uuid>().ok()?, row.get::<_, i64>(1)))
-        });
+        let row = client
+            .query_opt("SELECT lineage::text, serial, format_version FROM memberctl.states WHERE name = $1", &[&name])
+            .await?;
+        let header = match row {
+            Some(row) => match header_of(&row, name)? {
+                (Some(lineage), serial) => Some((lineage, serial)),
+                (None, _) => None,
+            },
+            None => None,
+        };
         let pending = client
             .query_one("SELECT count(*) FROM memberctl.journal WHERE state = $1", &[&name])
             .await?
@@ -892,7 +903,33 @@ impl RecordBatches for PostgresRecorder {
 
 #[cfg(test)]
 mod tests {
-    use super::lock_key;
+    use super::{lock_key, rows_for};
+    use crate::address::Address;
+    use crate::attributes::Attributes;
+    use crate::provider::{Operation, OperationKind, Outcome, RemoteIds};
+    use crate::state::State;
+
+    // A rename moves the record: the row under the old address is deleted,
+    // or the next load finds the member at both addresses.
+    #[test]
+    fn a_rename_deletes_the_old_row_and_writes_the_new_one() {
+        let old = Address::new("directory", "ada@example.com");
+        let op = |email: &str, renamed_from: Option<Address>| Operation {
+            address: Address::new("directory", email),
+            kind: OperationKind::Invite,
+            attributes: Attributes { email: email.to_owned(), ..Attributes::default() },
+            repeat: false,
+            remote: RemoteIds::default(),
+            renamed_from,
+        };
+        let mut state = State::new();
+        state.record(&op("ada@example.com", None), &Outcome::Invited(RemoteIds::default()), "2026-01-01T00:00:00Z");
+        let rename = Operation { kind: OperationKind::Update, ..op("ada.l@example.com", Some(old.clone())) };
+        state.record(&rename, &Outcome::Updated, "2026-01-02T00:00:00Z");
+        let (upserts, deletes) = rows_for(&state, &[rename]);
+        assert_eq!(upserts.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>(), ["directory/ada.l@example.com"]);
+        assert_eq!(deletes, [old.to_string()]);
+    }
 
     // Regression: #11: the key is the first 8 bytes of SHA-256 of the name,
     // big-endian, as a signed integer (values from Python's hashlib).
