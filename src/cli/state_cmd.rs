@@ -183,7 +183,14 @@ pub(super) fn run(command: &StateCommand, cx: &mut Context<'_>) -> Outcome {
             }
         }
         StateCommand::Import { address, invite_id, user_id } => {
-            let config = cx.load_config()?;
+            // Read once: the config the backend was chosen by, when there is one.
+            let loaded;
+            let config = if let Some(config) = &config {
+                config
+            } else {
+                loaded = cx.load_config()?;
+                &loaded
+            };
             let attributes = config.desired.get(address).cloned().ok_or_else(|| {
                 Error::usage(
                     format!("`{address}` is not in the config"),
@@ -217,10 +224,17 @@ pub(super) fn run(command: &StateCommand, cx: &mut Context<'_>) -> Outcome {
             cx.ui.println(&format!("Moved `{from}` to `{to}` in the state (the provider was not contacted)."))?;
         }
         StateCommand::MarkDone { addresses } => {
-            let config = cx.load_config()?;
+            // Read once: the config the backend was chosen by, when there is one.
+            let loaded;
+            let config = if let Some(config) = &config {
+                config
+            } else {
+                loaded = cx.load_config()?;
+                &loaded
+            };
             let mut done = Vec::new();
             change_state(cx, backend.as_mut(), "state mark-done", |state| {
-                let marked = plan::done_by_hand::edits(&config, state, addresses, crate::clock::now())?;
+                let marked = plan::done_by_hand::edits(config, state, addresses, crate::clock::now())?;
                 Ok(marked
                     .into_iter()
                     .map(|(wanted, edit)| {

@@ -671,16 +671,22 @@ impl Planner<'_> {
             }
         }
         // Old addresses planned only to be paired, and not paired, go again.
+        // One pass: a migration may rename every member.
+        let mut gone = vec![false; self.changes.len()];
+        for i in dropped {
+            gone[i] = true;
+        }
         for (i, change) in self.changes.iter().enumerate() {
-            if !self.scope.includes(&change.address) && !dropped.contains(&i) {
+            if !self.scope.includes(&change.address) && !gone[i] {
                 *self.summary.count(change.action) -= 1;
-                dropped.push(i);
+                gone[i] = true;
             }
         }
-        dropped.sort_unstable();
-        for removal in dropped.into_iter().rev() {
-            self.changes.remove(removal);
-        }
+        let mut index = 0;
+        self.changes.retain(|_| {
+            index += 1;
+            !gone[index - 1]
+        });
     }
 }
 
