@@ -131,6 +131,23 @@ impl Attributes {
         out
     }
 
+    /// Whether any membership attribute differs from `newer`: what
+    /// [`changes_to`](Self::changes_to) answers empty for, without
+    /// rendering anything (plan asks this of every recorded address).
+    #[must_use]
+    pub fn differs_from(&self, newer: &Attributes) -> bool {
+        self.name != newer.name
+            || self.first_name != newer.first_name
+            || self.last_name != newer.last_name
+            || self.phone != newer.phone
+            || !same_set(&self.roles, &newer.roles)
+            || !same_set(&self.plans, &newer.plans)
+            || !same_set(&self.groups, &newer.groups)
+            || self.primary_group != newer.primary_group
+            || !same_set(&self.positions, &newer.positions)
+            || self.manager_id != newer.manager_id
+    }
+
     /// Renders the membership attributes as `field: value` lines, for diffs.
     #[must_use]
     pub fn lines(&self) -> Vec<String> {
@@ -233,7 +250,11 @@ fn list_change(out: &mut Vec<AttributeChange>, field: &'static str, a: &[String]
 
 /// Order-insensitive comparison: `roles: [a, b]` and `[b, a]` are the same membership.
 fn same_set(a: &[String], b: &[String]) -> bool {
-    if a.len() != b.len() {
+    if a == b {
+        // The common case, and without the two allocations below.
+        return true;
+    }
+    if a.len() != b.len() || a.len() < 2 {
         return false;
     }
     let mut a: Vec<&String> = a.iter().collect();
@@ -270,5 +291,37 @@ mod tests {
         assert_eq!(changes[0].field, "name");
         assert_eq!(changes[0].before, "(none)");
         assert_eq!(changes[1].after, "[r3]");
+    }
+
+    type Edit = Box<dyn Fn(&mut Attributes)>;
+
+    #[test]
+    fn differs_from_is_changes_to_being_non_empty() {
+        let base = Attributes { phone: Some("1".into()), groups: vec!["g1".into()], ..attrs() };
+        let variants: Vec<Edit> = vec![
+            Box::new(|_| {}),
+            Box::new(|a| a.roles.reverse()),
+            Box::new(|a| a.roles.push("r1".into())),
+            Box::new(|a| a.roles = vec!["r1".into(), "r1".into()]),
+            Box::new(|a| a.roles.clear()),
+            Box::new(|a| a.name = Some("N".into())),
+            Box::new(|a| a.first_name = Some("F".into())),
+            Box::new(|a| a.last_name = Some("L".into())),
+            Box::new(|a| a.phone = None),
+            Box::new(|a| a.plans = vec!["p".into()]),
+            Box::new(|a| a.groups = vec!["g2".into()]),
+            Box::new(|a| a.primary_group = Some("g1".into())),
+            Box::new(|a| a.positions = vec!["x".into()]),
+            Box::new(|a| a.manager_id = Some("m".into())),
+            Box::new(|a| a.note = Some("only the first invitation".into())),
+            Box::new(|a| a.method = Method::Direct),
+            Box::new(|a| a.email = "A@X.IO".into()),
+        ];
+        for (i, change) in variants.iter().enumerate() {
+            let mut newer = base.clone();
+            change(&mut newer);
+            assert_eq!(base.differs_from(&newer), !base.changes_to(&newer).is_empty(), "variant {i}");
+            assert_eq!(newer.differs_from(&base), !newer.changes_to(&base).is_empty(), "variant {i} reversed");
+        }
     }
 }

@@ -344,7 +344,7 @@ mod tests {
             files: Vec::new(),
             digest: String::new(),
             providers: BTreeMap::new(),
-            desired: BTreeMap::new(),
+            desired: crate::config::Desired::new(),
             member_count: 0,
             max_changes: 100,
             max_removal_fraction: 0.25,

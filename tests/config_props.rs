@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use memberctl::config::{parse_fast, parse_general};
+use memberctl::config::{parse_fast, parse_general, parse_in_pieces};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config as ProptestConfig, FileFailurePersistence};
@@ -389,6 +389,21 @@ fn file() -> impl Strategy<Value = Node> {
     (0..=3u32).prop_flat_map(file_with)
 }
 
+/// A whole file with one `members:` list of at least two members, somewhere
+/// among its other keys: the shape that is parsed in pieces.
+fn file_with_members() -> impl Strategy<Value = Node> {
+    (0..=3u32)
+        .prop_flat_map(|wild| {
+            (file_with(wild), proptest::collection::vec(member(wild), 2..8), any::<prop::sample::Index>())
+        })
+        .prop_map(|(file, members, at)| {
+            let Node::Map(mut pairs, flow) = file else { return file };
+            pairs.retain(|(key, _)| key != "members");
+            pairs.insert(at.index(pairs.len() + 1), ("members".to_owned(), Node::Seq(members, false)));
+            Node::Map(pairs, flow)
+        })
+}
+
 /// Writes YAML for a generated tree in the chosen style.
 struct Writer<'a> {
     style: &'a Style,
@@ -519,6 +534,30 @@ fn agrees(text: &str) -> Result<bool, TestCaseError> {
     }
 }
 
+/// Parsing in pieces (as a large file is, on several threads) declines or
+/// reads what parsing the file whole reads; answers whether any cut was made.
+fn pieces_agree(text: &str) -> Result<bool, TestCaseError> {
+    let mut cut = false;
+    for pieces in [2, 3, 7] {
+        let Some(in_pieces) = parse_in_pieces(text, pieces) else { continue };
+        cut = true;
+        let whole = match parse_fast(text) {
+            Some(whole) => whole,
+            None => parse_general(text).map_err(|err| {
+                TestCaseError::fail(format!("pieces accepted what serde_yaml refuses ({err:?}):\n{text}"))
+            })?,
+        };
+        prop_assert_eq!(
+            format!("{in_pieces:#?}"),
+            format!("{whole:#?}"),
+            "{} pieces differ from the whole file on:\n{}",
+            pieces,
+            text
+        );
+    }
+    Ok(cut)
+}
+
 proptest! {
     // `PROPTEST_CASES=100000` runs a deeper search.
     #![proptest_config(ProptestConfig {
@@ -531,6 +570,59 @@ proptest! {
     #[test]
     fn fast_reader_agrees_with_serde_yaml(file in file(), style in style(), start in any::<bool>()) {
         agrees(&render(&file, &style, start))?;
+    }
+
+    // Regression: #13, a large file parsed in pieces on several threads
+    // must read exactly as the whole file does.
+    #[test]
+    fn pieces_read_as_the_whole_file(file in file_with_members(), style in style(), start in any::<bool>()) {
+        pieces_agree(&render(&file, &style, start))?;
+    }
+}
+
+/// The generator makes files that are cut into pieces, so the property
+/// above compares real results rather than only declines.
+#[test]
+fn generated_files_are_often_cut_into_pieces() {
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = (file_with_members(), style(), any::<bool>());
+    let (mut cut, mut fast) = (0, 0);
+    for _ in 0..400 {
+        let (file, style, start) = strategy.new_tree(&mut runner).expect("a value").current();
+        let text = render(&file, &style, start);
+        fast += usize::from(parse_fast(&text).is_some());
+        cut += usize::from(pieces_agree(&text).expect("pieces agree"));
+    }
+    assert!(fast >= 10 && cut * 2 >= fast, "only {cut} of the {fast} files read fast were cut into pieces");
+}
+
+// Regression: #13, the benchmark's large files are parsed in pieces, and
+// the files the cut must leave whole are left whole.
+#[test]
+fn large_files_are_cut_into_pieces_and_odd_ones_are_not() {
+    for (what, text) in [("plan", plan_config(2_000)), ("apply", apply_config(2_000, "http://127.0.0.1:8080").0)] {
+        assert!(pieces_agree(&text).expect("pieces agree"), "the {what} benchmark config is not cut into pieces");
+    }
+    let members = "  - email: a@example.com\n  - email: b@example.com\n    name: B\n  - email: c@example.com\n";
+    for (why, text) in [
+        ("members: []", "version: 1\nmembers: []\n".to_owned()),
+        ("a second members key", format!("version: 1\nmembers:\n{members}members:\n{members}")),
+        ("a second document", format!("members:\n{members}---\nversion: 1\n")),
+        ("an item less indented", format!("members:\n{members} - email: d@example.com\n")),
+        ("no items", "members:\n  email: a@example.com\nversion: 1\n".to_owned()),
+        ("one item", "version: 1\nmembers:\n  - email: a@example.com\n".to_owned()),
+        ("a tab", format!("version:\t1\nmembers:\n{members}")),
+        // Found by `pieces_read_as_the_whole_file`: YAML refuses this file.
+        ("a first key off the margin", format!(" roles: {{}}\nmembers:\n{members}")),
+    ] {
+        assert!(parse_in_pieces(&text, 2).is_none(), "{why} was cut into pieces:\n{text}");
+    }
+    for text in [
+        format!("version: 1\nmembers:\n{members}providers:\n  p:\n    type: sandbox\n"),
+        format!("members:\n# a comment\n{members}\n\n# the end\n"),
+        "members:\n- email: a@example.com\n- email: b@example.com\n  roles: [x]\nversion: 1\n".to_owned(),
+    ] {
+        assert!(pieces_agree(&text).expect("pieces agree"), "not cut into pieces:\n{text}");
     }
 }
 

@@ -43,9 +43,7 @@ type Result<T> = std::result::Result<T, Bail>;
 
 /// Parses `text`, or `None` when it is outside the subset or invalid.
 pub(crate) fn parse(text: &str) -> Option<ConfigFile> {
-    // Tabs, CRs, control characters, BOMs and the Unicode line breaks are
-    // where YAML gets subtle: leave them to serde_yaml.
-    if text.bytes().any(|b| b < 0x20 && b != b'\n') || text.contains(['\u{feff}', '\u{85}', '\u{2028}', '\u{2029}']) {
+    if !plain_text(text) {
         return None;
     }
     let mut reader = Reader { rest: text, peeked: None, started: false };
@@ -56,6 +54,128 @@ pub(crate) fn parse(text: &str) -> Option<ConfigFile> {
         Ok(None) => Some(file),
         _ => None,
     }
+}
+
+/// A file cut for parsing on several threads: the file without its
+/// top-level `members:` block, and that block's items in pieces.
+pub(crate) struct Split<'a> {
+    /// The file with the `members:` line and its items taken out.
+    pub head: String,
+    /// Consecutive runs of whole `- ` items, in order.
+    pub pieces: Vec<&'a str>,
+}
+
+/// Cuts `text` into its head and about `pieces` runs of member items, or
+/// `None` when the file's shape is not the plain one this expects (one
+/// `members:` line at the top level, items at one indentation): such a file
+/// is parsed whole. Parsing the head and each run and joining the members
+/// gives what parsing the whole file gives; tests hold it to that.
+pub(crate) fn split(text: &str, pieces: usize) -> Option<Split<'_>> {
+    if pieces < 2 || !plain_text(text) {
+        return None;
+    }
+    let mut offset = 0;
+    // Where the `members:` line starts, once seen.
+    let mut members_at: Option<usize> = None;
+    let mut item_indent: Option<usize> = None;
+    let mut starts: Vec<usize> = Vec::new();
+    // Where the members block ends, once it has.
+    let mut end: Option<usize> = None;
+    let mut seen_content = false;
+    // Byte by byte: this pass runs over the whole file before any thread
+    // starts, so it must cost little next to parsing.
+    for line in text.split_inclusive('\n') {
+        let at = offset;
+        offset += line.len();
+        let bytes = line.as_bytes();
+        let indent = bytes.iter().position(|&b| b != b' ').unwrap_or(bytes.len());
+        let rest = &bytes[indent..];
+        match rest.first() {
+            None | Some(b'\n' | b'#') => continue,
+            _ => {}
+        }
+        let is_item = rest[0] == b'-' && matches!(rest.get(1), None | Some(b' ' | b'\n'));
+        let first_content = !seen_content;
+        seen_content = true;
+        if first_content && indent != 0 {
+            // The top-level mapping is not at the margin, where `members:`
+            // is looked for.
+            return None;
+        }
+        if indent == 0 {
+            let body = line.trim_end_matches(['\n', ' ']);
+            if body == "---" && first_content {
+                // The one document start the reader allows stays in the head.
+                continue;
+            }
+            if body.starts_with("---") || body.starts_with("...") || body.starts_with('%') {
+                return None;
+            }
+            if members_at.is_none() {
+                if body.strip_prefix("members:").is_some_and(|rest| {
+                    rest.is_empty() || (rest.starts_with(' ') && strip_comment(rest).trim_start().is_empty())
+                }) {
+                    members_at = Some(at);
+                    continue;
+                }
+                if body.starts_with("members") {
+                    // `members: []`, `members :` and the like: parsed whole.
+                    return None;
+                }
+            } else if body.starts_with("members") {
+                // A second `members:`: parsed whole, which reports it.
+                return None;
+            }
+        }
+        if members_at.is_none() {
+            continue;
+        }
+        let items_at = *item_indent.get_or_insert(indent);
+        if end.is_some() || (indent == 0 && !(items_at == 0 && is_item)) {
+            end.get_or_insert(at);
+        } else if indent == items_at && is_item {
+            starts.push(at);
+        } else if indent < items_at || starts.is_empty() {
+            return None;
+        }
+    }
+    let members_at = members_at?;
+    let end = end.unwrap_or(text.len());
+    if starts.len() < 2 {
+        return None;
+    }
+    let mut head = String::with_capacity(members_at + text.len() - end);
+    head.push_str(&text[..members_at]);
+    head.push_str(&text[end..]);
+    // Pieces of about equal bytes, each cut at an item's first line.
+    let total = end - starts[0];
+    let mut cuts = vec![starts[0]];
+    for &start in &starts[1..] {
+        if (start - starts[0]) * pieces >= total * cuts.len() {
+            cuts.push(start);
+        }
+    }
+    cuts.push(end);
+    let pieces = cuts.windows(2).map(|w| &text[w[0]..w[1]]).filter(|piece| !piece.is_empty()).collect();
+    Some(Split { head, pieces })
+}
+
+/// Parses one run of member items cut by [`split`].
+pub(crate) fn parse_members(piece: &str) -> Option<Vec<super::model::MemberConfig>> {
+    let mut reader = Reader { rest: piece, peeked: None, started: true };
+    let members =
+        Vec::deserialize(Value { reader: &mut reader, node: Pending::Block { parent: -1, same: false } }).ok()?;
+    match reader.peek() {
+        Ok(None) => Some(members),
+        _ => None,
+    }
+}
+
+/// Tabs, CRs, control characters, BOMs and the Unicode line breaks are
+/// where YAML gets subtle: such text is left to `serde_yaml`.
+fn plain_text(text: &str) -> bool {
+    !text.bytes().any(|b| b < 0x20 && b != b'\n')
+        && (text.is_ascii() || !text.contains(['\u{feff}', '\u{85}', '\u{2028}', '\u{2029}']))
 }
 
 /// One line with content: its indentation and the rest.

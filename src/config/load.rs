@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use sha2::{Digest, Sha256};
 
 use super::locate::{Lines, Locations, Position};
-use super::model::ConfigFile;
+use super::model::{ConfigFile, MemberConfig};
 use super::problem::{rules, Pending, Place, Problem};
 use super::{Config, ConfigError};
 
@@ -36,7 +36,7 @@ pub(crate) struct Source {
 /// Alias bombs and deep nesting are refused by `serde_yaml`'s own limits
 /// (repetition and recursion), which surface here as ordinary errors.
 pub fn parse_file(text: &str) -> Parsed {
-    if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+    if blank(text) {
         return Ok(ConfigFile::default());
     }
     match super::fast_yaml::parse(text) {
@@ -54,6 +54,36 @@ pub fn parse_file(text: &str) -> Parsed {
 #[must_use]
 pub fn parse_fast(text: &str) -> Option<ConfigFile> {
     super::fast_yaml::parse(text)
+}
+
+/// The fast reader's parse of a file's head (the file without its members),
+/// which may be empty.
+fn parse_head(head: &str) -> Option<ConfigFile> {
+    if blank(head) {
+        Some(ConfigFile::default())
+    } else {
+        super::fast_yaml::parse(head)
+    }
+}
+
+/// Whether a file holds nothing but blank lines and comments.
+fn blank(text: &str) -> bool {
+    text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+}
+
+/// What parsing `text` cut into about `pieces` pieces gives (as a large file
+/// is parsed, on several threads), its members joined; `None` when the file
+/// is not cut that way or a piece is declined, and it is then parsed whole.
+///
+/// Public so tests can hold it to parsing the file whole.
+#[must_use]
+pub fn parse_in_pieces(text: &str, pieces: usize) -> Option<ConfigFile> {
+    let split = super::fast_yaml::split(text, pieces)?;
+    let mut file = parse_head(&split.head)?;
+    for piece in split.pieces {
+        file.members.extend(super::fast_yaml::parse_members(piece)?);
+    }
+    Some(file)
 }
 
 /// What the general parser (`serde_yaml`, and the one that reports errors)
@@ -165,10 +195,18 @@ pub fn load_str(path: &Path, text: &str) -> Result<Config, ConfigError> {
 fn from_sources(sources: &[Source]) -> Result<Config, ConfigError> {
     let mut pending = Vec::new();
     let mut parsed = Vec::with_capacity(sources.len());
+    let mut runs = Vec::with_capacity(sources.len());
     let (attempts, digest) = parse_all(sources);
     for (index, attempt) in attempts.into_iter().enumerate() {
-        match attempt {
-            Ok(file) => parsed.push(Some(file)),
+        match attempt.parsed {
+            Ok(mut file) => {
+                let mut file_runs = attempt.runs;
+                if file_runs.is_empty() {
+                    file_runs.push(std::mem::take(&mut file.members));
+                }
+                runs.push(file_runs);
+                parsed.push(Some(file));
+            }
             Err((message, path, known)) => {
                 pending.push(Pending {
                     rule: rules::PARSE,
@@ -180,11 +218,12 @@ fn from_sources(sources: &[Source]) -> Result<Config, ConfigError> {
                     known,
                     also: None,
                 });
+                runs.push(Vec::new());
                 parsed.push(None);
             }
         }
     }
-    let config = super::resolve::resolve(sources, parsed, digest, &mut pending);
+    let config = super::resolve::resolve(sources, &parsed, runs, digest, &mut pending);
     if pending.is_empty() {
         Ok(config)
     } else {
@@ -195,38 +234,114 @@ fn from_sources(sources: &[Source]) -> Result<Config, ConfigError> {
 /// What [`parse_file`] answers.
 pub type Parsed = Result<ConfigFile, (String, Option<String>, Option<Position>)>;
 
+/// A file at least this large is parsed in pieces (its head, and runs of
+/// its members), so that one large file uses every core too, and its
+/// members can be resolved and freed run by run.
+const SPLIT_BYTES: usize = 1 << 20;
+
+/// One file's parse: the file, and its members in runs. A file parsed whole
+/// has its members in the file and no runs; a file parsed in pieces has
+/// none in the file and its members in runs, in order.
+pub(crate) struct ParsedFile {
+    pub parsed: Parsed,
+    pub runs: Vec<Vec<MemberConfig>>,
+}
+
+/// A piece of parsing work.
+enum Unit<'a> {
+    Whole(usize),
+    Head(usize, String),
+    Members(usize, &'a str),
+}
+
+/// What a [`Unit`] gave.
+enum Done {
+    Whole(Parsed),
+    Head(Option<ConfigFile>),
+    Members(Option<Vec<MemberConfig>>),
+}
+
 /// Parses every source, on as many threads as there are cores (a config
-/// split over many files, as large organisations keep it, parses that much
-/// faster), and digests them meanwhile. Answers the parses in source order.
-fn parse_all(sources: &[Source]) -> (Vec<Parsed>, String) {
+/// split over many files, as large organisations keep it, and one large
+/// file cut into pieces alike), and digests them meanwhile. Answers the
+/// parses in source order.
+fn parse_all(sources: &[Source]) -> (Vec<ParsedFile>, String) {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    let workers = cores.min(sources.len());
-    if workers <= 1 {
-        return (sources.iter().map(|s| parse_file(&s.text)).collect(), digest(sources));
+    let mut units = Vec::new();
+    for (index, source) in sources.iter().enumerate() {
+        let pieces = (source.text.len() / SPLIT_BYTES).max(cores * 4);
+        match (source.text.len() >= SPLIT_BYTES).then(|| super::fast_yaml::split(&source.text, pieces)).flatten() {
+            Some(split) => {
+                units.push(Unit::Head(index, split.head));
+                units.extend(split.pieces.into_iter().map(|piece| Unit::Members(index, piece)));
+            }
+            None => units.push(Unit::Whole(index)),
+        }
     }
-    let next = AtomicUsize::new(0);
-    let parse_some = || {
-        let mut mine = Vec::new();
-        loop {
-            let index = next.fetch_add(1, Ordering::Relaxed);
-            let Some(source) = sources.get(index) else { return mine };
-            mine.push((index, parse_file(&source.text)));
-        }
+    let work = |unit: &Unit<'_>| match unit {
+        Unit::Whole(index) => Done::Whole(parse_file(&sources[*index].text)),
+        Unit::Head(_, head) => Done::Head(parse_head(head)),
+        Unit::Members(_, piece) => Done::Members(super::fast_yaml::parse_members(piece)),
     };
-    let mut slots: Vec<Option<Parsed>> = sources.iter().map(|_| None).collect();
-    let digest = std::thread::scope(|scope| {
-        let helpers: Vec<_> = (1..workers).map(|_| scope.spawn(parse_some)).collect();
-        let digest = digest(sources);
-        let mut done = parse_some();
-        for helper in helpers {
-            done.extend(helper.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+    let workers = cores.min(units.len());
+    let mut slots: Vec<Option<Done>> = units.iter().map(|_| None).collect();
+    let digest = if workers <= 1 {
+        for (slot, unit) in slots.iter_mut().zip(&units) {
+            *slot = Some(work(unit));
         }
-        for (index, parse) in done {
-            slots[index] = Some(parse);
+        digest(sources)
+    } else {
+        let next = AtomicUsize::new(0);
+        let work_some = || {
+            let mut mine = Vec::new();
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some(unit) = units.get(index) else { return mine };
+                mine.push((index, work(unit)));
+            }
+        };
+        std::thread::scope(|scope| {
+            let helpers: Vec<_> = (1..workers).map(|_| scope.spawn(work_some)).collect();
+            let digest = digest(sources);
+            let mut done = work_some();
+            for helper in helpers {
+                done.extend(helper.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+            }
+            for (index, result) in done {
+                slots[index] = Some(result);
+            }
+            digest
+        })
+    };
+    // Put each file back together; a file whose pieces did not all parse is
+    // parsed whole, which also finds its error.
+    let mut files: Vec<Option<ParsedFile>> = sources.iter().map(|_| None).collect();
+    let mut broken = vec![false; sources.len()];
+    for (unit, done) in units.iter().zip(slots) {
+        let index = match unit {
+            Unit::Whole(index) | Unit::Head(index, _) | Unit::Members(index, _) => *index,
+        };
+        match done.expect("every unit is done once") {
+            Done::Whole(parsed) => files[index] = Some(ParsedFile { parsed, runs: Vec::new() }),
+            Done::Head(Some(file)) => files[index] = Some(ParsedFile { parsed: Ok(file), runs: Vec::new() }),
+            Done::Members(Some(run)) => {
+                if let Some(file) = files[index].as_mut() {
+                    file.runs.push(run);
+                }
+            }
+            Done::Head(None) | Done::Members(None) => broken[index] = true,
         }
-        digest
-    });
-    (slots.into_iter().map(|slot| slot.expect("every source is parsed once")).collect(), digest)
+    }
+    let files = files
+        .into_iter()
+        .zip(broken)
+        .enumerate()
+        .map(|(index, (file, broken))| match file {
+            Some(file) if !broken => file,
+            _ => ParsedFile { parsed: parse_file(&sources[index].text), runs: Vec::new() },
+        })
+        .collect();
+    (files, digest)
 }
 
 fn digest(sources: &[Source]) -> String {
@@ -368,9 +483,10 @@ mod tests {
         assert_eq!(together, digest(&sources));
         assert_eq!(attempts.len(), sources.len());
         for (attempt, source) in attempts.iter().zip(&sources) {
-            match (attempt, parse_file(&source.text)) {
+            assert!(attempt.runs.is_empty(), "small files are parsed whole");
+            match (&attempt.parsed, parse_file(&source.text)) {
                 (Ok(file), Ok(alone)) => assert_eq!(file.members[0].email, alone.members[0].email),
-                (Err(error), Err(alone)) => assert_eq!(*error, alone),
+                (Err(error), Err(alone)) => assert_eq!(error, &alone),
                 _ => panic!("{} parsed differently on a thread", source.path.display()),
             }
         }

@@ -5,6 +5,7 @@
 //! The result, [`Config`], is what plan and apply work on; nothing below
 //! this module sees YAML.
 
+pub mod desired;
 mod fast_yaml;
 mod load;
 pub mod locate;
@@ -21,13 +22,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use desired::Desired;
 pub use load::{
-    emit_members, load, load_str, load_with, parse_fast, parse_file, parse_general, MemberValue, MAX_FILE_BYTES,
+    emit_members, load, load_str, load_with, parse_fast, parse_file, parse_general, parse_in_pieces, MemberValue,
+    MAX_FILE_BYTES,
 };
 pub use problem::{render_problems, rules, Place, Problem, Rule};
 
-use crate::address::Address;
-use crate::attributes::Attributes;
 use crate::provider::ProviderSettings;
 
 /// The default config file, in the current directory.
@@ -49,7 +50,7 @@ pub struct Config {
     /// Providers by name.
     pub providers: BTreeMap<String, ProviderSettings>,
     /// What each address should look like.
-    pub desired: BTreeMap<Address, Attributes>,
+    pub desired: Desired,
     /// How many members the files declare.
     pub member_count: usize,
     /// `safety.max_changes`.

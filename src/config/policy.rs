@@ -9,7 +9,6 @@ use super::model::{Catalog, Policy};
 use super::problem::{rules, suggestion, Rule};
 use super::validate::Report;
 use crate::address::Address;
-use crate::attributes::Attributes;
 use crate::provider::{CatalogKind, ProviderSettings};
 
 /// Checks `policy` against the resolved members; problems point into the
@@ -19,7 +18,7 @@ pub(crate) fn check(
     policy: &Policy,
     roles: &Catalog,
     providers: &BTreeMap<String, ProviderSettings>,
-    desired: &BTreeMap<Address, Attributes>,
+    desired: &super::Desired,
 ) {
     for (role, &least) in &policy.min_members {
         let path = format!("policy.min_members.{role}");

@@ -63,17 +63,17 @@ fn set_once<T>(
 /// Merges, validates and resolves. Problems go to `pending`; the returned
 /// config is only meaningful when none were added.
 ///
-/// The members are taken out of the parsed files and dropped one by one as
-/// they are resolved, so that a large file's members and their resolved
-/// attributes are not all in memory at once.
+/// `members` are each file's members, in runs, taken out of the parsed files
+/// (a large file is parsed in pieces, a run each); each run is dropped once
+/// resolved, so that a large file's members and their resolved attributes
+/// are not all in memory at once.
 pub(crate) fn resolve(
     sources: &[Source],
-    mut parsed: Vec<Option<ConfigFile>>,
+    parsed: &[Option<ConfigFile>],
+    members: Vec<Vec<Vec<MemberConfig>>>,
     digest: String,
     pending: &mut Vec<Pending>,
 ) -> Config {
-    let members: Vec<Vec<MemberConfig>> =
-        parsed.iter_mut().map(|f| f.as_mut().map(|f| std::mem::take(&mut f.members)).unwrap_or_default()).collect();
     let files: Vec<(usize, &ConfigFile)> =
         parsed.iter().enumerate().filter_map(|(i, f)| f.as_ref().map(|f| (i, f))).collect();
     let dir_of = |i: usize| sources[i].path.parent().map_or_else(|| Path::new(".").to_owned(), Path::to_owned);
@@ -289,11 +289,13 @@ pub(crate) fn resolve(
     // Sized once: the addresses the members will make.
     let default_providers =
         defaults.providers.as_ref().map_or(only_provider.as_ref().map_or(0, Vec::len), |d| d.value.len());
-    let addresses = members.iter().flatten().map(|m| m.providers.as_ref().map_or(default_providers, Vec::len)).sum();
+    let addresses =
+        members.iter().flatten().flatten().map(|m| m.providers.as_ref().map_or(default_providers, Vec::len)).sum();
     let mut desired = Vec::with_capacity(addresses);
     // Where each email was first seen: file and member index (the path is
     // only spelled out for a duplicate).
-    let mut seen: HashMap<String, (usize, usize)> = HashMap::with_capacity(members.iter().map(Vec::len).sum());
+    let mut seen: HashMap<String, (usize, usize)> =
+        HashMap::with_capacity(members.iter().flatten().map(Vec::len).sum());
     let mut member_count = 0;
     let mut members = members;
     for &(file, _) in &files {
@@ -305,7 +307,8 @@ pub(crate) fn resolve(
             only_provider: only_provider.as_deref(),
             dir: &dir,
         };
-        for (index, member) in std::mem::take(&mut members[file]).into_iter().enumerate() {
+        let runs = std::mem::take(&mut members[file]);
+        for (index, member) in runs.into_iter().flat_map(Vec::into_iter).enumerate() {
             member_count += 1;
             let path = format!("members[{index}]");
             let email = member.email.trim();
@@ -344,7 +347,7 @@ pub(crate) fn resolve(
     drop(members);
     let moved = check_moved(&files, &seen, pending);
 
-    let desired = sorted_map(desired);
+    let desired = super::Desired::from_entries(desired);
     if let Some(origin) = &policy {
         let roles = catalog_of(&catalogs, CatalogKind::Roles);
         super::policy::check(&mut Report { file: origin.file, pending }, origin.value, roles, &providers, &desired);
@@ -770,59 +773,5 @@ fn resolve_member(
             );
         }
         desired.push((Address::new(provider_name, email), attributes));
-    }
-}
-
-/// Builds the address map from entries in config order.
-///
-/// Inserting 100,000 entries one by one into a `BTreeMap` shifts its large
-/// values around its nodes on every insert; sorting first and building the
-/// map from sorted entries is several times faster. An address listed twice
-/// keeps its last entry, as repeated inserts would. Only compact (address,
-/// index) pairs are sorted, then the entries are permuted in place, so each
-/// large entry moves at most a few times.
-fn sorted_map(mut entries: Vec<(Address, Attributes)>) -> BTreeMap<Address, Attributes> {
-    let mut keys: Vec<(&str, usize)> = entries.iter().enumerate().map(|(i, (a, _))| (a.as_str(), i)).collect();
-    // The index breaks ties, so equal addresses stay in config order.
-    keys.sort_unstable();
-    let mut order: Vec<usize> = keys.into_iter().map(|(_, i)| i).collect();
-    // Afterwards `entries[i]` holds what was at `order[i]`: follow each cycle.
-    for start in 0..order.len() {
-        let mut current = start;
-        loop {
-            let next = order[current];
-            order[current] = current;
-            if next == start || next == current {
-                break;
-            }
-            entries.swap(current, next);
-            current = next;
-        }
-    }
-    // Sorted already: `from_iter` checks that in one pass, then builds the
-    // tree bottom-up, keeping the last of equal keys.
-    entries.into_iter().collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::sorted_map;
-    use crate::address::Address;
-    use crate::attributes::Attributes;
-
-    #[test]
-    fn sorted_map_is_what_inserting_one_by_one_gives() {
-        let mut entries = Vec::new();
-        for i in [5usize, 3, 9, 3, 0, 7, 1, 9, 2, 8, 6, 4, 5] {
-            let email = format!("m{i}@example.com");
-            let attributes =
-                Attributes { email: email.clone(), name: Some(format!("#{}", entries.len())), ..Attributes::default() };
-            entries.push((Address::new(if i % 2 == 0 { "a" } else { "a-b" }, &email), attributes));
-        }
-        let mut expected = std::collections::BTreeMap::new();
-        for (address, attributes) in entries.clone() {
-            expected.insert(address, attributes);
-        }
-        assert_eq!(sorted_map(entries), expected);
     }
 }

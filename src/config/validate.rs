@@ -66,8 +66,9 @@ fn unknown_keys(report: &mut Report<'_>, prefix: &str, unknown: &UnknownKeys, kn
     }
 }
 
-/// Reports every unknown key in a file (whose members are given apart).
-pub(crate) fn check_unknown_keys(report: &mut Report<'_>, file: &ConfigFile, members: &[MemberConfig]) {
+/// Reports every unknown key in a file (whose members are given apart, in
+/// runs).
+pub(crate) fn check_unknown_keys(report: &mut Report<'_>, file: &ConfigFile, members: &[Vec<MemberConfig>]) {
     unknown_keys(report, "", &file.unknown, CONFIG_KEYS);
     for (name, provider) in &file.providers {
         unknown_keys(report, &format!("providers.{name}"), &provider.unknown, PROVIDER_KEYS);
@@ -93,7 +94,7 @@ pub(crate) fn check_unknown_keys(report: &mut Report<'_>, file: &ConfigFile, mem
     if let Some(s) = &file.state {
         unknown_keys(report, "state", &s.unknown, STATE_KEYS);
     }
-    for (index, member) in members.iter().enumerate() {
+    for (index, member) in members.iter().flatten().enumerate() {
         if !member.unknown.is_empty() {
             unknown_keys(report, &format!("members[{index}]"), &member.unknown, MEMBER_KEYS);
         }

@@ -398,7 +398,7 @@ pub struct Planner<'a> {
     config: &'a Config,
     scope: &'a Scope,
     now: SystemTime,
-    desired: std::iter::Peekable<std::collections::btree_map::Iter<'a, Address, Attributes>>,
+    desired: std::iter::Peekable<crate::config::desired::Iter<'a>>,
     /// The last record's address, to check the order.
     last: String,
     started: bool,
@@ -772,7 +772,7 @@ fn diff_one(
                     change(Action::Manual, Some(Action::Invite), None, Some(want), Some(reason), true)
                 });
             }
-            if !have.attributes.changes_to(want).is_empty() {
+            if have.attributes.differs_from(want) {
                 return Some(if caps.is_some_and(|c| c.update) {
                     change(Action::Update, None, Some(&have.attributes), Some(want), None, false)
                 } else {
