@@ -109,10 +109,9 @@ impl FromIterator<(Address, Attributes)> for Desired {
 /// permuted in place, so each large entry moves at most a few times rather
 /// than on every step of the sort.
 fn sort_keeping_order(entries: &mut [(Address, Attributes)]) {
-    let mut keys: Vec<(&str, usize)> = entries.iter().enumerate().map(|(i, (a, _))| (a.as_str(), i)).collect();
+    let keys: Vec<(&str, usize)> = entries.iter().enumerate().map(|(i, (a, _))| (a.as_str(), i)).collect();
     // The index breaks ties, so equal addresses stay in listing order.
-    keys.sort_unstable();
-    let mut order: Vec<usize> = keys.into_iter().map(|(_, i)| i).collect();
+    let mut order: Vec<usize> = sorted(keys).into_iter().map(|(_, i)| i).collect();
     // Afterwards `entries[i]` holds what was at `order[i]`: follow each cycle.
     for start in 0..order.len() {
         let mut current = start;
@@ -126,6 +125,40 @@ fn sort_keeping_order(entries: &mut [(Address, Attributes)]) {
             current = next;
         }
     }
+}
+
+/// Sorts `keys`, in two halves on two threads when there are two cores and
+/// enough keys, then merges them: addresses share long prefixes, so the
+/// comparisons are most of a large config's sort.
+fn sorted(mut keys: Vec<(&str, usize)>) -> Vec<(&str, usize)> {
+    const PARALLEL_FROM: usize = 1 << 14;
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    if cores < 2 || keys.len() < PARALLEL_FROM {
+        keys.sort_unstable();
+        return keys;
+    }
+    let half = keys.len() / 2;
+    let (left, right) = keys.split_at_mut(half);
+    std::thread::scope(|scope| {
+        let helper = scope.spawn(|| right.sort_unstable());
+        left.sort_unstable();
+        helper.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    });
+    let (left, right) = keys.split_at(half);
+    let mut merged = Vec::with_capacity(keys.len());
+    let (mut l, mut r) = (0, 0);
+    while l < left.len() && r < right.len() {
+        if right[r] < left[l] {
+            merged.push(right[r]);
+            r += 1;
+        } else {
+            merged.push(left[l]);
+            l += 1;
+        }
+    }
+    merged.extend_from_slice(&left[l..]);
+    merged.extend_from_slice(&right[r..]);
+    merged
 }
 
 #[cfg(test)]
@@ -158,6 +191,16 @@ mod tests {
             assert_eq!(desired.get(address), Some(attributes));
         }
         assert!(!desired.contains_key(&Address::new("a", "m1@example.com")));
+    }
+
+    #[test]
+    fn a_large_sort_on_two_threads_is_a_sort() {
+        let texts: Vec<String> =
+            (0..40_000u64).map(|i| format!("p/{:x}@example.com", i.wrapping_mul(0x9e37_79b9_7f4a_7c15))).collect();
+        let keys: Vec<(&str, usize)> = texts.iter().enumerate().map(|(i, t)| (t.as_str(), i % 7)).collect();
+        let mut expected = keys.clone();
+        expected.sort_unstable();
+        assert_eq!(super::sorted(keys), expected);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use uuid::Uuid;
 use super::seed::{Header, Sink};
 use super::stored::Stored;
 use super::FORMAT_VERSION;
+use crate::state::Resource;
 
 /// What reading by lines found.
 pub(super) enum Lines {
@@ -44,7 +45,7 @@ const RESOURCES: &[u8] = b",\"resources\":[";
 const CLOSING: &[u8] = b"]}";
 
 /// Reads `file` line by line, handing each record to `sink`.
-pub(super) fn read(mut file: impl BufRead, sink: Sink<'_>) -> Lines {
+pub(super) fn read(mut file: impl BufRead + Send, sink: Sink<'_>) -> Lines {
     let mut line = Vec::with_capacity(1024);
     let header = match next_line(&mut file, &mut line) {
         Some(text) => match text.strip_suffix(RESOURCES) {
@@ -62,19 +63,64 @@ pub(super) fn read(mut file: impl BufRead, sink: Sink<'_>) -> Lines {
         },
         None => return Lines::Other,
     };
+    // Records are parsed on a thread of their own and handed over in
+    // batches, so that parsing the next ones overlaps with what the sink
+    // does with these (plan compares each with the config). A few batches
+    // ahead at most: the memory stays that of a few thousand records.
+    let (batches, received) = std::sync::mpsc::sync_channel::<Vec<Resource>>(BATCHES_AHEAD);
+    std::thread::scope(|scope| {
+        let parser = scope.spawn(move || records(file, line, header.format_version, &batches));
+        let mut declined = false;
+        'batches: for batch in &received {
+            for resource in batch {
+                if !sink(resource) {
+                    declined = true;
+                    break 'batches;
+                }
+            }
+        }
+        // A declined read stops the parser at its next batch.
+        drop(received);
+        let layout = parser.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        if declined {
+            Lines::Declined
+        } else if layout {
+            Lines::Done(header)
+        } else {
+            Lines::Other
+        }
+    })
+}
+
+/// Records per batch handed from the parser to the sink.
+const BATCH: usize = 512;
+
+/// Batches the parser may run ahead of the sink.
+const BATCHES_AHEAD: usize = 8;
+
+/// Parses the record lines after the header and sends them on in batches;
+/// answers whether the rest of the file had the written layout (`false`
+/// also when the sink stopped listening).
+fn records(
+    mut file: impl BufRead,
+    mut line: Vec<u8>,
+    format_version: u32,
+    batches: &std::sync::mpsc::SyncSender<Vec<Resource>>,
+) -> bool {
     // Whether the last record ended with a comma (or none was read yet).
     let mut more = true;
     let mut records = 0usize;
+    let mut batch = Vec::with_capacity(BATCH);
     loop {
-        let Some(text) = next_line(&mut file, &mut line) else { return Lines::Other };
+        let Some(text) = next_line(&mut file, &mut line) else { return false };
         if text == CLOSING {
             if more && records > 0 {
-                return Lines::Other; // `[{...},]` is not JSON
+                return false; // `[{...},]` is not JSON
             }
             break;
         }
         if !more {
-            return Lines::Other;
+            return false;
         }
         records += 1;
         let record = if let Some(record) = text.strip_suffix(b",") {
@@ -83,17 +129,16 @@ pub(super) fn read(mut file: impl BufRead, sink: Sink<'_>) -> Lines {
             more = false;
             text
         };
-        let Ok(stored) = serde_json::from_slice::<Stored>(record) else { return Lines::Other };
-        let Ok(resource) = stored.into_resource(Some(header.format_version)) else { return Lines::Other };
-        if !sink(resource) {
-            return Lines::Declined;
+        let Ok(stored) = serde_json::from_slice::<Stored>(record) else { return false };
+        let Ok(resource) = stored.into_resource(Some(format_version)) else { return false };
+        batch.push(resource);
+        if batch.len() == BATCH && batches.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))).is_err() {
+            return false;
         }
     }
-    // The closing line ends the file (a final newline aside).
-    match file.fill_buf() {
-        Ok([]) => Lines::Done(header),
-        _ => Lines::Other,
-    }
+    // The closing line ends the file (a final newline aside); only then
+    // are the last records handed on.
+    matches!(file.fill_buf(), Ok([])) && (batch.is_empty() || batches.send(batch).is_ok())
 }
 
 /// The next line of `file` in `line`, without its newline; `None` at the
