@@ -12,14 +12,12 @@ mod report;
 pub mod summary;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::future::Future;
 use std::ops::Range;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 pub use cancel::Cancel;
@@ -713,29 +711,6 @@ fn settle(
             (vec![outcome; len], fatal)
         }
     }
-}
-
-/// Awaits every future, answering their outputs in order.
-async fn join_all<F: Future + Unpin>(mut futures: Vec<F>) -> Vec<F::Output> {
-    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match Pin::new(future).poll(cx) {
-                    Poll::Ready(value) => *output = Some(value),
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
-    outputs.into_iter().map(|output| output.expect("every future finished")).collect()
 }
 
 /// The result of a group whose task ended without one: it panicked, or it

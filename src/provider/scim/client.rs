@@ -26,12 +26,10 @@
 //! refusal to retry forever). A `404` to a removal is a success.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::future::{poll_fn, Future};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
 
+use futures_util::future::join_all;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -109,31 +107,6 @@ fn lost(error: &BatchError) -> Outcome {
 
 fn remote(id: &str) -> RemoteIds {
     RemoteIds { user_id: Some(id.to_owned()), ..RemoteIds::default() }
-}
-
-/// Runs `futures` together, answering their results in order. (Each takes
-/// its own permit of the client's request limit.)
-async fn join_all<'a, T>(futures: Vec<BoxFuture<'a, T>>) -> Vec<T> {
-    let mut pending: Vec<Option<Pin<Box<dyn Future<Output = T> + Send + 'a>>>> =
-        futures.into_iter().map(Some).collect();
-    let mut done: Vec<Option<T>> = pending.iter().map(|_| None).collect();
-    poll_fn(|cx| {
-        for (slot, result) in pending.iter_mut().zip(done.iter_mut()) {
-            if let Some(future) = slot {
-                if let Poll::Ready(value) = future.as_mut().poll(cx) {
-                    *result = Some(value);
-                    *slot = None;
-                }
-            }
-        }
-        if pending.iter().all(Option::is_none) {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    })
-    .await;
-    done.into_iter().map(|r| r.expect("every future finished")).collect()
 }
 
 impl Scim {
@@ -754,6 +727,7 @@ impl Scim {
             })
             .collect();
         let mut failed: HashMap<usize, Vec<(String, String)>> = HashMap::new();
+        // Each takes its own permit of the client's request limit.
         for (user, group, reason) in join_all(work).await.into_iter().flatten() {
             if let Some(&i) = owner.get(user.as_str()) {
                 failed.entry(i).or_default().push((group, reason));
@@ -777,6 +751,7 @@ impl Scim {
             .into_iter()
             .map(|i| -> BoxFuture<'_, (usize, Step)> { Box::pin(async move { (i, self.single(&batch[i]).await) }) })
             .collect();
+        // Each takes its own permit of the client's request limit.
         steps.extend(join_all(work).await);
         let failed_groups = self.patch_groups(&steps).await;
 
