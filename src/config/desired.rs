@@ -1,31 +1,53 @@
 //! What each address should look like: the resolved members, in address
 //! order.
 //!
-//! A sorted vector rather than a `BTreeMap`: the members are resolved into
-//! a vector and sorted once, and a map built from that vector held both at
-//! its peak (46 MB each for the benchmark's 114,850 addresses) and copied
-//! every entry again. Plan walks it in order; the few lookups are binary
+//! Not a `BTreeMap`: the members are resolved run by run (a run per piece of
+//! a large file, see `load`), and the runs stay where they were made, with
+//! an index of their entries in address order beside them. A map built
+//! from them held every entry twice at its peak (46 MB each for the
+//! benchmark's 114,850 addresses) and moved each one again; this way each
+//! run's entries are written once, while the parsed members they come from
+//! are freed run by run. Plan walks it in order; the few lookups are binary
 //! searches.
 
+use std::fmt;
 use std::ops::Range;
 
 use crate::address::Address;
 use crate::attributes::Attributes;
 
-/// The desired attributes of every configured address, sorted by address,
+/// The desired attributes of every configured address, in address order,
 /// each address once.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct Desired {
-    entries: Vec<(Address, Attributes)>,
+    /// The entries as resolved, in runs, in listing order.
+    runs: Vec<Vec<(Address, Attributes)>>,
+    /// Where each kept entry is (run, index), in address order.
+    order: Vec<(usize, usize)>,
 }
 
-/// [`Desired::iter`]'s iterator.
-pub type Iter<'a> =
-    std::iter::Map<std::slice::Iter<'a, (Address, Attributes)>, fn(&(Address, Attributes)) -> (&Address, &Attributes)>;
-
-fn pair(entry: &(Address, Attributes)) -> (&Address, &Attributes) {
-    (&entry.0, &entry.1)
+/// [`Desired::iter`]'s iterator: entries in address order.
+#[derive(Clone)]
+pub struct Iter<'a> {
+    runs: &'a [Vec<(Address, Attributes)>],
+    at: std::slice::Iter<'a, (usize, usize)>,
 }
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a Address, &'a Attributes);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let &(run, index) = self.at.next()?;
+        let (address, attributes) = &self.runs[run][index];
+        Some((address, attributes))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.at.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
 
 impl Desired {
     /// Nothing desired.
@@ -34,44 +56,64 @@ impl Desired {
         Self::default()
     }
 
-    /// From entries in any order; of an address listed twice, the last
+    /// From entries in listing order; of an address listed twice, the last
     /// entry is kept (as inserting them into a map one by one would).
     #[must_use]
-    pub fn from_entries(mut entries: Vec<(Address, Attributes)>) -> Self {
-        sort_keeping_order(&mut entries);
-        // Equal addresses are adjacent and in listing order: keep the last
-        // (`dedup_by` drops the later one, so it first takes its place).
-        entries.dedup_by(|later, earlier| {
+    pub fn from_entries(entries: Vec<(Address, Attributes)>) -> Self {
+        Self::from_runs(vec![entries])
+    }
+
+    /// From runs of entries, the runs and their entries in listing order;
+    /// of an address listed twice, the last entry is kept.
+    #[must_use]
+    pub fn from_runs(runs: Vec<Vec<(Address, Attributes)>>) -> Self {
+        let keys: Vec<(&str, usize, usize)> = runs
+            .iter()
+            .enumerate()
+            .flat_map(|(run, entries)| entries.iter().enumerate().map(move |(i, (a, _))| (a.as_str(), run, i)))
+            .collect();
+        // Run and index break ties, so equal addresses stay in listing
+        // order and the last of them is the one kept.
+        let mut keys = sorted(keys);
+        keys.dedup_by(|later, earlier| {
             let same = later.0 == earlier.0;
             if same {
                 std::mem::swap(later, earlier);
             }
             same
         });
-        Self { entries }
+        let order = keys.into_iter().map(|(_, run, index)| (run, index)).collect();
+        Self { runs, order }
     }
 
     /// How many addresses.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.order.len()
     }
 
     /// Whether no address is desired.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.order.is_empty()
     }
 
     /// Every address and its attributes, in address order.
+    #[must_use]
     pub fn iter(&self) -> Iter<'_> {
-        self.entries.iter().map(pair as fn(&(Address, Attributes)) -> (&Address, &Attributes))
+        Iter { runs: &self.runs, at: self.order.iter() }
+    }
+
+    fn address_at(&self, &(run, index): &(usize, usize)) -> &Address {
+        &self.runs[run][index].0
     }
 
     /// The attributes `address` should have.
     #[must_use]
     pub fn get(&self, address: &Address) -> Option<&Attributes> {
-        self.entries.binary_search_by(|(a, _)| a.cmp(address)).ok().map(|i| &self.entries[i].1)
+        let found = self.order.binary_search_by(|at| self.address_at(at).cmp(address)).ok()?;
+        let (run, index) = self.order[found];
+        Some(&self.runs[run][index].1)
     }
 
     /// Whether `address` is configured.
@@ -81,10 +123,25 @@ impl Desired {
     }
 
     /// The addresses in `range`, in order.
+    #[must_use]
     pub fn range(&self, range: Range<Address>) -> Iter<'_> {
-        let start = self.entries.partition_point(|(a, _)| *a < range.start);
-        let end = start + self.entries[start..].partition_point(|(a, _)| *a < range.end);
-        self.entries[start..end].iter().map(pair as fn(&(Address, Attributes)) -> (&Address, &Attributes))
+        let start = self.order.partition_point(|at| *self.address_at(at) < range.start);
+        let end = start + self.order[start..].partition_point(|at| *self.address_at(at) < range.end);
+        Iter { runs: &self.runs, at: self.order[start..end].iter() }
+    }
+}
+
+impl PartialEq for Desired {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Desired {}
+
+impl fmt::Debug for Desired {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
     }
 }
 
@@ -103,34 +160,10 @@ impl FromIterator<(Address, Attributes)> for Desired {
     }
 }
 
-/// Sorts by address, equal addresses staying in listing order.
-///
-/// Only compact (address, index) pairs are sorted, then the entries are
-/// permuted in place, so each large entry moves at most a few times rather
-/// than on every step of the sort.
-fn sort_keeping_order(entries: &mut [(Address, Attributes)]) {
-    let keys: Vec<(&str, usize)> = entries.iter().enumerate().map(|(i, (a, _))| (a.as_str(), i)).collect();
-    // The index breaks ties, so equal addresses stay in listing order.
-    let mut order: Vec<usize> = sorted(keys).into_iter().map(|(_, i)| i).collect();
-    // Afterwards `entries[i]` holds what was at `order[i]`: follow each cycle.
-    for start in 0..order.len() {
-        let mut current = start;
-        loop {
-            let next = order[current];
-            order[current] = current;
-            if next == start || next == current {
-                break;
-            }
-            entries.swap(current, next);
-            current = next;
-        }
-    }
-}
-
 /// Sorts `keys`, in two halves on two threads when there are two cores and
 /// enough keys, then merges them: addresses share long prefixes, so the
 /// comparisons are most of a large config's sort.
-fn sorted(mut keys: Vec<(&str, usize)>) -> Vec<(&str, usize)> {
+fn sorted<K: Ord + Copy + Send>(mut keys: Vec<K>) -> Vec<K> {
     const PARALLEL_FROM: usize = 1 << 14;
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     if cores < 2 || keys.len() < PARALLEL_FROM {
@@ -186,6 +219,11 @@ mod tests {
         }
         let desired = Desired::from_entries(entries());
         assert_eq!(desired.len(), expected.len());
+        // However the entries are cut into runs.
+        for cut in [1, 2, 5] {
+            let runs: Vec<Vec<_>> = entries().chunks(cut).map(<[_]>::to_vec).collect();
+            assert_eq!(Desired::from_runs(runs), desired, "runs of {cut}");
+        }
         assert!(desired.iter().eq(expected.iter()));
         for (address, attributes) in &expected {
             assert_eq!(desired.get(address), Some(attributes));

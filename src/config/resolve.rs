@@ -286,12 +286,12 @@ pub(crate) fn resolve(
     }
 
     let only_provider: Option<Vec<String>> = (providers.len() == 1).then(|| providers.keys().cloned().collect());
-    // Sized once: the addresses the members will make.
+    // Each run of members is resolved into a run of addresses, sized once.
     let default_providers =
         defaults.providers.as_ref().map_or(only_provider.as_ref().map_or(0, Vec::len), |d| d.value.len());
-    let addresses =
-        members.iter().flatten().flatten().map(|m| m.providers.as_ref().map_or(default_providers, Vec::len)).sum();
-    let mut desired = Vec::with_capacity(addresses);
+    let addresses_of =
+        |run: &[MemberConfig]| run.iter().map(|m| m.providers.as_ref().map_or(default_providers, Vec::len)).sum();
+    let mut desired = Vec::new();
     // Where each email was first seen: file and member index (the path is
     // only spelled out for a duplicate).
     let mut seen: HashMap<String, (usize, usize)> =
@@ -307,47 +307,54 @@ pub(crate) fn resolve(
             only_provider: only_provider.as_deref(),
             dir: &dir,
         };
-        let runs = std::mem::take(&mut members[file]);
-        for (index, member) in runs.into_iter().flat_map(Vec::into_iter).enumerate() {
-            member_count += 1;
-            let path = format!("members[{index}]");
-            let email = member.email.trim();
-            let mut report = Report { file, pending };
-            if email.is_empty() {
-                report.at_key(
-                    rules::MEMBER_NO_EMAIL,
-                    path.clone(),
-                    "member has no `email`",
-                    "every member needs `email:`".to_owned(),
-                );
-                continue;
+        let mut next_index = 0;
+        for run in std::mem::take(&mut members[file]) {
+            let mut resolved = Vec::with_capacity(addresses_of(&run));
+            let run_start = next_index;
+            next_index += run.len();
+            for (offset, member) in run.into_iter().enumerate() {
+                let index = run_start + offset;
+                member_count += 1;
+                let path = format!("members[{index}]");
+                let email = member.email.trim();
+                let mut report = Report { file, pending };
+                if email.is_empty() {
+                    report.at_key(
+                        rules::MEMBER_NO_EMAIL,
+                        path.clone(),
+                        "member has no `email`",
+                        "every member needs `email:`".to_owned(),
+                    );
+                    continue;
+                }
+                if !is_valid_email(email) {
+                    report.at(
+                        rules::EMAIL,
+                        format!("{path}.email"),
+                        format!("`{email}` is not a valid email address"),
+                        "write it as `name@example.com`".to_owned(),
+                    );
+                }
+                let key = normalize_email(email);
+                if let Some(&(first_file, first_index)) = seen.get(&key) {
+                    let first = (first_file, format!("members[{first_index}].email"));
+                    duplicate(pending, file, format!("{path}.email"), first, &format!("member `{email}`"));
+                    continue;
+                }
+                seen.insert(key, (file, index));
+                if !covering[file].is_empty() {
+                    let granted = granted(&member, &context);
+                    super::owners::check_member(&mut Report { file, pending }, &path, email, &granted, &covering[file]);
+                }
+                resolve_member(&mut Report { file, pending }, &path, member, &context, &mut resolved);
             }
-            if !is_valid_email(email) {
-                report.at(
-                    rules::EMAIL,
-                    format!("{path}.email"),
-                    format!("`{email}` is not a valid email address"),
-                    "write it as `name@example.com`".to_owned(),
-                );
-            }
-            let key = normalize_email(email);
-            if let Some(&(first_file, first_index)) = seen.get(&key) {
-                let first = (first_file, format!("members[{first_index}].email"));
-                duplicate(pending, file, format!("{path}.email"), first, &format!("member `{email}`"));
-                continue;
-            }
-            seen.insert(key, (file, index));
-            if !covering[file].is_empty() {
-                let granted = granted(&member, &context);
-                super::owners::check_member(&mut Report { file, pending }, &path, email, &granted, &covering[file]);
-            }
-            resolve_member(&mut Report { file, pending }, &path, member, &context, &mut desired);
+            desired.push(resolved);
         }
     }
     drop(members);
     let moved = check_moved(&files, &seen, pending);
 
-    let desired = super::Desired::from_entries(desired);
+    let desired = super::Desired::from_runs(desired);
     if let Some(origin) = &policy {
         let roles = catalog_of(&catalogs, CatalogKind::Roles);
         super::policy::check(&mut Report { file: origin.file, pending }, origin.value, roles, &providers, &desired);
