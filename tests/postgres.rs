@@ -713,3 +713,25 @@ fn driver_logs_do_not_hang_a_run() {
         assert!(t.read("stderr.log").contains("executing statement"), "the driver logged: {}", t.read("stderr.log"));
     }
 }
+
+// Regression: #13: records stream from the database in batches parsed on
+// the session's thread; a plan of many records sees each once, and a
+// record that does not parse is an error naming the state, never a plan
+// that invites the member again.
+#[test]
+fn records_stream_in_batches_and_a_corrupt_one_is_an_error() {
+    let (t, db) = pg_test(&sandbox_members(700), "batches");
+    t.cmd(&APPLY).expect(0);
+    assert_converged(&t);
+    let pg = Postgres::shared();
+    assert_eq!(pg.psql(&db, "SELECT count(*) FROM memberctl.resources WHERE state = 'batches'").trim(), "700");
+    pg.psql(
+        &db,
+        "UPDATE memberctl.resources SET record = '{\"not\": \"a record\"}'::jsonb \
+         WHERE state = 'batches' AND address = 'sandbox/p0600@example.com'",
+    );
+    let out = t.cmd(&["plan"]);
+    assert_ne!(out.code, 0, "{}", out.rendered());
+    assert!(out.stderr.contains("postgres state `batches`"), "{}", out.rendered());
+    assert!(!out.stdout.contains("to invite"), "{}", out.rendered());
+}

@@ -327,14 +327,21 @@ enum Item {
     /// The state's lineage and serial (none: no state yet), and whether
     /// intents are pending (then the state must be read whole).
     Header(Option<(Uuid, i64)>, bool),
-    /// One record's JSON.
-    Record(String),
+    /// The next records, parsed on the session's thread (so that parsing
+    /// overlaps with planning), a batch at a time (each hand-over wakes the
+    /// planning thread).
+    Records(Vec<Resource>),
+    /// A record that does not parse, and why.
+    Corrupt(String),
     /// The end of the reading.
     End(Result<(), Fail>),
 }
 
 /// Streams a state's records to `send` in address order, from one
 /// REPEATABLE READ snapshot, until `stop` is raised.
+/// Records handed over at a time by [`stream_records`].
+const RECORDS_PER_BATCH: usize = 256;
+
 async fn stream_records(
     client: &Client,
     name: &str,
@@ -372,15 +379,31 @@ async fn stream_records(
             )
             .await?;
         let mut rows = std::pin::pin!(rows);
+        let mut batch = Vec::with_capacity(RECORDS_PER_BATCH);
         while let Some(row) = rows.next().await {
             let row = row?;
             if stop.load(Ordering::Relaxed) {
-                break;
+                return Ok(());
             }
-            let record: String = row.get(0);
-            if send.send(Item::Record(record)).await.is_err() {
-                break;
+            let record: &str = row.get(0);
+            match serde_json::from_str::<Resource>(record) {
+                Ok(resource) => batch.push(resource),
+                Err(e) => {
+                    send.send(Item::Corrupt(e.to_string())).await.ok();
+                    return Ok(());
+                }
             }
+            if batch.len() == RECORDS_PER_BATCH
+                && send
+                    .send(Item::Records(std::mem::replace(&mut batch, Vec::with_capacity(RECORDS_PER_BATCH))))
+                    .await
+                    .is_err()
+            {
+                return Ok(());
+            }
+        }
+        if !batch.is_empty() {
+            send.send(Item::Records(batch)).await.ok();
         }
         Ok(())
     }
@@ -550,7 +573,7 @@ impl Backend for PostgresBackend {
         let stop = Arc::new(AtomicBool::new(false));
         // A tokio channel: the session's task waits for room without
         // blocking its thread; this (synchronous) side blocks.
-        let (send, mut receive) = tokio::sync::mpsc::channel::<Item>(1024);
+        let (send, mut receive) = tokio::sync::mpsc::channel::<Item>(16);
         let stopped = Arc::clone(&stop);
         self.session.spawn(move |client| async move {
             let streamed = stream_records(&client, &name, &send, &stopped).await;
@@ -558,6 +581,7 @@ impl Backend for PostgresBackend {
         });
         let mut outcome = Streamed::Missing;
         let mut declined = false;
+        let mut corrupted = None;
         let mut ended = None;
         while let Some(item) = receive.blocking_recv() {
             match item {
@@ -566,23 +590,28 @@ impl Backend for PostgresBackend {
                 Item::Header(Some((lineage, serial)), false) => {
                     outcome = Streamed::Done { lineage, serial: serial as u64 };
                 }
-                Item::Record(_) if declined => {}
-                Item::Record(text) => {
-                    let resource: Resource = serde_json::from_str(&text)
-                        .map_err(|e| self.session.error(corrupt(&self.name, e.to_string())))?;
-                    if !sink(&resource) {
-                        // Drain what is in flight so the snapshot ends before
-                        // the session is used again.
-                        declined = true;
-                        stop.store(true, Ordering::Relaxed);
-                        outcome = Streamed::Fallback;
+                Item::Records(_) if declined => {}
+                Item::Records(batch) => {
+                    for resource in &batch {
+                        if !sink(resource) {
+                            // Drain what is in flight so the snapshot ends
+                            // before the session is used again.
+                            declined = true;
+                            stop.store(true, Ordering::Relaxed);
+                            outcome = Streamed::Fallback;
+                            break;
+                        }
                     }
                 }
+                Item::Corrupt(detail) => corrupted = Some(detail),
                 Item::End(result) => {
                     ended = Some(result);
                     break;
                 }
             }
+        }
+        if let Some(detail) = corrupted {
+            return Err(self.session.error(corrupt(&self.name, detail)));
         }
         match ended {
             Some(Ok(())) => Ok(outcome),
