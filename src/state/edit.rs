@@ -3,6 +3,8 @@
 //! this module turns it into the same journaled record an apply makes, so
 //! the CLI never has to invent provider outcomes.
 
+use std::collections::BTreeMap;
+
 use super::{Recorder, State, StateError, Status};
 use crate::address::Address;
 use crate::attributes::Attributes;
@@ -87,11 +89,18 @@ pub fn record(
         }
     }
     let mut recorder = begin(state)?;
+    // One journal entry per provider, not per edit: a refresh may record
+    // thousands, and each entry is a sync (or two transactions).
+    let mut by_provider: BTreeMap<String, (Vec<Operation>, Vec<Outcome>)> = BTreeMap::new();
     for edit in edits {
         let (operation, outcome) = into_record(edit, &recorder);
-        let ops = [operation];
-        let batch = recorder.intent(ops[0].address.provider(), &ops)?;
-        recorder.outcome(batch, &ops, &[outcome])?;
+        let (ops, outcomes) = by_provider.entry(operation.address.provider().to_owned()).or_default();
+        ops.push(operation);
+        outcomes.push(outcome);
+    }
+    for (provider, (ops, outcomes)) in by_provider {
+        let batch = recorder.intent(&provider, &ops)?;
+        recorder.outcome(batch, &ops, &outcomes)?;
     }
     Ok(recorder.finish()?.0)
 }
