@@ -527,7 +527,7 @@ fn apply_bytes(n: usize, root: &Path) -> (u64, u64) {
     let config_path = dir.join("memberctl.yaml");
     fs::write(&config_path, apply_config(n, &fake.url()).0).expect("write config");
     let config = memberctl::config::load(std::slice::from_ref(&config_path)).expect("valid");
-    let plan = memberctl::plan::compute(&config, None, &memberctl::plan::Scope::default(), SystemTime::now());
+    let mut plan = memberctl::plan::compute(&config, None, &memberctl::plan::Scope::default(), SystemTime::now());
     let env = |name: &str| (name == "NETWORKED_API_KEY").then(|| API_KEY.to_owned());
     let clients = memberctl::apply::preflight(&plan, &env).expect("preflight");
     let paths = StatePaths::new(dir.join("memberctl.state.json"));
@@ -535,7 +535,7 @@ fn apply_bytes(n: usize, root: &Path) -> (u64, u64) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let (_, report) = runtime
         .block_on(memberctl::apply::run(
-            &plan,
+            &mut plan,
             clients,
             recorder,
             Arc::new(memberctl::apply::Silent),

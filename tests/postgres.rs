@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use memberctl::provider::{Operation, OperationKind, Outcome, RemoteIds};
+use memberctl::provider::{Operation, Outcome, RemoteIds};
 use memberctl::state::postgres::PostgresBackend;
 use memberctl::state::{Backend, StateError};
 
@@ -167,14 +167,7 @@ fn a_held_lock_names_its_holder_plans_do_not_queue_and_lock_timeout_waits() {
 }
 
 fn invite(email: &str) -> Operation {
-    Operation {
-        address: memberctl::address::Address::new("sandbox", email),
-        kind: OperationKind::Invite,
-        attributes: memberctl::attributes::Attributes { email: email.to_owned(), ..Default::default() },
-        repeat: false,
-        remote: RemoteIds::default(),
-        renamed_from: None,
-    }
+    Operation::invite("sandbox", memberctl::attributes::Attributes { email: email.to_owned(), ..Default::default() })
 }
 
 // Regression: #11: a writer whose lock was taken over commits nothing, even

@@ -6,7 +6,6 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use memberctl::address::Address;
 use memberctl::attributes::{Attributes, Method};
 use memberctl::provider::aptly::Aptly;
 use memberctl::provider::networked::Networked;
@@ -77,17 +76,6 @@ fn member(email: &str, name: &str) -> Attributes {
     }
 }
 
-fn invite(provider: &str, attributes: Attributes) -> Operation {
-    Operation {
-        address: Address::new(provider, &attributes.email),
-        kind: OperationKind::Invite,
-        attributes,
-        repeat: false,
-        remote: memberctl::provider::RemoteIds::default(),
-        renamed_from: None,
-    }
-}
-
 fn repeat(mut op: Operation) -> Operation {
     op.repeat = true;
     op
@@ -131,7 +119,7 @@ async fn networked_bulk_request_matches_the_seed_curl() {
     let client = networked(&server);
     let mut jane = member("jane.doe@yopmail.com", "Jane Doe");
     jane.note = Some("We would love to have you join our community.".to_owned());
-    let outcomes = client.send(&[invite("community", jane)]).await.expect("answer");
+    let outcomes = client.send(&[Operation::invite("community", jane)]).await.expect("answer");
 
     let requests = server.requests();
     assert_eq!(requests.len(), 1);
@@ -159,7 +147,7 @@ async fn networked_single_endpoint_form_matches_the_seed_curl() {
     let mut example = member("example9@yopmail.com", "Example User 9");
     example.roles = vec![ROLE2.to_owned()];
     example.password_file = Some(password_file.display().to_string());
-    let outcomes = client.send(&[invite("community", example)]).await.expect("answer");
+    let outcomes = client.send(&[Operation::invite("community", example)]).await.expect("answer");
 
     let request = &server.requests()[0];
     assert_eq!(request.method, "POST");
@@ -186,7 +174,10 @@ async fn networked_direct_add_sends_the_password_but_never_shows_it() {
     direct.method = Method::Direct;
     direct.plans = vec![PLAN_A.to_owned()];
     direct.password_file = Some(password_file.display().to_string());
-    let ops = vec![invite("community", direct.clone()), invite("community", member("bulk@example.com", "Bulk Person"))];
+    let ops = vec![
+        Operation::invite("community", direct.clone()),
+        Operation::invite("community", member("bulk@example.com", "Bulk Person")),
+    ];
     let batches = client.batches(ops);
     assert_eq!(batches.len(), 2, "a direct add never shares the bulk request");
     let mut outcomes = Vec::new();
@@ -216,7 +207,7 @@ async fn networked_direct_add_sends_the_password_but_never_shows_it() {
     "#);
 
     // A second direct add of the same member: refused as a duplicate, adopted, and still no password anywhere.
-    let again = client.send(&[invite("community", direct)]).await.expect("answer");
+    let again = client.send(&[Operation::invite("community", direct)]).await.expect("answer");
     let shown = format!("{again:?} {outcomes:?}");
     assert!(!shown.contains(PASSWORD));
     insta::assert_snapshot!(render(&again), @r#"Adopted { message: "User already exists", remote: RemoteIds { invite_id: None, user_id: None, timestamp_ms: None } }"#);
@@ -247,10 +238,10 @@ async fn secrets_echoed_by_the_provider_are_scrubbed() {
     let mut direct = member("dana@example.com", "Dana Direct");
     direct.method = Method::Direct;
     direct.password_file = Some(password_file.display().to_string());
-    let first = client.send(&[invite("community", direct.clone())]).await.expect("answer");
+    let first = client.send(&[Operation::invite("community", direct.clone())]).await.expect("answer");
     insta::assert_snapshot!(render(&first), @r#"Failed { reason: "weak password: [redacted]" }"#);
     // On the one-user endpoint a refused request is that member's outcome.
-    let second = client.send(&[invite("community", direct)]).await.expect("answer");
+    let second = client.send(&[Operation::invite("community", direct)]).await.expect("answer");
     let shown = format!("{second:?}");
     assert!(!shown.contains(PASSWORD) && !shown.contains("echo-Me%20Please%401"), "{shown}");
     assert!(!shown.contains(fake_networked::API_KEY), "{shown}");
@@ -273,7 +264,7 @@ async fn aptly_request_matches_the_seed_curl() {
         manager_id: Some("623010c7-bbd4-4cab-94ca-a3b617a74933".to_owned()),
         ..Attributes::default()
     };
-    let outcomes = client.send(&[invite("workforce", maryam)]).await.expect("answer");
+    let outcomes = client.send(&[Operation::invite("workforce", maryam)]).await.expect("answer");
 
     let request = &server.requests()[0];
     assert_eq!(request.method, "POST");
@@ -301,7 +292,7 @@ async fn aptly_derives_names_and_passes_existing_user_through() {
     let mut ann = member("ann@example.com", "Mary Ann van Berg");
     ann.roles = vec!["bbc5418c-8d81-4756-b3e6-84e1e87f06c3".to_owned()];
     ann.existing_user = serde_json::json!({"userId": "u-1"}).as_object().cloned();
-    client.send(&[invite("workforce", ann)]).await.expect("answer");
+    client.send(&[Operation::invite("workforce", ann)]).await.expect("answer");
     let user = &server.requests()[0].json()["users"][0];
     assert_eq!(user["firstName"], "Mary Ann van");
     assert_eq!(user["lastName"], "Berg");
@@ -320,10 +311,10 @@ async fn networked_partial_success_gives_each_email_its_outcome() {
     let mut bad_role = member("badrole@example.com", "Bad Role");
     bad_role.roles = vec!["not-an-object-id".to_owned()];
     let ops = vec![
-        invite("community", member("new@example.com", "New Member")),
-        invite("community", member("Old@Example.com", "Old Member")),
-        invite("community", bad_role),
-        invite("community", member("not-an-email", "Nobody")),
+        Operation::invite("community", member("new@example.com", "New Member")),
+        Operation::invite("community", member("Old@Example.com", "Old Member")),
+        Operation::invite("community", bad_role),
+        Operation::invite("community", member("not-an-email", "Nobody")),
     ];
     let outcomes = client.send(&ops).await.expect("answer");
     insta::assert_snapshot!(render(&outcomes), @r#"
@@ -339,8 +330,10 @@ async fn networked_repeat_send_reads_a_reasonless_refusal_as_already_there() {
     let server = FakeNetworked::start();
     server.add_member("jane.doe@yopmail.com", "Jane Doe");
     let client = networked(&server);
-    let outcomes =
-        client.send(&[repeat(invite("community", member("jane.doe@yopmail.com", "Jane Doe")))]).await.expect("answer");
+    let outcomes = client
+        .send(&[repeat(Operation::invite("community", member("jane.doe@yopmail.com", "Jane Doe")))])
+        .await
+        .expect("answer");
     insta::assert_snapshot!(render(&outcomes), @r#"Adopted { message: "Networked refused this email without a reason in answer to a repeat send: the earlier send, whose answer was lost, evidently arrived", remote: RemoteIds { invite_id: None, user_id: None, timestamp_ms: None } }"#);
 }
 
@@ -350,9 +343,9 @@ async fn aptly_partial_success_and_duplicates_are_adopted() {
     server.add_member("taken@example.com", "Taken", "Already");
     let client = aptly_with(&server, |_| {});
     let ops = vec![
-        invite("workforce", member("fresh@example.com", "Fresh Face")),
-        invite("workforce", member("TAKEN@example.com", "Taken Already")),
-        invite("workforce", member("broken-email", "Broken Email")),
+        Operation::invite("workforce", member("fresh@example.com", "Fresh Face")),
+        Operation::invite("workforce", member("TAKEN@example.com", "Taken Already")),
+        Operation::invite("workforce", member("broken-email", "Broken Email")),
     ];
     let outcomes = client.send(&ops).await.expect("answer");
     insta::assert_snapshot!(render(&outcomes), @r#"
@@ -393,8 +386,8 @@ async fn both_vendors_read_refusal_messages_alike() {
     });
     let pair = |provider: &str| {
         vec![
-            invite(provider, member("gone@example.com", "Gone Person")),
-            invite(provider, member("here@example.com", "Here Person")),
+            Operation::invite(provider, member("gone@example.com", "Gone Person")),
+            Operation::invite(provider, member("here@example.com", "Here Person")),
         ]
     };
     let networked = networked(&nw).send(&pair("community")).await.expect("answer");
@@ -417,8 +410,8 @@ async fn aptly_answer_missing_an_email_makes_it_uncertain() {
     });
     let client = aptly_with(&server, |_| {});
     let ops = vec![
-        invite("workforce", member("a@example.com", "A Person")),
-        invite("workforce", member("b@example.com", "B Person")),
+        Operation::invite("workforce", member("a@example.com", "A Person")),
+        Operation::invite("workforce", member("b@example.com", "B Person")),
     ];
     let outcomes = client.send(&ops).await.expect("answer");
     insta::assert_snapshot!(render(&outcomes), @r#"
@@ -436,7 +429,7 @@ async fn networked_batches_only_share_a_plan_set() {
     let with_plans = |email: &str, plans: &[&str]| {
         let mut m = member(email, "Some One");
         m.plans = plans.iter().map(|p| (*p).to_owned()).collect();
-        invite("community", m)
+        Operation::invite("community", m)
     };
     let ops = vec![
         with_plans("a1@example.com", &[PLAN_A]),
@@ -480,7 +473,7 @@ async fn batch_size_limit_is_a_clear_non_retried_error() {
     server.set_max_batch(2);
     let client = networked(&server);
     let ops: Vec<Operation> =
-        (0..3).map(|i| invite("community", member(&format!("p{i}@example.com"), "Some One"))).collect();
+        (0..3).map(|i| Operation::invite("community", member(&format!("p{i}@example.com"), "Some One"))).collect();
     let error = client.send(&ops).await.expect_err("413");
     assert_eq!(server.request_count(), 1, "a 413 is not retried");
     insta::assert_snapshot!(render_error(&error), @r"
@@ -499,7 +492,8 @@ async fn a_429_with_retry_after_is_honoured_then_succeeds() {
     server.push_fault(Fault::TooManyRequests { retry_after: Some("1".to_owned()) });
     let client = networked(&server);
     let started = Instant::now();
-    let outcomes = client.send(&[invite("community", member("jane@example.com", "Jane Doe"))]).await.expect("answer");
+    let outcomes =
+        client.send(&[Operation::invite("community", member("jane@example.com", "Jane Doe"))]).await.expect("answer");
     assert!(started.elapsed() >= Duration::from_millis(950), "waited only {:?}", started.elapsed());
     assert!(matches!(outcomes[0], Outcome::Invited(_)), "{outcomes:?}");
     assert_eq!(server.request_count(), 2);
@@ -515,7 +509,10 @@ async fn a_retry_after_longer_than_the_budget_stops_the_provider_and_says_when()
     server.push_fault(Fault::TooManyRequests { retry_after: Some("Tue, 31 Dec 2999 23:58:00 GMT".to_owned()) });
     let client = aptly_with(&server, |s| s.retry_budget_ms = 2_000);
     let started = Instant::now();
-    let error = client.send(&[invite("workforce", member("cap@example.com", "Cap Ped"))]).await.expect_err("stopped");
+    let error = client
+        .send(&[Operation::invite("workforce", member("cap@example.com", "Cap Ped"))])
+        .await
+        .expect_err("stopped");
     assert!(started.elapsed() < Duration::from_secs(2), "it did not wait: {:?}", started.elapsed());
     assert_eq!(server.request_count(), 1);
     assert!(error.fatal && !error.uncertain, "{error:?}");
@@ -527,7 +524,8 @@ async fn a_retry_after_longer_than_the_budget_stops_the_provider_and_says_when()
         error.message
     );
     // Every later request to this provider fails the same way, unsent.
-    let again = client.send(&[invite("workforce", member("next@example.com", "Next One"))]).await.expect_err("shut");
+    let again =
+        client.send(&[Operation::invite("workforce", member("next@example.com", "Next One"))]).await.expect_err("shut");
     assert_eq!(server.request_count(), 1, "nothing more is sent");
     assert_eq!(again.message, error.message);
 }
@@ -539,7 +537,8 @@ async fn many_429s_are_retried_beyond_max_attempts() {
     let server = FakeNetworked::start();
     server.push_faults((0..6).map(|_| Fault::TooManyRequests { retry_after: None }));
     let client = networked_with(&server, |s| s.max_attempts = 2);
-    let outcomes = client.send(&[invite("community", member("jane@example.com", "Jane Doe"))]).await.expect("answer");
+    let outcomes =
+        client.send(&[Operation::invite("community", member("jane@example.com", "Jane Doe"))]).await.expect("answer");
     assert!(matches!(outcomes[0], Outcome::Invited(_)), "{outcomes:?}");
     assert_eq!(server.request_count(), 7);
 }
@@ -551,8 +550,8 @@ async fn a_retry_after_pauses_every_request_to_the_provider() {
     let server = FakeNetworked::start();
     server.push_fault(Fault::TooManyRequests { retry_after: Some("1".to_owned()) });
     let client = networked(&server);
-    let first = [invite("community", member("one@example.com", "One Person"))];
-    let second = [invite("community", member("two@example.com", "Two Person"))];
+    let first = [Operation::invite("community", member("one@example.com", "One Person"))];
+    let second = [Operation::invite("community", member("two@example.com", "Two Person"))];
     let started = Instant::now();
     let later = async {
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -572,7 +571,8 @@ async fn a_500_is_retried_then_succeeds() {
     let server = FakeAptly::start();
     server.push_faults([Fault::Status(500), Fault::Status(503)]);
     let client = aptly_with(&server, |_| {});
-    let outcomes = client.send(&[invite("workforce", member("jane@example.com", "Jane Doe"))]).await.expect("answer");
+    let outcomes =
+        client.send(&[Operation::invite("workforce", member("jane@example.com", "Jane Doe"))]).await.expect("answer");
     assert!(matches!(outcomes[0], Outcome::Invited(_)), "{outcomes:?}");
     assert_eq!(server.request_count(), 3);
     assert_eq!(server.times_received("jane@example.com"), 1);
@@ -583,7 +583,10 @@ async fn retries_exhausted_fail_the_batch_without_uncertainty() {
     let server = FakeNetworked::start();
     server.push_faults([Fault::Status(500), Fault::Status(500), Fault::Status(500)]);
     let client = networked(&server);
-    let error = client.send(&[invite("community", member("jane@example.com", "Jane Doe"))]).await.expect_err("gave up");
+    let error = client
+        .send(&[Operation::invite("community", member("jane@example.com", "Jane Doe"))])
+        .await
+        .expect_err("gave up");
     assert_eq!(server.request_count(), 3);
     insta::assert_snapshot!(render_error(&error), @r"
     uncertain: false
@@ -598,7 +601,8 @@ async fn a_502_with_an_html_body_is_quoted_and_uncertain() {
     let server = FakeNetworked::start();
     server.push_fault(Fault::BadGatewayHtml);
     let client = networked_with(&server, |s| s.max_attempts = 1);
-    let error = client.send(&[invite("community", member("jane@example.com", "Jane Doe"))]).await.expect_err("502");
+    let error =
+        client.send(&[Operation::invite("community", member("jane@example.com", "Jane Doe"))]).await.expect_err("502");
     insta::assert_snapshot!(render_error(&error), @r#"
     uncertain: true
     fatal: false
@@ -613,7 +617,8 @@ async fn auth_failure_names_the_env_var_never_the_value() {
     let server = FakeNetworked::start();
     let s = settings(ProviderKind::Networked, "community", &server.url());
     let client = Networked::new(s, &env_with(WRONG)).expect("client").with_backoff(FAST);
-    let error = client.send(&[invite("community", member("jane@example.com", "Jane Doe"))]).await.expect_err("401");
+    let error =
+        client.send(&[Operation::invite("community", member("jane@example.com", "Jane Doe"))]).await.expect_err("401");
     assert_eq!(server.request_count(), 1, "a 401 is never retried");
     assert!(!format!("{error:?} {error}").contains(WRONG));
     insta::assert_snapshot!(render_error(&error), @r"
@@ -626,7 +631,8 @@ async fn auth_failure_names_the_env_var_never_the_value() {
     let server = FakeAptly::start();
     let s = settings(ProviderKind::Aptly, "workforce", &server.url());
     let client = Aptly::new(s, &env_with(WRONG)).expect("client");
-    let error = client.send(&[invite("workforce", member("jane@example.com", "Jane Doe"))]).await.expect_err("401");
+    let error =
+        client.send(&[Operation::invite("workforce", member("jane@example.com", "Jane Doe"))]).await.expect_err("401");
     assert!(error.fatal && error.message.contains("bearer token from the env var `APTLY_TOKEN_FOR_TEST`"), "{error:?}");
     assert!(!format!("{error:?}").contains(WRONG));
 }
@@ -649,7 +655,10 @@ async fn unreachable_host_is_one_fatal_line() {
     let mut s = settings(ProviderKind::Aptly, "workforce", &format!("http://127.0.0.1:{port}"));
     s.max_attempts = 2;
     let client = Aptly::new(s, &env_with(fake_aptly::TOKEN)).expect("client").with_backoff(FAST);
-    let error = client.send(&[invite("workforce", member("jane@example.com", "Jane Doe"))]).await.expect_err("refused");
+    let error = client
+        .send(&[Operation::invite("workforce", member("jane@example.com", "Jane Doe"))])
+        .await
+        .expect_err("refused");
     assert!(error.fatal && !error.uncertain, "{error:?}");
     assert!(!error.message.contains('\n'));
     assert!(
@@ -665,7 +674,8 @@ async fn tls_failure_is_one_fatal_line() {
     let mut s = settings(ProviderKind::Networked, "community", &server.url().replace("http://", "https://"));
     s.max_attempts = 2;
     let client = Networked::new(s, &env_with(fake_networked::API_KEY)).expect("client").with_backoff(FAST);
-    let error = client.send(&[invite("community", member("jane@example.com", "Jane Doe"))]).await.expect_err("tls");
+    let error =
+        client.send(&[Operation::invite("community", member("jane@example.com", "Jane Doe"))]).await.expect_err("tls");
     assert!(error.fatal && !error.uncertain, "{error:?}");
     assert!(!error.message.contains('\n'));
     assert!(error.message.contains("cannot reach the provider"), "{error:?}");
@@ -696,7 +706,7 @@ async fn dropped_connection_is_uncertain_and_a_repeat_send_adopts() {
     let server = FakeNetworked::start();
     server.push_fault(Fault::DropAfterProcessing);
     let client = networked_with(&server, |s| s.max_attempts = 1);
-    let op = invite("community", member("jane.doe@yopmail.com", "Jane Doe"));
+    let op = Operation::invite("community", member("jane.doe@yopmail.com", "Jane Doe"));
     let error = client.send(std::slice::from_ref(&op)).await.expect_err("dropped");
     assert!(error.uncertain && !error.fatal, "{error:?}");
     assert!(stable(&error.message).contains("the connection failed before an answer"), "{error:?}");
@@ -712,8 +722,10 @@ async fn dropped_connection_then_retry_within_one_send_adopts() {
     let server = FakeNetworked::start();
     server.push_fault(Fault::DropAfterProcessing);
     let client = networked(&server);
-    let outcomes =
-        client.send(&[invite("community", member("jane.doe@yopmail.com", "Jane Doe"))]).await.expect("answer");
+    let outcomes = client
+        .send(&[Operation::invite("community", member("jane.doe@yopmail.com", "Jane Doe"))])
+        .await
+        .expect("answer");
     assert!(matches!(outcomes[0], Outcome::Adopted { .. }), "{outcomes:?}");
     assert_eq!(server.request_count(), 2);
 }
@@ -723,7 +735,8 @@ async fn dropped_connection_before_processing_then_retry_invites() {
     let server = FakeAptly::start();
     server.push_fault(Fault::DropBeforeProcessing);
     let client = aptly_with(&server, |_| {});
-    let outcomes = client.send(&[invite("workforce", member("jane@example.com", "Jane Doe"))]).await.expect("answer");
+    let outcomes =
+        client.send(&[Operation::invite("workforce", member("jane@example.com", "Jane Doe"))]).await.expect("answer");
     assert!(matches!(outcomes[0], Outcome::Invited(_)), "{outcomes:?}");
 }
 
@@ -735,15 +748,19 @@ async fn slow_answer_times_out_as_uncertain_and_the_retry_adopts() {
         s.timeout_ms = 300;
         s.max_attempts = 1;
     });
-    let error =
-        client.send(&[invite("workforce", member("slow@example.com", "Slow Poke"))]).await.expect_err("timeout");
+    let error = client
+        .send(&[Operation::invite("workforce", member("slow@example.com", "Slow Poke"))])
+        .await
+        .expect_err("timeout");
     assert!(error.uncertain && !error.fatal, "{error:?}");
     assert!(error.message.contains("no answer within 300 ms"), "{error:?}");
 
     server.push_fault(Fault::SlowAnswer(Duration::from_millis(1_500)));
     let client = aptly_with(&server, |s| s.timeout_ms = 300);
-    let outcomes =
-        client.send(&[invite("workforce", member("slower@example.com", "Slower Poke"))]).await.expect("answer");
+    let outcomes = client
+        .send(&[Operation::invite("workforce", member("slower@example.com", "Slower Poke"))])
+        .await
+        .expect("answer");
     assert!(matches!(outcomes[0], Outcome::Adopted { .. }), "{outcomes:?}");
     assert_eq!(server.times_received("slower@example.com"), 2);
 }
@@ -765,7 +782,7 @@ async fn malformed_answers_never_yield_invited() {
         let server = FakeNetworked::start();
         server.push_fault(Fault::Raw { status: 200, content_type, body: body.to_owned(), process: true });
         let client = networked_with(&server, |s| s.max_attempts = 1);
-        let result = client.send(&[invite("community", member("jane@example.com", "Jane Doe"))]).await;
+        let result = client.send(&[Operation::invite("community", member("jane@example.com", "Jane Doe"))]).await;
         match result {
             Err(error) => assert!(error.uncertain, "{body}: {error:?}"),
             Ok(outcomes) => {
@@ -776,7 +793,7 @@ async fn malformed_answers_never_yield_invited() {
         let server = FakeAptly::start();
         server.push_fault(Fault::Raw { status: 200, content_type, body: body.to_owned(), process: true });
         let client = aptly_with(&server, |s| s.max_attempts = 1);
-        let result = client.send(&[invite("workforce", member("jane@example.com", "Jane Doe"))]).await;
+        let result = client.send(&[Operation::invite("workforce", member("jane@example.com", "Jane Doe"))]).await;
         match result {
             Err(error) => assert!(error.uncertain, "{body}: {error:?}"),
             Ok(outcomes) => {
@@ -796,8 +813,10 @@ async fn truncated_json_is_quoted() {
         process: true,
     });
     let client = aptly_with(&server, |s| s.max_attempts = 1);
-    let error =
-        client.send(&[invite("workforce", member("jane@example.com", "Jane Doe"))]).await.expect_err("truncated");
+    let error = client
+        .send(&[Operation::invite("workforce", member("jane@example.com", "Jane Doe"))])
+        .await
+        .expect_err("truncated");
     insta::assert_snapshot!(render_error(&error), @r#"
     uncertain: true
     fatal: false
@@ -816,7 +835,7 @@ async fn rate_limit_spaces_requests_across_concurrent_sends() {
         s.batch_size = 1;
     });
     let ops: Vec<Operation> =
-        (0..6).map(|i| invite("community", member(&format!("r{i}@example.com"), "Rate Limited"))).collect();
+        (0..6).map(|i| Operation::invite("community", member(&format!("r{i}@example.com"), "Rate Limited"))).collect();
     let batches = client.batches(ops);
     let started = Instant::now();
     let sends = batches.iter().map(|b| client.send(b));
@@ -857,7 +876,7 @@ async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) 
 async fn unsupported_operations_fail_without_a_request() {
     let server = FakeNetworked::start();
     let client = networked(&server);
-    let mut op = invite("community", member("jane@example.com", "Jane Doe"));
+    let mut op = Operation::invite("community", member("jane@example.com", "Jane Doe"));
     op.kind = OperationKind::Remove;
     let outcomes = client.send(&[op]).await.expect("answer");
     assert!(matches!(&outcomes[0], Outcome::Failed { reason } if reason.contains("cannot remove")), "{outcomes:?}");
@@ -872,7 +891,9 @@ async fn many_members_over_both_providers_are_each_received_once() {
     let workforce = aptly_with(&aptly_server, |s| s.batch_size = 50);
     let ops = |provider: &str, n: usize| -> Vec<Operation> {
         (0..n)
-            .map(|i| invite(provider, member(&format!("user{i:03}@example.com"), &format!("User Number{i}"))))
+            .map(|i| {
+                Operation::invite(provider, member(&format!("user{i:03}@example.com"), &format!("User Number{i}")))
+            })
             .collect()
     };
     let mut invited = 0;

@@ -215,26 +215,11 @@ pub fn preflight(
     }
 }
 
-/// The operations of a plan, per provider, in address order (their
-/// attributes copied from the plan).
-fn operations(plan: &Plan, state: &State) -> BTreeMap<String, Vec<Operation>> {
-    let mut out: BTreeMap<String, Vec<Operation>> = BTreeMap::new();
-    for change in &plan.changes {
-        let Some(kind) = change.action.operation() else { continue };
-        let attributes = match kind {
-            provider::OperationKind::Remove => change.before.clone(),
-            _ => change.after.clone(),
-        };
-        let Some(attributes) = attributes else { continue };
-        out.entry(change.provider.clone()).or_default().push(operation(change, kind, *attributes, state));
-    }
-    out
-}
-
-/// [`operations`], moved out of the plan instead of copied: the plan keeps
-/// only the changes that send nothing (manual ones), which with its
-/// providers and counts is all a summary of the apply reads.
-fn operations_taking(plan: &mut Plan, state: &State) -> BTreeMap<String, Vec<Operation>> {
+/// The operations of a plan, per provider, in address order, moved out of
+/// the plan instead of copied: the plan keeps only the changes that send
+/// nothing (manual ones), which with its providers and counts is all a
+/// summary of the apply reads.
+fn take_operations(plan: &mut Plan, state: &State) -> BTreeMap<String, Vec<Operation>> {
     // Each provider's list sized exactly: grown by doubling, the last
     // growth alone would hold 1.5 times the operations at once.
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
@@ -274,23 +259,6 @@ fn operations_taking(plan: &mut Plan, state: &State) -> BTreeMap<String, Vec<Ope
     out
 }
 
-/// The operation that carries out `change` with `attributes`.
-fn operation(
-    change: &crate::plan::Change,
-    kind: provider::OperationKind,
-    attributes: crate::attributes::Attributes,
-    state: &State,
-) -> Operation {
-    Operation {
-        address: change.address.clone(),
-        kind,
-        attributes,
-        repeat: change.repeat,
-        remote: recorded_remote(change, state),
-        renamed_from: change.moved_from.clone(),
-    }
-}
-
 /// The provider's ids for the user a change acts on, as recorded.
 fn recorded_remote(change: &crate::plan::Change, state: &State) -> provider::RemoteIds {
     // A rename acts on the user recorded under its old address.
@@ -302,32 +270,20 @@ fn recorded_remote(change: &crate::plan::Change, state: &State) -> provider::Rem
 /// abandoned (their addresses then become `uncertain`).
 pub const GRACE: Duration = Duration::from_secs(10);
 
-/// Carries `plan` out. `clients` come from [`preflight`]. Returns the
-/// final state as written and what happened.
-pub async fn run(
-    plan: &Plan,
-    clients: BTreeMap<String, Arc<dyn Provider>>,
-    recorder: Recorder,
-    reporter: Arc<dyn Reporter>,
-    cancel: Cancel,
-) -> Result<(State, ApplyReport), ApplyError> {
-    let operations = operations(plan, recorder.state());
-    run_with_grace(plan, operations, clients, recorder, reporter, cancel, GRACE).await
-}
-
-/// [`run`], moving the operations out of `plan` rather than copying them:
-/// every member's change is in memory once, not twice, while sending.
-/// Afterwards the plan holds only its manual changes (with its providers
+/// Carries `plan` out, moving the operations out of it rather than copying
+/// them (`clients` come from [`preflight`]); returns the final state as
+/// written and what happened. Every member's change is so in memory once,
+/// not twice, while sending. Afterwards the plan holds only its manual changes (with its providers
 /// and counts): all that [`summary::ApplySummary::of`] and the CLI's
 /// summary read.
-pub async fn run_taking(
+pub async fn run(
     plan: &mut Plan,
     clients: BTreeMap<String, Arc<dyn Provider>>,
     recorder: Recorder,
     reporter: Arc<dyn Reporter>,
     cancel: Cancel,
 ) -> Result<(State, ApplyReport), ApplyError> {
-    let operations = operations_taking(plan, recorder.state());
+    let operations = take_operations(plan, recorder.state());
     run_with_grace(plan, operations, clients, recorder, reporter, cancel, GRACE).await
 }
 

@@ -78,7 +78,8 @@ async fn apply(misbehaviour: Misbehaviour, cancel_after: Option<Duration>) -> (P
         });
     }
     let grace = Duration::from_millis(50);
-    let operations = super::operations(&plan, recorder.state());
+    // The plan is kept whole for the assertions; its copy gives up the operations.
+    let operations = super::take_operations(&mut plan.clone(), recorder.state());
     let (state, report) = run_with_grace(&plan, operations, clients, recorder, Arc::new(Silent), cancel, grace)
         .await
         .expect("apply finishes");
@@ -228,7 +229,7 @@ async fn batches_sent_together_share_one_journal_entry_of_at_most_concurrency_ba
     }));
     let mut taken = plan.clone();
     let (state, report) =
-        super::run_taking(&mut taken, clients, recorder, Arc::new(Silent), Cancel::new()).await.expect("applies");
+        super::run(&mut taken, clients, recorder, Arc::new(Silent), Cancel::new()).await.expect("applies");
     assert_eq!(*intents.lock().expect("poisoned"), [3, 3, 1], "groups of up to `concurrency` batches");
     assert_eq!(client.most.load(std::sync::atomic::Ordering::SeqCst), 3, "a group's requests go out together");
     assert_eq!(report.invited.len(), 7, "{report:?}");
@@ -289,7 +290,8 @@ async fn an_abandoned_group_keeps_the_answers_it_had() {
         tokio::time::sleep(Duration::from_millis(50)).await;
         later.cancel();
     });
-    let operations = super::operations(&plan, recorder.state());
+    // The plan is kept whole for the assertions; its copy gives up the operations.
+    let operations = super::take_operations(&mut plan.clone(), recorder.state());
     let (state, report) =
         run_with_grace(&plan, operations, clients, recorder, Arc::new(Silent), cancel, Duration::from_millis(50))
             .await

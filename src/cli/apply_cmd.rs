@@ -214,7 +214,7 @@ fn apply(args: &ApplyArgs, cx: &mut Context<'_>, summary: &mut Option<ApplySumma
     let cancel = Cancel::new();
     let result = runtime.block_on(async {
         watch_signals(cancel.clone());
-        apply::run_taking(&mut plan, clients, recorder, progress.clone(), cancel.clone()).await
+        apply::run(&mut plan, clients, recorder, progress.clone(), cancel.clone()).await
     });
     let progress_written = progress.finish();
     drop(lock);

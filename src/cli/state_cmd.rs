@@ -8,6 +8,7 @@ use std::io::{self, Write};
 
 use super::{Context, Outcome, ShowFormat, StateCommand, Success};
 use crate::address::Address;
+use crate::config::Config;
 use crate::error::Error;
 use crate::plan;
 use crate::provider::RemoteIds;
@@ -147,9 +148,19 @@ fn recover(cx: &mut Context<'_>, backend: &mut dyn Backend, path: &std::path::Pa
     Ok(())
 }
 
+/// The config the backend was chosen by, or, when none was found then, the
+/// config read now (which reports that it is missing): it is read once.
+fn required<'c>(cx: &Context<'_>, config: &'c mut Option<Config>) -> Result<&'c Config, Error> {
+    if config.is_none() {
+        *config = Some(cx.load_config()?);
+    }
+    Ok(config.as_ref().expect("read just above"))
+}
+
 pub(super) fn run(command: &StateCommand, cx: &mut Context<'_>) -> Outcome {
-    let config = cx.config_if_any()?;
+    let mut config = cx.config_if_any()?;
     let mut backend = cx.state_backend(config.as_ref())?;
+    let config = &mut config;
     match command {
         StateCommand::List => {
             let loaded = backend.load()?;
@@ -183,14 +194,7 @@ pub(super) fn run(command: &StateCommand, cx: &mut Context<'_>) -> Outcome {
             }
         }
         StateCommand::Import { address, invite_id, user_id } => {
-            // Read once: the config the backend was chosen by, when there is one.
-            let loaded;
-            let config = if let Some(config) = &config {
-                config
-            } else {
-                loaded = cx.load_config()?;
-                &loaded
-            };
+            let config = required(cx, config)?;
             let attributes = config.desired.get(address).cloned().ok_or_else(|| {
                 Error::usage(
                     format!("`{address}` is not in the config"),
@@ -224,14 +228,7 @@ pub(super) fn run(command: &StateCommand, cx: &mut Context<'_>) -> Outcome {
             cx.ui.println(&format!("Moved `{from}` to `{to}` in the state (the provider was not contacted)."))?;
         }
         StateCommand::MarkDone { addresses } => {
-            // Read once: the config the backend was chosen by, when there is one.
-            let loaded;
-            let config = if let Some(config) = &config {
-                config
-            } else {
-                loaded = cx.load_config()?;
-                &loaded
-            };
+            let config = required(cx, config)?;
             let mut done = Vec::new();
             change_state(cx, backend.as_mut(), "state mark-done", |state| {
                 let marked = plan::done_by_hand::edits(config, state, addresses, crate::clock::now())?;

@@ -245,6 +245,22 @@ pub struct Operation {
     pub renamed_from: Option<Address>,
 }
 
+impl Operation {
+    /// A first invitation of `attributes` at `provider`: nothing recorded,
+    /// never sent before.
+    #[must_use]
+    pub fn invite(provider: &str, attributes: Attributes) -> Self {
+        Operation {
+            address: Address::new(provider, &attributes.email),
+            kind: OperationKind::Invite,
+            attributes,
+            remote: RemoteIds::default(),
+            repeat: false,
+            renamed_from: None,
+        }
+    }
+}
+
 /// Remote ids a provider returned.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RemoteIds {

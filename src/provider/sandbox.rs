@@ -428,19 +428,11 @@ impl super::ProviderType for SandboxType {
 #[cfg(test)]
 mod tests {
     use super::Sandbox;
-    use crate::address::Address;
     use crate::attributes::Attributes;
-    use crate::provider::{Operation, OperationKind, Outcome, Provider, ProviderSettings, RemoteIds};
+    use crate::provider::{Operation, Outcome, Provider, ProviderSettings};
 
     fn invite(email: &str) -> Operation {
-        Operation {
-            address: Address::new("sandbox", email),
-            kind: OperationKind::Invite,
-            attributes: Attributes { email: email.to_owned(), ..Attributes::default() },
-            repeat: false,
-            remote: RemoteIds::default(),
-            renamed_from: None,
-        }
+        Operation::invite("sandbox", Attributes { email: email.to_owned(), ..Attributes::default() })
     }
 
     fn syncs(sandbox: &Sandbox) -> u64 {

@@ -314,18 +314,11 @@ mod tests {
     use super::{replay, FileRecorder as Recorder, Found};
     use crate::address::Address;
     use crate::attributes::Attributes;
-    use crate::provider::{Operation, OperationKind, Outcome, RemoteIds};
+    use crate::provider::{Operation, Outcome, RemoteIds};
     use crate::state::{State, StatePaths, Status};
 
     fn invite(email: &str) -> Operation {
-        Operation {
-            address: Address::new("sandbox", email),
-            kind: OperationKind::Invite,
-            attributes: Attributes { email: email.to_owned(), ..Attributes::default() },
-            repeat: false,
-            remote: crate::provider::RemoteIds::default(),
-            renamed_from: None,
-        }
+        Operation::invite("sandbox", Attributes { email: email.to_owned(), ..Attributes::default() })
     }
 
     /// A journal of one answered batch, begun from a state at serial 4.
