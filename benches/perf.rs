@@ -274,18 +274,25 @@ use bench_configs::{apply_config, object_id, person, plan_config, uuid_for, BATC
 
 const STAMP: &str = "2025-01-15T09:30:00Z";
 
+/// A record as `apply` leaves it: Networked answers an invitation with its
+/// ids and timestamp; Aptly (the `workforce` provider) answers with none.
 fn resource(address: &Address, attributes: memberctl::attributes::Attributes, n: u32) -> Resource {
+    let remote = if address.provider() == "community" {
+        RemoteIds {
+            invite_id: Some(object_id(0x6600_0000, n)),
+            user_id: Some(object_id(0x7700_0000, n)),
+            timestamp_ms: Some(1_736_933_400_000 + i64::from(n)),
+        }
+    } else {
+        RemoteIds::default()
+    };
     Resource {
         address: address.clone(),
         provider: address.provider().to_owned(),
         email: attributes.email.clone(),
         status: Status::Invited,
         attributes,
-        remote: RemoteIds {
-            invite_id: Some(object_id(0x6600_0000, n)),
-            user_id: Some(object_id(0x7700_0000, n)),
-            timestamp_ms: Some(1_736_933_400_000 + i64::from(n)),
-        },
+        remote,
         created_at: STAMP.to_owned(),
         updated_at: STAMP.to_owned(),
         invited_at: Some(STAMP.to_owned()),
