@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod paint;
+mod parallel;
 pub mod plan;
 pub mod provider;
 pub mod refresh;

@@ -115,3 +115,74 @@ fn validate_shows_ten_of_each_problem_and_all_with_the_flag() {
     let all = t.cmd(&["validate", "--all"]).expect(1);
     assert_eq!(all.stderr.matches("-->").count(), 51, "{}", all.stderr);
 }
+
+/// A plain file of `count` members, large enough to be cut into pieces
+/// parsed and resolved on several threads (1 MiB and over); member `i`
+/// starts on line `7 + 3 * i`, with its email, name and note lines taken
+/// from `member(i)`.
+fn large(count: usize, member: impl Fn(usize) -> [String; 3]) -> String {
+    let mut yaml = format!("{PROVIDERS}members:\n");
+    for i in 0..count {
+        let [email, name, note] = member(i);
+        writeln!(yaml, "  - email: {email}\n    {name}\n    {note}").expect("writing to a String");
+    }
+    assert!(yaml.len() > 1 << 20, "only {} bytes: not cut into pieces", yaml.len());
+    yaml
+}
+
+fn plain_member(i: usize) -> [String; 3] {
+    [format!("member.{i}@example.com"), format!("name: Member Number {i}"), format!("note: {}", "x".repeat(300))]
+}
+
+/// Where `problems` has one with `message` (a part of it), and its line.
+fn line_of(problems: &[memberctl::config::Problem], message: &str) -> usize {
+    let problem = problems
+        .iter()
+        .find(|p| p.message.contains(message))
+        .unwrap_or_else(|| panic!("no problem saying {message:?} in {problems:#?}"));
+    problem.place.position.unwrap_or_else(|| panic!("no position: {problem:?}")).line
+}
+
+// Regression: #13, a large file is parsed and resolved in pieces, each on a
+// worker that sees only its own members: problems must still name the
+// right member, and a duplicate in a later piece must still be found.
+#[test]
+fn problems_in_a_large_file_cut_into_pieces_point_at_their_members() {
+    let yaml = large(4_000, |i| {
+        let [email, name, note] = plain_member(i);
+        match i {
+            1_500 => ["not-an-email".to_owned(), name, note],
+            2_600 => [email, name, "nmae: typo".to_owned()],
+            3_900 => ["Member.10@Example.com".to_owned(), name, note],
+            _ => [email, name, note],
+        }
+    });
+    let problems = problems_of(&yaml);
+    assert_eq!(problems.len(), 3, "{problems:#?}");
+    assert_eq!(line_of(&problems, "`not-an-email` is not a valid email address"), 7 + 3 * 1_500);
+    assert_eq!(line_of(&problems, "unknown key `nmae`"), 7 + 3 * 2_600 + 2);
+    let twice = "member `Member.10@Example.com` is defined twice (first defined at members.yaml:37:";
+    assert_eq!(line_of(&problems, twice), 7 + 3 * 3_900);
+}
+
+// Regression: #13, a piece the fast reader declines (a block scalar) makes
+// the whole file read by `serde_yaml`, as a small file would be.
+#[test]
+fn a_large_file_with_a_piece_the_fast_reader_declines_is_read_whole() {
+    let yaml = large(4_000, |i| {
+        let [email, name, note] = plain_member(i);
+        if i == 3_000 {
+            [email, name, "note: |\n      a block\n      of text".to_owned()]
+        } else {
+            [email, name, note]
+        }
+    });
+    let config = load_str(Path::new("members.yaml"), &yaml).expect("the file is valid");
+    assert_eq!(config.member_count, 4_000);
+    assert_eq!(config.desired.len(), 4_000);
+    let address = memberctl::address::Address::new("sandbox", "member.3000@example.com");
+    let attributes = config.desired.get(&address).expect("member 3000 is configured");
+    assert_eq!(attributes.note.as_deref(), Some("a block\nof text\n"));
+    let last = memberctl::address::Address::new("sandbox", "member.3999@example.com");
+    assert_eq!(config.desired.get(&last).and_then(|a| a.name.as_deref()), Some("Member Number 3999"));
+}

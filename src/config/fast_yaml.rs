@@ -63,6 +63,9 @@ pub(crate) struct Split<'a> {
     pub head: String,
     /// Consecutive runs of whole `- ` items, in order.
     pub pieces: Vec<&'a str>,
+    /// How many items each piece holds (so each run's place in the
+    /// sequence is known before the runs before it are parsed).
+    pub items: Vec<usize>,
 }
 
 /// Cuts `text` into its head and about `pieces` runs of member items, or
@@ -149,15 +152,18 @@ pub(crate) fn split(text: &str, pieces: usize) -> Option<Split<'_>> {
     head.push_str(&text[end..]);
     // Pieces of about equal bytes, each cut at an item's first line.
     let total = end - starts[0];
-    let mut cuts = vec![starts[0]];
-    for &start in &starts[1..] {
-        if (start - starts[0]) * pieces >= total * cuts.len() {
-            cuts.push(start);
+    // The items each piece starts at, as indexes into `starts`.
+    let mut first_items = vec![0];
+    for (index, &start) in starts.iter().enumerate().skip(1) {
+        if (start - starts[0]) * pieces >= total * first_items.len() {
+            first_items.push(index);
         }
     }
-    cuts.push(end);
-    let pieces = cuts.windows(2).map(|w| &text[w[0]..w[1]]).filter(|piece| !piece.is_empty()).collect();
-    Some(Split { head, pieces })
+    first_items.push(starts.len());
+    let at = |item: usize| starts.get(item).copied().unwrap_or(end);
+    let pieces = first_items.windows(2).map(|w| &text[at(w[0])..at(w[1])]).collect();
+    let items = first_items.windows(2).map(|w| w[1] - w[0]).collect();
+    Some(Split { head, pieces, items })
 }
 
 /// Parses one run of member items cut by [`split`].

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sha2::{Digest, Sha256};
 
@@ -193,41 +192,48 @@ pub fn load_str(path: &Path, text: &str) -> Result<Config, ConfigError> {
 }
 
 fn from_sources(sources: &[Source]) -> Result<Config, ConfigError> {
-    let mut pending = Vec::new();
-    let mut parsed = Vec::with_capacity(sources.len());
-    let mut runs = Vec::with_capacity(sources.len());
-    let (attempts, digest) = parse_all(sources);
-    for (index, attempt) in attempts.into_iter().enumerate() {
-        match attempt.parsed {
-            Ok(mut file) => {
-                let mut file_runs = attempt.runs;
-                if file_runs.is_empty() {
-                    file_runs.push(std::mem::take(&mut file.members));
+    // Files whose pieces the fast reader declined part way: read whole.
+    let mut whole = vec![false; sources.len()];
+    loop {
+        let mut pending = Vec::new();
+        let mut parsed = Vec::with_capacity(sources.len());
+        let mut runs = Vec::with_capacity(sources.len());
+        let (attempts, digest) = parse_all(sources, &whole);
+        for (index, attempt) in attempts.into_iter().enumerate() {
+            match attempt.parsed {
+                Ok(mut file) => {
+                    let mut file_runs = attempt.runs;
+                    if file_runs.is_empty() {
+                        file_runs.push(Run::Parsed(std::mem::take(&mut file.members)));
+                    }
+                    runs.push(file_runs);
+                    parsed.push(Some(file));
                 }
-                runs.push(file_runs);
-                parsed.push(Some(file));
-            }
-            Err((message, path, known)) => {
-                pending.push(Pending {
-                    rule: rules::PARSE,
-                    file: index,
-                    path: path.unwrap_or_default(),
-                    at_key: false,
-                    message,
-                    hint: Some("see `memberctl schema` or the README's config reference".to_owned()),
-                    known,
-                    also: None,
-                });
-                runs.push(Vec::new());
-                parsed.push(None);
+                Err((message, path, known)) => {
+                    pending.push(Pending {
+                        rule: rules::PARSE,
+                        file: index,
+                        path: path.unwrap_or_default(),
+                        at_key: false,
+                        message,
+                        hint: Some("see `memberctl schema` or the README's config reference".to_owned()),
+                        known,
+                        also: None,
+                    });
+                    runs.push(Vec::new());
+                    parsed.push(None);
+                }
             }
         }
-    }
-    let config = super::resolve::resolve(sources, &parsed, runs, digest, &mut pending);
-    if pending.is_empty() {
-        Ok(config)
-    } else {
-        Err(ConfigError::Invalid { problems: locate(sources, pending) })
+        match super::resolve::resolve(sources, &parsed, runs, digest, &mut pending) {
+            Err(declined) => {
+                for file in declined {
+                    whole[file] = true;
+                }
+            }
+            Ok(config) if pending.is_empty() => return Ok(config),
+            Ok(_) => return Err(ConfigError::Invalid { problems: locate(sources, pending) }),
+        }
     }
 }
 
@@ -240,107 +246,69 @@ pub type Parsed = Result<ConfigFile, (String, Option<String>, Option<Position>)>
 const SPLIT_BYTES: usize = 1 << 20;
 
 /// One file's parse: the file, and its members in runs. A file parsed whole
-/// has its members in the file and no runs; a file parsed in pieces has
-/// none in the file and its members in runs, in order.
-pub(crate) struct ParsedFile {
+/// has its members in the file and no runs; a file cut into pieces has none
+/// in the file and its members in runs of text, in order, each parsed where
+/// it is resolved (so that a large file's parsed members are never all in
+/// memory at once).
+pub(crate) struct ParsedFile<'a> {
     pub parsed: Parsed,
-    pub runs: Vec<Vec<MemberConfig>>,
+    pub runs: Vec<Run<'a>>,
+}
+
+/// A run of a file's members.
+pub(crate) enum Run<'a> {
+    Parsed(Vec<MemberConfig>),
+    /// `items` items of the `members:` sequence, to be parsed with
+    /// [`super::fast_yaml::parse_members`].
+    Text {
+        text: &'a str,
+        items: usize,
+    },
 }
 
 /// A piece of parsing work.
-enum Unit<'a> {
+enum Unit {
     Whole(usize),
     Head(usize, String),
-    Members(usize, &'a str),
-}
-
-/// What a [`Unit`] gave.
-enum Done {
-    Whole(Parsed),
-    Head(Option<ConfigFile>),
-    Members(Option<Vec<MemberConfig>>),
 }
 
 /// Parses every source, on as many threads as there are cores (a config
 /// split over many files, as large organisations keep it, and one large
 /// file cut into pieces alike), and digests them meanwhile. Answers the
 /// parses in source order.
-fn parse_all(sources: &[Source]) -> (Vec<ParsedFile>, String) {
+fn parse_all<'a>(sources: &'a [Source], whole: &[bool]) -> (Vec<ParsedFile<'a>>, String) {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let mut units = Vec::new();
+    let mut pieces: Vec<Vec<Run<'a>>> = sources.iter().map(|_| Vec::new()).collect();
     for (index, source) in sources.iter().enumerate() {
-        let pieces = (source.text.len() / SPLIT_BYTES).max(cores * 4);
-        match (source.text.len() >= SPLIT_BYTES).then(|| super::fast_yaml::split(&source.text, pieces)).flatten() {
+        let count = (source.text.len() / SPLIT_BYTES).max(cores * 4);
+        let cut = source.text.len() >= SPLIT_BYTES && !whole[index];
+        match cut.then(|| super::fast_yaml::split(&source.text, count)).flatten() {
             Some(split) => {
                 units.push(Unit::Head(index, split.head));
-                units.extend(split.pieces.into_iter().map(|piece| Unit::Members(index, piece)));
+                pieces[index] =
+                    split.pieces.into_iter().zip(split.items).map(|(text, items)| Run::Text { text, items }).collect();
             }
             None => units.push(Unit::Whole(index)),
         }
     }
-    let work = |unit: &Unit<'_>| match unit {
-        Unit::Whole(index) => Done::Whole(parse_file(&sources[*index].text)),
-        Unit::Head(_, head) => Done::Head(parse_head(head)),
-        Unit::Members(_, piece) => Done::Members(super::fast_yaml::parse_members(piece)),
+    // A head the fast reader declines is read whole, which also finds its
+    // error; the file's pieces are then not used.
+    let work = |unit: Unit| match unit {
+        Unit::Whole(index) => (parse_file(&sources[index].text), false),
+        Unit::Head(index, head) => match parse_head(&head) {
+            Some(file) => (Ok(file), true),
+            None => (parse_file(&sources[index].text), false),
+        },
     };
-    let workers = cores.min(units.len());
-    let mut slots: Vec<Option<Done>> = units.iter().map(|_| None).collect();
-    let digest = if workers <= 1 {
-        for (slot, unit) in slots.iter_mut().zip(&units) {
-            *slot = Some(work(unit));
+    let (done, digest) = crate::parallel::map_in_order(units, work, || digest(sources));
+    let mut files = Vec::with_capacity(sources.len());
+    for ((parsed, cut), mut runs) in done.into_iter().zip(pieces) {
+        if !cut {
+            runs.clear();
         }
-        digest(sources)
-    } else {
-        let next = AtomicUsize::new(0);
-        let work_some = || {
-            let mut mine = Vec::new();
-            loop {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                let Some(unit) = units.get(index) else { return mine };
-                mine.push((index, work(unit)));
-            }
-        };
-        std::thread::scope(|scope| {
-            let helpers: Vec<_> = (1..workers).map(|_| scope.spawn(work_some)).collect();
-            let digest = digest(sources);
-            let mut done = work_some();
-            for helper in helpers {
-                done.extend(helper.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
-            }
-            for (index, result) in done {
-                slots[index] = Some(result);
-            }
-            digest
-        })
-    };
-    // Put each file back together; a file whose pieces did not all parse is
-    // parsed whole, which also finds its error.
-    let mut files: Vec<Option<ParsedFile>> = sources.iter().map(|_| None).collect();
-    let mut broken = vec![false; sources.len()];
-    for (unit, done) in units.iter().zip(slots) {
-        let index = match unit {
-            Unit::Whole(index) | Unit::Head(index, _) | Unit::Members(index, _) => *index,
-        };
-        match done.expect("every unit is done once") {
-            Done::Whole(parsed) => files[index] = Some(ParsedFile { parsed, runs: Vec::new() }),
-            Done::Head(Some(file)) => files[index] = Some(ParsedFile { parsed: Ok(file), runs: Vec::new() }),
-            Done::Members(Some(run)) => {
-                if let Some(file) = files[index].as_mut() {
-                    file.runs.push(run);
-                }
-            }
-            Done::Head(None) | Done::Members(None) => broken[index] = true,
-        }
+        files.push(ParsedFile { parsed, runs });
     }
-    let files = files
-        .into_iter()
-        .zip(broken)
-        .enumerate()
-        .map(|(index, (file, broken))| match file {
-            Some(file) if !broken => file,
-            _ => ParsedFile { parsed: parse_file(&sources[index].text), runs: Vec::new() },
-        })
-        .collect();
     (files, digest)
 }
 
@@ -479,7 +447,7 @@ mod tests {
                 },
             })
             .collect();
-        let (attempts, together) = parse_all(&sources);
+        let (attempts, together) = parse_all(&sources, &vec![false; sources.len()]);
         assert_eq!(together, digest(&sources));
         assert_eq!(attempts.len(), sources.len());
         for (attempt, source) in attempts.iter().zip(&sources) {

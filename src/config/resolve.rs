@@ -1,14 +1,18 @@
 //! Merging config files and resolving members into per-address attributes.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use super::load::Source;
+use super::load::{Run, Source};
 use super::model::{Catalog, ConfigFile, MemberConfig, Policy, StateBackendKind, StateConfig};
 use super::names::CatalogNames;
 use super::owners::Granted;
 use super::problem::{rules, suggestion, Pending, Rule};
-use super::validate::{check_catalog, check_unknown_keys, is_valid_email, provider_settings, singular, Report};
+use super::validate::{
+    check_catalog, check_member_keys, check_unknown_keys, is_valid_email, provider_settings, singular, Report,
+};
 use super::{Config, StateSettings, DEFAULT_DATABASE_URL_ENV, DEFAULT_MAX_CHANGES, DEFAULT_MAX_REMOVAL_FRACTION};
 use crate::address::{normalize_email, Address};
 use crate::attributes::{Attributes, Method};
@@ -64,16 +68,20 @@ fn set_once<T>(
 /// config is only meaningful when none were added.
 ///
 /// `members` are each file's members, in runs, taken out of the parsed files
-/// (a large file is parsed in pieces, a run each); each run is dropped once
-/// resolved, so that a large file's members and their resolved attributes
-/// are not all in memory at once.
+/// (a large file is cut into pieces, a run each, parsed here on a worker);
+/// each run is dropped once resolved, so that a large file's members and
+/// their resolved attributes are not all in memory at once.
+///
+/// # Errors
+///
+/// The files with a piece the fast reader declined, to be read whole.
 pub(crate) fn resolve(
     sources: &[Source],
     parsed: &[Option<ConfigFile>],
-    members: Vec<Vec<Vec<MemberConfig>>>,
+    members: Vec<Vec<Run<'_>>>,
     digest: String,
     pending: &mut Vec<Pending>,
-) -> Config {
+) -> Result<Config, Vec<usize>> {
     let files: Vec<(usize, &ConfigFile)> =
         parsed.iter().enumerate().filter_map(|(i, f)| f.as_ref().map(|f| (i, f))).collect();
     let dir_of = |i: usize| sources[i].path.parent().map_or_else(|| Path::new(".").to_owned(), Path::to_owned);
@@ -96,7 +104,7 @@ pub(crate) fn resolve(
     for &(file, config) in &files {
         declared_version |= config.version.is_some();
         let mut report = Report { file, pending };
-        check_unknown_keys(&mut report, config, &members[file]);
+        check_unknown_keys(&mut report, config);
         if let Some(version) = config.version {
             if version != 1 {
                 report.at(
@@ -291,67 +299,62 @@ pub(crate) fn resolve(
         defaults.providers.as_ref().map_or(only_provider.as_ref().map_or(0, Vec::len), |d| d.value.len());
     let addresses_of =
         |run: &[MemberConfig]| run.iter().map(|m| m.providers.as_ref().map_or(default_providers, Vec::len)).sum();
-    let mut desired = Vec::new();
-    // Where each email was first seen: file and member index (the path is
-    // only spelled out for a duplicate).
-    let mut seen: HashMap<String, (usize, usize)> =
-        HashMap::with_capacity(members.iter().flatten().map(Vec::len).sum());
-    let mut member_count = 0;
-    let mut members = members;
-    for &(file, _) in &files {
-        let dir = dir_of(file);
+    let dirs: Vec<PathBuf> = sources.iter().enumerate().map(|(i, _)| dir_of(i)).collect();
+    let resolve_run = |file: usize, run_start: usize, run: Vec<MemberConfig>| {
         let context = MemberContext {
             providers: &providers,
             catalogs: &catalogs,
             defaults: &defaults,
             only_provider: only_provider.as_deref(),
-            dir: &dir,
+            dir: &dirs[file],
         };
-        let mut next_index = 0;
-        for run in std::mem::take(&mut members[file]) {
-            let mut resolved = Vec::with_capacity(addresses_of(&run));
-            let run_start = next_index;
-            next_index += run.len();
-            for (offset, member) in run.into_iter().enumerate() {
-                let index = run_start + offset;
-                member_count += 1;
-                let path = format!("members[{index}]");
-                let email = member.email.trim();
-                let mut report = Report { file, pending };
-                if email.is_empty() {
-                    report.at_key(
-                        rules::MEMBER_NO_EMAIL,
-                        path.clone(),
-                        "member has no `email`",
-                        "every member needs `email:`".to_owned(),
-                    );
-                    continue;
-                }
-                if !is_valid_email(email) {
-                    report.at(
-                        rules::EMAIL,
-                        format!("{path}.email"),
-                        format!("`{email}` is not a valid email address"),
-                        "write it as `name@example.com`".to_owned(),
-                    );
-                }
-                let key = normalize_email(email);
-                if let Some(&(first_file, first_index)) = seen.get(&key) {
-                    let first = (first_file, format!("members[{first_index}].email"));
-                    duplicate(pending, file, format!("{path}.email"), first, &format!("member `{email}`"));
-                    continue;
-                }
-                seen.insert(key, (file, index));
-                if !covering[file].is_empty() {
-                    let granted = granted(&member, &context);
-                    super::owners::check_member(&mut Report { file, pending }, &path, email, &granted, &covering[file]);
-                }
-                resolve_member(&mut Report { file, pending }, &path, member, &context, &mut resolved);
-            }
-            desired.push(resolved);
-        }
+        let resolved = Vec::with_capacity(addresses_of(&run));
+        resolve_members(file, run_start, run, &context, &covering[file], resolved)
+    };
+    let runs = resolve_runs(members, resolve_run);
+    let declined: Vec<usize> = runs.iter().filter_map(|run| run.as_ref().err().copied()).collect();
+    if !declined.is_empty() {
+        return Err(declined);
     }
-    drop(members);
+
+    // The duplicate check needs every member before it: made here, in file
+    // order, on what the workers resolved.
+    let mut desired = Vec::with_capacity(runs.len());
+    // Where each email was first seen: file and member index (the path is
+    // only spelled out for a duplicate).
+    let mut seen: HashMap<String, (usize, usize)> =
+        HashMap::with_capacity(runs.iter().flatten().map(|run| run.members.len()).sum());
+    let mut member_count = 0;
+    for run in runs.into_iter().flatten() {
+        let ResolvedRun { file, run_start, members, mut resolved } = run;
+        let mut duplicates = Vec::new();
+        for (offset, member) in members.into_iter().enumerate() {
+            let index = run_start + offset;
+            member_count += 1;
+            pending.extend(member.before);
+            let Some(key) = member.key else { continue };
+            if let Some(&(first_file, first_index)) = seen.get(&key) {
+                let first = (first_file, format!("members[{first_index}].email"));
+                let shown = member.shown.as_deref().unwrap_or(&key);
+                duplicate(pending, file, format!("members[{index}].email"), first, &format!("member `{shown}`"));
+                duplicates.push(member.entries);
+                continue;
+            }
+            seen.insert(key, (file, index));
+            pending.extend(member.after);
+        }
+        // A duplicate is reported and not resolved (its problems and
+        // addresses are dropped), as if it had been skipped.
+        if !duplicates.is_empty() {
+            let mut position = 0;
+            resolved.retain(|_| {
+                let keep = !duplicates.iter().any(|range| range.contains(&position));
+                position += 1;
+                keep
+            });
+        }
+        desired.push(resolved);
+    }
     let moved = check_moved(&files, &seen, pending);
 
     let desired = super::Desired::from_runs(desired);
@@ -362,7 +365,7 @@ pub(crate) fn resolve(
     let names = catalog_names(&catalogs);
     let max_changes = max_changes.map_or(DEFAULT_MAX_CHANGES, |o| o.value);
     let max_removal_fraction = max_removal_fraction.map_or(DEFAULT_MAX_REMOVAL_FRACTION, |o| o.value);
-    Config {
+    Ok(Config {
         files: sources.iter().map(|s| s.path.clone()).collect(),
         digest,
         providers,
@@ -374,7 +377,117 @@ pub(crate) fn resolve(
         moved,
         names,
         state: state.map_or(StateSettings::File { path: None }, |o| o.value),
+    })
+}
+
+/// One member as a worker resolved it, waiting for the duplicate check.
+struct ResolvedMember {
+    /// Problems found before the duplicate check: a missing or invalid email.
+    before: Vec<Pending>,
+    /// The normalized email; none when the member has no email (and nothing
+    /// more was done with it).
+    key: Option<String>,
+    /// The email as written, trimmed, when it is not `key`: a duplicate's
+    /// message quotes it.
+    shown: Option<String>,
+    /// Problems found resolving it; dropped with it if it is a duplicate.
+    after: Vec<Pending>,
+    /// Its addresses, as positions in its run's `resolved`.
+    entries: Range<usize>,
+}
+
+/// A run of members as a worker resolved it.
+struct ResolvedRun {
+    file: usize,
+    /// The index in its file of the run's first member.
+    run_start: usize,
+    members: Vec<ResolvedMember>,
+    resolved: Vec<(Address, Attributes)>,
+}
+
+/// Parses (when cut from a large file) and resolves every file's runs of
+/// members, on every core, and answers them in file order; each run is
+/// freed as soon as it is resolved. A run the fast reader declines answers
+/// its file.
+fn resolve_runs(
+    members: Vec<Vec<Run<'_>>>,
+    resolve_run: impl Fn(usize, usize, Vec<MemberConfig>) -> ResolvedRun + Sync,
+) -> Vec<Result<ResolvedRun, usize>> {
+    let mut work = Vec::new();
+    for (file, runs) in members.into_iter().enumerate() {
+        let mut run_start = 0;
+        for run in runs {
+            let len = match &run {
+                Run::Parsed(members) => members.len(),
+                Run::Text { items, .. } => *items,
+            };
+            work.push((file, run_start, run));
+            run_start += len;
+        }
     }
+    let work_on = |(file, run_start, run): (usize, usize, Run<'_>)| {
+        let members = match run {
+            Run::Parsed(members) => members,
+            Run::Text { text, items } => {
+                super::fast_yaml::parse_members(text).filter(|members| members.len() == items).ok_or(file)?
+            }
+        };
+        Ok(resolve_run(file, run_start, members))
+    };
+    crate::parallel::map_in_order(work, work_on, || ()).0
+}
+
+/// Resolves one run of a file's members, everything but the duplicate
+/// check (which needs the members before it, on other threads).
+fn resolve_members(
+    file: usize,
+    run_start: usize,
+    run: Vec<MemberConfig>,
+    context: &MemberContext<'_>,
+    covering: &[&super::owners::OwnerRule],
+    mut resolved: Vec<(Address, Attributes)>,
+) -> ResolvedRun {
+    let mut members = Vec::with_capacity(run.len());
+    let mut path = String::new();
+    for (offset, member) in run.into_iter().enumerate() {
+        path.clear();
+        let _ = write!(path, "members[{}]", run_start + offset);
+        // Kept whatever comes of the member, duplicate or not.
+        let mut before = Vec::new();
+        if !member.unknown.is_empty() {
+            check_member_keys(&mut Report { file, pending: &mut before }, &path, &member);
+        }
+        let email = member.email.trim();
+        let start = resolved.len();
+        if email.is_empty() {
+            Report { file, pending: &mut before }.at_key(
+                rules::MEMBER_NO_EMAIL,
+                path.clone(),
+                "member has no `email`",
+                "every member needs `email:`".to_owned(),
+            );
+            members.push(ResolvedMember { before, key: None, shown: None, after: Vec::new(), entries: start..start });
+            continue;
+        }
+        if !is_valid_email(email) {
+            Report { file, pending: &mut before }.at(
+                rules::EMAIL,
+                format!("{path}.email"),
+                format!("`{email}` is not a valid email address"),
+                "write it as `name@example.com`".to_owned(),
+            );
+        }
+        let key = normalize_email(email);
+        let shown = (email != key).then(|| email.to_owned());
+        let mut after = Vec::new();
+        if !covering.is_empty() {
+            let granted = granted(&member, context);
+            super::owners::check_member(&mut Report { file, pending: &mut after }, &path, email, &granted, covering);
+        }
+        resolve_member(&mut Report { file, pending: &mut after }, &path, member, context, &mut resolved);
+        members.push(ResolvedMember { before, key: Some(key), shown, after, entries: start..resolved.len() });
+    }
+    ResolvedRun { file, run_start, members, resolved }
 }
 
 /// The `moved:` entries of every file, normalized: each must name two valid,

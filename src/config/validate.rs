@@ -66,9 +66,9 @@ fn unknown_keys(report: &mut Report<'_>, prefix: &str, unknown: &UnknownKeys, kn
     }
 }
 
-/// Reports every unknown key in a file (whose members are given apart, in
-/// runs).
-pub(crate) fn check_unknown_keys(report: &mut Report<'_>, file: &ConfigFile, members: &[Vec<MemberConfig>]) {
+/// Keys a file uses that memberctl does not know, outside its members (see
+/// [`check_member_keys`]).
+pub(crate) fn check_unknown_keys(report: &mut Report<'_>, file: &ConfigFile) {
     unknown_keys(report, "", &file.unknown, CONFIG_KEYS);
     for (name, provider) in &file.providers {
         unknown_keys(report, &format!("providers.{name}"), &provider.unknown, PROVIDER_KEYS);
@@ -94,11 +94,11 @@ pub(crate) fn check_unknown_keys(report: &mut Report<'_>, file: &ConfigFile, mem
     if let Some(s) = &file.state {
         unknown_keys(report, "state", &s.unknown, STATE_KEYS);
     }
-    for (index, member) in members.iter().flatten().enumerate() {
-        if !member.unknown.is_empty() {
-            unknown_keys(report, &format!("members[{index}]"), &member.unknown, MEMBER_KEYS);
-        }
-    }
+}
+
+/// Keys a member uses that memberctl does not know; `path` is the member's.
+pub(crate) fn check_member_keys(report: &mut Report<'_>, path: &str, member: &MemberConfig) {
+    unknown_keys(report, path, &member.unknown, MEMBER_KEYS);
 }
 
 /// Whether `name` can be an environment variable name.
