@@ -66,6 +66,13 @@ fn apply_refresh_repairs_drift_and_converges() {
     at_the_service(&t, JANE_MADE_MODERATOR);
     let out = t.cmd(&["apply", "--refresh", "--auto-approve"]).expect(0);
     assert!(out.stdout.contains("1 invited") && out.stdout.contains("1 updated"), "{}", out.rendered());
+    // Regression: #13, what the refresh observed was written before the
+    // apply wrote its own outcomes; now the state is written once, at the
+    // end, and the backup is the state from before the apply.
+    assert_eq!(serial(&t), 2);
+    let backup: serde_json::Value =
+        serde_json::from_str(&t.read("memberctl.state.json.backup")).expect("the backup is JSON");
+    assert_eq!(backup["serial"], 1);
     let again = t.cmd(&["plan", "--refresh", "--detailed-exitcode"]).expect(0);
     assert!(again.stdout.contains("No drift"), "{}", again.rendered());
 }

@@ -198,8 +198,13 @@ fn apply(args: &ApplyArgs, cx: &mut Context<'_>, summary: &mut Option<ApplySumma
                 .with_hint("answer `yes` to apply, or pass `--auto-approve`"));
         }
     }
-    let state = record_observed(backend.as_mut(), loaded.state, observed)?;
-    let recorder = backend.recorder(state.unwrap_or_else(State::new))?;
+    // What the refresh observed of a recorded state is journaled with the
+    // apply's own outcomes and written with them: one state write, at the end.
+    let observed = if loaded.state.is_some() { observed } else { &[][..] };
+    let mut recorder = backend.recorder(loaded.state.unwrap_or_else(State::new))?;
+    if !observed.is_empty() {
+        edit::journal(&mut recorder, observed.to_vec())?;
+    }
     // One thread: this one. The CLI holds the stdout and stderr locks for the
     // whole command (`cli::run`), and the std locks are only re-entrant for
     // the thread that holds them, so a log line or progress line written

@@ -76,7 +76,37 @@ pub fn record(
     edits: Vec<Edit>,
     begin: impl FnOnce(State) -> Result<Recorder, StateError>,
 ) -> Result<State, StateError> {
-    for edit in &edits {
+    check(&state, &edits)?;
+    let mut recorder = begin(state)?;
+    journal(&mut recorder, edits)?;
+    Ok(recorder.finish()?.0)
+}
+
+/// Checks `edits` against the recorder's state and journals them into it,
+/// to be written with whatever else it records (an apply records what a
+/// refresh observed this way, so the state is written once, at its end).
+pub fn journal(recorder: &mut Recorder, edits: Vec<Edit>) -> Result<(), StateError> {
+    check(recorder.state(), &edits)?;
+    // One journal entry per provider, not per edit: a refresh may record
+    // thousands, and each entry is a sync (or two transactions).
+    let mut by_provider: BTreeMap<String, (Vec<Operation>, Vec<Outcome>)> = BTreeMap::new();
+    for edit in edits {
+        let (operation, outcome) = into_record(edit, recorder);
+        let (ops, outcomes) = by_provider.entry(operation.address.provider().to_owned()).or_default();
+        ops.push(operation);
+        outcomes.push(outcome);
+    }
+    for (provider, (ops, outcomes)) in by_provider {
+        let batch = recorder.intent(&provider, &ops)?;
+        recorder.outcome(batch, &ops, &outcomes)?;
+    }
+    Ok(())
+}
+
+/// Refuses edits that do not fit `state`: forgetting an address it does not
+/// record, importing one it already records.
+fn check(state: &State, edits: &[Edit]) -> Result<(), StateError> {
+    for edit in edits {
         let recorded = state.resources.get(edit.address());
         match edit {
             Edit::Forget { address } if recorded.is_none() => {
@@ -88,21 +118,7 @@ pub fn record(
             _ => {}
         }
     }
-    let mut recorder = begin(state)?;
-    // One journal entry per provider, not per edit: a refresh may record
-    // thousands, and each entry is a sync (or two transactions).
-    let mut by_provider: BTreeMap<String, (Vec<Operation>, Vec<Outcome>)> = BTreeMap::new();
-    for edit in edits {
-        let (operation, outcome) = into_record(edit, &recorder);
-        let (ops, outcomes) = by_provider.entry(operation.address.provider().to_owned()).or_default();
-        ops.push(operation);
-        outcomes.push(outcome);
-    }
-    for (provider, (ops, outcomes)) in by_provider {
-        let batch = recorder.intent(&provider, &ops)?;
-        recorder.outcome(batch, &ops, &outcomes)?;
-    }
-    Ok(recorder.finish()?.0)
+    Ok(())
 }
 
 /// The operation and outcome an edit is recorded as, by the same rule
