@@ -117,14 +117,14 @@ fn apply(args: &ApplyArgs, cx: &mut Context<'_>, summary: &mut Option<ApplySumma
     let config = if args.plan.is_some() && !args.refresh { cx.config_if_any()? } else { Some(cx.load_config()?) };
     let mut backend = cx.state_backend(config.as_ref())?;
     // With `--refresh`, the providers are listed before the lock is taken.
-    let refreshing = match (args.refresh, &config) {
-        (true, Some(config)) => Some((config, refresh_cmd::list(config)?)),
+    let listings = match (args.refresh, &config) {
+        (true, Some(config)) => Some(refresh_cmd::list(config)?),
         _ => None,
     };
     let lock = backend.lock("apply", cx.global.lock_timeout)?;
     let loaded = backend.load_and_recover()?;
     cx.report_recovery(lock.stale.as_ref(), loaded.replay.as_ref(), true)?;
-    let mut plan = if let Some((config, listings)) = &refreshing {
+    let mut plan = if let (Some(config), Some(listings)) = (&config, &listings) {
         let scope = scope(&args.scope, config, loaded.state.as_ref())?;
         let (observed, refreshed) = refresh_cmd::observe(config, listings, loaded.state.as_ref(), args.reactivate)?;
         let planner = plan::Planner::new(config, &scope, crate::clock::now()).refreshed(refreshed);
@@ -152,6 +152,12 @@ fn apply(args: &ApplyArgs, cx: &mut Context<'_>, summary: &mut Option<ApplySumma
     } else {
         let config = config.as_ref().expect("loaded above without a saved plan");
         let scope = scope(&args.scope, config, loaded.state.as_ref())?;
+        // Copied into the changes, not moved as `plan` does: apply walks
+        // every change's attributes again, to send and to record, and the
+        // copies lie in address order where the originals lie as the
+        // workers resolved them. Moving saved 10 MB of a 100k sandbox apply
+        // but cost 0.35 s of CPU (1.6 → 2.0 s task-clock, perf stat, 3
+        // alternating runs).
         plan::compute(config, loaded.state.as_ref(), &scope, crate::clock::now())
     };
     if !cx.global.quiet || plan.no_changes {
@@ -179,7 +185,7 @@ fn apply(args: &ApplyArgs, cx: &mut Context<'_>, summary: &mut Option<ApplySumma
     }
     // The plan is all that is needed from here on: the config (every
     // member, resolved) is not kept in memory while sending.
-    drop(refreshing);
+    drop(listings);
     drop(config);
     apply::check_brake(&plan, args.max_changes, args.max_removal_fraction)?;
     apply::check_deletes(&plan, args.allow_delete)?;

@@ -25,7 +25,7 @@ pub(super) fn format_of(format: PlanFormat) -> Format {
 }
 
 pub(super) fn run(args: &PlanArgs, cx: &mut Context<'_>) -> Outcome {
-    let config = cx.load_config()?;
+    let mut config = cx.load_config()?;
     let mut backend = cx.state_backend(Some(&config))?;
     // Listing comes before the lock: it may take a while.
     let listings = if args.refresh { Some(refresh_cmd::list(&config)?) } else { None };
@@ -39,12 +39,21 @@ pub(super) fn run(args: &PlanArgs, cx: &mut Context<'_>) -> Outcome {
     } else if args.scope.targets.is_empty() && args.scope.providers.is_empty() {
         // The common case: plan while the state is read, record by record,
         // so a large state is never held in memory whole.
+        // The planner takes the members out of the config, and moves each
+        // into the change that needs it (a first plan holds them once).
         let everything = Scope::default();
-        let mut planner = plan::Planner::new(&config, &everything, crate::clock::now());
+        let desired = std::mem::take(&mut config.desired);
+        let mut planner = plan::Planner::owning(&config, desired, &everything, crate::clock::now());
         match backend.each_record(&mut |resource| planner.record(resource))? {
             Streamed::Missing => (planner.finish(None, 0), None),
             Streamed::Done { lineage, serial } => (planner.finish(Some(lineage), serial), None),
-            Streamed::Fallback => plan_loaded(args, &config, backend.as_mut())?,
+            Streamed::Fallback => {
+                // A state out of address order (edited by hand) is planned
+                // from whole, with the members the planner took read again.
+                drop(planner);
+                config = cx.load_config()?;
+                plan_loaded(args, &config, backend.as_mut())?
+            }
         }
     } else {
         plan_loaded(args, &config, backend.as_mut())?

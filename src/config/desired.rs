@@ -49,6 +49,39 @@ impl<'a> Iterator for Iter<'a> {
 
 impl ExactSizeIterator for Iter<'_> {}
 
+/// [`Desired`]'s owning iterator: entries in address order, each moved out.
+pub struct IntoIter {
+    runs: Vec<Vec<(Address, Attributes)>>,
+    at: std::vec::IntoIter<(usize, usize)>,
+}
+
+impl Iterator for IntoIter {
+    type Item = (Address, Attributes);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (run, index) = self.at.next()?;
+        let (address, attributes) = &mut self.runs[run][index];
+        Some((address.take(), std::mem::take(attributes)))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.at.size_hint()
+    }
+}
+
+impl ExactSizeIterator for IntoIter {}
+
+impl IntoIterator for Desired {
+    type Item = (Address, Attributes);
+    type IntoIter = IntoIter;
+
+    /// Every address and its attributes, in address order, moved out (each
+    /// run is freed with the iterator).
+    fn into_iter(self) -> IntoIter {
+        IntoIter { runs: self.runs, at: self.order.into_iter() }
+    }
+}
+
 impl Desired {
     /// Nothing desired.
     #[must_use]

@@ -8,6 +8,7 @@
 pub mod done_by_hand;
 pub mod render;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -19,7 +20,7 @@ use uuid::Uuid;
 use crate::address::Address;
 use crate::attributes::{AttributeChange, Attributes};
 use crate::config::names::Names;
-use crate::config::Config;
+use crate::config::{Config, Desired};
 use crate::provider::{OperationKind, ProviderKind, ProviderSettings, UncertainPolicy};
 use crate::state::{Resource, State, Status};
 
@@ -398,7 +399,7 @@ pub struct Planner<'a> {
     config: &'a Config,
     scope: &'a Scope,
     now: SystemTime,
-    desired: std::iter::Peekable<crate::config::desired::Iter<'a>>,
+    desired: std::iter::Peekable<Wanted<'a>>,
     /// The last record's address, to check the order.
     last: String,
     started: bool,
@@ -420,6 +421,25 @@ pub struct Planner<'a> {
     names: NamesCache,
 }
 
+/// The desired entries a planner walks, in address order: borrowed from
+/// the config (and copied into the changes that need them), or taken out of
+/// it (and moved into them, so that a first plan holds them once).
+enum Wanted<'a> {
+    Borrowed(crate::config::desired::Iter<'a>),
+    Owned(crate::config::desired::IntoIter),
+}
+
+impl<'a> Iterator for Wanted<'a> {
+    type Item = (Cow<'a, Address>, Cow<'a, Attributes>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Self::Borrowed(entries) => entries.next().map(|(a, w)| (Cow::Borrowed(a), Cow::Borrowed(w))),
+            Self::Owned(entries) => entries.next().map(|(a, w)| (Cow::Owned(a), Cow::Owned(w))),
+        }
+    }
+}
+
 impl<'a> Planner<'a> {
     /// A planner for `config`, narrowed to `scope`.
     #[must_use]
@@ -428,7 +448,7 @@ impl<'a> Planner<'a> {
             config,
             scope,
             now,
-            desired: config.desired.iter().peekable(),
+            desired: Wanted::Borrowed(config.desired.iter()).peekable(),
             last: String::new(),
             started: false,
             provider: (String::new(), None),
@@ -446,6 +466,17 @@ impl<'a> Planner<'a> {
             recorded: BTreeMap::new(),
             names: NamesCache::default(),
         }
+    }
+
+    /// A planner for `config` whose desired entries were taken out of it
+    /// (`std::mem::take(&mut config.desired)`): each is moved into the
+    /// change that needs it instead of copied, and the rest are freed as
+    /// the plan goes. For callers that are done with the config's members.
+    #[must_use]
+    pub fn owning(config: &'a Config, desired: Desired, scope: &'a Scope, now: SystemTime) -> Self {
+        let mut planner = Self::new(config, scope, now);
+        planner.desired = Wanted::Owned(desired.into_iter()).peekable();
+        planner
     }
 
     /// Plans against a refreshed state: changes at drifted addresses say so,
@@ -468,16 +499,16 @@ impl<'a> Planner<'a> {
         self.last.clear();
         self.last.push_str(have.address.as_str());
         while let Some((address, want)) = self.desired.next_if(|(a, _)| **a < have.address) {
-            self.step(address, Some(want), None);
+            self.step(&address, Some(want), None);
         }
         match self.desired.next_if(|(a, _)| **a == have.address) {
-            Some((address, want)) => self.step(address, Some(want), Some(have)),
+            Some((address, want)) => self.step(&address, Some(want), Some(have)),
             None => self.step(&have.address, None, Some(have)),
         }
         true
     }
 
-    fn step(&mut self, address: &Address, want: Option<&Attributes>, have: Option<&Resource>) {
+    fn step(&mut self, address: &Address, want: Option<Cow<'_, Attributes>>, have: Option<&Resource>) {
         // Counted whatever the scope: the brake's base is the whole provider.
         if have.is_some_and(|r| r.status != Status::Deactivated) {
             if let Some(count) = self.recorded.get_mut(address.provider()) {
@@ -517,7 +548,7 @@ impl<'a> Planner<'a> {
     #[must_use]
     pub fn finish(mut self, lineage: Option<Uuid>, serial: u64) -> Plan {
         while let Some((address, want)) = self.desired.next() {
-            self.step(address, Some(want), None);
+            self.step(&address, Some(want), None);
         }
         self.pair_renames();
         let (config, scope, summary) = (self.config, self.scope, self.summary);
@@ -692,7 +723,7 @@ impl Planner<'_> {
 
 fn diff_one(
     address: &Address,
-    want: Option<&Attributes>,
+    want: Option<Cow<'_, Attributes>>,
     have: Option<&crate::state::Resource>,
     settings: Option<&ProviderSettings>,
     resend_after: Option<Duration>,
@@ -704,28 +735,35 @@ fn diff_one(
     let provider = address.provider();
     // Spelled out only for the changes that need it, not for every address.
     let mark_done = || format!("`memberctl state mark-done {address}`");
-    let change =
-        |action, wanted, before: Option<&Attributes>, after: Option<&Attributes>, reason: Option<String>, repeat| {
-            Change {
-                address: address.clone(),
-                provider: provider.to_owned(),
-                email: after.or(before).map(|a| a.email.clone()).unwrap_or_default(),
-                action,
-                wanted,
-                before: before.cloned().map(Box::new),
-                after: after.cloned().map(Box::new),
-                fields: match (before, after) {
-                    (Some(b), Some(a)) if action == Action::Update || wanted == Some(Action::Update) => {
-                        b.changes_to(a).into_iter().map(FieldChange::from).collect()
-                    }
-                    _ => Vec::new(),
-                },
-                reason,
-                repeat,
-                moved_from: None,
-                names: Arc::default(),
+    // The desired attributes are moved into the change when the planner
+    // owns them, copied when it borrows them.
+    let change = |action,
+                  wanted,
+                  before: Option<&Attributes>,
+                  after: Option<Cow<'_, Attributes>>,
+                  reason: Option<String>,
+                  repeat| {
+        let fields = match (before, after.as_deref()) {
+            (Some(b), Some(a)) if action == Action::Update || wanted == Some(Action::Update) => {
+                b.changes_to(a).into_iter().map(FieldChange::from).collect()
             }
+            _ => Vec::new(),
         };
+        Change {
+            address: address.clone(),
+            provider: provider.to_owned(),
+            email: after.as_deref().or(before).map(|a| a.email.clone()).unwrap_or_default(),
+            action,
+            wanted,
+            before: before.cloned().map(Box::new),
+            after: after.map(|a| Box::new(a.into_owned())),
+            fields,
+            reason,
+            repeat,
+            moved_from: None,
+            names: Arc::default(),
+        }
+    };
     match (want, have) {
         (None, None) => None,
         // Removed by deactivation already; the record only keeps the ids.
@@ -772,7 +810,7 @@ fn diff_one(
                     change(Action::Manual, Some(Action::Invite), None, Some(want), Some(reason), true)
                 });
             }
-            if have.attributes.differs_from(want) {
+            if have.attributes.differs_from(&want) {
                 return Some(if caps.is_some_and(|c| c.update) {
                     change(Action::Update, None, Some(&have.attributes), Some(want), None, false)
                 } else {
@@ -805,7 +843,55 @@ fn diff_one(
 
 #[cfg(test)]
 mod tests {
-    use super::RemovalShare;
+    use super::{Planner, RemovalShare, Scope};
+    use crate::provider::{Operation, Outcome, RemoteIds};
+    use crate::state::State;
+
+    /// A planner that owns the config's members (and moves them into its
+    /// changes) plans exactly what one that borrows them does: invites,
+    /// updates, unchanged and removed addresses alike.
+    #[test]
+    fn owning_and_borrowing_planners_make_the_same_plan() {
+        let yaml = "version: 1\nproviders:\n  sandbox: { type: sandbox }\nroles:\n  member: { sandbox: r1 }\n  admin: { sandbox: r2 }\ndefaults:\n  roles: [member]\nmembers:\n  - { email: a@example.com, name: A A }\n  - { email: b@example.com, name: B B, roles: [admin] }\n  - { email: c@example.com, name: C C }\n  - { email: e@example.com, name: E E }\n";
+        let config = crate::config::load_str(std::path::Path::new("memberctl.yaml"), yaml).expect("valid config");
+        let mut state = State::new();
+        let now = "2026-01-15T09:30:00Z";
+        let mut recorded = |attributes: crate::attributes::Attributes| {
+            state.record(&Operation::invite("sandbox", attributes), &Outcome::Invited(RemoteIds::default()), now);
+        };
+        for (address, attributes) in config.desired.iter() {
+            match address.as_str() {
+                // b is recorded with another role (an update), c as it is,
+                // a and e not at all (invites).
+                "sandbox/b@example.com" => {
+                    recorded(crate::attributes::Attributes { roles: vec!["r1".to_owned()], ..attributes.clone() });
+                }
+                "sandbox/c@example.com" => recorded(attributes.clone()),
+                _ => {}
+            }
+        }
+        // d is recorded and no longer configured (a removal).
+        recorded(crate::attributes::Attributes { email: "d@example.com".to_owned(), ..Default::default() });
+
+        let scope = Scope::default();
+        let at = std::time::SystemTime::UNIX_EPOCH;
+        let borrowed = super::compute_with(Planner::new(&config, &scope, at), Some(&state));
+        let mut taken = config.clone();
+        let desired = std::mem::take(&mut taken.desired);
+        let owned = super::compute_with(Planner::owning(&taken, desired, &scope, at), Some(&state));
+        assert_eq!(owned, borrowed);
+        let actions: Vec<(&str, super::Action)> =
+            owned.changes.iter().map(|c| (c.address.as_str(), c.action)).collect();
+        assert_eq!(
+            actions,
+            [
+                ("sandbox/a@example.com", super::Action::Invite),
+                ("sandbox/b@example.com", super::Action::Update),
+                ("sandbox/d@example.com", super::Action::Remove),
+                ("sandbox/e@example.com", super::Action::Invite),
+            ]
+        );
+    }
 
     #[test]
     fn the_proposed_fraction_is_rounded_up_so_it_lets_the_plan_through() {
