@@ -859,7 +859,7 @@ mod tests {
         let mut recorded = |attributes: crate::attributes::Attributes| {
             state.record(&Operation::invite("sandbox", attributes), &Outcome::Invited(RemoteIds::default()), now);
         };
-        for (address, attributes) in config.desired.iter() {
+        for (address, attributes) in &config.desired {
             match address.as_str() {
                 // b is recorded with another role (an update), c as it is,
                 // a and e not at all (invites).
