@@ -228,8 +228,11 @@ async fn commit(client: &Client, write: Write) -> Result<(i64, i32), Fail> {
     finish_transaction(client, body).await
 }
 
+/// Who writes, for the `by` column: worked out once per process, not once
+/// per recorded batch (the host name may be a file read).
 fn who() -> String {
-    format!("memberctl pid {} on {}", std::process::id(), host_name())
+    static WHO: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    WHO.get_or_init(|| format!("memberctl pid {} on {}", std::process::id(), host_name())).clone()
 }
 
 /// The rows a state's records become, for the addresses `ops` touched.
