@@ -1,6 +1,9 @@
 //! Work spread over the cores and answered in order: the config's files and
-//! pieces are parsed, and its runs of members resolved, this way.
+//! pieces are parsed, and its runs of members resolved, this way; large
+//! outputs (the state file, a JSON plan) are turned into text on two
+//! threads and written in order.
 
+use std::io::{self, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
@@ -48,9 +51,53 @@ pub(crate) fn map_in_order<T: Send, R: Send, A>(
     (slots.into_iter().map(|slot| slot.expect("every item is done once")).collect(), also)
 }
 
+/// Writes `render(index, chunk)` of every chunk to `out`, in order. With
+/// two cores or more, a helper renders every other chunk, a couple ahead at
+/// most, while this thread renders the rest and writes: the whole text is
+/// never in memory at once.
+pub(crate) fn write_in_order<T: Sync>(
+    chunks: &[&[T]],
+    render: impl Fn(usize, &[T]) -> io::Result<Vec<u8>> + Sync,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    if cores < 2 || chunks.len() < 2 {
+        for (index, chunk) in chunks.iter().enumerate() {
+            out.write_all(&render(index, chunk)?)?;
+        }
+        return Ok(());
+    }
+    let (done, received) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(2);
+    let render = &render;
+    std::thread::scope(|scope| {
+        // Owned here, so that an early return (a failed write or chunk)
+        // drops it before the scope waits for the helper, whose next send
+        // then fails and ends it, rather than blocking forever.
+        let received = received;
+        scope.spawn(move || {
+            for (index, chunk) in chunks.iter().enumerate().skip(1).step_by(2) {
+                if done.send(render(index, chunk)).is_err() {
+                    return;
+                }
+            }
+        });
+        for (index, chunk) in chunks.iter().enumerate() {
+            let text = if index % 2 == 0 {
+                render(index, chunk)?
+            } else {
+                received.recv().map_err(|_| io::Error::other("the thread turning output into text stopped"))??
+            };
+            out.write_all(&text)?;
+        }
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::map_in_order;
+    use std::fmt::Write as _;
+
+    use super::{map_in_order, write_in_order};
 
     #[test]
     fn results_come_back_in_order_whatever_thread_made_them() {
@@ -61,5 +108,57 @@ mod tests {
         let (none, also) = map_in_order(Vec::<usize>::new(), |n| n, || 7);
         assert!(none.is_empty());
         assert_eq!(also, 7);
+    }
+
+    /// A disk that fills up after so many bytes.
+    struct Full(usize);
+
+    impl std::io::Write for Full {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            if self.0 < bytes.len() {
+                return Err(std::io::Error::other("no space left"));
+            }
+            self.0 -= bytes.len();
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn chunks_are_written_in_order_and_a_failure_is_the_error() {
+        let numbers: Vec<u32> = (0..10_000).collect();
+        let chunks: Vec<&[u32]> = numbers.chunks(7).collect();
+        let text = |index: usize, chunk: &[u32]| {
+            let mut line = String::new();
+            for n in chunk {
+                let _ = write!(line, "{index}:{n} ");
+            }
+            Ok(line.into_bytes())
+        };
+        let mut out = Vec::new();
+        write_in_order(&chunks, text, &mut out).expect("written");
+        let mut expected = String::new();
+        for n in &numbers {
+            let _ = write!(expected, "{}:{n} ", n / 7);
+        }
+        assert_eq!(String::from_utf8(out).expect("text"), expected);
+
+        let failing = |index: usize, chunk: &[u32]| {
+            if index == 5 {
+                Err(std::io::Error::other("chunk 5 failed"))
+            } else {
+                text(index, chunk)
+            }
+        };
+        let error = write_in_order(&chunks, failing, &mut Vec::new()).expect_err("chunk 5 fails");
+        assert_eq!(error.to_string(), "chunk 5 failed");
+
+        // The write fails part way, and the error comes back (the helper,
+        // blocked on handing over its next chunk, is let go).
+        let error = write_in_order(&chunks, text, &mut Full(1_000)).expect_err("the disk fills up");
+        assert_eq!(error.to_string(), "no space left");
     }
 }

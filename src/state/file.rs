@@ -199,38 +199,11 @@ fn write_json(state: &State, out: &mut dyn Write) -> io::Result<()> {
         "{{\"format_version\":{FORMAT_VERSION},\"lineage\":\"{}\",\"serial\":{},\"resources\":[",
         state.lineage, state.serial
     )?;
+    // A large state (every apply ends by writing it) is turned into text on
+    // two threads, chunk by chunk.
     let records: Vec<&Resource> = state.resources.values().collect();
     let chunks: Vec<&[&Resource]> = records.chunks(WRITE_CHUNK).collect();
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    if cores < 2 || chunks.len() < 2 {
-        for (index, chunk) in chunks.iter().enumerate() {
-            out.write_all(&lines_of(chunk, index == 0)?)?;
-        }
-    } else {
-        // A large state (every apply ends by writing it) is turned into
-        // text on two threads, chunk by chunk: a helper does every other
-        // chunk, a few ahead at most, and the chunks are written in order.
-        let (done, received) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(2);
-        std::thread::scope(|scope| -> io::Result<()> {
-            let odd = chunks.iter().skip(1).step_by(2);
-            scope.spawn(move || {
-                for chunk in odd {
-                    if done.send(lines_of(chunk, false)).is_err() {
-                        return;
-                    }
-                }
-            });
-            for (index, chunk) in chunks.iter().enumerate() {
-                let text = if index % 2 == 0 {
-                    lines_of(chunk, index == 0)?
-                } else {
-                    received.recv().map_err(|_| io::Error::other("the thread writing the state stopped"))??
-                };
-                out.write_all(&text)?;
-            }
-            Ok(())
-        })?;
-    }
+    crate::parallel::write_in_order(&chunks, |index, chunk| lines_of(chunk, index == 0), out)?;
     out.write_all(b"\n]}\n")
 }
 

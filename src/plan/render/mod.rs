@@ -3,11 +3,13 @@
 //! Every renderer writes to an `io::Write` as it goes, so a plan with
 //! 100,000 changes is streamed rather than built up in one string.
 
+mod json;
 mod markdown;
 mod text;
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 
+pub use json::json;
 pub use markdown::{cell, markdown, MARKDOWN_BUDGET, MARKER};
 pub use text::{refresh_text, text};
 
@@ -27,14 +29,6 @@ pub enum Format {
 /// Output is buffered here, whatever `out` is: a plan of 100,000 changes
 /// is many small writes, and a bare `Stdout` is line-buffered.
 const BUFFER: usize = 64 * 1024;
-
-/// Writes `plan` as JSON (also the saved-plan format).
-pub fn json(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
-    let mut out = BufWriter::with_capacity(BUFFER, out);
-    serde_json::to_writer_pretty(&mut out, plan).map_err(io::Error::other)?;
-    out.write_all(b"\n")?;
-    out.flush()
-}
 
 /// Writes `plan` in `format`; `color` applies to text only.
 pub fn render(plan: &Plan, format: Format, color: bool, out: &mut dyn Write) -> io::Result<()> {
