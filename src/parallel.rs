@@ -134,7 +134,7 @@ mod tests {
         let text = |index: usize, chunk: &[u32]| {
             let mut line = String::new();
             for n in chunk {
-                let _ = write!(line, "{index}:{n} ");
+                write!(line, "{index}:{n} ").expect("writing to a String cannot fail");
             }
             Ok(line.into_bytes())
         };
@@ -142,7 +142,7 @@ mod tests {
         write_in_order(&chunks, text, &mut out).expect("written");
         let mut expected = String::new();
         for n in &numbers {
-            let _ = write!(expected, "{}:{n} ", n / 7);
+            write!(expected, "{}:{n} ", n / 7).expect("writing to a String cannot fail");
         }
         assert_eq!(String::from_utf8(out).expect("text"), expected);
 

@@ -451,7 +451,7 @@ fn resolve_members(
     let mut path = String::new();
     for (offset, member) in run.into_iter().enumerate() {
         path.clear();
-        let _ = write!(path, "members[{}]", run_start + offset);
+        write!(path, "members[{}]", run_start + offset).expect("writing to a String cannot fail");
         // Kept whatever comes of the member, duplicate or not.
         let mut before = Vec::new();
         if !member.unknown.is_empty() {

@@ -122,7 +122,8 @@ mod tests {
         let yaml = "version: 1\nproviders:\n  sandbox: { type: sandbox }\nroles:\n  member: { sandbox: r1 }\ndefaults:\n  roles: [member]\n";
         let mut members = String::new();
         for i in 0..CHUNK * 2 + 17 {
-            let _ = writeln!(members, "  - {{ email: m{i}@example.com, name: \"Member \\\"{i}\\\"\\nNext\" }}");
+            writeln!(members, "  - {{ email: m{i}@example.com, name: \"Member \\\"{i}\\\"\\nNext\" }}")
+                .expect("writing to a String cannot fail");
         }
         let config =
             crate::config::load_str(std::path::Path::new("memberctl.yaml"), &format!("{yaml}members:\n{members}"))
