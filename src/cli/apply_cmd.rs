@@ -206,7 +206,13 @@ fn apply(args: &ApplyArgs, cx: &mut Context<'_>, summary: &mut Option<ApplySumma
     }
     // What the refresh observed of a recorded state is journaled with the
     // apply's own outcomes and written with them: one state write, at the end.
-    let observed = if loaded.state.is_some() { observed } else { &[][..] };
+    let observed = match &loaded.state {
+        Some(state) => {
+            edit::check(state, observed)?;
+            observed
+        }
+        None => &[][..],
+    };
     let mut recorder = backend.recorder(loaded.state.unwrap_or_else(State::new))?;
     if !observed.is_empty() {
         edit::journal(&mut recorder, observed.to_vec())?;

@@ -42,8 +42,7 @@ pub(super) fn run(args: &PlanArgs, cx: &mut Context<'_>) -> Outcome {
         // The planner takes the members out of the config, and moves each
         // into the change that needs it (a first plan holds them once).
         let everything = Scope::default();
-        let desired = std::mem::take(&mut config.desired);
-        let mut planner = plan::Planner::owning(&config, desired, &everything, crate::clock::now());
+        let mut planner = plan::Planner::owning(&mut config, &everything, crate::clock::now());
         match backend.each_record(&mut |resource| planner.record(resource))? {
             Streamed::Missing => (planner.finish(None, 0), None),
             Streamed::Done { lineage, serial } => (planner.finish(Some(lineage), serial), None),
@@ -51,7 +50,12 @@ pub(super) fn run(args: &PlanArgs, cx: &mut Context<'_>) -> Outcome {
                 // A state out of address order (edited by hand) is planned
                 // from whole, with the members the planner took read again.
                 drop(planner);
-                config = cx.load_config()?;
+                let again = cx.load_config()?;
+                if again.digest != config.digest {
+                    return Err(Error::user("the config files changed while the plan was being made")
+                        .with_hint("run `memberctl plan` again"));
+                }
+                config = again;
                 plan_loaded(args, &config, backend.as_mut())?
             }
         }

@@ -346,12 +346,12 @@ pub(crate) fn resolve(
         // A duplicate is reported and not resolved (its problems and
         // addresses are dropped), as if it had been skipped.
         if !duplicates.is_empty() {
-            let mut position = 0;
-            resolved.retain(|_| {
-                let keep = !duplicates.iter().any(|range| range.contains(&position));
-                position += 1;
-                keep
-            });
+            let mut dropped = vec![false; resolved.len()];
+            for range in duplicates {
+                dropped[range].fill(true);
+            }
+            let mut dropped = dropped.into_iter();
+            resolved.retain(|_| !dropped.next().unwrap_or(false));
         }
         desired.push(resolved);
     }

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::address::Address;
 use crate::attributes::{AttributeChange, Attributes};
 use crate::config::names::Names;
-use crate::config::{Config, Desired};
+use crate::config::Config;
 use crate::provider::{OperationKind, ProviderKind, ProviderSettings, UncertainPolicy};
 use crate::state::{Resource, State, Status};
 
@@ -468,12 +468,13 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// A planner for `config` whose desired entries were taken out of it
-    /// (`std::mem::take(&mut config.desired)`): each is moved into the
-    /// change that needs it instead of copied, and the rest are freed as
-    /// the plan goes. For callers that are done with the config's members.
+    /// A planner that takes the desired entries out of `config` (leaving
+    /// it none): each is moved into the change that needs it instead of
+    /// copied, and the rest are freed as the plan goes. For callers that
+    /// are done with the config's members.
     #[must_use]
-    pub fn owning(config: &'a Config, desired: Desired, scope: &'a Scope, now: SystemTime) -> Self {
+    pub fn owning(config: &'a mut Config, scope: &'a Scope, now: SystemTime) -> Self {
+        let desired = std::mem::take(&mut config.desired);
         let mut planner = Self::new(config, scope, now);
         planner.desired = Wanted::Owned(desired.into_iter()).peekable();
         planner
@@ -877,8 +878,7 @@ mod tests {
         let at = std::time::SystemTime::UNIX_EPOCH;
         let borrowed = super::compute_with(Planner::new(&config, &scope, at), Some(&state));
         let mut taken = config.clone();
-        let desired = std::mem::take(&mut taken.desired);
-        let owned = super::compute_with(Planner::owning(&taken, desired, &scope, at), Some(&state));
+        let owned = super::compute_with(Planner::owning(&mut taken, &scope, at), Some(&state));
         assert_eq!(owned, borrowed);
         let actions: Vec<(&str, super::Action)> =
             owned.changes.iter().map(|c| (c.address.as_str(), c.action)).collect();

@@ -82,11 +82,10 @@ pub fn record(
     Ok(recorder.finish()?.0)
 }
 
-/// Checks `edits` against the recorder's state and journals them into it,
-/// to be written with whatever else it records (an apply records what a
+/// Journals `edits`, already [`check`]ed against the recorder's state, to
+/// be written with whatever else it records (an apply records what a
 /// refresh observed this way, so the state is written once, at its end).
 pub fn journal(recorder: &mut Recorder, edits: Vec<Edit>) -> Result<(), StateError> {
-    check(recorder.state(), &edits)?;
     // One journal entry per provider, not per edit: a refresh may record
     // thousands, and each entry is a sync (or two transactions).
     let mut by_provider: BTreeMap<String, (Vec<Operation>, Vec<Outcome>)> = BTreeMap::new();
@@ -104,8 +103,9 @@ pub fn journal(recorder: &mut Recorder, edits: Vec<Edit>) -> Result<(), StateErr
 }
 
 /// Refuses edits that do not fit `state`: forgetting an address it does not
-/// record, importing one it already records.
-fn check(state: &State, edits: &[Edit]) -> Result<(), StateError> {
+/// record, importing one it already records. Made before a recorder
+/// begins, so a refused edit leaves no journal behind.
+pub fn check(state: &State, edits: &[Edit]) -> Result<(), StateError> {
     for edit in edits {
         let recorded = state.resources.get(edit.address());
         match edit {

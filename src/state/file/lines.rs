@@ -3,8 +3,9 @@
 //! Version 2 is written as a header line, one line per record and a
 //! closing line (see `write_json`). When a file still has exactly that
 //! layout, each line is parsed on its own from a slice, which `serde_json`
-//! does several times faster than byte by byte from a reader, in the memory
-//! of one line. Anything else (a pretty-printed or version 1 file, a record
+//! does several times faster than byte by byte from a reader, on a thread
+//! of its own a few batches ahead of the caller (the memory of some
+//! thousands of records, never the whole state). Anything else (a pretty-printed or version 1 file, a record
 //! hand-edited over several lines, a corrupt line) answers
 //! [`Lines::Other`]; the caller then reads the file with the general reader
 //! from the start, which accepts exactly the same files and reports every
@@ -69,6 +70,10 @@ pub(super) fn read(mut file: impl BufRead + Send, sink: Sink<'_>) -> Lines {
     // ahead at most: the memory stays that of a few thousand records.
     let (batches, received) = std::sync::mpsc::sync_channel::<Vec<Resource>>(BATCHES_AHEAD);
     std::thread::scope(|scope| {
+        // Owned here, so that it is dropped before the scope waits for the
+        // parser even when the sink panics: the parser's next send then
+        // fails and ends it, instead of blocking on a full channel.
+        let received = received;
         let parser = scope.spawn(move || records(file, line, header.format_version, &batches));
         let mut declined = false;
         'batches: for batch in &received {

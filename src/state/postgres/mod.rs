@@ -158,7 +158,7 @@ struct Write {
     /// Intents this write answers: `(epoch, batch)`.
     answered: Vec<(i64, i64)>,
     /// Who writes, for `updated_by`.
-    by: String,
+    by: &'static str,
 }
 
 /// Applies `write` in one transaction; answers the new serial and the
@@ -230,9 +230,9 @@ async fn commit(client: &Client, write: Write) -> Result<(i64, i32), Fail> {
 
 /// Who writes, for the `by` column: worked out once per process, not once
 /// per recorded batch (the host name may be a file read).
-fn who() -> String {
+fn who() -> &'static str {
     static WHO: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    WHO.get_or_init(|| format!("memberctl pid {} on {}", std::process::id(), host_name())).clone()
+    WHO.get_or_init(|| format!("memberctl pid {} on {}", std::process::id(), host_name()))
 }
 
 /// The rows a state's records become, for the addresses `ops` touched.
@@ -340,11 +340,11 @@ enum Item {
     End(Result<(), Fail>),
 }
 
-/// Streams a state's records to `send` in address order, from one
-/// REPEATABLE READ snapshot, until `stop` is raised.
 /// Records handed over at a time by [`stream_records`].
 const RECORDS_PER_BATCH: usize = 256;
 
+/// Streams a state's records to `send` in address order, from one
+/// REPEATABLE READ snapshot, until `stop` is raised.
 async fn stream_records(
     client: &Client,
     name: &str,
@@ -593,7 +593,9 @@ impl Backend for PostgresBackend {
                 Item::Header(Some((lineage, serial)), false) => {
                     outcome = Streamed::Done { lineage, serial: serial as u64 };
                 }
-                Item::Records(_) if declined => {}
+                // Past a decline the state is read whole, which reports a
+                // corrupt record itself.
+                Item::Records(_) | Item::Corrupt(_) if declined => {}
                 Item::Records(batch) => {
                     for resource in &batch {
                         if !sink(resource) {
