@@ -203,7 +203,7 @@ fn write_json(state: &State, out: &mut dyn Write) -> io::Result<()> {
     // two threads, chunk by chunk.
     let records: Vec<&Resource> = state.resources.values().collect();
     let chunks: Vec<&[&Resource]> = records.chunks(WRITE_CHUNK).collect();
-    crate::parallel::write_in_order(&chunks, |index, chunk| lines_of(chunk, index == 0), out)?;
+    crate::parallel::write_in_order(&chunks, |index, chunk, text| lines_of(chunk, index == 0, text), out)?;
     out.write_all(b"\n]}\n")
 }
 
@@ -212,13 +212,13 @@ const WRITE_CHUNK: usize = 4096;
 
 /// The lines of `records`, each after its separator (the very first record
 /// of the file has none but the newline).
-fn lines_of(records: &[&Resource], first: bool) -> io::Result<Vec<u8>> {
-    let mut text = Vec::with_capacity(records.len() * 512);
+fn lines_of(records: &[&Resource], first: bool, text: &mut Vec<u8>) -> io::Result<()> {
+    text.reserve(records.len() * 512);
     for (index, resource) in records.iter().enumerate() {
         text.extend_from_slice(if first && index == 0 { b"\n" } else { b",\n" });
-        serde_json::to_writer(&mut text, &StoredOut::from(*resource))?;
+        serde_json::to_writer(&mut *text, &StoredOut::from(*resource))?;
     }
-    Ok(text)
+    Ok(())
 }
 
 /// Serialises a state as the file holds it.

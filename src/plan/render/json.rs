@@ -39,7 +39,7 @@ fn in_chunks(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
     // Up to and including the `[`, the changes, then from the `]` on.
     out.write_all(&frame[..at])?;
     let chunks: Vec<&[Change]> = plan.changes.chunks(CHUNK).collect();
-    crate::parallel::write_in_order(&chunks, |index, chunk| changes_text(chunk, index == 0), out)?;
+    crate::parallel::write_in_order(&chunks, |index, chunk, text| changes_text(chunk, index == 0, text), out)?;
     out.write_all(b"\n  ")?;
     out.write_all(&frame[at..])
 }
@@ -88,15 +88,15 @@ fn without_changes(plan: &Plan) -> Plan {
 /// What pretty JSON writes for `changes` inside a top-level `changes`
 /// array: `{"changes": changes}` puts them at that depth, and the text
 /// between its `[` and `]` is theirs (after a `,` unless they come first).
-fn changes_text(changes: &[Change], first: bool) -> io::Result<Vec<u8>> {
+fn changes_text(changes: &[Change], first: bool, text: &mut Vec<u8>) -> io::Result<()> {
     #[derive(Serialize)]
     struct AtPlanDepth<'a> {
         changes: &'a [Change],
     }
     const OPEN: &[u8] = b"{\n  \"changes\": [";
     const CLOSE: &[u8] = b"\n  ]\n}";
-    let mut text = Vec::with_capacity(changes.len() * 1024);
-    serde_json::to_writer_pretty(&mut text, &AtPlanDepth { changes }).map_err(io::Error::other)?;
+    text.reserve(changes.len() * 1024);
+    serde_json::to_writer_pretty(&mut *text, &AtPlanDepth { changes }).map_err(io::Error::other)?;
     if !(text.starts_with(OPEN) && text.ends_with(CLOSE)) {
         return Err(io::Error::other("pretty JSON of a chunk of changes did not have the expected frame"));
     }
@@ -106,7 +106,7 @@ fn changes_text(changes: &[Change], first: bool) -> io::Result<Vec<u8>> {
         text[start] = b',';
     }
     text.drain(..start);
-    Ok(text)
+    Ok(())
 }
 
 #[cfg(test)]
