@@ -14,12 +14,6 @@ use serde::{Deserialize, Serialize};
 pub struct Address(String);
 
 impl Address {
-    /// Moves the address out, leaving an empty one (never a valid address)
-    /// in its place: for owners that give their entries away one by one.
-    pub(crate) fn take(&mut self) -> Self {
-        Self(std::mem::take(&mut self.0))
-    }
-
     /// Builds the address of `email` at `provider`, normalising the email.
     #[must_use]
     pub fn new(provider: &str, email: &str) -> Self {

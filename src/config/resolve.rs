@@ -402,7 +402,7 @@ struct ResolvedRun {
     /// The index in its file of the run's first member.
     run_start: usize,
     members: Vec<ResolvedMember>,
-    resolved: Vec<(Address, Attributes)>,
+    resolved: Vec<super::desired::Entry>,
 }
 
 /// Parses (when cut from a large file) and resolves every file's runs of
@@ -445,7 +445,7 @@ fn resolve_members(
     run: Vec<MemberConfig>,
     context: &MemberContext<'_>,
     covering: &[&super::owners::OwnerRule],
-    mut resolved: Vec<(Address, Attributes)>,
+    mut resolved: Vec<super::desired::Entry>,
 ) -> ResolvedRun {
     let mut members = Vec::with_capacity(run.len());
     let mut path = String::new();
@@ -701,7 +701,7 @@ fn resolve_member(
     path: &str,
     mut member: MemberConfig,
     ctx: &MemberContext<'_>,
-    desired: &mut Vec<(Address, Attributes)>,
+    desired: &mut Vec<super::desired::Entry>,
 ) {
     let email = member.email.trim();
     if member.providers.as_ref().is_some_and(Vec::is_empty) {
@@ -892,6 +892,6 @@ fn resolve_member(
                 hint,
             );
         }
-        desired.push((Address::new(provider_name, email), attributes));
+        desired.push((Address::new(provider_name, email), Box::new(attributes)));
     }
 }

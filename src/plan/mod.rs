@@ -430,12 +430,40 @@ enum Wanted<'a> {
 }
 
 impl<'a> Iterator for Wanted<'a> {
-    type Item = (Cow<'a, Address>, Cow<'a, Attributes>);
+    type Item = (Cow<'a, Address>, Want<'a>);
 
     fn next(&mut self) -> Option<Self::Item> {
         match self {
-            Self::Borrowed(entries) => entries.next().map(|(a, w)| (Cow::Borrowed(a), Cow::Borrowed(w))),
-            Self::Owned(entries) => entries.next().map(|(a, w)| (Cow::Owned(a), Cow::Owned(w))),
+            Self::Borrowed(entries) => entries.next().map(|(a, w)| (Cow::Borrowed(a), Want::Lent(w))),
+            Self::Owned(entries) => entries.next().map(|(a, w)| (Cow::Owned(a), Want::Given(w))),
+        }
+    }
+}
+
+/// One desired entry's attributes as the planner has them: lent by the
+/// config, or handed over in the box they were resolved into (which a
+/// change then keeps, as it is).
+enum Want<'a> {
+    Lent(&'a Attributes),
+    Given(Box<Attributes>),
+}
+
+impl Want<'_> {
+    fn into_boxed(self) -> Box<Attributes> {
+        match self {
+            Want::Lent(attributes) => Box::new(attributes.clone()),
+            Want::Given(attributes) => attributes,
+        }
+    }
+}
+
+impl std::ops::Deref for Want<'_> {
+    type Target = Attributes;
+
+    fn deref(&self) -> &Attributes {
+        match self {
+            Want::Lent(attributes) => attributes,
+            Want::Given(attributes) => attributes,
         }
     }
 }
@@ -509,7 +537,7 @@ impl<'a> Planner<'a> {
         true
     }
 
-    fn step(&mut self, address: &Address, want: Option<Cow<'_, Attributes>>, have: Option<&Resource>) {
+    fn step(&mut self, address: &Address, want: Option<Want<'_>>, have: Option<&Resource>) {
         // Counted whatever the scope: the brake's base is the whole provider.
         if have.is_some_and(|r| r.status != Status::Deactivated) {
             if let Some(count) = self.recorded.get_mut(address.provider()) {
@@ -724,7 +752,7 @@ impl Planner<'_> {
 
 fn diff_one(
     address: &Address,
-    want: Option<Cow<'_, Attributes>>,
+    want: Option<Want<'_>>,
     have: Option<&crate::state::Resource>,
     settings: Option<&ProviderSettings>,
     resend_after: Option<Duration>,
@@ -738,33 +766,29 @@ fn diff_one(
     let mark_done = || format!("`memberctl state mark-done {address}`");
     // The desired attributes are moved into the change when the planner
     // owns them, copied when it borrows them.
-    let change = |action,
-                  wanted,
-                  before: Option<&Attributes>,
-                  after: Option<Cow<'_, Attributes>>,
-                  reason: Option<String>,
-                  repeat| {
-        let fields = match (before, after.as_deref()) {
-            (Some(b), Some(a)) if action == Action::Update || wanted == Some(Action::Update) => {
-                b.changes_to(a).into_iter().map(FieldChange::from).collect()
+    let change =
+        |action, wanted, before: Option<&Attributes>, after: Option<Want<'_>>, reason: Option<String>, repeat| {
+            let fields = match (before, after.as_deref()) {
+                (Some(b), Some(a)) if action == Action::Update || wanted == Some(Action::Update) => {
+                    b.changes_to(a).into_iter().map(FieldChange::from).collect()
+                }
+                _ => Vec::new(),
+            };
+            Change {
+                address: address.clone(),
+                provider: provider.to_owned(),
+                email: after.as_deref().or(before).map(|a| a.email.clone()).unwrap_or_default(),
+                action,
+                wanted,
+                before: before.cloned().map(Box::new),
+                after: after.map(Want::into_boxed),
+                fields,
+                reason,
+                repeat,
+                moved_from: None,
+                names: Arc::default(),
             }
-            _ => Vec::new(),
         };
-        Change {
-            address: address.clone(),
-            provider: provider.to_owned(),
-            email: after.as_deref().or(before).map(|a| a.email.clone()).unwrap_or_default(),
-            action,
-            wanted,
-            before: before.cloned().map(Box::new),
-            after: after.map(|a| Box::new(a.into_owned())),
-            fields,
-            reason,
-            repeat,
-            moved_from: None,
-            names: Arc::default(),
-        }
-    };
     match (want, have) {
         (None, None) => None,
         // Removed by deactivation already; the record only keeps the ids.
