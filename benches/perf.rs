@@ -334,7 +334,7 @@ fn plan_state(config: &memberctl::config::Config, n: usize) -> State {
         let attributes = memberctl::attributes::Attributes {
             email,
             name: Some(format!("Former Member {i}")),
-            roles: vec![object_id(0x69ba_a36b, 0)],
+            roles: vec![object_id(0x69ba_a36b, 0).into()],
             ..Default::default()
         };
         count += 1;
@@ -726,8 +726,8 @@ fn v2_section(o: &Options, method: RssMethod, root: &Path) -> V2 {
 /// Every configured address recorded as configured, but 5% of them with
 /// another role: the steady state of an organisation between two reviews.
 fn steady_state(config: &memberctl::config::Config) -> State {
-    let community = |i: u32| object_id(0x69ba_a36b, i);
-    let workforce = |i: u32| uuid_for(0xbbc5_4190, i);
+    let community = |i: u32| memberctl::attributes::Id::from(object_id(0x69ba_a36b, i));
+    let workforce = |i: u32| memberctl::attributes::Id::from(uuid_for(0xbbc5_4190, i));
     let mut rng = fastrand::Rng::with_seed(1313);
     let mut state = State::new();
     state.serial = 7;

@@ -7,9 +7,38 @@
 //! password is referenced by the env var or file that holds it).
 
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::config::names::Names;
+
+/// A catalog id (a role's, plan's, group's or position's remote id):
+/// shared, not copied, by every member that has it. A config's ids are
+/// shared through its catalogs; ids read back (from the state, from a
+/// provider's listing) through [`id`].
+pub type Id = std::sync::Arc<str>;
+
+/// The shared [`Id`] for `text`: a large state or listing names the same
+/// few catalog ids over and over, and each would otherwise be its own
+/// allocation. Remembered per thread, up to a bound, so that a listing of
+/// ids that are all different costs no more than copying them.
+#[must_use]
+pub fn id(text: &str) -> Id {
+    const REMEMBERED: usize = 1 << 14;
+    thread_local! {
+        static SEEN: std::cell::RefCell<std::collections::HashSet<Id>> =
+            std::cell::RefCell::new(std::collections::HashSet::new());
+    }
+    SEEN.with_borrow_mut(|seen| {
+        if let Some(known) = seen.get(text) {
+            return known.clone();
+        }
+        let new = Id::from(text);
+        if seen.len() < REMEMBERED {
+            seen.insert(new.clone());
+        }
+        new
+    })
+}
 use crate::provider::CatalogKind;
 
 /// How a member is brought into a provider.
@@ -28,6 +57,36 @@ impl Method {
     #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes `&T`
     fn is_invite(&self) -> bool {
         *self == Method::Invite
+    }
+}
+
+/// Reads a list of catalog ids, each through [`id`] (never a `String` first).
+pub(crate) fn ids<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Id>, D::Error> {
+    Vec::<SharedId>::deserialize(deserializer).map(|ids| ids.into_iter().map(|SharedId(id)| id).collect())
+}
+
+/// Reads an optional catalog id through [`id`].
+pub(crate) fn optional_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Id>, D::Error> {
+    Option::<SharedId>::deserialize(deserializer).map(|id| id.map(|SharedId(id)| id))
+}
+
+struct SharedId(Id);
+
+impl<'de> Deserialize<'de> for SharedId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = SharedId;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<SharedId, E> {
+                Ok(SharedId(id(text)))
+            }
+        }
+        deserializer.deserialize_str(Text)
     }
 }
 
@@ -50,20 +109,20 @@ pub struct Attributes {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
     /// Remote role ids.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub roles: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "ids")]
+    pub roles: Vec<Id>,
     /// Remote plan ids.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub plans: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "ids")]
+    pub plans: Vec<Id>,
     /// Remote group ids.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "ids")]
+    pub groups: Vec<Id>,
     /// Remote id of the primary group (one of `groups`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub primary_group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "optional_id")]
+    pub primary_group: Option<Id>,
     /// Remote position ids.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub positions: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "ids")]
+    pub positions: Vec<Id>,
     /// Remote id of the member's manager.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manager_id: Option<String>,
@@ -95,11 +154,11 @@ pub struct AttributeChange {
     pub after: String,
 }
 
-fn render_opt(value: Option<&String>) -> String {
+fn render_opt(value: Option<&str>) -> String {
     value.map_or_else(|| "(none)".to_owned(), |v| format!("{v:?}"))
 }
 
-fn render_list(values: &[String]) -> String {
+fn render_list<S: std::borrow::Borrow<str>>(values: &[S]) -> String {
     if values.is_empty() {
         "[]".to_owned()
     } else {
@@ -118,16 +177,16 @@ impl Attributes {
     pub fn changes_to(&self, newer: &Attributes) -> Vec<AttributeChange> {
         let mut out = Vec::new();
         // In the order `lines` shows them, so diffs and change lists agree.
-        scalar_change(&mut out, "name", self.name.as_ref(), newer.name.as_ref());
-        scalar_change(&mut out, "first_name", self.first_name.as_ref(), newer.first_name.as_ref());
-        scalar_change(&mut out, "last_name", self.last_name.as_ref(), newer.last_name.as_ref());
-        scalar_change(&mut out, "phone", self.phone.as_ref(), newer.phone.as_ref());
+        scalar_change(&mut out, "name", self.name.as_deref(), newer.name.as_deref());
+        scalar_change(&mut out, "first_name", self.first_name.as_deref(), newer.first_name.as_deref());
+        scalar_change(&mut out, "last_name", self.last_name.as_deref(), newer.last_name.as_deref());
+        scalar_change(&mut out, "phone", self.phone.as_deref(), newer.phone.as_deref());
         list_change(&mut out, "roles", &self.roles, &newer.roles);
         list_change(&mut out, "plans", &self.plans, &newer.plans);
         list_change(&mut out, "groups", &self.groups, &newer.groups);
-        scalar_change(&mut out, "primary_group", self.primary_group.as_ref(), newer.primary_group.as_ref());
+        scalar_change(&mut out, "primary_group", self.primary_group.as_deref(), newer.primary_group.as_deref());
         list_change(&mut out, "positions", &self.positions, &newer.positions);
-        scalar_change(&mut out, "manager_id", self.manager_id.as_ref(), newer.manager_id.as_ref());
+        scalar_change(&mut out, "manager_id", self.manager_id.as_deref(), newer.manager_id.as_deref());
         out
     }
 
@@ -162,25 +221,25 @@ impl Attributes {
     }
 
     fn lines_with(&self, names: Option<&Names>) -> Vec<String> {
-        let list = |lines: &mut Vec<String>, field: &str, kind: CatalogKind, ids: &[String]| match names {
+        let list = |lines: &mut Vec<String>, field: &str, kind: CatalogKind, ids: &[Id]| match names {
             Some(names) if !ids.is_empty() => lines.push(format!("{field}: {}", names.show_list(kind, ids))),
             _ => push_list(lines, field, ids),
         };
         let mut lines = vec![format!("email: {}", self.email)];
-        push_opt(&mut lines, "name", self.name.as_ref());
-        push_opt(&mut lines, "first_name", self.first_name.as_ref());
-        push_opt(&mut lines, "last_name", self.last_name.as_ref());
-        push_opt(&mut lines, "phone", self.phone.as_ref());
+        push_opt(&mut lines, "name", self.name.as_deref());
+        push_opt(&mut lines, "first_name", self.first_name.as_deref());
+        push_opt(&mut lines, "last_name", self.last_name.as_deref());
+        push_opt(&mut lines, "phone", self.phone.as_deref());
         list(&mut lines, "roles", CatalogKind::Roles, &self.roles);
         list(&mut lines, "plans", CatalogKind::Plans, &self.plans);
         list(&mut lines, "groups", CatalogKind::Groups, &self.groups);
         let primary = match (names, &self.primary_group) {
             (Some(names), Some(id)) => Some(names.show(CatalogKind::Groups, id)),
-            (_, primary) => primary.clone(),
+            (_, primary) => primary.as_deref().map(str::to_owned),
         };
-        push_opt(&mut lines, "primary_group", primary.as_ref());
+        push_opt(&mut lines, "primary_group", primary.as_deref());
         list(&mut lines, "positions", CatalogKind::Positions, &self.positions);
-        push_opt(&mut lines, "manager_id", self.manager_id.as_ref());
+        push_opt(&mut lines, "manager_id", self.manager_id.as_deref());
         if self.method == Method::Direct {
             lines.push("method: direct".to_owned());
         }
@@ -192,13 +251,13 @@ impl Attributes {
         list(CatalogKind::Roles, &self.roles)
             .chain(list(CatalogKind::Plans, &self.plans))
             .chain(list(CatalogKind::Groups, &self.groups))
-            .chain(self.primary_group.iter().map(|id| (CatalogKind::Groups, id.as_str())))
+            .chain(self.primary_group.iter().map(|id| (CatalogKind::Groups, &**id)))
             .chain(list(CatalogKind::Positions, &self.positions))
     }
 }
 
-fn list(kind: CatalogKind, ids: &[String]) -> impl Iterator<Item = (CatalogKind, &str)> {
-    ids.iter().map(move |id| (kind, id.as_str()))
+fn list(kind: CatalogKind, ids: &[Id]) -> impl Iterator<Item = (CatalogKind, &str)> {
+    ids.iter().map(move |id| (kind, &**id))
 }
 
 impl Attributes {
@@ -206,7 +265,7 @@ impl Attributes {
     /// `field` [`Attributes::changes_to`] reports; `None` for other fields.
     #[must_use]
     pub fn named_value(&self, field: &str, names: &Names) -> Option<String> {
-        let (kind, ids): (CatalogKind, &[String]) = match field {
+        let (kind, ids): (CatalogKind, &[Id]) = match field {
             "roles" => (CatalogKind::Roles, &self.roles),
             "plans" => (CatalogKind::Plans, &self.plans),
             "groups" => (CatalogKind::Groups, &self.groups),
@@ -224,32 +283,32 @@ impl Attributes {
     }
 }
 
-fn push_opt(lines: &mut Vec<String>, field: &str, value: Option<&String>) {
+fn push_opt(lines: &mut Vec<String>, field: &str, value: Option<&str>) {
     if let Some(value) = value {
         lines.push(format!("{field}: {value}"));
     }
 }
 
-fn push_list(lines: &mut Vec<String>, field: &str, values: &[String]) {
+fn push_list(lines: &mut Vec<String>, field: &str, values: &[Id]) {
     if !values.is_empty() {
         lines.push(format!("{field}: {}", render_list(values)));
     }
 }
 
-fn scalar_change(out: &mut Vec<AttributeChange>, field: &'static str, a: Option<&String>, b: Option<&String>) {
+fn scalar_change(out: &mut Vec<AttributeChange>, field: &'static str, a: Option<&str>, b: Option<&str>) {
     if a != b {
         out.push(AttributeChange { field, before: render_opt(a), after: render_opt(b) });
     }
 }
 
-fn list_change(out: &mut Vec<AttributeChange>, field: &'static str, a: &[String], b: &[String]) {
+fn list_change(out: &mut Vec<AttributeChange>, field: &'static str, a: &[Id], b: &[Id]) {
     if !same_set(a, b) {
         out.push(AttributeChange { field, before: render_list(a), after: render_list(b) });
     }
 }
 
 /// Order-insensitive comparison: `roles: [a, b]` and `[b, a]` are the same membership.
-fn same_set(a: &[String], b: &[String]) -> bool {
+fn same_set(a: &[Id], b: &[Id]) -> bool {
     if a == b {
         // The common case, and without the two allocations below.
         return true;
@@ -257,8 +316,8 @@ fn same_set(a: &[String], b: &[String]) -> bool {
     if a.len() != b.len() || a.len() < 2 {
         return false;
     }
-    let mut a: Vec<&String> = a.iter().collect();
-    let mut b: Vec<&String> = b.iter().collect();
+    let mut a: Vec<&Id> = a.iter().collect();
+    let mut b: Vec<&Id> = b.iter().collect();
     a.sort_unstable();
     b.sort_unstable();
     a == b
@@ -270,6 +329,25 @@ mod tests {
 
     fn attrs() -> Attributes {
         Attributes { email: "a@x.io".into(), roles: vec!["r1".into(), "r2".into()], ..Attributes::default() }
+    }
+
+    #[test]
+    fn an_id_read_twice_is_one_id_and_any_number_are_read_right() {
+        assert!(std::sync::Arc::ptr_eq(&id("69baa36beddb9f0012fdf101"), &id("69baa36beddb9f0012fdf101")));
+        let read: Attributes =
+            serde_json::from_str(r#"{"email":"a@x.io","roles":["r1"],"groups":["g","g"],"primary_group":"g"}"#)
+                .expect("attributes");
+        assert!(std::sync::Arc::ptr_eq(&read.groups[0], &read.groups[1]));
+        assert!(std::sync::Arc::ptr_eq(&read.groups[0], read.primary_group.as_ref().expect("a primary group")));
+        let refused =
+            serde_json::from_str::<Attributes>(r#"{"email":"a@x.io","roles":[5]}"#).expect_err("not a string");
+        assert!(refused.to_string().contains("expected a string"), "{refused}");
+        // Past what is remembered, ids are still read as written, only no
+        // longer shared.
+        for n in 0..(1 << 14) + 10 {
+            let text = format!("id-{n}");
+            assert_eq!(*id(&text), *text);
+        }
     }
 
     #[test]

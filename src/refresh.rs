@@ -358,7 +358,7 @@ mod tests {
     fn attrs(email: &str, roles: &[&str]) -> Attributes {
         Attributes {
             email: email.to_owned(),
-            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            roles: roles.iter().map(|r| (*r).into()).collect(),
             note: Some("welcome".to_owned()),
             ..Attributes::default()
         }
@@ -426,7 +426,7 @@ mod tests {
         assert_eq!(report.unmanaged, vec![Address::new("sbx", "stranger@x.io")]);
         assert_eq!(edits.len(), 4);
         let changed = &refreshed.resources[&Address::new("sbx", "changed@x.io")];
-        assert_eq!(changed.attributes.roles, vec!["admin".to_owned()]);
+        assert_eq!(changed.attributes.roles, ["admin".into()]);
         assert_eq!(changed.attributes.note.as_deref(), Some("welcome"), "unobserved fields stay as recorded");
         assert_eq!(refreshed.resources[&Address::new("sbx", "maybe@x.io")].status, Status::Adopted);
         assert!(!refreshed.resources.contains_key(&Address::new("sbx", "gone@x.io")));

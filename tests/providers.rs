@@ -71,7 +71,7 @@ fn member(email: &str, name: &str) -> Attributes {
     Attributes {
         email: email.to_owned(),
         name: Some(name.to_owned()),
-        roles: vec![ROLE.to_owned()],
+        roles: vec![ROLE.into()],
         ..Attributes::default()
     }
 }
@@ -145,7 +145,7 @@ async fn networked_single_endpoint_form_matches_the_seed_curl() {
     std::fs::write(&password_file, "Aa1235678@\n").expect("write password");
     let client = networked_with(&server, |s| s.invite_endpoint = InviteEndpoint::Single);
     let mut example = member("example9@yopmail.com", "Example User 9");
-    example.roles = vec![ROLE2.to_owned()];
+    example.roles = vec![ROLE2.into()];
     example.password_file = Some(password_file.display().to_string());
     let outcomes = client.send(&[Operation::invite("community", example)]).await.expect("answer");
 
@@ -172,7 +172,7 @@ async fn networked_direct_add_sends_the_password_but_never_shows_it() {
     let client = networked(&server);
     let mut direct = member("dana@example.com", "Dana Direct");
     direct.method = Method::Direct;
-    direct.plans = vec![PLAN_A.to_owned()];
+    direct.plans = vec![PLAN_A.into()];
     direct.password_file = Some(password_file.display().to_string());
     let ops = vec![
         Operation::invite("community", direct.clone()),
@@ -257,10 +257,10 @@ async fn aptly_request_matches_the_seed_curl() {
         first_name: Some("Maryam".to_owned()),
         last_name: Some("Smith".to_owned()),
         phone: Some("+1 (555) 123-4567".to_owned()),
-        roles: vec!["bbc5418c-8d81-4756-b3e6-84e1e87f06c3".to_owned()],
-        groups: vec!["e9100cc7-048a-4d01-a64f-9e0030938f6a".to_owned()],
-        primary_group: Some("e9100cc7-048a-4d01-a64f-9e0030938f6a".to_owned()),
-        positions: vec!["b545c2fe-681c-4cf6-a6f6-e0bcea69bad3".to_owned()],
+        roles: vec!["bbc5418c-8d81-4756-b3e6-84e1e87f06c3".into()],
+        groups: vec!["e9100cc7-048a-4d01-a64f-9e0030938f6a".into()],
+        primary_group: Some("e9100cc7-048a-4d01-a64f-9e0030938f6a".into()),
+        positions: vec!["b545c2fe-681c-4cf6-a6f6-e0bcea69bad3".into()],
         manager_id: Some("623010c7-bbd4-4cab-94ca-a3b617a74933".to_owned()),
         ..Attributes::default()
     };
@@ -290,7 +290,7 @@ async fn aptly_derives_names_and_passes_existing_user_through() {
     let server = FakeAptly::start();
     let client = aptly_with(&server, |_| {});
     let mut ann = member("ann@example.com", "Mary Ann van Berg");
-    ann.roles = vec!["bbc5418c-8d81-4756-b3e6-84e1e87f06c3".to_owned()];
+    ann.roles = vec!["bbc5418c-8d81-4756-b3e6-84e1e87f06c3".into()];
     ann.existing_user = serde_json::json!({"userId": "u-1"}).as_object().cloned();
     client.send(&[Operation::invite("workforce", ann)]).await.expect("answer");
     let user = &server.requests()[0].json()["users"][0];
@@ -309,7 +309,7 @@ async fn networked_partial_success_gives_each_email_its_outcome() {
     server.add_member("old@example.com", "Old Member");
     let client = networked(&server);
     let mut bad_role = member("badrole@example.com", "Bad Role");
-    bad_role.roles = vec!["not-an-object-id".to_owned()];
+    bad_role.roles = vec!["not-an-object-id".into()];
     let ops = vec![
         Operation::invite("community", member("new@example.com", "New Member")),
         Operation::invite("community", member("Old@Example.com", "Old Member")),
@@ -428,7 +428,7 @@ async fn networked_batches_only_share_a_plan_set() {
     let client = networked_with(&server, |s| s.batch_size = 2);
     let with_plans = |email: &str, plans: &[&str]| {
         let mut m = member(email, "Some One");
-        m.plans = plans.iter().map(|p| (*p).to_owned()).collect();
+        m.plans = plans.iter().map(|p| (*p).into()).collect();
         Operation::invite("community", m)
     };
     let ops = vec![

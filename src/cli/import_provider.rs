@@ -74,7 +74,7 @@ pub(super) fn run(name: &str, adopt: bool, append: Option<&Path>, cx: &mut Conte
             }
             let mut listed = Vec::new();
             for id in ids {
-                match names.of(kind).get(id) {
+                match names.of(kind).get(&**id) {
                     Some(catalog_name) => listed.push(catalog_name.clone()),
                     None => cx.ui.warn(&format!(
                         "`{address}`: {} id `{id}` is in no `{}` catalog entry, so it is left out; add an entry for it and import again",

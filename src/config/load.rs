@@ -436,6 +436,30 @@ mod tests {
     use crate::config::fast_yaml as fast;
 
     #[test]
+    fn members_share_their_catalog_ids() {
+        use std::fmt::Write as _;
+
+        // Large enough to be cut into pieces resolved on several threads.
+        let mut text = "version: 1\nproviders:\n  sandbox:\n    type: sandbox\n    outbox: o.jsonl\nroles:\n  member: { sandbox: role-member }\n  admin: { sandbox: role-admin }\nmembers:\n".to_owned();
+        for i in 0..40_000 {
+            let role = if i % 2 == 0 { "member" } else { "admin" };
+            writeln!(text, "  - email: m{i}@example.com\n    providers: [sandbox]\n    roles: [{role}]")
+                .expect("writing to a String cannot fail");
+        }
+        assert!(text.len() > super::SPLIT_BYTES);
+        let config = super::load_str(std::path::Path::new("members.yaml"), &text).expect("valid");
+        let mut shared: Vec<crate::attributes::Id> = Vec::new();
+        for (_, attributes) in &config.desired {
+            let [role] = attributes.roles.as_slice() else { panic!("one role each") };
+            match shared.iter().find(|id| **id == *role) {
+                Some(first) => assert!(std::sync::Arc::ptr_eq(first, role), "`{role}` copied, not shared"),
+                None => shared.push(role.clone()),
+            }
+        }
+        assert_eq!(shared.len(), 2);
+    }
+
+    #[test]
     fn files_parsed_on_threads_come_back_in_order_with_their_errors() {
         let sources: Vec<Source> = (0..9)
             .map(|i| Source {

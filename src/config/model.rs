@@ -28,7 +28,7 @@ use crate::provider::{InviteEndpoint, ProviderKind, UncertainPolicy};
 pub type UnknownKeys = BTreeMap<String, serde_yaml::Value>;
 
 /// A catalog: logical name → (provider name → remote id).
-pub type Catalog = BTreeMap<String, BTreeMap<String, String>>;
+pub type Catalog = BTreeMap<String, BTreeMap<String, crate::attributes::Id>>;
 
 /// One configuration file.
 #[derive(Debug, Default, JsonSchema)]

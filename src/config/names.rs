@@ -74,11 +74,11 @@ impl Names {
 
     /// `member, admin`, or `(none)` for an empty list.
     #[must_use]
-    pub fn show_list(&self, kind: CatalogKind, ids: &[String]) -> String {
+    pub fn show_list<S: std::borrow::Borrow<str>>(&self, kind: CatalogKind, ids: &[S]) -> String {
         if ids.is_empty() {
             return "(none)".to_owned();
         }
-        ids.iter().map(|id| self.show(kind, id)).collect::<Vec<_>>().join(", ")
+        ids.iter().map(|id| self.show(kind, id.borrow())).collect::<Vec<_>>().join(", ")
     }
 
     /// The entries of `self` for the ids in `ids` only (what one change needs).
@@ -108,7 +108,7 @@ mod tests {
         names.insert(CatalogKind::Roles, "r1", "owner");
         assert_eq!(names.show(CatalogKind::Roles, "r1"), "admin");
         assert_eq!(names.show(CatalogKind::Groups, "r1"), "r1 (not in catalog)");
-        assert_eq!(names.show_list(CatalogKind::Roles, &["r1".into(), "r9".into()]), "admin, r9 (not in catalog)");
-        assert_eq!(names.show_list(CatalogKind::Roles, &[]), "(none)");
+        assert_eq!(names.show_list(CatalogKind::Roles, &["r1", "r9"]), "admin, r9 (not in catalog)");
+        assert_eq!(names.show_list::<&str>(CatalogKind::Roles, &[]), "(none)");
     }
 }

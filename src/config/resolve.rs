@@ -808,7 +808,7 @@ fn resolve_member(
                 format!("use `method: invite` for {kind}, or list the member twice under different providers"),
             );
         }
-        let mut ids: [Vec<String>; 4] = Default::default();
+        let mut ids: [Vec<crate::attributes::Id>; 4] = Default::default();
         for (slot, (catalog_kind, (names, written_at))) in lists.iter().enumerate() {
             if !kind.uses(*catalog_kind) {
                 continue;

@@ -894,7 +894,7 @@ mod tests {
                 // b is recorded with another role (an update), c as it is,
                 // a and e not at all (invites).
                 "sandbox/b@example.com" => {
-                    recorded(crate::attributes::Attributes { roles: vec!["r1".to_owned()], ..attributes.clone() });
+                    recorded(crate::attributes::Attributes { roles: vec!["r1".into()], ..attributes.clone() });
                 }
                 "sandbox/c@example.com" => recorded(attributes.clone()),
                 _ => {}

@@ -124,11 +124,11 @@ struct BulkUser<'a> {
     email: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     mobile_phone: Option<&'a str>,
-    role_ids: &'a [String],
+    role_ids: &'a [crate::attributes::Id],
     groups: Vec<Group<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     manager_id: Option<&'a str>,
-    position_ids: &'a [String],
+    position_ids: &'a [crate::attributes::Id],
     existing_user: Map<String, Value>,
 }
 

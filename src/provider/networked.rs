@@ -145,12 +145,12 @@ pub fn validate_member(attributes: &Attributes, settings: &ProviderSettings) -> 
 /// How a batch is grouped: which endpoint, and for bulk, which plan set.
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum Group {
-    Bulk(Vec<String>),
+    Bulk(Vec<crate::attributes::Id>),
     Single,
     Unsupported,
 }
 
-fn plan_set(attributes: &Attributes) -> Vec<String> {
+fn plan_set(attributes: &Attributes) -> Vec<crate::attributes::Id> {
     let mut plans = attributes.plans.clone();
     plans.sort();
     plans.dedup();
@@ -177,7 +177,7 @@ fn unsupported(op: &Operation) -> Outcome {
 struct BulkBody<'a> {
     users: Vec<BulkUser<'a>>,
     #[serde(rename = "monetizationPlanIds")]
-    monetization_plan_ids: Vec<String>,
+    monetization_plan_ids: Vec<crate::attributes::Id>,
 }
 
 #[derive(Serialize)]
@@ -253,7 +253,7 @@ impl Networked {
             plans = plan_set(&op.attributes);
             users.push(BulkUser {
                 name: display_name(&op.attributes).unwrap_or_default(),
-                tag_id: op.attributes.roles.first().map_or("", String::as_str),
+                tag_id: op.attributes.roles.first().map_or("", |id| &**id),
                 email: &op.attributes.email,
                 note: op.attributes.note.as_deref(),
             });
@@ -361,7 +361,7 @@ impl Networked {
         if let Some(password) = &password {
             fields.push(("password", password.expose()));
         }
-        fields.push(("roleId", attributes.roles.first().map_or("", String::as_str)));
+        fields.push(("roleId", attributes.roles.first().map_or("", |id| &**id)));
         if let Some(plan) = attributes.plans.first() {
             fields.push(("planId", plan));
         }
@@ -438,7 +438,7 @@ impl Provider for Networked {
             // The engine sends what `batches` built, but any batch is answered
             // correctly: each operation goes where it belongs.
             let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
-            let mut bulk: HashMap<Vec<String>, Vec<usize>> = HashMap::new();
+            let mut bulk: HashMap<Vec<crate::attributes::Id>, Vec<usize>> = HashMap::new();
             let mut bulk_order = Vec::new();
             let mut single = Vec::new();
             for (index, op) in batch.iter().enumerate() {

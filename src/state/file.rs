@@ -285,7 +285,7 @@ pub(super) mod tests {
             attributes: Attributes {
                 email,
                 name: Some(format!("Person \"{i}\" Ünïcode")),
-                roles: vec!["69baa36beddb9f0012fdf101".to_owned()],
+                roles: vec!["69baa36beddb9f0012fdf101".into()],
                 ..Attributes::default()
             },
             remote: RemoteIds { invite_id: Some(format!("{i:024x}")), user_id: None, timestamp_ms: Some(17) },
@@ -335,6 +335,21 @@ pub(super) mod tests {
         let reader = Trickle { bytes, chunk, given: Rc::default() };
         let version_of = || serde_json::from_slice::<super::VersionOnly>(bytes).ok().map(|v| v.format_version);
         read_whole(Path::new("s"), serde_json::Deserializer::from_reader(reader), version_of)
+    }
+
+    #[test]
+    fn catalog_ids_read_back_are_shared_not_copied() {
+        let bytes = to_json(&state(5));
+        let v1 = v1_json(&state(5));
+        for read in [
+            parse(Path::new("s"), &bytes).expect("parses"),
+            streamed(&bytes, 7).expect("streams"),
+            parse(Path::new("s"), v1.as_bytes()).expect("parses version 1"),
+        ] {
+            let roles: Vec<&crate::attributes::Id> = read.resources.values().map(|r| &r.attributes.roles[0]).collect();
+            assert_eq!(roles.len(), 5);
+            assert!(roles.windows(2).all(|pair| std::sync::Arc::ptr_eq(pair[0], pair[1])), "one id, shared");
+        }
     }
 
     #[test]

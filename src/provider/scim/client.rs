@@ -321,7 +321,7 @@ impl Scim {
         }
         match current {
             Some(current) => membership_changes(current, &desired.groups),
-            None => (desired.groups.clone(), Vec::new()),
+            None => (desired.groups.iter().map(ToString::to_string).collect(), Vec::new()),
         }
     }
 
@@ -591,7 +591,7 @@ impl Scim {
                         bulk_id: bulk_id(i),
                         user: Box::new(new_user(&op.attributes, &self.mapping)),
                         groups: if self.mapping.manage.contains(Managed::Groups) {
-                            op.attributes.groups.clone()
+                            op.attributes.groups.iter().map(ToString::to_string).collect()
                         } else {
                             Vec::new()
                         },
@@ -801,7 +801,7 @@ impl Scim {
             let mut attributes = observed_attributes(user, manage);
             if groups_known {
                 if let Some(current) = self.groups_of(user).await? {
-                    attributes.groups = current;
+                    attributes.groups = current.into_iter().map(crate::attributes::Id::from).collect();
                 }
             }
             members.push(Observed {
@@ -868,9 +868,9 @@ fn partial(op: &Operation, step: &Step, failures: &[(String, String)]) -> Outcom
     let mut applied = op.attributes.clone();
     for (group, _) in failures {
         if step.joins.contains(group) {
-            applied.groups.retain(|g| g != group);
-        } else if step.leaves.contains(group) && !applied.groups.contains(group) {
-            applied.groups.push(group.clone());
+            applied.groups.retain(|g| **g != **group);
+        } else if step.leaves.contains(group) && !applied.groups.iter().any(|g| **g == **group) {
+            applied.groups.push(group.as_str().into());
         }
     }
     let remote = match &step.outcome {

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::resource::{Email, EnterpriseUser, Group, Manager, Name, PhoneNumber, User, ValueEntry};
 use super::{ENTERPRISE_USER_SCHEMA, USER_SCHEMA};
 use crate::address::normalize_email;
-use crate::attributes::Attributes;
+use crate::attributes::{Attributes, Id};
 
 /// The `type` of the email memberctl writes.
 pub const EMAIL_TYPE: &str = "work";
@@ -321,8 +321,8 @@ pub fn new_user(desired: &Attributes, settings: &ScimSettings) -> User {
             .iter()
             .map(|phone| PhoneNumber { value: phone.clone(), kind: Some(PHONE_TYPE.to_owned()), primary: None })
             .collect(),
-        roles: desired.roles.iter().map(ValueEntry::new).collect(),
-        entitlements: desired.plans.iter().map(ValueEntry::new).collect(),
+        roles: desired.roles.iter().map(|id| ValueEntry::new(&**id)).collect(),
+        entitlements: desired.plans.iter().map(|id| ValueEntry::new(&**id)).collect(),
         active: Some(true),
         groups: Vec::new(),
         enterprise,
@@ -364,11 +364,11 @@ pub fn user_phone(user: &User) -> Option<String> {
 #[must_use]
 pub fn observed_attributes(user: &User, manage: &Manage) -> Attributes {
     let name = user.name.clone().unwrap_or_default();
-    let values = |entries: &[ValueEntry]| -> Vec<String> {
-        let mut out: Vec<String> = Vec::with_capacity(entries.len());
+    let values = |entries: &[ValueEntry]| -> Vec<Id> {
+        let mut out: Vec<Id> = Vec::with_capacity(entries.len());
         for entry in entries {
-            if !entry.value.is_empty() && !out.contains(&entry.value) {
-                out.push(entry.value.clone());
+            if !entry.value.is_empty() && !out.iter().any(|id| **id == *entry.value) {
+                out.push(crate::attributes::id(&entry.value));
             }
         }
         out
@@ -381,7 +381,7 @@ pub fn observed_attributes(user: &User, manage: &Manage) -> Attributes {
         phone: user_phone(user),
         roles: values(&user.roles),
         plans: values(&user.entitlements),
-        groups: user.groups.iter().filter(|g| !g.value.is_empty()).map(|g| g.value.clone()).collect(),
+        groups: user.groups.iter().filter(|g| !g.value.is_empty()).map(|g| crate::attributes::id(&g.value)).collect(),
         manager_id: user.manager_id().map(str::to_owned),
         ..Attributes::default()
     };
@@ -528,7 +528,7 @@ mod tests {
         let desired = managed_view(&ada(), &manage);
         assert_eq!(observed, desired);
         assert!(desired.changes_to(&observed).is_empty());
-        assert_eq!(desired.positions, Vec::<String>::new());
+        assert!(desired.positions.is_empty());
         assert_eq!(desired.note, None);
         assert_eq!(desired.primary_group, None);
     }
@@ -546,7 +546,7 @@ mod tests {
         let observed = observed_attributes(&user, &Manage::all());
         assert_eq!(observed.email, "work@x.io");
         assert_eq!(observed.phone.as_deref(), Some("2"));
-        assert_eq!(observed.roles, vec!["a".to_owned()]);
+        assert_eq!(observed.roles, ["a".into()]);
         assert_eq!(observed.name.as_deref(), Some("Ada L"));
         let only_roles = observed_attributes(&user, &Manage::only(&[Managed::Roles]));
         assert_eq!(only_roles.phone, None);

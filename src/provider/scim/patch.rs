@@ -148,11 +148,11 @@ fn scalar(ops: &mut Vec<PatchOperation>, path: &str, value: Option<&str>) {
 
 /// Entries in `desired` and not in `observed` are added in one `add`;
 /// entries only in `observed` are removed one value filter path each.
-fn by_value(
+fn by_value<S: AsRef<str>>(
     ops: &mut Vec<PatchOperation>,
     attribute: &str,
-    observed: &[String],
-    desired: &[String],
+    observed: &[S],
+    desired: &[S],
     entry: impl Fn(&str) -> Value,
 ) {
     let (added, gone) = differences(observed, desired);
@@ -163,17 +163,18 @@ fn by_value(
 }
 
 /// `(in desired only, in observed only)`, each once and in their list's order.
-fn differences(observed: &[String], desired: &[String]) -> (Vec<String>, Vec<String>) {
+fn differences<S: AsRef<str>>(observed: &[S], desired: &[S]) -> (Vec<String>, Vec<String>) {
+    let has = |list: &[S], value: &str| list.iter().any(|v| v.as_ref() == value);
     let mut added: Vec<String> = Vec::new();
-    for value in desired {
-        if !observed.contains(value) && !added.contains(value) {
-            added.push(value.clone());
+    for value in desired.iter().map(AsRef::as_ref) {
+        if !has(observed, value) && !added.iter().any(|v| v == value) {
+            added.push(value.to_owned());
         }
     }
     let mut gone: Vec<String> = Vec::new();
-    for value in observed {
-        if !desired.contains(value) && !gone.contains(value) {
-            gone.push(value.clone());
+    for value in observed.iter().map(AsRef::as_ref) {
+        if !has(desired, value) && !gone.iter().any(|v| v == value) {
+            gone.push(value.to_owned());
         }
     }
     (added, gone)
@@ -207,8 +208,10 @@ pub fn rename(old_email: &str, new_email: &str, new_user_name: &str) -> PatchReq
 
 /// The groups a user joins and leaves: `(joins, leaves)`.
 #[must_use]
-pub fn membership_changes(observed: &[String], desired: &[String]) -> (Vec<String>, Vec<String>) {
-    differences(observed, desired)
+pub fn membership_changes(observed: &[String], desired: &[crate::attributes::Id]) -> (Vec<String>, Vec<String>) {
+    let observed: Vec<&str> = observed.iter().map(String::as_str).collect();
+    let desired: Vec<&str> = desired.iter().map(|id| &**id).collect();
+    differences(&observed, &desired)
 }
 
 /// One PATCH of a group, with the members it moves (so that its outcome can
@@ -274,7 +277,7 @@ mod tests {
     fn attrs(roles: &[&str]) -> Attributes {
         Attributes {
             email: "ada@x.io".into(),
-            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            roles: roles.iter().map(|r| (*r).into()).collect(),
             ..Attributes::default()
         }
     }
@@ -388,7 +391,8 @@ mod tests {
     #[test]
     fn membership_changes_are_joins_and_leaves() {
         let ids = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-        assert_eq!(membership_changes(&ids(&["g1", "g2"]), &ids(&["g2", "g3"])), (ids(&["g3"]), ids(&["g1"])));
+        let desired: Vec<crate::attributes::Id> = vec!["g2".into(), "g3".into()];
+        assert_eq!(membership_changes(&ids(&["g1", "g2"]), &desired), (ids(&["g3"]), ids(&["g1"])));
     }
 
     #[test]

@@ -20,7 +20,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::address::Address;
-use crate::attributes::{Attributes, Method};
+use crate::attributes::{Attributes, Id, Method};
 use crate::provider::RemoteIds;
 use crate::state::{Resource, Status};
 
@@ -67,16 +67,16 @@ struct StoredAttributes {
     last_name: Option<String>,
     #[serde(default)]
     phone: Option<String>,
-    #[serde(default)]
-    roles: Vec<String>,
-    #[serde(default)]
-    plans: Vec<String>,
-    #[serde(default)]
-    groups: Vec<String>,
-    #[serde(default)]
-    primary_group: Option<String>,
-    #[serde(default)]
-    positions: Vec<String>,
+    #[serde(default, deserialize_with = "crate::attributes::ids")]
+    roles: Vec<Id>,
+    #[serde(default, deserialize_with = "crate::attributes::ids")]
+    plans: Vec<Id>,
+    #[serde(default, deserialize_with = "crate::attributes::ids")]
+    groups: Vec<Id>,
+    #[serde(default, deserialize_with = "crate::attributes::optional_id")]
+    primary_group: Option<Id>,
+    #[serde(default, deserialize_with = "crate::attributes::ids")]
+    positions: Vec<Id>,
     #[serde(default)]
     manager_id: Option<String>,
     #[serde(default)]
@@ -242,16 +242,16 @@ struct AttributesOut<'a> {
     last_name: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     phone: Option<&'a str>,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    roles: &'a [String],
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    plans: &'a [String],
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    groups: &'a [String],
+    #[serde(skip_serializing_if = "<[Id]>::is_empty")]
+    roles: &'a [Id],
+    #[serde(skip_serializing_if = "<[Id]>::is_empty")]
+    plans: &'a [Id],
+    #[serde(skip_serializing_if = "<[Id]>::is_empty")]
+    groups: &'a [Id],
     #[serde(skip_serializing_if = "Option::is_none")]
     primary_group: Option<&'a str>,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    positions: &'a [String],
+    #[serde(skip_serializing_if = "<[Id]>::is_empty")]
+    positions: &'a [Id],
     #[serde(skip_serializing_if = "Option::is_none")]
     manager_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
