@@ -125,8 +125,8 @@ pub fn check_deletes(plan: &Plan, allow_delete: bool) -> Result<(), ApplyError> 
     let mut providers = std::collections::BTreeSet::new();
     let mut count = 0;
     for change in plan.changes.iter().filter(|c| c.action == Action::Remove) {
-        if plan.providers.get(&change.provider).is_some_and(|s| s.kind.removal_deletes(s)) {
-            providers.insert(format!("`{}`", change.provider));
+        if plan.providers.get(change.provider()).is_some_and(|s| s.kind.removal_deletes(s)) {
+            providers.insert(format!("`{}`", change.provider()));
             count += 1;
         }
     }
@@ -171,10 +171,10 @@ pub fn preflight(
     // Providers already reported: one problem each, not one per member.
     let mut failed = std::collections::BTreeSet::new();
     for change in plan.changes.iter().filter(|c| c.action != Action::Manual) {
-        if !clients.contains_key(&change.provider) && !failed.contains(&change.provider) {
-            let built = match plan.providers.get(&change.provider) {
+        if !clients.contains_key(change.provider()) && !failed.contains(change.provider()) {
+            let built = match plan.providers.get(change.provider()) {
                 None => Err((
-                    format!("provider `{}` is not configured", change.provider),
+                    format!("provider `{}` is not configured", change.provider()),
                     "add it back to the config".to_owned(),
                 )),
                 Some(settings) => provider::build(settings, env).map_err(|err| {
@@ -189,10 +189,10 @@ pub fn preflight(
             };
             match built {
                 Ok(client) => {
-                    clients.insert(change.provider.clone(), Arc::from(client));
+                    clients.insert(change.provider().to_owned(), Arc::from(client));
                 }
                 Err(problem) => {
-                    failed.insert(change.provider.clone());
+                    failed.insert(change.provider().to_owned());
                     problems.push(problem);
                 }
             }
@@ -224,7 +224,7 @@ fn take_operations(plan: &mut Plan, state: &State) -> BTreeMap<String, Vec<Opera
     // growth alone would hold 1.5 times the operations at once.
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for change in plan.changes.iter().filter(|c| c.action.operation().is_some()) {
-        *counts.entry(change.provider.as_str()).or_default() += 1;
+        *counts.entry(change.provider()).or_default() += 1;
     }
     let mut out: BTreeMap<String, Vec<Operation>> =
         counts.into_iter().map(|(provider, count)| (provider.to_owned(), Vec::with_capacity(count))).collect();
@@ -248,10 +248,10 @@ fn take_operations(plan: &mut Plan, state: &State) -> BTreeMap<String, Vec<Opera
             remote,
             renamed_from: change.moved_from,
         };
-        match out.get_mut(&change.provider) {
+        match out.get_mut(operation.address.provider()) {
             Some(ops) => ops.push(operation),
             None => {
-                out.insert(change.provider, vec![operation]);
+                out.insert(operation.address.provider().to_owned(), vec![operation]);
             }
         }
     }

@@ -129,18 +129,19 @@ impl FieldChange {
 }
 
 /// One address's change.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+///
+/// Its provider and email are its address's and its attributes': the JSON
+/// plan spells them out ([`ChangeOut`]), the change does not hold them
+/// again (two strings per change: some 110 bytes of each change of a first
+/// plan).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(try_from = "ChangeIn")]
 pub struct Change {
     /// `PROVIDER/EMAIL`.
     pub address: Address,
-    /// The provider name.
-    pub provider: String,
-    /// The email as written.
-    pub email: String,
     /// What happens.
     pub action: Action,
     /// For `manual`: what would have been done had the provider been able to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wanted: Option<Action>,
     // Boxed, as `after`: a plan of 100,000 invitations holds 100,000 of
     // these, mostly `None`, and a bare `Attributes` is some 400 bytes.
@@ -149,26 +150,163 @@ pub struct Change {
     /// The desired attributes (none for a removal).
     pub after: Option<Box<Attributes>>,
     /// The attributes that differ (updates).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldChange>,
     /// What the catalog ids in `before` and `after` stand for (remote id →
     /// catalog name, per catalog kind); an id missing here is in no catalog.
     // Shared: the changes of a large plan grant a few combinations of roles
     // and groups, and one map per change was most of its memory.
-    #[serde(default, skip_serializing_if = "no_names")]
     pub names: Arc<Names>,
     /// Why this change is planned, or what to do by hand (null when the
     /// action says it all).
-    #[serde(default)]
     pub reason: Option<String>,
     /// The address was sent before with no known outcome: a duplicate answer
     /// then means the earlier send arrived.
-    #[serde(default)]
     pub repeat: bool,
     /// A rename (`moved:`): the address the user is recorded under, whose
     /// record this change takes over instead of a removal and an invitation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moved_from: Option<Address>,
+}
+
+impl Change {
+    /// The provider name: the address's first part.
+    #[must_use]
+    pub fn provider(&self) -> &str {
+        self.address.provider()
+    }
+
+    /// The email as written: the desired attributes', or the recorded
+    /// ones' for a removal.
+    #[must_use]
+    pub fn email(&self) -> &str {
+        self.after.as_deref().or(self.before.as_deref()).map_or("", |a| a.email.as_str())
+    }
+}
+
+/// One address's change.
+#[derive(Deserialize, JsonSchema)]
+#[schemars(rename = "Change")]
+struct ChangeIn {
+    /// `PROVIDER/EMAIL`.
+    address: Address,
+    /// The provider name.
+    provider: String,
+    /// The email as written.
+    email: String,
+    /// What happens.
+    action: Action,
+    /// For `manual`: what would have been done had the provider been able to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    wanted: Option<Action>,
+    /// The recorded attributes (none for an invite).
+    before: Option<Box<Attributes>>,
+    /// The desired attributes (none for a removal).
+    after: Option<Box<Attributes>>,
+    /// The attributes that differ (updates).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    fields: Vec<FieldChange>,
+    /// What the catalog ids in `before` and `after` stand for (remote id →
+    /// catalog name, per catalog kind); an id missing here is in no catalog.
+    #[serde(default, skip_serializing_if = "no_names")]
+    names: Arc<Names>,
+    /// Why this change is planned, or what to do by hand (null when the
+    /// action says it all).
+    #[serde(default)]
+    reason: Option<String>,
+    /// The address was sent before with no known outcome: a duplicate answer
+    /// then means the earlier send arrived.
+    #[serde(default)]
+    repeat: bool,
+    /// A rename (`moved:`): the address the user is recorded under, whose
+    /// record this change takes over instead of a removal and an invitation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    moved_from: Option<Address>,
+}
+
+impl TryFrom<ChangeIn> for Change {
+    type Error = String;
+
+    /// A change read back must say the provider and email its address and
+    /// attributes say: they are not kept apart from them.
+    fn try_from(read: ChangeIn) -> Result<Self, String> {
+        let ChangeIn {
+            address,
+            provider,
+            email,
+            action,
+            wanted,
+            before,
+            after,
+            fields,
+            names,
+            reason,
+            repeat,
+            moved_from,
+        } = read;
+        let change = Change { address, action, wanted, before, after, fields, names, reason, repeat, moved_from };
+        if provider != change.provider() {
+            return Err(format!("change `{}` names provider `{provider}`, not its address's", change.address));
+        }
+        if email != change.email() {
+            return Err(format!(
+                "change `{}` names email `{email}`, not its attributes' `{}`",
+                change.address,
+                change.email()
+            ));
+        }
+        Ok(change)
+    }
+}
+
+/// A change as the JSON plan writes it: [`ChangeIn`]'s fields, in its
+/// order, lent by the change.
+#[derive(Serialize)]
+struct ChangeOut<'a> {
+    address: &'a Address,
+    provider: &'a str,
+    email: &'a str,
+    action: Action,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wanted: Option<Action>,
+    before: Option<&'a Attributes>,
+    after: Option<&'a Attributes>,
+    #[serde(skip_serializing_if = "<[FieldChange]>::is_empty")]
+    fields: &'a [FieldChange],
+    #[serde(skip_serializing_if = "no_names")]
+    names: &'a Arc<Names>,
+    reason: Option<&'a str>,
+    repeat: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    moved_from: Option<&'a Address>,
+}
+
+impl Serialize for Change {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ChangeOut {
+            address: &self.address,
+            provider: self.provider(),
+            email: self.email(),
+            action: self.action,
+            wanted: self.wanted,
+            before: self.before.as_deref(),
+            after: self.after.as_deref(),
+            fields: &self.fields,
+            names: &self.names,
+            reason: self.reason.as_deref(),
+            repeat: self.repeat,
+            moved_from: self.moved_from.as_ref(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl JsonSchema for Change {
+    fn schema_name() -> Cow<'static, str> {
+        ChangeIn::schema_name()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        ChangeIn::json_schema(generator)
+    }
 }
 
 fn no_names(names: &Arc<Names>) -> bool {
@@ -307,7 +445,7 @@ impl Plan {
     pub fn removals_over(&self, limit: f64) -> Vec<RemovalShare> {
         let mut removals: BTreeMap<&str, usize> = BTreeMap::new();
         for change in self.changes.iter().filter(|c| c.action == Action::Remove) {
-            *removals.entry(change.provider.as_str()).or_default() += 1;
+            *removals.entry(change.provider()).or_default() += 1;
         }
         removals
             .into_iter()
@@ -781,8 +919,6 @@ fn diff_one(
             };
             Change {
                 address: address.clone(),
-                provider: provider.to_owned(),
-                email: after.as_deref().or(before).map(|a| a.email.clone()).unwrap_or_default(),
                 action,
                 wanted,
                 before: before.cloned().map(Box::new),
@@ -880,8 +1016,9 @@ mod tests {
     /// A planner that owns the config's members (and moves them into its
     /// changes) plans exactly what one that borrows them does: invites,
     /// updates, unchanged and removed addresses alike.
-    #[test]
-    fn owning_and_borrowing_planners_make_the_same_plan() {
+    /// Four addresses: a and e to invite, b to update, d to remove (c is as
+    /// recorded).
+    fn example() -> (crate::config::Config, State) {
         let yaml = "version: 1\nproviders:\n  sandbox: { type: sandbox }\nroles:\n  member: { sandbox: r1 }\n  admin: { sandbox: r2 }\ndefaults:\n  roles: [member]\nmembers:\n  - { email: a@example.com, name: A A }\n  - { email: b@example.com, name: B B, roles: [admin] }\n  - { email: c@example.com, name: C C }\n  - { email: e@example.com, name: E E }\n";
         let config = crate::config::load_str(std::path::Path::new("memberctl.yaml"), yaml).expect("valid config");
         let mut state = State::new();
@@ -902,7 +1039,12 @@ mod tests {
         }
         // d is recorded and no longer configured (a removal).
         recorded(crate::attributes::Attributes { email: "d@example.com".to_owned(), ..Default::default() });
+        (config, state)
+    }
 
+    #[test]
+    fn owning_and_borrowing_planners_make_the_same_plan() {
+        let (config, state) = example();
         let scope = Scope::default();
         let at = std::time::SystemTime::UNIX_EPOCH;
         let borrowed = super::compute_with(Planner::new(&config, &scope, at), Some(&state));
@@ -920,6 +1062,27 @@ mod tests {
                 ("sandbox/e@example.com", super::Action::Invite),
             ]
         );
+    }
+
+    #[test]
+    fn changes_spell_out_their_provider_and_email_and_are_read_back_only_if_they_agree() {
+        let (config, state) = example();
+        let plan = super::compute(&config, Some(&state), &Scope::default(), std::time::SystemTime::UNIX_EPOCH);
+        for change in &plan.changes {
+            let json = serde_json::to_value(change).expect("serialises");
+            assert_eq!(json["provider"], "sandbox");
+            assert_eq!(json["email"], change.address.email(), "{json}");
+            let back: super::Change = serde_json::from_value(json.clone()).expect("reads back");
+            assert_eq!(&back, change);
+            for (field, wrong) in [("provider", "other"), ("email", "someone@example.com")] {
+                let mut edited = json.clone();
+                edited[field] = wrong.into();
+                let refused = serde_json::from_value::<super::Change>(edited).expect_err("disagrees");
+                assert!(refused.to_string().contains(&format!("names {field} `{wrong}`")), "{refused}");
+            }
+        }
+        let removal = plan.changes.iter().find(|c| c.action == super::Action::Remove).expect("d is removed");
+        assert_eq!(removal.email(), "d@example.com");
     }
 
     #[test]

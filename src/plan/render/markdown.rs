@@ -142,7 +142,7 @@ pub fn markdown(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
 
     let mut by_provider: BTreeMap<&str, Vec<&Change>> = BTreeMap::new();
     for change in &plan.changes {
-        by_provider.entry(change.provider.as_str()).or_default().push(change);
+        by_provider.entry(change.provider()).or_default().push(change);
     }
     let body_budget = MARKDOWN_BUDGET - RESERVE;
     let mut shown = 0usize;
