@@ -167,10 +167,34 @@ pub(crate) fn split(text: &str, pieces: usize) -> Option<Split<'_>> {
 }
 
 /// Parses one run of member items cut by [`split`].
-pub(crate) fn parse_members(piece: &str) -> Option<Vec<super::model::MemberConfig>> {
+///
+/// `expected` is how many members the piece should hold (what `split`
+/// counted): the list is sized for them at once. Grown by doubling instead,
+/// copying members of a few hundred bytes each, it was a twelfth of a
+/// plan's time (mostly the kernel zeroing the pages of each new copy).
+pub(crate) fn parse_members(piece: &str, expected: usize) -> Option<Vec<super::model::MemberConfig>> {
+    struct Members(usize);
+    impl<'de> Visitor<'de> for Members {
+        type Value = Vec<super::model::MemberConfig>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of members")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Self::Value, A::Error> {
+            let mut members = Vec::with_capacity(self.0);
+            while let Some(member) = seq.next_element()? {
+                members.push(member);
+            }
+            Ok(members)
+        }
+    }
     let mut reader = Reader { rest: piece, peeked: None, started: true };
-    let members =
-        Vec::deserialize(Value { reader: &mut reader, node: Pending::Block { parent: -1, same: false } }).ok()?;
+    let members = de::Deserializer::deserialize_seq(
+        Value { reader: &mut reader, node: Pending::Block { parent: -1, same: false } },
+        Members(expected),
+    )
+    .ok()?;
     match reader.peek() {
         Ok(None) => Some(members),
         _ => None,

@@ -79,8 +79,8 @@ fn blank(text: &str) -> bool {
 pub fn parse_in_pieces(text: &str, pieces: usize) -> Option<ConfigFile> {
     let split = super::fast_yaml::split(text, pieces)?;
     let mut file = parse_head(&split.head)?;
-    for piece in split.pieces {
-        file.members.extend(super::fast_yaml::parse_members(piece)?);
+    for (piece, items) in split.pieces.into_iter().zip(split.items) {
+        file.members.extend(super::fast_yaml::parse_members(piece, items)?);
     }
     Some(file)
 }

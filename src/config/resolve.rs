@@ -429,7 +429,7 @@ fn resolve_runs(
         let members = match run {
             Run::Parsed(members) => members,
             Run::Text { text, items } => {
-                super::fast_yaml::parse_members(text).filter(|members| members.len() == items).ok_or(file)?
+                super::fast_yaml::parse_members(text, items).filter(|members| members.len() == items).ok_or(file)?
             }
         };
         Ok(resolve_run(file, run_start, members))
