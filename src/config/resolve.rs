@@ -322,8 +322,7 @@ pub(crate) fn resolve(
     let mut desired = Vec::with_capacity(runs.len());
     // Where each email was first seen: file and member index (the path is
     // only spelled out for a duplicate).
-    let mut seen: HashMap<String, (usize, usize)> =
-        HashMap::with_capacity(runs.iter().flatten().map(|run| run.members.len()).sum());
+    let mut seen: Seen = HashMap::with_capacity(runs.iter().flatten().map(|run| run.members.len()).sum());
     let mut member_count = 0;
     for run in runs.into_iter().flatten() {
         let ResolvedRun { file, run_start, members, mut resolved } = run;
@@ -331,17 +330,19 @@ pub(crate) fn resolve(
         for (offset, member) in members.into_iter().enumerate() {
             let index = run_start + offset;
             member_count += 1;
-            pending.extend(member.before);
-            let Some(key) = member.key else { continue };
+            let ResolvedMember { key, entries, rest } = member;
+            let MemberRest { before, shown, after } = rest.map(|rest| *rest).unwrap_or_default();
+            pending.extend(before);
+            let Some(key) = key else { continue };
             if let Some(&(first_file, first_index)) = seen.get(&key) {
-                let first = (first_file, format!("members[{first_index}].email"));
-                let shown = member.shown.as_deref().unwrap_or(&key);
+                let first = (first_file as usize, format!("members[{first_index}].email"));
+                let shown = shown.as_deref().unwrap_or(&key);
                 duplicate(pending, file, format!("members[{index}].email"), first, &format!("member `{shown}`"));
-                duplicates.push(member.entries);
+                duplicates.push(entries.start as usize..entries.end as usize);
                 continue;
             }
-            seen.insert(key, (file, index));
-            pending.extend(member.after);
+            seen.insert(key, (small(file), small(index)));
+            pending.extend(after);
         }
         // A duplicate is reported and not resolved (its problems and
         // addresses are dropped), as if it had been skipped.
@@ -380,20 +381,51 @@ pub(crate) fn resolve(
     })
 }
 
+/// Where each configured email was first seen: file and member index (the
+/// path is only spelled out for a duplicate). Held for every member at
+/// once, hence the small types.
+type Seen = HashMap<Box<str>, (u32, u32)>;
+
+/// A file or member index as [`Seen`] and [`ResolvedMember`] hold it.
+fn small(index: usize) -> u32 {
+    u32::try_from(index).expect("a config holds fewer than 4 billion files and members")
+}
+
 /// One member as a worker resolved it, waiting for the duplicate check.
+/// Every member of the config is held this way at once (a million at the
+/// benchmark's largest), so what most members lack is boxed apart: 32
+/// bytes each instead of 112.
 struct ResolvedMember {
-    /// Problems found before the duplicate check: a missing or invalid email.
-    before: Vec<Pending>,
     /// The normalized email; none when the member has no email (and nothing
     /// more was done with it).
-    key: Option<String>,
+    key: Option<Box<str>>,
+    /// Its addresses, as positions in its run's `resolved`.
+    entries: Range<u32>,
+    /// Its problems and its email as written, when it has any.
+    rest: Option<Box<MemberRest>>,
+}
+
+/// What few members have.
+#[derive(Default)]
+struct MemberRest {
+    /// Problems found before the duplicate check: a missing or invalid email.
+    before: Vec<Pending>,
     /// The email as written, trimmed, when it is not `key`: a duplicate's
     /// message quotes it.
     shown: Option<String>,
     /// Problems found resolving it; dropped with it if it is a duplicate.
     after: Vec<Pending>,
-    /// Its addresses, as positions in its run's `resolved`.
-    entries: Range<usize>,
+}
+
+impl ResolvedMember {
+    fn new(key: Option<String>, entries: Range<usize>, rest: MemberRest) -> Self {
+        let some = !rest.before.is_empty() || rest.shown.is_some() || !rest.after.is_empty();
+        ResolvedMember {
+            key: key.map(String::into_boxed_str),
+            entries: small(entries.start)..small(entries.end),
+            rest: some.then(|| Box::new(rest)),
+        }
+    }
 }
 
 /// A run of members as a worker resolved it.
@@ -466,7 +498,7 @@ fn resolve_members(
                 "member has no `email`",
                 "every member needs `email:`".to_owned(),
             );
-            members.push(ResolvedMember { before, key: None, shown: None, after: Vec::new(), entries: start..start });
+            members.push(ResolvedMember::new(None, start..start, MemberRest { before, ..MemberRest::default() }));
             continue;
         }
         if !is_valid_email(email) {
@@ -485,7 +517,7 @@ fn resolve_members(
             super::owners::check_member(&mut Report { file, pending: &mut after }, &path, email, &granted, covering);
         }
         resolve_member(&mut Report { file, pending: &mut after }, &path, member, context, &mut resolved);
-        members.push(ResolvedMember { before, key: Some(key), shown, after, entries: start..resolved.len() });
+        members.push(ResolvedMember::new(Some(key), start..resolved.len(), MemberRest { before, shown, after }));
     }
     ResolvedRun { file, run_start, members, resolved }
 }
@@ -493,11 +525,7 @@ fn resolve_members(
 /// The `moved:` entries of every file, normalized: each must name two valid,
 /// different emails, the member as now configured (`to`) and an email no
 /// longer configured (`from`), or it could not be a rename.
-fn check_moved(
-    files: &[(usize, &ConfigFile)],
-    configured: &HashMap<String, (usize, usize)>,
-    pending: &mut Vec<Pending>,
-) -> Vec<(String, String)> {
+fn check_moved(files: &[(usize, &ConfigFile)], configured: &Seen, pending: &mut Vec<Pending>) -> Vec<(String, String)> {
     let mut moved = Vec::new();
     for &(file, config) in files {
         for (index, entry) in config.moved.iter().enumerate() {
@@ -522,13 +550,13 @@ fn check_moved(
             let (from, to) = (normalize_email(from), normalize_email(to));
             let problem = if from == to {
                 Some(("from", "`from` and `to` are the same email".to_owned(), "name the old email in `from`"))
-            } else if !configured.contains_key(&to) {
+            } else if !configured.contains_key(to.as_str()) {
                 Some((
                     "to",
                     format!("`{}` is not a configured member", entry.to.trim()),
                     "`to` is the member's email as now configured; add the member or fix the email",
                 ))
-            } else if configured.contains_key(&from) {
+            } else if configured.contains_key(from.as_str()) {
                 Some((
                     "from",
                     format!("`{}` is still a configured member", entry.from.trim()),
