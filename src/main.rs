@@ -3,14 +3,14 @@
 use std::process::ExitCode;
 
 /// mimalloc: planning 100,000 members makes millions of small allocations,
-/// which it serves markedly faster than the system allocator. Its version 2
-/// (the crate's `v2` feature), not the default version 3, because it keeps
-/// less memory it no longer uses: on the benchmark's 100k (3 alternating
-/// runs of each, same build otherwise), the first plan takes 0.57-0.59 s in
-/// 134-139 MB with version 2, 0.57-0.72 s in 164-168 MB with version 3 and
-/// 0.63-0.79 s in 141 MB with glibc's malloc; the steady plan 0.60-0.79 s
-/// in 138-143 MB, 0.57-0.75 s in 159-165 MB and 0.96-1.22 s in 141 MB.
-/// See docs/PERFORMANCE.md.
+/// which it serves markedly faster than the system allocator: on the
+/// benchmark's 100k, the steady plan takes 0.51-0.53 s with it and
+/// 0.96-1.22 s with glibc's malloc (which holds about 141 MB against 137).
+/// Version 3 (the crate's default) rather than version 2 (its `v2`
+/// feature): version 2 keeps less memory it no longer uses (steady plan 116
+/// MB, 1M plan 1,086 MB against 1,102) but is slower (steady plan 0.55-0.56
+/// s, 1M plan 5.5-5.7 s against 4.9-5.1 s), and both are inside the memory
+/// targets. Alternating runs of the same build. See docs/PERFORMANCE.md.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
