@@ -131,9 +131,8 @@ impl FieldChange {
 /// One address's change.
 ///
 /// Its provider and email are its address's and its attributes': the JSON
-/// plan spells them out ([`ChangeOut`]), the change does not hold them
-/// again (two strings per change: some 110 bytes of each change of a first
-/// plan).
+/// plan spells them out, the change does not hold them again (two strings
+/// per change: some 110 bytes of each change of a first plan).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(try_from = "ChangeIn")]
 pub struct Change {
