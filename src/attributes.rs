@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::config::names::Names;
+use crate::provider::CatalogKind;
 
 /// A catalog id (a role's, plan's, group's or position's remote id):
 /// shared, not copied, by every member that has it. A config's ids are
@@ -39,7 +40,6 @@ pub fn id(text: &str) -> Id {
         new
     })
 }
-use crate::provider::CatalogKind;
 
 /// How a member is brought into a provider.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -158,7 +158,7 @@ fn render_opt(value: Option<&str>) -> String {
     value.map_or_else(|| "(none)".to_owned(), |v| format!("{v:?}"))
 }
 
-fn render_list<S: std::borrow::Borrow<str>>(values: &[S]) -> String {
+fn render_list(values: &[Id]) -> String {
     if values.is_empty() {
         "[]".to_owned()
     } else {

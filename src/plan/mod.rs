@@ -182,6 +182,8 @@ impl Change {
 }
 
 /// One address's change.
+// Read only, but its `skip_serializing_if`s stay: they keep the plan schema
+// (`schema/plan.schema.json`, made from this type) free of `default`s.
 #[derive(Deserialize, JsonSchema)]
 #[schemars(rename = "Change")]
 struct ChangeIn {

@@ -119,9 +119,13 @@ pub fn user_patch(observed: &Attributes, desired: &Attributes, manage: &Manage) 
         }
     }
     if manage.contains(Managed::Phone) && observed.phone != desired.phone {
-        let gone: Vec<String> = observed.phone.iter().cloned().collect();
-        let new: Vec<String> = desired.phone.iter().cloned().collect();
-        by_value(&mut ops, "phoneNumbers", &gone, &new, |value| json!({"value": value, "type": PHONE_TYPE}));
+        by_value(
+            &mut ops,
+            "phoneNumbers",
+            observed.phone.as_slice(),
+            desired.phone.as_slice(),
+            |value| json!({"value": value, "type": PHONE_TYPE}),
+        );
     }
     if manage.contains(Managed::Roles) {
         by_value(&mut ops, "roles", &observed.roles, &desired.roles, |value| json!({"value": value}));
@@ -148,11 +152,11 @@ fn scalar(ops: &mut Vec<PatchOperation>, path: &str, value: Option<&str>) {
 
 /// Entries in `desired` and not in `observed` are added in one `add`;
 /// entries only in `observed` are removed one value filter path each.
-fn by_value<S: AsRef<str>>(
+fn by_value<O: AsRef<str>, D: AsRef<str>>(
     ops: &mut Vec<PatchOperation>,
     attribute: &str,
-    observed: &[S],
-    desired: &[S],
+    observed: &[O],
+    desired: &[D],
     entry: impl Fn(&str) -> Value,
 ) {
     let (added, gone) = differences(observed, desired);
@@ -163,21 +167,19 @@ fn by_value<S: AsRef<str>>(
 }
 
 /// `(in desired only, in observed only)`, each once and in their list's order.
-fn differences<S: AsRef<str>>(observed: &[S], desired: &[S]) -> (Vec<String>, Vec<String>) {
-    let has = |list: &[S], value: &str| list.iter().any(|v| v.as_ref() == value);
-    let mut added: Vec<String> = Vec::new();
-    for value in desired.iter().map(AsRef::as_ref) {
-        if !has(observed, value) && !added.iter().any(|v| v == value) {
-            added.push(value.to_owned());
+fn differences<O: AsRef<str>, D: AsRef<str>>(observed: &[O], desired: &[D]) -> (Vec<String>, Vec<String>) {
+    let observed: Vec<&str> = observed.iter().map(AsRef::as_ref).collect();
+    let desired: Vec<&str> = desired.iter().map(AsRef::as_ref).collect();
+    let once = |from: &[&str], without: &[&str]| {
+        let mut out: Vec<String> = Vec::new();
+        for &value in from {
+            if !without.contains(&value) && !out.iter().any(|v| v == value) {
+                out.push(value.to_owned());
+            }
         }
-    }
-    let mut gone: Vec<String> = Vec::new();
-    for value in observed.iter().map(AsRef::as_ref) {
-        if !has(desired, value) && !gone.iter().any(|v| v == value) {
-            gone.push(value.to_owned());
-        }
-    }
-    (added, gone)
+        out
+    };
+    (once(&desired, &observed), once(&observed, &desired))
 }
 
 /// Deactivation: `replace active false`. The record is kept.
@@ -209,9 +211,7 @@ pub fn rename(old_email: &str, new_email: &str, new_user_name: &str) -> PatchReq
 /// The groups a user joins and leaves: `(joins, leaves)`.
 #[must_use]
 pub fn membership_changes(observed: &[String], desired: &[crate::attributes::Id]) -> (Vec<String>, Vec<String>) {
-    let observed: Vec<&str> = observed.iter().map(String::as_str).collect();
-    let desired: Vec<&str> = desired.iter().map(|id| &**id).collect();
-    differences(&observed, &desired)
+    differences(observed, desired)
 }
 
 /// One PATCH of a group, with the members it moves (so that its outcome can
@@ -234,8 +234,8 @@ pub struct GroupPatch {
 #[must_use]
 pub fn group_patches(joins: &[String], leaves: &[String], max_members: usize) -> Vec<GroupPatch> {
     let max_members = max_members.max(1);
-    let (joins, _) = differences(&[], joins);
-    let (leaves, _) = differences(&[], leaves);
+    let (joins, _) = differences::<&str, _>(&[], joins);
+    let (leaves, _) = differences::<&str, _>(&[], leaves);
     let moves = joins.into_iter().map(|id| (true, id)).chain(leaves.into_iter().map(|id| (false, id)));
     let mut patches: Vec<GroupPatch> = Vec::new();
     let mut current = GroupPatch { request: PatchRequest::default(), joins: Vec::new(), leaves: Vec::new() };

@@ -5,7 +5,8 @@
 //! layout, each line is parsed on its own from a slice, which `serde_json`
 //! does several times faster than byte by byte from a reader, on a thread
 //! of its own a few batches ahead of the caller (the memory of some
-//! thousands of records, never the whole state). Anything else (a pretty-printed or version 1 file, a record
+//! thousands of records, never the whole state). Anything else (a
+//! pretty-printed or version 1 file, a record
 //! hand-edited over several lines, a corrupt line) answers
 //! [`Lines::Other`]; the caller then reads the file with the general reader
 //! from the start, which accepts exactly the same files and reports every
