@@ -11,6 +11,13 @@ use std::process::ExitCode;
 /// MB, 1M plan 1,086 MB against 1,102) but is slower (steady plan 0.55-0.56
 /// s, 1M plan 5.5-5.7 s against 4.9-5.1 s), and both are inside the memory
 /// targets. Alternating runs of the same build. See docs/PERFORMANCE.md.
+///
+/// Built with the crate's `no_thp` feature: transparent huge pages off for
+/// this process. With them, the kernel zeroed (and, in `madvise` mode,
+/// compacted memory for) 2 MB pages at first touch, and the 1M plan spent
+/// 4.2-4.9 s in the kernel against 0.5-0.7 s without (7.8-9.5 s against
+/// 6.1-7.8 s in all; the 100k first plan 0.80-0.90 s against 0.57-0.67 s,
+/// and 10 MB less), alternating runs on the same busy day.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
