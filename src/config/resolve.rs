@@ -1,5 +1,6 @@
 //! Merging config files and resolving members into per-address attributes.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::ops::Range;
@@ -322,7 +323,8 @@ pub(crate) fn resolve(
     let mut desired = Vec::with_capacity(runs.len());
     // Where each email was first seen: file and member index (the path is
     // only spelled out for a duplicate).
-    let mut seen: Seen = HashMap::with_capacity(runs.iter().flatten().map(|run| run.members.len()).sum());
+    let mut seen: Seen =
+        Seen::with_capacity_and_hasher(runs.iter().flatten().map(|run| run.members.len()).sum(), Default::default());
     let mut member_count = 0;
     for run in runs.into_iter().flatten() {
         let ResolvedRun { file, run_start, members, mut resolved } = run;
@@ -334,14 +336,19 @@ pub(crate) fn resolve(
             let MemberRest { before, shown, after } = rest.map(|rest| *rest).unwrap_or_default();
             pending.extend(before);
             let Some(key) = key else { continue };
-            if let Some(&(first_file, first_index)) = seen.get(&key) {
-                let first = (first_file as usize, format!("members[{first_index}].email"));
-                let shown = shown.as_deref().unwrap_or(&key);
-                duplicate(pending, file, format!("members[{index}].email"), first, &format!("member `{shown}`"));
-                duplicates.push(entries.start as usize..entries.end as usize);
-                continue;
+            match seen.entry(key) {
+                Entry::Occupied(first) => {
+                    let &(first_file, first_index) = first.get();
+                    let first_at = (first_file as usize, format!("members[{first_index}].email"));
+                    let shown = shown.as_deref().unwrap_or(first.key());
+                    duplicate(pending, file, format!("members[{index}].email"), first_at, &format!("member `{shown}`"));
+                    duplicates.push(entries.start as usize..entries.end as usize);
+                    continue;
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert((small(file), small(index)));
+                }
             }
-            seen.insert(key, (small(file), small(index)));
             pending.extend(after);
         }
         // A duplicate is reported and not resolved (its problems and
@@ -383,8 +390,11 @@ pub(crate) fn resolve(
 
 /// Where each configured email was first seen: file and member index (the
 /// path is only spelled out for a duplicate). Held for every member at
-/// once, hence the small types.
-type Seen = HashMap<Box<str>, (u32, u32)>;
+/// once, hence the small types. Hashed with foldhash rather than std's
+/// SipHash: SipHash was a third of the 1M plan's duplicate check, which
+/// runs on one thread (its inputs are config files the repository's
+/// reviewers already read, and foldhash's seed is random per run).
+type Seen = HashMap<Box<str>, (u32, u32), foldhash::fast::RandomState>;
 
 /// A file or member index as [`Seen`] and [`ResolvedMember`] hold it.
 fn small(index: usize) -> u32 {

@@ -672,16 +672,18 @@ impl<'a> Planner<'a> {
         self.last.clear();
         self.last.push_str(have.address.as_str());
         while let Some((address, want)) = self.desired.next_if(|(a, _)| **a < have.address) {
-            self.step(&address, Some(want), None);
+            self.step(address, Some(want), None);
         }
         match self.desired.next_if(|(a, _)| **a == have.address) {
-            Some((address, want)) => self.step(&address, Some(want), Some(have)),
-            None => self.step(&have.address, None, Some(have)),
+            Some((address, want)) => self.step(address, Some(want), Some(have)),
+            None => self.step(Cow::Borrowed(&have.address), None, Some(have)),
         }
         true
     }
 
-    fn step(&mut self, address: &Address, want: Option<Want<'_>>, have: Option<&Resource>) {
+    /// Plans one address. An address the planner owns is moved into its
+    /// change rather than copied (a first plan's every address).
+    fn step(&mut self, address: Cow<'_, Address>, want: Option<Want<'_>>, have: Option<&Resource>) {
         // Counted whatever the scope: the brake's base is the whole provider.
         if have.is_some_and(|r| r.status != Status::Deactivated) {
             if let Some(count) = self.recorded.get_mut(address.provider()) {
@@ -690,22 +692,23 @@ impl<'a> Planner<'a> {
                 self.recorded.insert(address.provider().to_owned(), 1);
             }
         }
-        let for_rename_only = !self.scope.includes(address);
-        if for_rename_only && !self.rename_sources.contains(address) {
+        let for_rename_only = !self.scope.includes(&address);
+        if for_rename_only && !self.rename_sources.contains(&address) {
             return;
         }
         if have.is_some_and(|r| r.status == Status::Uncertain) && !for_rename_only {
             self.summary.uncertain += 1;
         }
-        let name = address.provider();
-        if self.provider.0 != name {
+        if self.provider.0 != address.provider() {
             self.provider.0.clear();
-            self.provider.0.push_str(name);
-            self.provider.1 = self.config.providers.get(name);
+            self.provider.0.push_str(address.provider());
+            self.provider.1 = self.config.providers.get(address.provider());
         }
+        let drift = if self.drift.is_empty() { None } else { self.drift.get(&*address) };
         if let Some(mut change) = diff_one(address, want, have, self.provider.1, self.config.resend_after, self.now) {
+            let name = self.provider.0.as_str();
             self.names.name_ids(&mut change, name, self.config.names.get(name).unwrap_or(&Names::NONE));
-            if let Some(found) = self.drift.get(address) {
+            if let Some(found) = drift {
                 change.reason = Some(match change.reason.take() {
                     Some(reason) => format!("{found}; {reason}"),
                     None => found.clone(),
@@ -721,7 +724,7 @@ impl<'a> Planner<'a> {
     #[must_use]
     pub fn finish(mut self, lineage: Option<Uuid>, serial: u64) -> Plan {
         while let Some((address, want)) = self.desired.next() {
-            self.step(&address, Some(want), None);
+            self.step(address, Some(want), None);
         }
         self.pair_renames();
         let (config, scope, summary) = (self.config, self.scope, self.summary);
@@ -780,7 +783,9 @@ impl<'a> Planner<'a> {
 /// The names of each combination of catalog ids met so far, per provider.
 #[derive(Default)]
 struct NamesCache {
-    shared: HashMap<String, Arc<Names>>,
+    /// foldhash, as this is looked up once per change (std's SipHash was
+    /// most of the lookup's time).
+    shared: HashMap<String, Arc<Names>, foldhash::fast::RandomState>,
     key: String,
 }
 
@@ -895,7 +900,7 @@ impl Planner<'_> {
 }
 
 fn diff_one(
-    address: &Address,
+    address: Cow<'_, Address>,
     want: Option<Want<'_>>,
     have: Option<&crate::state::Resource>,
     settings: Option<&ProviderSettings>,
@@ -911,7 +916,7 @@ fn diff_one(
     // The desired attributes are moved into the change when the planner
     // owns them, copied when it borrows them.
     let change =
-        |action, wanted, before: Option<&Attributes>, after: Option<Want<'_>>, reason: Option<String>, repeat| {
+        |address: Cow<'_, Address>, action, wanted, before: Option<&Attributes>, after: Option<Want<'_>>, reason: Option<String>, repeat| {
             let fields = match (before, after.as_deref()) {
                 (Some(b), Some(a)) if action == Action::Update || wanted == Some(Action::Update) => {
                     b.changes_to(a).into_iter().map(FieldChange::from).collect()
@@ -919,7 +924,7 @@ fn diff_one(
                 _ => Vec::new(),
             };
             Change {
-                address: address.clone(),
+                address: address.into_owned(),
                 action,
                 wanted,
                 before: before.cloned().map(Box::new),
@@ -937,30 +942,30 @@ fn diff_one(
         (None, Some(have)) if have.status == Status::Deactivated => None,
         (Some(want), Some(have)) if have.status == Status::Deactivated => Some(if caps.is_some_and(|c| c.invite) {
             let reason = "re-added: reactivates the deactivated user".to_owned();
-            change(Action::Invite, None, Some(&have.attributes), Some(want), Some(reason), false)
+            change(address, Action::Invite, None, Some(&have.attributes), Some(want), Some(reason), false)
         } else {
             let reason = format!("provider `{provider}` may not invite: reactivate {} by hand in {console}, then run `memberctl state import {address}`", want.email);
-            change(Action::Manual, Some(Action::Invite), Some(&have.attributes), Some(want), Some(reason), false)
+            change(address, Action::Manual, Some(Action::Invite), Some(&have.attributes), Some(want), Some(reason), false)
         }),
         (Some(want), None) => Some(if caps.is_some_and(|c| c.invite) {
-            change(Action::Invite, None, None, Some(want), None, false)
+            change(address, Action::Invite, None, None, Some(want), None, false)
         } else {
             let reason = format!("provider `{provider}` may not invite: invite {} by hand in {console}, then run `memberctl state import {address}`", want.email);
-            change(Action::Manual, Some(Action::Invite), None, Some(want), Some(reason), false)
+            change(address, Action::Manual, Some(Action::Invite), None, Some(want), Some(reason), false)
         }),
         (None, Some(have)) => Some(if settings.is_none() {
             let reason = format!("provider `{provider}` is no longer configured: remove {} by hand if needed, then run `memberctl state rm {address}`", have.email);
-            change(Action::Manual, Some(Action::Remove), Some(&have.attributes), None, Some(reason), false)
+            change(address, Action::Manual, Some(Action::Remove), Some(&have.attributes), None, Some(reason), false)
         } else if caps.is_some_and(|c| c.remove) {
             let how = settings.and_then(|s| s.kind.removal_note(s));
-            change(Action::Remove, None, Some(&have.attributes), None, how, false)
+            change(address, Action::Remove, None, Some(&have.attributes), None, how, false)
         } else {
             let reason = format!(
                 "`{provider}` cannot remove members through its API: remove {} by hand in {console}, then run {}",
                 have.email,
                 mark_done()
             );
-            change(Action::Manual, Some(Action::Remove), Some(&have.attributes), None, Some(reason), false)
+            change(address, Action::Manual, Some(Action::Remove), Some(&have.attributes), None, Some(reason), false)
         }),
         (Some(want), Some(have)) => {
             if have.status == Status::Uncertain {
@@ -968,21 +973,22 @@ fn diff_one(
                 let why = have.message.as_deref().unwrap_or("no answer was recorded");
                 return Some(if policy == UncertainPolicy::SendAgain && caps.is_some_and(|c| c.invite) {
                     let reason = format!("the last send had no known outcome ({why}); sending again: a duplicate answer adopts the member");
-                    change(Action::Invite, None, None, Some(want), Some(reason), true)
+                    change(address, Action::Invite, None, None, Some(want), Some(reason), true)
                 } else {
                     let reason = format!(
                         "the last send had no known outcome ({why}): check {console}; if {} was invited run `memberctl state import {address}`, otherwise `memberctl state rm {address}` and plan again",
                         want.email
                     );
-                    change(Action::Manual, Some(Action::Invite), None, Some(want), Some(reason), true)
+                    change(address, Action::Manual, Some(Action::Invite), None, Some(want), Some(reason), true)
                 });
             }
             if have.attributes.differs_from(&want) {
                 return Some(if caps.is_some_and(|c| c.update) {
-                    change(Action::Update, None, Some(&have.attributes), Some(want), None, false)
+                    change(address, Action::Update, None, Some(&have.attributes), Some(want), None, false)
                 } else {
                     let reason = format!("`{provider}` cannot update members through its API: make the change by hand in {console}, then run {}", mark_done());
                     change(
+                        address,
                         Action::Manual,
                         Some(Action::Update),
                         Some(&have.attributes),
@@ -1002,7 +1008,7 @@ fn diff_one(
             due.map(|age| {
                 let days = age.as_secs() / 86_400;
                 let reason = format!("invited {days} day(s) ago and not confirmed; `invites.resend_after` is due");
-                change(Action::Resend, None, Some(&have.attributes), Some(want), Some(reason), true)
+                change(address, Action::Resend, None, Some(&have.attributes), Some(want), Some(reason), true)
             })
         }
     }
