@@ -1,5 +1,6 @@
 //! Work spread over the cores and answered in order: the config's files and
-//! pieces are parsed, and its runs of members resolved, this way; large
+//! pieces are parsed, and its runs of members resolved, this way, and a
+//! plan's configured addresses planned; large
 //! outputs (the state file, a JSON plan) are turned into text on two
 //! threads and written in order.
 
@@ -49,6 +50,65 @@ pub(crate) fn map_in_order<T: Send, R: Send, A>(
         also
     });
     (slots.into_iter().map(|slot| slot.expect("every item is done once")).collect(), also)
+}
+
+/// Takes `items` in chunks of `size` and turns each chunk into a result
+/// with `work`, on this thread and a helper in turns, handing the results
+/// to `take` in the items' order. Each thread's `work` is given a state of
+/// its own, made by `new_state`. Only two chunks are out at a time, so the
+/// items are never all taken out of `items` at once.
+pub(crate) fn chunks_in_order<T: Send, R: Send, S>(
+    items: impl Iterator<Item = T>,
+    size: usize,
+    new_state: impl Fn() -> S + Sync,
+    work: impl Fn(&mut S, Vec<T>) -> R + Sync,
+    mut take: impl FnMut(R),
+) {
+    let mut items = items.fuse();
+    let mut next_chunk = || {
+        let chunk: Vec<T> = items.by_ref().take(size).collect();
+        (!chunk.is_empty()).then_some(chunk)
+    };
+    let mut mine = new_state();
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let Some(first) = next_chunk() else { return };
+    let second = if cores > 1 { next_chunk() } else { None };
+    let Some(second) = second else {
+        take(work(&mut mine, first));
+        while let Some(chunk) = next_chunk() {
+            take(work(&mut mine, chunk));
+        }
+        return;
+    };
+    let (give, given) = std::sync::mpsc::sync_channel::<Vec<T>>(1);
+    let (done, results) = std::sync::mpsc::sync_channel::<R>(1);
+    let (new_state, work) = (&new_state, &work);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut state = new_state();
+            for chunk in given {
+                if done.send(work(&mut state, chunk)).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut pair = (first, Some(second));
+        loop {
+            let (first, second) = pair;
+            let handed = second.is_some_and(|chunk| give.send(chunk).is_ok());
+            take(work(&mut mine, first));
+            if handed {
+                // A helper that panicked is resumed when the scope ends.
+                let Ok(result) = results.recv() else { break };
+                take(result);
+            }
+            match next_chunk() {
+                Some(first) => pair = (first, next_chunk()),
+                None => break,
+            }
+        }
+        drop(give);
+    });
 }
 
 /// Writes the text `render(index, chunk, buffer)` puts into an empty
@@ -115,7 +175,30 @@ mod tests {
     use std::fmt::Write as _;
     use std::io::Write as _;
 
-    use super::{map_in_order, write_in_order};
+    use super::{chunks_in_order, map_in_order, write_in_order};
+
+    #[test]
+    fn chunks_come_back_in_order_each_thread_with_its_own_state() {
+        for count in [0, 1, 7, 8, 9, 1000, 1001] {
+            let mut seen = Vec::new();
+            let mut chunk_sizes = Vec::new();
+            chunks_in_order(
+                0..count,
+                8,
+                || 0usize,
+                |calls, chunk: Vec<usize>| {
+                    *calls += 1;
+                    chunk.into_iter().map(|n| n * n).collect::<Vec<_>>()
+                },
+                |squares| {
+                    chunk_sizes.push(squares.len());
+                    seen.extend(squares);
+                },
+            );
+            assert_eq!(seen, (0..count).map(|n| n * n).collect::<Vec<_>>(), "{count} items");
+            assert!(chunk_sizes.iter().all(|&size| size > 0 && size <= 8), "{chunk_sizes:?}");
+        }
+    }
 
     #[test]
     fn results_come_back_in_order_whatever_thread_made_them() {

@@ -6,6 +6,8 @@ use std::fmt::Write as _;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use foldhash::fast::RandomState;
+
 use super::load::{Run, Source};
 use super::model::{Catalog, ConfigFile, MemberConfig, Policy, StateBackendKind, StateConfig};
 use super::names::CatalogNames;
@@ -323,8 +325,10 @@ pub(crate) fn resolve(
     let mut desired = Vec::with_capacity(runs.len());
     // Where each email was first seen: file and member index (the path is
     // only spelled out for a duplicate).
-    let mut seen: Seen =
-        Seen::with_capacity_and_hasher(runs.iter().flatten().map(|run| run.members.len()).sum(), Default::default());
+    let mut seen: Seen = Seen::with_capacity_and_hasher(
+        runs.iter().flatten().map(|run| run.members.len()).sum(),
+        RandomState::default(),
+    );
     let mut member_count = 0;
     for run in runs.into_iter().flatten() {
         let ResolvedRun { file, run_start, members, mut resolved } = run;
@@ -391,10 +395,10 @@ pub(crate) fn resolve(
 /// Where each configured email was first seen: file and member index (the
 /// path is only spelled out for a duplicate). Held for every member at
 /// once, hence the small types. Hashed with foldhash rather than std's
-/// SipHash: SipHash was a third of the 1M plan's duplicate check, which
+/// `SipHash`: `SipHash` was a third of the 1M plan's duplicate check, which
 /// runs on one thread (its inputs are config files the repository's
 /// reviewers already read, and foldhash's seed is random per run).
-type Seen = HashMap<Box<str>, (u32, u32), foldhash::fast::RandomState>;
+type Seen = HashMap<Box<str>, (u32, u32), RandomState>;
 
 /// A file or member index as [`Seen`] and [`ResolvedMember`] hold it.
 fn small(index: usize) -> u32 {

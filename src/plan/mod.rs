@@ -531,6 +531,10 @@ pub fn compute_with(mut planner: Planner<'_>, state: Option<&State>) -> Plan {
     planner.finish(state.map(|s| s.lineage), state.map_or(0, |s| s.serial))
 }
 
+/// How many configured addresses a thread plans at a time when nothing
+/// recorded comes between them.
+const PLANNED_TOGETHER: usize = 4096;
+
 /// Builds a plan from the state's records fed one at a time in address
 /// order, so that a plan can be made while the state file is read, without
 /// holding the whole state in memory. [`compute`] is this, fed from a map.
@@ -542,8 +546,8 @@ pub struct Planner<'a> {
     /// The last record's address, to check the order.
     last: String,
     started: bool,
-    /// Addresses are grouped by provider: look each provider up once per run.
-    provider: (String, Option<&'a ProviderSettings>),
+    /// What planning one address needs that is not shared between threads.
+    local: Local<'a>,
     changes: Vec<Change>,
     summary: Summary,
     refreshed: Option<Refreshed>,
@@ -555,9 +559,57 @@ pub struct Planner<'a> {
     rename_sources: Vec<Address>,
     /// Live records per provider, for the removal-fraction brake.
     recorded: BTreeMap<String, usize>,
+}
+
+/// What every address is planned with, read by all threads.
+struct Shared<'p, 'a> {
+    config: &'a Config,
+    scope: &'a Scope,
+    now: SystemTime,
+    drift: &'p std::collections::HashMap<Address, String>,
+    rename_sources: &'p [Address],
+}
+
+/// What one thread planning addresses keeps to itself.
+#[derive(Default)]
+struct Local<'a> {
+    /// Addresses are grouped by provider: look each provider up once per run.
+    provider: (String, Option<&'a ProviderSettings>),
     /// The names each combination of catalog ids needs, shared by the
     /// changes that grant it.
     names: NamesCache,
+}
+
+impl<'a> Shared<'_, 'a> {
+    /// The change `address` needs, if any, and in scope (or needed to pair
+    /// a rename).
+    fn plan(
+        &self,
+        local: &mut Local<'a>,
+        address: Cow<'_, Address>,
+        want: Option<Want<'_>>,
+        have: Option<&Resource>,
+    ) -> Option<Change> {
+        if !self.scope.includes(&address) && !self.rename_sources.contains(&address) {
+            return None;
+        }
+        if local.provider.0 != address.provider() {
+            local.provider.0.clear();
+            local.provider.0.push_str(address.provider());
+            local.provider.1 = self.config.providers.get(address.provider());
+        }
+        let drift = if self.drift.is_empty() { None } else { self.drift.get(&*address) };
+        let mut change = diff_one(address, want, have, local.provider.1, self.config.resend_after, self.now)?;
+        let name = local.provider.0.as_str();
+        local.names.name_ids(&mut change, name, self.config.names.get(name).unwrap_or(&Names::NONE));
+        if let Some(found) = drift {
+            change.reason = Some(match change.reason.take() {
+                Some(reason) => format!("{found}; {reason}"),
+                None => found.clone(),
+            });
+        }
+        Some(change)
+    }
 }
 
 /// The desired entries a planner walks, in address order: borrowed from
@@ -618,7 +670,7 @@ impl<'a> Planner<'a> {
             desired: Wanted::Borrowed(config.desired.iter()).peekable(),
             last: String::new(),
             started: false,
-            provider: (String::new(), None),
+            local: Local::default(),
             changes: Vec::new(),
             summary: Summary::default(),
             refreshed: None,
@@ -631,7 +683,6 @@ impl<'a> Planner<'a> {
                 })
                 .collect(),
             recorded: BTreeMap::new(),
-            names: NamesCache::default(),
         }
     }
 
@@ -692,28 +743,17 @@ impl<'a> Planner<'a> {
                 self.recorded.insert(address.provider().to_owned(), 1);
             }
         }
-        let for_rename_only = !self.scope.includes(&address);
-        if for_rename_only && !self.rename_sources.contains(&address) {
-            return;
-        }
-        if have.is_some_and(|r| r.status == Status::Uncertain) && !for_rename_only {
+        if have.is_some_and(|r| r.status == Status::Uncertain) && self.scope.includes(&address) {
             self.summary.uncertain += 1;
         }
-        if self.provider.0 != address.provider() {
-            self.provider.0.clear();
-            self.provider.0.push_str(address.provider());
-            self.provider.1 = self.config.providers.get(address.provider());
-        }
-        let drift = if self.drift.is_empty() { None } else { self.drift.get(&*address) };
-        if let Some(mut change) = diff_one(address, want, have, self.provider.1, self.config.resend_after, self.now) {
-            let name = self.provider.0.as_str();
-            self.names.name_ids(&mut change, name, self.config.names.get(name).unwrap_or(&Names::NONE));
-            if let Some(found) = drift {
-                change.reason = Some(match change.reason.take() {
-                    Some(reason) => format!("{found}; {reason}"),
-                    None => found.clone(),
-                });
-            }
+        let shared = Shared {
+            config: self.config,
+            scope: self.scope,
+            now: self.now,
+            drift: &self.drift,
+            rename_sources: &self.rename_sources,
+        };
+        if let Some(change) = shared.plan(&mut self.local, address, want, have) {
             *self.summary.count(change.action) += 1;
             self.changes.push(change);
         }
@@ -723,9 +763,36 @@ impl<'a> Planner<'a> {
     /// state's (none and 0 when there is no state).
     #[must_use]
     pub fn finish(mut self, lineage: Option<Uuid>, serial: u64) -> Plan {
-        while let Some((address, want)) = self.desired.next() {
-            self.step(address, Some(want), None);
-        }
+        // The configured addresses after the last record (every one, in a
+        // first plan) are each planned on their own, so on two threads:
+        // planning them is mostly waiting for memory (each address and its
+        // attributes are read for the first time since the config was
+        // loaded), and two threads wait at once.
+        let shared = Shared {
+            config: self.config,
+            scope: self.scope,
+            now: self.now,
+            drift: &self.drift,
+            rename_sources: &self.rename_sources,
+        };
+        let (summary, changes) = (&mut self.summary, &mut self.changes);
+        crate::parallel::chunks_in_order(
+            self.desired.by_ref(),
+            PLANNED_TOGETHER,
+            Local::default,
+            |local, chunk| {
+                chunk
+                    .into_iter()
+                    .filter_map(|(address, want)| shared.plan(local, address, Some(want), None))
+                    .collect::<Vec<_>>()
+            },
+            |planned| {
+                for change in &planned {
+                    *summary.count(change.action) += 1;
+                }
+                changes.extend(planned);
+            },
+        );
         self.pair_renames();
         let (config, scope, summary) = (self.config, self.scope, self.summary);
         let mut warnings = Vec::new();
@@ -783,7 +850,7 @@ impl<'a> Planner<'a> {
 /// The names of each combination of catalog ids met so far, per provider.
 #[derive(Default)]
 struct NamesCache {
-    /// foldhash, as this is looked up once per change (std's SipHash was
+    /// foldhash, as this is looked up once per change (std's `SipHash` was
     /// most of the lookup's time).
     shared: HashMap<String, Arc<Names>, foldhash::fast::RandomState>,
     key: String,
@@ -875,7 +942,7 @@ impl Planner<'_> {
                 change.before = before;
                 change.reason = Some(reason);
                 change.moved_from = Some(old);
-                self.names.name_ids(change, name, self.config.names.get(name.as_str()).unwrap_or(&Names::NONE));
+                self.local.names.name_ids(change, name, self.config.names.get(name.as_str()).unwrap_or(&Names::NONE));
                 dropped.push(removal);
             }
         }
@@ -915,27 +982,32 @@ fn diff_one(
     let mark_done = || format!("`memberctl state mark-done {address}`");
     // The desired attributes are moved into the change when the planner
     // owns them, copied when it borrows them.
-    let change =
-        |address: Cow<'_, Address>, action, wanted, before: Option<&Attributes>, after: Option<Want<'_>>, reason: Option<String>, repeat| {
-            let fields = match (before, after.as_deref()) {
-                (Some(b), Some(a)) if action == Action::Update || wanted == Some(Action::Update) => {
-                    b.changes_to(a).into_iter().map(FieldChange::from).collect()
-                }
-                _ => Vec::new(),
-            };
-            Change {
-                address: address.into_owned(),
-                action,
-                wanted,
-                before: before.cloned().map(Box::new),
-                after: after.map(Want::into_boxed),
-                fields,
-                reason,
-                repeat,
-                moved_from: None,
-                names: Arc::default(),
+    let change = |address: Cow<'_, Address>,
+                  action,
+                  wanted,
+                  before: Option<&Attributes>,
+                  after: Option<Want<'_>>,
+                  reason: Option<String>,
+                  repeat| {
+        let fields = match (before, after.as_deref()) {
+            (Some(b), Some(a)) if action == Action::Update || wanted == Some(Action::Update) => {
+                b.changes_to(a).into_iter().map(FieldChange::from).collect()
             }
+            _ => Vec::new(),
         };
+        Change {
+            address: address.into_owned(),
+            action,
+            wanted,
+            before: before.cloned().map(Box::new),
+            after: after.map(Want::into_boxed),
+            fields,
+            reason,
+            repeat,
+            moved_from: None,
+            names: Arc::default(),
+        }
+    };
     match (want, have) {
         (None, None) => None,
         // Removed by deactivation already; the record only keeps the ids.
@@ -945,7 +1017,15 @@ fn diff_one(
             change(address, Action::Invite, None, Some(&have.attributes), Some(want), Some(reason), false)
         } else {
             let reason = format!("provider `{provider}` may not invite: reactivate {} by hand in {console}, then run `memberctl state import {address}`", want.email);
-            change(address, Action::Manual, Some(Action::Invite), Some(&have.attributes), Some(want), Some(reason), false)
+            change(
+                address,
+                Action::Manual,
+                Some(Action::Invite),
+                Some(&have.attributes),
+                Some(want),
+                Some(reason),
+                false,
+            )
         }),
         (Some(want), None) => Some(if caps.is_some_and(|c| c.invite) {
             change(address, Action::Invite, None, None, Some(want), None, false)
@@ -1069,6 +1149,51 @@ mod tests {
                 ("sandbox/e@example.com", super::Action::Invite),
             ]
         );
+    }
+
+    /// The addresses after the last record are planned in chunks on two
+    /// threads, each with its own names cache: the plan still holds every
+    /// address once, in order, each named by its own roles, and counted.
+    #[test]
+    fn addresses_planned_on_two_threads_come_back_in_order_and_named() {
+        let mut yaml = String::from(
+            "version: 1\nproviders:\n  sandbox: { type: sandbox }\nroles:\n  member: { sandbox: r1 }\n  admin: { sandbox: r2 }\ndefaults:\n  roles: [member]\nmembers:\n",
+        );
+        let count = 3 * super::PLANNED_TOGETHER + 17;
+        for i in 0..count {
+            let roles = if i % 3 == 0 { ", roles: [admin]" } else { "" };
+            yaml.push_str(&format!("  - {{ email: m{i:05}@example.com{roles} }}\n"));
+        }
+        let config = crate::config::load_str(std::path::Path::new("memberctl.yaml"), &yaml).expect("valid config");
+        // One address recorded as configured, part way: the planner feeds
+        // the addresses before it one by one, and drains the rest.
+        let mut state = State::new();
+        let (recorded, attributes) = config.desired.iter().nth(1000).expect("enough members");
+        state.record(
+            &Operation::invite("sandbox", attributes.clone()),
+            &Outcome::Invited(RemoteIds::default()),
+            "2026-01-15T09:30:00Z",
+        );
+        let at = std::time::SystemTime::UNIX_EPOCH;
+        for state in [None, Some(&state)] {
+            let plan = super::compute(&config, state, &Scope::default(), at);
+            let expected: Vec<&str> = config
+                .desired
+                .iter()
+                .map(|(address, _)| address.as_str())
+                .filter(|address| state.is_none() || *address != recorded.as_str())
+                .collect();
+            let planned: Vec<&str> = plan.changes.iter().map(|c| c.address.as_str()).collect();
+            assert_eq!(planned, expected);
+            assert_eq!(plan.summary.invite, expected.len());
+            for change in &plan.changes {
+                let admin = change.address.email()[1..6].parse::<usize>().expect("numbered") % 3 == 0;
+                let role = if admin { "admin" } else { "member" };
+                let json = serde_json::to_value(change).expect("serialises");
+                let names = json["names"].to_string();
+                assert!(names.contains(role) && !names.contains(if admin { "member" } else { "admin" }), "{json}");
+            }
+        }
     }
 
     #[test]
