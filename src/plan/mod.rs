@@ -1156,13 +1156,14 @@ mod tests {
     /// address once, in order, each named by its own roles, and counted.
     #[test]
     fn addresses_planned_on_two_threads_come_back_in_order_and_named() {
+        use std::fmt::Write as _;
         let mut yaml = String::from(
             "version: 1\nproviders:\n  sandbox: { type: sandbox }\nroles:\n  member: { sandbox: r1 }\n  admin: { sandbox: r2 }\ndefaults:\n  roles: [member]\nmembers:\n",
         );
         let count = 3 * super::PLANNED_TOGETHER + 17;
         for i in 0..count {
             let roles = if i % 3 == 0 { ", roles: [admin]" } else { "" };
-            yaml.push_str(&format!("  - {{ email: m{i:05}@example.com{roles} }}\n"));
+            writeln!(yaml, "  - {{ email: m{i:05}@example.com{roles} }}").expect("writing to a String cannot fail");
         }
         let config = crate::config::load_str(std::path::Path::new("memberctl.yaml"), &yaml).expect("valid config");
         // One address recorded as configured, part way: the planner feeds
