@@ -278,12 +278,19 @@ enum Unit {
 /// parses in source order.
 fn parse_all<'a>(sources: &'a [Source], whole: &[bool]) -> (Vec<ParsedFile<'a>>, String) {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    // Finding where to cut reads every byte of a large file: the files are
+    // cut on every core too (a config of many large files, as at 1M, took
+    // half a second on one), and digested meanwhile.
+    let cut = |index: usize| {
+        let text = &sources[index].text;
+        let count = (text.len() / SPLIT_BYTES).max(cores * 4);
+        (text.len() >= SPLIT_BYTES && !whole[index]).then(|| super::fast_yaml::split(text, count)).flatten()
+    };
+    let (splits, digest) = crate::parallel::map_in_order((0..sources.len()).collect(), cut, || digest(sources));
     let mut units = Vec::new();
     let mut pieces: Vec<Vec<Run<'a>>> = sources.iter().map(|_| Vec::new()).collect();
-    for (index, source) in sources.iter().enumerate() {
-        let count = (source.text.len() / SPLIT_BYTES).max(cores * 4);
-        let cut = source.text.len() >= SPLIT_BYTES && !whole[index];
-        match cut.then(|| super::fast_yaml::split(&source.text, count)).flatten() {
+    for (index, split) in splits.into_iter().enumerate() {
+        match split {
             Some(split) => {
                 units.push(Unit::Head(index, split.head));
                 pieces[index] =
@@ -301,7 +308,7 @@ fn parse_all<'a>(sources: &'a [Source], whole: &[bool]) -> (Vec<ParsedFile<'a>>,
             None => (parse_file(&sources[index].text), false),
         },
     };
-    let (done, digest) = crate::parallel::map_in_order(units, work, || digest(sources));
+    let (done, ()) = crate::parallel::map_in_order(units, work, || ());
     let mut files = Vec::with_capacity(sources.len());
     for ((parsed, cut), mut runs) in done.into_iter().zip(pieces) {
         if !cut {
