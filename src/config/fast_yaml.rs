@@ -207,7 +207,7 @@ fn plain_text(text: &str) -> bool {
     // Every byte of a chunk looked at, without stopping at the first control
     // character: a loop that cannot stop early is done many bytes at a time
     // (this was a third of cutting a large file).
-    let control = |chunk: &[u8]| chunk.iter().fold(false, |found, &b| found | (b < 0x20 && b != b'\n'));
+    let control = |chunk: &[u8]| chunk.iter().fold(0u8, |found, &b| found | u8::from(b < 0x20 && b != b'\n')) != 0;
     !text.as_bytes().chunks(64).any(control)
         && (text.is_ascii() || !text.contains(['\u{feff}', '\u{85}', '\u{2028}', '\u{2029}']))
 }
