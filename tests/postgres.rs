@@ -238,6 +238,54 @@ fn four_first_runs_at_once_migrate_the_schema_once() {
     assert_eq!(tables.trim(), "journal,locks,resources,states");
 }
 
+// #13: rows are written as the state file's version 2 records (the
+// provider and email are the address's); rows an earlier memberctl wrote in
+// the version 1 shape are still read as they were, and rewritten as they
+// change, and the state is then marked version 2.
+#[test]
+fn version_1_rows_are_read_and_rewritten_as_version_2_rows() {
+    let (t, db) = pg_test(&sandbox_members(3), "rows");
+    t.cmd(&APPLY).expect(0);
+    let pg = Postgres::shared();
+    let count = |filter: &str| {
+        pg.psql(&db, &format!("SELECT count(*) FROM memberctl.resources WHERE state = 'rows' AND {filter}"))
+    };
+    let format_version = || pg.psql(&db, "SELECT format_version FROM memberctl.states WHERE name = 'rows'");
+    assert_eq!(count("NOT record ? 'provider' AND NOT record ? 'email'").trim(), "3");
+    assert_eq!(format_version().trim(), "2");
+    let pulled = t.cmd(&["state", "pull"]).expect(0).stdout;
+
+    // As an earlier memberctl wrote them: every field, and version 1.
+    pg.psql(
+        &db,
+        "UPDATE memberctl.resources SET record = record || jsonb_build_object(
+            'provider', split_part(address, '/', 1),
+            'email', split_part(address, '/', 2),
+            'updated_at', COALESCE(record->'updated_at', record->'created_at'),
+            'invited_at', COALESCE(record->'invited_at', record->'created_at'),
+            'attributes', record->'attributes' || jsonb_build_object('email', split_part(address, '/', 2)))
+         WHERE state = 'rows'",
+    );
+    pg.psql(&db, "UPDATE memberctl.states SET format_version = 1 WHERE name = 'rows'");
+    assert_eq!(count("record ? 'provider'").trim(), "3");
+    assert_eq!(
+        t.cmd(&["state", "pull"]).expect(0).stdout,
+        pulled,
+        "version 1 rows read as what they were written from"
+    );
+    assert_converged(&t);
+
+    // One member changes: its row is rewritten as version 2, the others
+    // stay as they are and are still read.
+    let config = t.read("memberctl.yaml").replace("    name: Person 1\n", "    name: Person One\n");
+    t.write("memberctl.yaml", &config);
+    t.cmd(&APPLY).expect(0);
+    assert_eq!(count("record ? 'provider'").trim(), "2");
+    assert_eq!(count("address = 'sandbox/p0001@example.com' AND NOT record ? 'provider'").trim(), "1");
+    assert_eq!(format_version().trim(), "2");
+    assert_converged(&t);
+}
+
 // Regression: #11: a schema migrated by a newer memberctl is refused, naming the version.
 #[test]
 fn a_schema_from_a_newer_memberctl_is_refused() {

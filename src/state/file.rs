@@ -221,6 +221,20 @@ fn lines_of(records: &[&Resource], first: bool, text: &mut Vec<u8>) -> io::Resul
     Ok(())
 }
 
+/// One record as version 2 writes it: a state file's line, and a
+/// `PostgreSQL` row's `record`.
+#[must_use]
+pub(crate) fn record_json(resource: &Resource) -> String {
+    serde_json::to_string(&StoredOut::from(resource)).expect("records serialise")
+}
+
+/// A record of either version, each told by its fields (version 1 records
+/// name their provider), as a `PostgreSQL` state may hold both: its rows
+/// are rewritten as version 2 one at a time, as they change.
+pub(crate) fn parse_record(text: &str) -> Result<Resource, String> {
+    serde_json::from_str::<stored::Stored>(text).map_err(|e| e.to_string())?.into_resource(None)
+}
+
 /// Serialises a state as the file holds it.
 #[must_use]
 pub fn to_json(state: &State) -> Vec<u8> {

@@ -106,7 +106,7 @@ async fn read_snapshot(client: &Client, name: &str) -> Result<Snapshot, Fail> {
         let mut rows = std::pin::pin!(rows);
         while let Some(row) = futures_util::StreamExt::next(&mut rows).await {
             let text: String = row?.get(0);
-            let resource: Resource = serde_json::from_str(&text).map_err(|e| corrupt(name, e.to_string()))?;
+            let resource = crate::state::file::parse_record(&text).map_err(|e| corrupt(name, e))?;
             resources.insert(resource.address.clone(), resource);
         }
         let mut intents = Vec::new();
@@ -246,7 +246,7 @@ fn rows_for(state: &State, ops: &[Operation]) -> (Vec<(String, String)>, Vec<Str
         }
         match state.resources.get(&op.address) {
             Some(resource) => {
-                upserts.push((op.address.to_string(), serde_json::to_string(resource).expect("records serialise")));
+                upserts.push((op.address.to_string(), crate::state::file::record_json(resource)));
             }
             None => deletes.push(op.address.to_string()),
         }
@@ -389,10 +389,10 @@ async fn stream_records(
                 return Ok(());
             }
             let record: &str = row.get(0);
-            match serde_json::from_str::<Resource>(record) {
+            match crate::state::file::parse_record(record) {
                 Ok(resource) => batch.push(resource),
                 Err(e) => {
-                    send.send(Item::Corrupt(e.to_string())).await.ok();
+                    send.send(Item::Corrupt(e)).await.ok();
                     return Ok(());
                 }
             }
@@ -662,11 +662,8 @@ impl Backend for PostgresBackend {
             let row = client.query_one("SELECT serial FROM memberctl.states WHERE name = $1", &[&name]).await?;
             Ok(row.get::<_, i64>(0))
         })?;
-        let upserts: Vec<(String, String)> = state
-            .resources
-            .values()
-            .map(|r| (r.address.to_string(), serde_json::to_string(r).expect("records serialise")))
-            .collect();
+        let upserts: Vec<(String, String)> =
+            state.resources.values().map(|r| (r.address.to_string(), crate::state::file::record_json(r))).collect();
         let bytes = upserts.iter().map(|(a, r)| a.len() + r.len()).sum::<usize>() as u64;
         let write = Write {
             name: self.name.clone(),
