@@ -1,7 +1,8 @@
 //! The JSON plan (also the saved-plan format): `serde_json`'s pretty
 //! output of [`Plan`], byte for byte. A large plan's changes are turned into
-//! text on two threads, chunk by chunk, and written in order between the
-//! rest of the document (a first plan of 100,000 members is 91 MB of JSON).
+//! text on two threads, chunk by chunk, by [`super::pretty_json`], and
+//! written in order between the rest of the document (a first plan of
+//! 100,000 members is 91 MB of JSON).
 
 use std::io::{self, BufWriter, Write};
 
@@ -96,7 +97,12 @@ fn changes_text(changes: &[Change], first: bool, text: &mut Vec<u8>) -> io::Resu
     const OPEN: &[u8] = b"{\n  \"changes\": [";
     const CLOSE: &[u8] = b"\n  ]\n}";
     text.reserve(changes.len() * 1024);
-    serde_json::to_writer_pretty(&mut *text, &AtPlanDepth { changes }).map_err(io::Error::other)?;
+    if super::pretty_json::to_vec_pretty(text, &AtPlanDepth { changes }).is_err() {
+        // What the fast writer leaves to serde_json: serde_json writes it
+        // all again, or says what is wrong.
+        text.clear();
+        serde_json::to_writer_pretty(&mut *text, &AtPlanDepth { changes }).map_err(io::Error::other)?;
+    }
     if !(text.starts_with(OPEN) && text.ends_with(CLOSE)) {
         return Err(io::Error::other("pretty JSON of a chunk of changes did not have the expected frame"));
     }
@@ -128,8 +134,31 @@ mod tests {
         let config =
             crate::config::load_str(std::path::Path::new("memberctl.yaml"), &format!("{yaml}members:\n{members}"))
                 .expect("valid config");
-        let mut plan =
-            crate::plan::compute(&config, None, &crate::plan::Scope::default(), std::time::SystemTime::UNIX_EPOCH);
+        // Every third member recorded with another role and phone (an
+        // update, with its fields and their names), and some recorded
+        // members no longer configured (removals, with no `after`).
+        let mut state = crate::state::State::new();
+        for (i, (_, attributes)) in config.desired.iter().enumerate().filter(|(i, _)| i % 3 == 0) {
+            let mut recorded = attributes.clone();
+            recorded.roles = vec!["r0".into()];
+            recorded.phone = Some(format!("+1 555 {i}\t"));
+            if i % 2 == 0 {
+                recorded.email = format!("gone{i}@example.com");
+            }
+            state.record(
+                &crate::provider::Operation::invite("sandbox", recorded),
+                &crate::provider::Outcome::Invited(crate::provider::RemoteIds::default()),
+                "2026-01-15T09:30:00Z",
+            );
+        }
+        let mut plan = crate::plan::compute(
+            &config,
+            Some(&state),
+            &crate::plan::Scope::default(),
+            std::time::SystemTime::UNIX_EPOCH,
+        );
+        let actions: std::collections::BTreeSet<_> = plan.changes.iter().map(|c| c.action).collect();
+        assert_eq!(actions.len(), 3, "invites, updates and removals: {actions:?}");
         plan.warnings.push("a warning, after the changes".to_owned());
         for count in [0, 1, CHUNK, CHUNK + 1, plan.changes.len()] {
             let cut = Plan { changes: plan.changes[..count].to_vec(), ..plan.clone() };

@@ -5,6 +5,7 @@
 
 mod json;
 mod markdown;
+mod pretty_json;
 mod text;
 
 use std::io::{self, Write};
