@@ -1130,7 +1130,8 @@ fn main() {
         v2_table = table;
         if o.postgres && o.v2 {
             eprintln!("postgres:");
-            let rows = postgres::section(o.runs, method, &root, &root.join("v2-plan"), v2.addresses);
+            let bin = o.bin.as_deref().unwrap_or(Path::new(BIN));
+            let rows = postgres::section(bin, o.runs, method, &root, &root.join("v2-plan"), v2.addresses);
             let (table, pg_ok) = postgres::report(&rows);
             ok &= pg_ok;
             v2_table.push_str(&table);

@@ -18,7 +18,7 @@ use std::fs;
 use std::path::Path;
 
 use super::postgres_server::Postgres;
-use super::{mb, measure, path_arg, repeat, sandbox_config, secs, thousands, Job, RssMethod, Sample, BIN};
+use super::{mb, measure, path_arg, repeat, sandbox_config, secs, thousands, Job, RssMethod, Sample};
 
 /// Members of the apply runs.
 const APPLY_MEMBERS: usize = 10_000;
@@ -41,8 +41,8 @@ fn with_state(yaml: &str, name: &str) -> String {
 
 /// Runs the section on the steady workload in `v2_dir` (`memberctl.yaml`
 /// and `memberctl.state.json`, as the version 2 section wrote them).
-pub fn section(runs: usize, method: RssMethod, root: &Path, v2_dir: &Path, addresses: usize) -> Rows {
-    let bin = Path::new(BIN);
+/// `bin` is the binary under test (`--bin`, or this build's).
+pub fn section(bin: &Path, runs: usize, method: RssMethod, root: &Path, v2_dir: &Path, addresses: usize) -> Rows {
     let server = Postgres::own();
     let database = server.database();
     let url = server.url(&database);
