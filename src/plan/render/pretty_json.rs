@@ -35,8 +35,8 @@ impl<'o> Pretty<'o> {
         }
     }
 
-    fn scalar<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        serde_json::to_writer(&mut *self.out, value)
+    fn scalar<T: Serialize>(&mut self, value: T) -> Result<(), Error> {
+        serde_json::to_writer(&mut *self.out, &value)
     }
 
     fn string(&mut self, text: &str) -> Result<(), Error> {
@@ -84,6 +84,56 @@ fn plain(bytes: &[u8]) -> bool {
         .all(|chunk| chunk.iter().fold(0u8, |found, &b| found | u8::from(b < 0x20 || b == b'"' || b == b'\\')) == 0)
 }
 
+/// `fn $method(self, v: $type)` for each, answering `self.$to(v)`.
+macro_rules! forward_to {
+    ($to:ident: $($method:ident($type:ty)),* $(,)?) => {$(
+        fn $method(self, v: $type) -> Result<(), Error> {
+            self.$to(v)
+        }
+    )*};
+}
+
+/// `fn $method(self, _: $type)` for each, refusing the key.
+macro_rules! refused {
+    ($($method:ident($type:ty)),* $(,)?) => {$(
+        fn $method(self, _: $type) -> Result<(), Error> {
+            Err(other_key())
+        }
+    )*};
+}
+
+/// The compounds whose elements come one after the other (`[...]`).
+macro_rules! element_wise {
+    ($($compound:ident::$method:ident),* $(,)?) => {$(
+        impl ser::$compound for Compound<'_, '_> {
+            type Ok = ();
+            type Error = Error;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+                self.element(value)
+            }
+            fn end(self) -> Result<(), Error> {
+                self.close()
+            }
+        }
+    )*};
+}
+
+/// The compounds of named fields (`{"field": ...}`).
+macro_rules! field_wise {
+    ($($compound:ident),* $(,)?) => {$(
+        impl ser::$compound for Compound<'_, '_> {
+            type Ok = ();
+            type Error = Error;
+            fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), Error> {
+                self.field(key, value)
+            }
+            fn end(self) -> Result<(), Error> {
+                self.close()
+            }
+        }
+    )*};
+}
+
 impl<'a, 'o> ser::Serializer for &'a mut Pretty<'o> {
     type Ok = ();
     type Error = Error;
@@ -99,42 +149,9 @@ impl<'a, 'o> ser::Serializer for &'a mut Pretty<'o> {
         self.out.extend_from_slice(if v { b"true" } else { b"false" });
         Ok(())
     }
-    fn serialize_i8(self, v: i8) -> Result<(), Error> {
-        self.scalar(&v)
-    }
-    fn serialize_i16(self, v: i16) -> Result<(), Error> {
-        self.scalar(&v)
-    }
-    fn serialize_i32(self, v: i32) -> Result<(), Error> {
-        self.scalar(&v)
-    }
-    fn serialize_i64(self, v: i64) -> Result<(), Error> {
-        self.scalar(&v)
-    }
-    fn serialize_i128(self, v: i128) -> Result<(), Error> {
-        self.scalar(&v)
-    }
-    fn serialize_u8(self, v: u8) -> Result<(), Error> {
-        self.scalar(&v)
-    }
-    fn serialize_u16(self, v: u16) -> Result<(), Error> {
-        self.scalar(&v)
-    }
-    fn serialize_u32(self, v: u32) -> Result<(), Error> {
-        self.scalar(&v)
-    }
-    fn serialize_u64(self, v: u64) -> Result<(), Error> {
-        self.scalar(&v)
-    }
-    fn serialize_u128(self, v: u128) -> Result<(), Error> {
-        self.scalar(&v)
-    }
-    fn serialize_f32(self, v: f32) -> Result<(), Error> {
-        self.scalar(&v)
-    }
-    fn serialize_f64(self, v: f64) -> Result<(), Error> {
-        self.scalar(&v)
-    }
+    forward_to!(scalar: serialize_i8(i8), serialize_i16(i16), serialize_i32(i32), serialize_i64(i64),
+        serialize_i128(i128), serialize_u8(u8), serialize_u16(u16), serialize_u32(u32), serialize_u64(u64),
+        serialize_u128(u128), serialize_f32(f32), serialize_f64(f64));
     fn serialize_char(self, v: char) -> Result<(), Error> {
         self.string(v.encode_utf8(&mut [0; 4]))
     }
@@ -263,49 +280,12 @@ impl Compound<'_, '_> {
     }
 }
 
-impl ser::SerializeSeq for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Error> {
-        self.close()
-    }
-}
-
-impl ser::SerializeTuple for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Error> {
-        self.close()
-    }
-}
-
-impl ser::SerializeTupleStruct for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Error> {
-        self.close()
-    }
-}
-
-impl ser::SerializeTupleVariant for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Error> {
-        self.close()
-    }
-}
+element_wise!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 impl ser::SerializeMap for Compound<'_, '_> {
     type Ok = ();
@@ -323,27 +303,7 @@ impl ser::SerializeMap for Compound<'_, '_> {
     }
 }
 
-impl ser::SerializeStruct for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), Error> {
-        self.field(key, value)
-    }
-    fn end(self) -> Result<(), Error> {
-        self.close()
-    }
-}
-
-impl ser::SerializeStructVariant for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), Error> {
-        self.field(key, value)
-    }
-    fn end(self) -> Result<(), Error> {
-        self.close()
-    }
-}
+field_wise!(SerializeStruct, SerializeStructVariant);
 
 /// A map key: strings as they are, integers quoted (as `serde_json` writes
 /// them); any other key is left to `serde_json`.
@@ -352,7 +312,7 @@ struct Key<'a, 'o>(&'a mut Pretty<'o>);
 impl Key<'_, '_> {
     fn quoted<T: Serialize>(self, number: T) -> Result<(), Error> {
         self.0.out.push(b'"');
-        self.0.scalar(&number)?;
+        self.0.scalar(number)?;
         self.0.out.push(b'"');
         Ok(())
     }
@@ -385,48 +345,10 @@ impl ser::Serializer for Key<'_, '_> {
     fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _name: &'static str, value: &T) -> Result<(), Error> {
         value.serialize(self)
     }
-    fn serialize_i8(self, v: i8) -> Result<(), Error> {
-        self.quoted(v)
-    }
-    fn serialize_i16(self, v: i16) -> Result<(), Error> {
-        self.quoted(v)
-    }
-    fn serialize_i32(self, v: i32) -> Result<(), Error> {
-        self.quoted(v)
-    }
-    fn serialize_i64(self, v: i64) -> Result<(), Error> {
-        self.quoted(v)
-    }
-    fn serialize_i128(self, v: i128) -> Result<(), Error> {
-        self.quoted(v)
-    }
-    fn serialize_u8(self, v: u8) -> Result<(), Error> {
-        self.quoted(v)
-    }
-    fn serialize_u16(self, v: u16) -> Result<(), Error> {
-        self.quoted(v)
-    }
-    fn serialize_u32(self, v: u32) -> Result<(), Error> {
-        self.quoted(v)
-    }
-    fn serialize_u64(self, v: u64) -> Result<(), Error> {
-        self.quoted(v)
-    }
-    fn serialize_u128(self, v: u128) -> Result<(), Error> {
-        self.quoted(v)
-    }
-    fn serialize_bool(self, _v: bool) -> Result<(), Error> {
-        Err(other_key())
-    }
-    fn serialize_f32(self, _v: f32) -> Result<(), Error> {
-        Err(other_key())
-    }
-    fn serialize_f64(self, _v: f64) -> Result<(), Error> {
-        Err(other_key())
-    }
-    fn serialize_bytes(self, _v: &[u8]) -> Result<(), Error> {
-        Err(other_key())
-    }
+    forward_to!(quoted: serialize_i8(i8), serialize_i16(i16), serialize_i32(i32), serialize_i64(i64),
+        serialize_i128(i128), serialize_u8(u8), serialize_u16(u16), serialize_u32(u32), serialize_u64(u64),
+        serialize_u128(u128));
+    refused!(serialize_bool(bool), serialize_f32(f32), serialize_f64(f64), serialize_bytes(&[u8]));
     fn serialize_none(self) -> Result<(), Error> {
         Err(other_key())
     }
