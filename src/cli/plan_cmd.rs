@@ -80,9 +80,10 @@ pub(super) fn run(args: &PlanArgs, cx: &mut Context<'_>) -> Outcome {
     // The process ends right after this: freeing a large plan one
     // allocation at a time is time it pays for nothing, as the OS reclaims
     // it all at once anyway. The benchmark's first plan of 100k (114,850
-    // changes): 0.49-0.50 s with the drop, 0.43-0.49 s without; its steady
-    // plan (5,662 changes) shows no difference (4 alternating runs each;
-    // docs/PERFORMANCE.md).
+    // changes): 0.58 s with the drop, 0.52 s without (medians of 7
+    // alternating runs); of 1M: 5.9 s against 5.1 s (2 each); its steady
+    // plan (5,662 changes) shows no difference (0.65 and 0.67 s, 5 each).
+    // See docs/PERFORMANCE.md.
     std::mem::forget((config, loaded, plan));
     Ok(code)
 }
