@@ -103,6 +103,30 @@ fn parse_errors_point_inside_the_file() {
     }
 }
 
+// A value of the wrong type or an unknown enum value used to stop the file
+// there: every other problem in it was said only once that one was fixed.
+#[test]
+fn a_value_of_the_wrong_type_does_not_hide_the_other_problems_in_its_file() {
+    let yaml = "version: 1\nprovders: {}\nproviders:\n  sb: { type: sandbox }\n  gone: { type: sandbx }\nroles:\n  member: { sb: r1 }\ndefaults:\n  providers: [sb]\nmembers:\n  - email: bad\n  - email: ok@example.com\n    providers: sb\n  - email: x@example.com\n    method: drect\n  - email: y@example.com\n    rols: [member]\n";
+    let out = Test::new().config(yaml).cmd(&["validate", "--format", "json"]).expect(1);
+    let problems: serde_json::Value = serde_json::from_str(&out.stdout).expect("a JSON list");
+    let found: Vec<(u64, &str)> = problems
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|p| (p["line"].as_u64().expect("placed"), p["rule"].as_str().expect("a rule")))
+        .collect();
+    assert_eq!(
+        found,
+        [(2, "unknown-key"), (5, "parse"), (11, "email"), (13, "parse"), (15, "parse"), (17, "unknown-key")],
+        "{}",
+        out.rendered()
+    );
+    let text = out.stdout;
+    assert!(text.contains("unknown variant `sandbx`") && text.contains("unknown variant `drect`"), "{text}");
+    assert!(text.contains("members[1].providers: invalid type: string"), "{text}");
+}
+
 // Regression: #9 defect 5, through the real binary: `validate` shows ten
 // snippets of each kind; `--all` shows every one.
 #[test]

@@ -106,6 +106,79 @@ pub fn parse_general(text: &str) -> Result<ConfigFile, (String, Option<String>, 
     })
 }
 
+/// Most problems [`salvage`] reports in one file.
+const MAX_SALVAGED: usize = 50;
+
+/// After [`parse_general`] fails on a value of the wrong type or shape, the
+/// rest of the file: the file read again as plain YAML with each offending
+/// key (or list item) left out, one at a time, so that validation still
+/// reports every other problem in it (DESIGN: *every* problem). Answers the
+/// file without them and each further problem's message and path; `None`
+/// when the text is not YAML at all (the first error is then the only one
+/// there is to say).
+pub(crate) fn salvage(text: &str, first: Option<&str>) -> Option<(ConfigFile, Vec<(String, String)>)> {
+    let mut value: serde_yaml::Value = serde_yaml::from_str(text).ok()?;
+    let mut found = Vec::new();
+    for _ in 0..=MAX_SALVAGED {
+        let error = match serde_path_to_error::deserialize::<_, ConfigFile>(value.clone()) {
+            Ok(file) => return Some((file, found)),
+            Err(error) => error,
+        };
+        let path = error.path().to_string();
+        if path == "." || path.is_empty() || !leave_out(&mut value, &path) {
+            return None;
+        }
+        // Leaving out `providers.x.type` makes `providers.x` lack a `type`:
+        // a consequence of a problem already said, not one of its own.
+        let consequence =
+            first.into_iter().chain(found.iter().map(|(_, p): &(String, String)| p.as_str())).any(|said| {
+                said == path || said.strip_prefix(path.as_str()).is_some_and(|rest| rest.starts_with(['.', '[']))
+            });
+        if !consequence && found.len() < MAX_SALVAGED {
+            found.push((error.into_inner().to_string(), path));
+        }
+    }
+    None
+}
+
+/// Removes the node at `path` (`members[1].providers`) from `value`;
+/// whether it was there.
+fn leave_out(value: &mut serde_yaml::Value, path: &str) -> bool {
+    let mut steps: Vec<Result<&str, usize>> = Vec::new();
+    for part in path.split('.') {
+        let (key, indexes) = part.split_once('[').map_or((part, ""), |(key, rest)| (key, rest));
+        if !key.is_empty() {
+            steps.push(Ok(key));
+        }
+        for index in indexes.split('[').filter(|i| !i.is_empty()) {
+            match index.trim_end_matches(']').parse() {
+                Ok(index) => steps.push(Err(index)),
+                Err(_) => return false,
+            }
+        }
+    }
+    let Some((last, parents)) = steps.split_last() else { return false };
+    let mut node = value;
+    for step in parents {
+        let next = match step {
+            Ok(key) => node.get_mut(*key),
+            Err(index) => node.get_mut(*index),
+        };
+        match next {
+            Some(next) => node = next,
+            None => return false,
+        }
+    }
+    match (last, node) {
+        (Ok(key), serde_yaml::Value::Mapping(map)) => map.remove(*key).is_some(),
+        (Err(index), serde_yaml::Value::Sequence(items)) if *index < items.len() => {
+            items.remove(*index);
+            true
+        }
+        _ => false,
+    }
+}
+
 /// Expands config paths: files as given, directories into the
 /// `*.yaml`/`*.yml` files anywhere below them, sorted by path.
 fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ConfigError> {
@@ -210,18 +283,42 @@ fn from_sources(sources: &[Source]) -> Result<Config, ConfigError> {
                     parsed.push(Some(file));
                 }
                 Err((message, path, known)) => {
+                    let hint = || Some("see `memberctl schema` or the README's config reference".to_owned());
+                    let salvaged = salvage(&sources[index].text, path.as_deref());
                     pending.push(Pending {
                         rule: rules::PARSE,
                         file: index,
                         path: path.unwrap_or_default(),
                         at_key: false,
                         message,
-                        hint: Some("see `memberctl schema` or the README's config reference".to_owned()),
+                        hint: hint(),
                         known,
                         also: None,
                     });
-                    runs.push(Vec::new());
-                    parsed.push(None);
+                    // The rest of the file is validated too; its problems
+                    // are placed by their paths.
+                    if let Some((mut file, more)) = salvaged {
+                        for (message, path) in more {
+                            let message = message.split(" at line ").next().unwrap_or(&message);
+                            // As serde_yaml words the first one: path first.
+                            let message = format!("{path}: {message}");
+                            pending.push(Pending {
+                                rule: rules::PARSE,
+                                file: index,
+                                path,
+                                at_key: false,
+                                message,
+                                hint: hint(),
+                                known: None,
+                                also: None,
+                            });
+                        }
+                        runs.push(vec![Run::Parsed(std::mem::take(&mut file.members))]);
+                        parsed.push(Some(file));
+                    } else {
+                        runs.push(Vec::new());
+                        parsed.push(None);
+                    }
                 }
             }
         }
