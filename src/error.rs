@@ -265,8 +265,8 @@ pub fn render(error: &Error, all_problems: bool) -> String {
         return crate::config::render_problems(problems, all_problems);
     }
     if let Some(ApplyError::Preflight { problems }) = error.downcast::<ApplyError>() {
-        for (message, hint) in problems {
-            push_line(&mut out, format_args!("error: {message}\nhint: {hint}"));
+        for problem in problems {
+            push_line(&mut out, format_args!("error: {}\nhint: {}", problem.message, problem.hint));
         }
         push_line(&mut out, format_args!("error: apply did not start; nothing was sent"));
         return out;

@@ -52,13 +52,12 @@ impl Drift {
     pub fn describe(&self) -> String {
         match &self.kind {
             DriftKind::Deleted => "drift: deleted at the provider, outside memberctl".to_owned(),
+            // The fields only: their values are remote ids, which text and
+            // markdown plans never show, and the change's own diff shows
+            // them by catalog name.
             DriftKind::Changed(changes) => format!(
                 "drift: changed at the provider, outside memberctl ({})",
-                changes
-                    .iter()
-                    .map(|c| format!("{}: {} → {}", c.field, c.before, c.after))
-                    .collect::<Vec<_>>()
-                    .join("; ")
+                changes.iter().map(|c| c.field).collect::<Vec<_>>().join(", ")
             ),
             DriftKind::Deactivated => {
                 "drift: deactivated at the provider, outside memberctl (reported, not reactivated)".to_owned()
@@ -160,7 +159,7 @@ impl RefreshError {
         match self {
             RefreshError::List { error, .. } => error.hint.clone(),
             RefreshError::Suspicious { .. } => Some(
-                "check the provider (a wrong tenant or base URL, a paging bug, a mass deletion); if the listing is right, raise `safety.max_removal_fraction` for this run".to_owned(),
+                "check the provider (a wrong tenant or base URL, a paging bug, a mass deletion); if the listing is right, raise the limit for this run with `--max-removal-fraction F` (or `safety.max_removal_fraction` in the config)".to_owned(),
             ),
         }
     }

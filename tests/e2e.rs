@@ -368,10 +368,46 @@ fn a_missing_credential_stops_everything_before_any_request() {
     let t = Test::new().config(&cfg.yaml()).env(APTLY_ENV, fake_aptly::TOKEN);
     let out = t.cmd(&APPLY).expect(1);
     assert!(out.stderr.contains(NW_ENV), "the error names the env var: {}", out.rendered());
+    // Where the config names the env var (`api_key_env:`, line 6).
+    assert!(out.stderr.contains("--> memberctl.yaml:6:5"), "the error points at the config: {}", out.rendered());
     assert_eq!(nw.request_count() + ap.request_count(), 0, "nothing may be sent");
     for file in [STATE, JOURNAL] {
         assert!(!t.path().join(file).exists(), "{file} must not be written");
     }
+}
+
+#[test]
+fn every_missing_credential_and_password_is_listed_where_the_config_declares_it() {
+    let nw = FakeNetworked::start();
+    let ap = FakeAptly::start();
+    let cfg = Cfg::default().networked(&nw.url(), "").aptly(&ap.url(), "").ap_members("ap", 0..1).member(
+        "  - email: Direct@Example.com\n    name: Direct Person\n    providers: [community]\n    method: direct\n    password_env: E2E_UNSET_PASSWORD\n",
+    );
+    let t = Test::new().config(&cfg.yaml());
+    let yaml = cfg.yaml();
+    let line_of = |needle: &str| yaml.lines().position(|l| l.contains(needle)).expect("in the config") + 1;
+    let out = t.cmd(&["apply", "--auto-approve", "--error-format", "json"]).expect(1);
+    let problems: serde_json::Value = serde_json::from_str(&out.stderr).expect("a JSON list on stderr");
+    let found: Vec<(u64, String)> = problems
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|p| (p["line"].as_u64().expect("a line"), p["rule"].as_str().expect("a rule").to_owned()))
+        .collect();
+    let rule = "missing-at-apply".to_owned();
+    assert_eq!(
+        found,
+        [
+            (line_of("api_key_env:") as u64, rule.clone()),
+            (line_of("token_env:") as u64, rule.clone()),
+            (line_of("password_env:") as u64, rule),
+        ],
+        "{}",
+        out.rendered()
+    );
+    assert!(out.stderr.contains("E2E_UNSET_PASSWORD") && out.stderr.contains(APTLY_ENV), "{}", out.rendered());
+    assert_eq!(nw.request_count() + ap.request_count(), 0, "nothing may be sent");
+    assert!(!t.path().join(STATE).exists(), "no state is written");
 }
 
 #[test]

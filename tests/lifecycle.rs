@@ -66,6 +66,12 @@ fn quickstart_converges_then_update_and_remove() {
 fn every_plan_format_is_snapshotted() {
     let t = Test::new().config(&invite_only(QUICKSTART));
     t.cmd(&["apply", "--auto-approve"]).expect(0);
+    // With nothing to do, every format carries DESIGN's sentence whole.
+    for format in ["text", "json", "markdown"] {
+        let out = t.cmd(&["plan", "--format", format]).expect(0);
+        let said = out.stdout.contains("No changes. Membership matches the configuration.");
+        assert_eq!(said, format != "json", "{format}: {}", out.rendered());
+    }
     let changed = invite_only(QUICKSTART).replace("    roles: [moderator]\n", "    roles: [member]\n").replace(
         "  - email: kim@example.com\n    name: Kim Park\n",
         "  - email: new@example.com\n    name: New Person\n",
@@ -187,6 +193,11 @@ fn duplicate_answer_adopts_the_member() {
     let out = t.cmd(&["apply", "--auto-approve"]).expect(0);
     assert!(out.stdout.contains("2 invited, 0 added, 1 adopted"), "{}", out.rendered());
     assert!(out.stdout.contains("sandbox/kim@example.com  Email already exists"), "{}", out.rendered());
+    assert!(
+        out.stderr.contains("warning: 1 member(s) already had an account at the provider and were adopted, not invited: `sandbox/kim@example.com`"),
+        "an adoption is warned about: {}",
+        out.rendered()
+    );
     t.cmd(&["plan", "--detailed-exitcode"]).expect(0);
     let out = t.cmd(&["state", "show", "sandbox/kim@example.com"]).expect(0);
     assert!(out.stdout.contains("status: adopted"), "{}", out.rendered());

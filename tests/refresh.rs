@@ -83,10 +83,11 @@ fn a_saved_refresh_plan_records_what_it_observed() {
     at_the_service(&t, DELETED_KIM);
     t.cmd(&["plan", "--refresh", "--out", "plan.json"]).expect(0);
     let before = t.read("memberctl.state.json");
-    // Refused without approval: nothing, not even the observations, is recorded.
-    t.cmd(&["apply", "plan.json"]).expect(1);
+    // Refused over the brake: nothing, not even the observations, is recorded.
+    t.cmd(&["apply", "plan.json", "--max-changes", "0"]).expect(1);
     assert_eq!(t.read("memberctl.state.json"), before);
-    t.cmd(&["apply", "plan.json", "--auto-approve"]).expect(0);
+    // A saved plan was reviewed when it was saved: applied without asking.
+    t.cmd(&["apply", "plan.json"]).expect(0);
     t.cmd(&["plan", "--refresh", "--detailed-exitcode"]).expect(0);
 }
 
@@ -127,6 +128,9 @@ fn providers_that_cannot_list_are_not_checked() {
     let out = t.cmd(&["refresh", "--check"]).expect(0);
     assert!(out.stdout.contains("Not checked (they cannot list their members): `sandbox`"), "{}", out.rendered());
     assert!(!out.stdout.contains("No drift"), "not checked is never in sync: {}", out.rendered());
+    let out = t.cmd(&["refresh"]).expect(0);
+    assert!(out.stderr.contains("nothing was checked"), "{}", out.rendered());
+    assert!(!out.rendered().contains("already matches"), "not checked is never in sync: {}", out.rendered());
 }
 
 #[test]
@@ -141,7 +145,15 @@ fn a_listing_that_misses_most_members_is_refused() {
     t.write("outbox.jsonl", "");
     let out = t.cmd(&["plan", "--refresh"]).expect(1);
     assert!(out.stderr.contains("misses 23 of the 23 members"), "{}", out.rendered());
-    assert!(out.stderr.contains("hint:"), "{}", out.rendered());
+    assert!(out.stderr.contains("hint:") && out.stderr.contains("--max-removal-fraction"), "{}", out.rendered());
+    t.cmd(&["refresh"]).expect(1);
+    t.cmd(&["apply", "--refresh", "--auto-approve", "--max-removal-fraction", "0.5"]).expect(1);
+    // Believed for one run when the flag says so: all of them planned back.
+    let out = t.cmd(&["plan", "--refresh", "--max-removal-fraction", "1"]).expect(0);
+    assert!(out.stdout.contains("Plan: 23 to invite"), "{}", out.rendered());
+    t.cmd(&["refresh", "--check", "--max-removal-fraction", "1"]).expect(2);
+    t.cmd(&["apply", "--refresh", "--auto-approve", "--max-removal-fraction", "1"]).expect(0);
+    t.cmd(&["plan", "--refresh", "--detailed-exitcode"]).expect(0);
 }
 
 // #10: `import provider NAME` writes members YAML for what a provider holds

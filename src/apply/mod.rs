@@ -68,10 +68,10 @@ pub enum ApplyError {
         providers: String,
     },
     /// Credentials or passwords missing: nothing was sent.
-    #[error("cannot start: {}", problems.first().map_or("", |p| p.0.as_str()))]
+    #[error("cannot start: {}", problems.first().map_or("", |p| p.message.as_str()))]
     Preflight {
-        /// Each problem and its hint.
-        problems: Vec<(String, String)>,
+        /// Each problem, with what it is about and its hint.
+        problems: Vec<PreflightProblem>,
     },
     /// Recording failed.
     #[error(transparent)]
@@ -95,10 +95,31 @@ impl ApplyError {
             ApplyError::DeleteNotAllowed { .. } => Some(
                 "a deleted user and their data cannot be brought back: review the plan, then pass `--allow-delete`, or set `on_remove: deactivate`".to_owned(),
             ),
-            ApplyError::Preflight { problems } => problems.first().map(|p| p.1.clone()),
+            ApplyError::Preflight { problems } => problems.first().map(|p| p.hint.clone()),
             ApplyError::State(error) => error.hint(),
         }
     }
+}
+
+/// Why apply cannot start, found before anything is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreflightProblem {
+    /// What the problem is about, so that the CLI can point at the config
+    /// where it is declared.
+    pub subject: Subject,
+    /// What is wrong (names env vars and files, never a value).
+    pub message: String,
+    /// What to do about it.
+    pub hint: String,
+}
+
+/// What a [`PreflightProblem`] is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// A provider's settings (its credential env var).
+    Provider(String),
+    /// A member's settings at one provider (its password source).
+    Member(Address),
 }
 
 /// Refuses a saved plan made against another state, or an older one.
@@ -166,17 +187,18 @@ pub fn preflight(
     plan: &Plan,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<BTreeMap<String, Arc<dyn Provider>>, ApplyError> {
-    let mut problems: Vec<(String, String)> = Vec::new();
+    let mut problems: Vec<PreflightProblem> = Vec::new();
     let mut clients: BTreeMap<String, Arc<dyn Provider>> = BTreeMap::new();
     // Providers already reported: one problem each, not one per member.
     let mut failed = std::collections::BTreeSet::new();
     for change in plan.changes.iter().filter(|c| c.action != Action::Manual) {
         if !clients.contains_key(change.provider()) && !failed.contains(change.provider()) {
             let built = match plan.providers.get(change.provider()) {
-                None => Err((
-                    format!("provider `{}` is not configured", change.provider()),
-                    "add it back to the config".to_owned(),
-                )),
+                None => Err(PreflightProblem {
+                    subject: Subject::Provider(change.provider().to_owned()),
+                    message: format!("provider `{}` is not configured", change.provider()),
+                    hint: "add it back to the config".to_owned(),
+                }),
                 Some(settings) => provider::build(settings, env).map_err(|err| {
                     let hint = match &err {
                         provider::ProviderError::MissingCredential { var, .. } => {
@@ -184,7 +206,11 @@ pub fn preflight(
                         }
                         _ => "fix the provider's settings".to_owned(),
                     };
-                    (err.to_string(), hint)
+                    PreflightProblem {
+                        subject: Subject::Provider(change.provider().to_owned()),
+                        message: err.to_string(),
+                        hint,
+                    }
                 }),
             };
             match built {
@@ -200,10 +226,11 @@ pub fn preflight(
         if let Some(after) = &change.after {
             if matches!(change.action, Action::Invite | Action::Resend) {
                 if let Err(reason) = provider::credentials::read_password(after) {
-                    problems.push((
-                        format!("`{}`: {reason}", change.address),
-                        "set it, or use `method: invite`".to_owned(),
-                    ));
+                    problems.push(PreflightProblem {
+                        subject: Subject::Member(change.address.clone()),
+                        message: format!("`{}`: {reason}", change.address),
+                        hint: "set it, or use `method: invite`".to_owned(),
+                    });
                 }
             }
         }

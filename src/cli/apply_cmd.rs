@@ -126,7 +126,8 @@ fn apply(args: &ApplyArgs, cx: &mut Context<'_>, summary: &mut Option<ApplySumma
     cx.report_recovery(lock.stale.as_ref(), loaded.replay.as_ref(), true)?;
     let mut plan = if let (Some(config), Some(listings)) = (&config, &listings) {
         let scope = scope(&args.scope, config, loaded.state.as_ref())?;
-        let (observed, refreshed) = refresh_cmd::observe(config, listings, loaded.state.as_ref(), args.reactivate)?;
+        let (observed, refreshed) =
+            refresh_cmd::observe(config, listings, loaded.state.as_ref(), args.reactivate, args.max_removal_fraction)?;
         let planner = plan::Planner::new(config, &scope, crate::clock::now()).refreshed(refreshed);
         plan::compute_with(planner, observed.as_ref())
     } else if let Some(file) = &args.plan {
@@ -186,13 +187,16 @@ fn apply(args: &ApplyArgs, cx: &mut Context<'_>, summary: &mut Option<ApplySumma
     // The plan is all that is needed from here on: the config (every
     // member, resolved) is not kept in memory while sending.
     drop(listings);
-    drop(config);
+    let config_files = config.map(|config| config.files).unwrap_or_default();
     apply::check_brake(&plan, args.max_changes, args.max_removal_fraction)?;
     apply::check_deletes(&plan, args.allow_delete)?;
     // Credentials and passwords are checked before anyone is asked `yes`.
     let env = |name: &str| std::env::var(name).ok();
-    let clients = apply::preflight(&plan, &env)?;
-    if !args.auto_approve {
+    let clients = apply::preflight(&plan, &env).map_err(|error| placed(error, &config_files))?;
+    // A saved plan was reviewed when it was made (on the pull request, in
+    // the GitOps flow), so applying it does not ask again, as with
+    // `terraform apply PLANFILE`; the safety brakes above still hold.
+    if !args.auto_approve && args.plan.is_none() {
         if !cx.ui.stdin_tty {
             return Err(Error::usage(
                 "apply needs confirmation, and there is no terminal to ask on",
@@ -250,6 +254,9 @@ fn apply(args: &ApplyArgs, cx: &mut Context<'_>, summary: &mut Option<ApplySumma
     *summary = Some(ApplySummary::of(&report, &plan));
     cx.ui.render(|out| progress::summary(&report, &plan, out))?;
     progress_written?;
+    if !report.adopted.is_empty() {
+        cx.ui.warn(&adopted_warning(&report.adopted))?;
+    }
     if report.interrupted {
         return Err(Error::interrupted("apply was interrupted; what was in flight is recorded")
             .with_hint("run `memberctl apply` again to carry out the rest"));
@@ -263,4 +270,54 @@ fn apply(args: &ApplyArgs, cx: &mut Context<'_>, summary: &mut Option<ApplySumma
         .with_hint("see the reasons above; fix them and run `memberctl apply` again"));
     }
     Ok(Success::Done)
+}
+
+/// The warning DESIGN asks for when a provider answers that a member
+/// already exists: memberctl adopted the account rather than inviting, so
+/// someone may want to check it is the person the config means. The
+/// addresses are in the summary above; the warning names a few.
+fn adopted_warning(adopted: &[(crate::address::Address, String)]) -> String {
+    const NAMED: usize = 5;
+    let mut named: Vec<String> = adopted.iter().take(NAMED).map(|(address, _)| format!("`{address}`")).collect();
+    if adopted.len() > NAMED {
+        named.push(format!("and {} more", adopted.len() - NAMED));
+    }
+    format!(
+        "{} member(s) already had an account at the provider and were adopted, not invited: {}",
+        adopted.len(),
+        named.join(", ")
+    )
+}
+
+/// Apply's missing credentials and passwords as config problems, at the
+/// file, line and column that declare the provider or the member (DESIGN
+/// lists them with the other validation problems), so every
+/// `--error-format` shows each of them; as they are without a config.
+fn placed(error: apply::ApplyError, files: &[std::path::PathBuf]) -> Error {
+    use crate::config::declared::{problem_at, Declared};
+    match error {
+        apply::ApplyError::Preflight { problems } if !files.is_empty() => {
+            let mut problems: Vec<_> = problems
+                .into_iter()
+                .map(|problem| {
+                    let what = match &problem.subject {
+                        apply::Subject::Provider(name) => {
+                            Declared::Provider { name, keys: &["api_key_env", "token_env"] }
+                        }
+                        apply::Subject::Member(address) => {
+                            Declared::Member { email: address.email(), keys: &["password_env", "password_file"] }
+                        }
+                    };
+                    problem_at(files, what, crate::config::rules::MISSING_AT_APPLY, problem.message, problem.hint)
+                })
+                .collect();
+            // In file and line order, as config problems are listed.
+            problems.sort_by(|a, b| {
+                let line = |p: &crate::config::Problem| p.place.position.map(|at| (at.line, at.column));
+                (&a.place.file, line(a)).cmp(&(&b.place.file, line(b)))
+            });
+            crate::config::ConfigError::Invalid { problems }.into()
+        }
+        error => error.into(),
+    }
 }

@@ -59,6 +59,9 @@ pub fn json(problems: &[Problem]) -> String {
 }
 
 /// One `::error` line per problem, its hint on a second line of the message.
+/// The properties are exactly `file`, `line` and `col`, the shape DESIGN
+/// gives (`::error file=F,line=L,col=C::message`); the rule is in
+/// `--format json`.
 #[must_use]
 pub fn github(problems: &[Problem], root: &Path) -> String {
     let mut out = String::new();
@@ -69,8 +72,6 @@ pub fn github(problems: &[Problem], root: &Path) -> String {
             write!(properties, ",line={},col={}", position.line, position.column)
                 .expect("writing to a String cannot fail");
         }
-        write!(properties, ",title={}", escape_property(&format!("memberctl: {}", problem.rule)))
-            .expect("writing to a String cannot fail");
         let mut message = problem.message.clone();
         if let Some(hint) = &problem.hint {
             write!(message, "\nhint: {hint}").expect("writing to a String cannot fail");

@@ -168,6 +168,10 @@ pub struct PlanArgs {
     /// With --refresh: reactivate users found deactivated outside memberctl
     #[arg(long, requires = "refresh")]
     pub reactivate: bool,
+    /// With --refresh: believe a listing that misses up to this fraction of a provider's recorded
+    /// members (overrides `safety.max_removal_fraction`)
+    #[arg(long, value_name = "F", value_parser = parse_fraction, requires = "refresh")]
+    pub max_removal_fraction: Option<f64>,
     /// How to report errors (on stderr): `json` or `github` for CI
     #[arg(long, default_value = "human")]
     pub error_format: ErrorFormat,
@@ -181,6 +185,10 @@ pub struct RefreshArgs {
     /// Write nothing; exit 0 in sync, 2 when drift is found, 1 on error (for scheduled drift jobs)
     #[arg(long)]
     pub check: bool,
+    /// Believe a listing that misses up to this fraction of a provider's recorded members
+    /// (overrides `safety.max_removal_fraction`)
+    #[arg(long, value_name = "F", value_parser = parse_fraction)]
+    pub max_removal_fraction: Option<f64>,
 }
 
 /// `apply` options.
@@ -190,14 +198,14 @@ pub struct ApplyArgs {
     /// A plan saved by `plan --out`, applied exactly
     #[arg(value_name = "PLANFILE")]
     pub plan: Option<PathBuf>,
-    /// Do not ask for confirmation (required without a terminal)
+    /// Do not ask for confirmation (required without a terminal; a saved PLANFILE is applied without asking)
     #[arg(long)]
     pub auto_approve: bool,
     /// Allow up to N invitations and removals in this run (overrides `safety.max_changes`)
     #[arg(long, value_name = "N")]
     pub max_changes: Option<usize>,
-    /// Allow removing up to this fraction of a provider's recorded members in this run (overrides
-    /// `safety.max_removal_fraction`)
+    /// Allow removing up to this fraction of a provider's recorded members in this run, and with
+    /// --refresh believe a listing that misses up to it (overrides `safety.max_removal_fraction`)
     #[arg(long, value_name = "F", value_parser = parse_fraction)]
     pub max_removal_fraction: Option<f64>,
     /// List what the providers hold first, record it, and apply drift back too

@@ -33,7 +33,8 @@ pub(super) fn run(args: &PlanArgs, cx: &mut Context<'_>) -> Outcome {
     let (mut plan, loaded) = if let Some(listings) = &listings {
         let loaded = backend.load()?;
         let scope = super::scope(&args.scope, &config, loaded.state.as_ref())?;
-        let (state, refreshed) = refresh_cmd::observe(&config, listings, loaded.state.as_ref(), args.reactivate)?;
+        let (state, refreshed) =
+            refresh_cmd::observe(&config, listings, loaded.state.as_ref(), args.reactivate, args.max_removal_fraction)?;
         let planner = plan::Planner::new(&config, &scope, crate::clock::now()).refreshed(refreshed);
         (plan::compute_with(planner, state.as_ref()), Some(loaded))
     } else if args.scope.targets.is_empty() && args.scope.providers.is_empty() {

@@ -46,10 +46,11 @@ pub(super) fn observe(
     listings: &BTreeMap<String, Option<Listing>>,
     state: Option<&State>,
     reactivate: bool,
+    max_removal_fraction: Option<f64>,
 ) -> Result<(Option<State>, Refreshed), Error> {
     let empty = State::new();
-    let (mut refreshed, edits, report) =
-        refresh::reconcile(config, state.unwrap_or(&empty), listings, config.max_removal_fraction)?;
+    let fraction = max_removal_fraction.unwrap_or(config.max_removal_fraction);
+    let (mut refreshed, edits, report) = refresh::reconcile(config, state.unwrap_or(&empty), listings, fraction)?;
     let suspended: Vec<Address> = if reactivate {
         report.drift.iter().filter(|d| d.kind == DriftKind::Deactivated).map(|d| d.address.clone()).collect()
     } else {
@@ -78,7 +79,7 @@ pub(super) fn run(args: &RefreshArgs, cx: &mut Context<'_>) -> Outcome {
     };
     let loaded = if args.check { backend.load()? } else { backend.load_and_recover()? };
     cx.report_recovery(lock.stale.as_ref(), loaded.replay.as_ref(), !args.check)?;
-    let (_, refreshed) = observe(&config, &listings, loaded.state.as_ref(), false)?;
+    let (_, refreshed) = observe(&config, &listings, loaded.state.as_ref(), false, args.max_removal_fraction)?;
     let color = cx.ui.color();
     cx.ui.render(|out| render::refresh_text(&refreshed, color, out))?;
     let drifted = !refreshed.drift.is_empty();
@@ -93,6 +94,10 @@ pub(super) fn run(args: &RefreshArgs, cx: &mut Context<'_>) -> Outcome {
                 "\nRecorded what the providers hold in the state (serial {serial} → {}); `memberctl plan` shows what it takes to converge.",
                 written.serial
             ))?;
+        }
+        // Not "matches": a provider that cannot list is never in sync.
+        _ if refreshed.checked.is_empty() => {
+            cx.ui.note("\nNo provider here can list its members: nothing was checked, and nothing was written.")?;
         }
         _ => cx.ui.note("\nThe state already matches what the providers hold; nothing was written.")?,
     }

@@ -5,6 +5,7 @@
 //! The result, [`Config`], is what plan and apply work on; nothing below
 //! this module sees YAML.
 
+pub mod declared;
 pub mod desired;
 mod fast_yaml;
 mod load;

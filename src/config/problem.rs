@@ -106,6 +106,7 @@ pub mod rules {
         OWNERS_GLOB = "owners-glob", "invalid `owners` glob";
         MIN_MEMBERS = "min-members", "fewer members hold a role than `policy.min_members` asks";
         REQUIRED_MEMBER = "required-member", "address in `policy.required` not configured";
+        MISSING_AT_APPLY = "missing-at-apply", "credential or password missing when apply starts";
     }
 }
 

@@ -116,7 +116,7 @@ pub fn markdown(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
     put_line!(doc, "{MARKER}");
     put_line!(doc, "### memberctl plan\n");
     if plan.no_changes {
-        put_line!(doc, "**No changes.** Membership matches the configuration.");
+        put_line!(doc, "**No changes. Membership matches the configuration.**");
         for warning in &plan.warnings {
             put_line!(doc, "\n> [!WARNING]\n> {}", cell(warning));
         }
