@@ -297,7 +297,10 @@ fn plain_ok(text: &str, flow: bool) -> bool {
     const INDICATORS: &[char] =
         &['-', '?', ':', ',', '[', ']', '{', '}', '#', '&', '*', '!', '|', '>', '\'', '"', '%', '@', '`'];
     let Some(first) = text.chars().next() else { return false };
-    if INDICATORS.contains(&first) || text.contains(": ") || text.ends_with(':') || text.contains(" #") {
+    // One pass over the bytes: `str::contains` sets up a substring searcher
+    // per call, which was most of this check's time on short values.
+    let comment_or_key = text.as_bytes().windows(2).any(|pair| matches!(pair, [b':', b' '] | [b' ', b'#']));
+    if INDICATORS.contains(&first) || comment_or_key || text.ends_with(':') {
         return false;
     }
     !flow || !text.contains(['[', ']', '{', '}', ',', '#', '\'', '"'])

@@ -106,8 +106,9 @@ pub fn parse_general(text: &str) -> Result<ConfigFile, (String, Option<String>, 
     })
 }
 
-/// Most problems [`salvage`] reports in one file.
-const MAX_SALVAGED: usize = 50;
+/// Most problems [`salvage`] reports in one file (each a pass over the
+/// whole file, as [`MAX_SEEKS`]).
+const MAX_SALVAGED: usize = 20;
 
 /// After [`parse_general`] fails on a value of the wrong type or shape, the
 /// rest of the file: the file read again as plain YAML with each offending
