@@ -54,7 +54,11 @@ fn drift_is_planned_back_in_every_format() {
     assert_eq!(plan["refresh"]["unmanaged"][0], "sandbox/stranger@example.com");
     assert_eq!(plan["refresh"]["drift"].as_array().map(Vec::len), Some(2));
     let reasons: Vec<&str> = plan["changes"].as_array().unwrap().iter().filter_map(|c| c["reason"].as_str()).collect();
-    assert!(reasons.iter().all(|r| r.starts_with("drift: ")), "{reasons:?}");
+    // DESIGN's reason, as a value; what was found is beside it, by address.
+    assert_eq!(reasons, ["drift", "drift"], "{}", json.stdout);
+    let found: Vec<&str> =
+        plan["refresh"]["drift"].as_array().unwrap().iter().filter_map(|d| d["found"].as_str()).collect();
+    assert!(found.iter().all(|f| f.starts_with("drift: ")), "{found:?}");
     // A plan only reads: the state is untouched.
     assert_eq!(serial(&t), 1);
 }

@@ -494,6 +494,36 @@ pub struct DriftNote {
     pub found: String,
 }
 
+/// The reason of a change planned back because the provider drifted.
+pub const DRIFT: &str = "drift";
+
+/// Changes' reasons as people read them: a drift's bare `drift` with what
+/// the refresh found at that address.
+pub struct Reasons<'a> {
+    found: HashMap<&'a Address, &'a str>,
+}
+
+impl<'a> Reasons<'a> {
+    /// The drift `plan` carries, by address.
+    #[must_use]
+    pub fn of(plan: &'a Plan) -> Self {
+        let notes = plan.refresh.iter().flat_map(|r| &r.drift);
+        Self { found: notes.map(|note| (&note.address, note.found.as_str())).collect() }
+    }
+
+    /// `change`'s reason, with what was found in place of a bare `drift`.
+    #[must_use]
+    pub fn shown(&self, change: &'a Change) -> Option<Cow<'a, str>> {
+        let reason = change.reason.as_deref()?;
+        let found = self.found.get(&change.address);
+        Some(match (reason.strip_prefix(DRIFT), found) {
+            (Some(""), Some(found)) => Cow::Borrowed(found),
+            (Some(rest), Some(found)) if rest.starts_with("; ") => Cow::Owned(format!("{found}{rest}")),
+            _ => Cow::Borrowed(reason),
+        })
+    }
+}
+
 /// What to narrow a plan to.
 #[derive(Clone, Debug, Default)]
 pub struct Scope {
@@ -603,9 +633,13 @@ impl<'a> Shared<'_, 'a> {
         let name = local.provider.0.as_str();
         local.names.name_ids(&mut change, name, self.config.names.get(name).unwrap_or(&Names::NONE));
         if let Some(found) = drift {
+            // Drift is the reason DESIGN names, and JSON carries it as the
+            // bare word; what was found is in the plan's `refresh.drift`,
+            // and text and markdown show it with the change ([`Reasons`]).
+            let said = if found.starts_with(DRIFT) { DRIFT } else { found.as_str() };
             change.reason = Some(match change.reason.take() {
-                Some(reason) => format!("{found}; {reason}"),
-                None => found.clone(),
+                Some(reason) => format!("{said}; {reason}"),
+                None => said.to_owned(),
             });
         }
         Some(change)

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use crate::plan::{Action, Change, Plan, Refreshed};
+use crate::plan::{Action, Change, Plan, Reasons, Refreshed};
 use crate::provider::CatalogKind;
 
 /// The hidden marker that starts every comment.
@@ -180,6 +180,7 @@ pub fn markdown(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
     // Details: one fenced diff per change, until the budget is used.
     let mut details = String::new();
     let mut detailed = 0usize;
+    let reasons = Reasons::of(plan);
     for change in &plan.changes {
         let mut entry = String::new();
         put_line!(entry, "{} {} {}", change.action.symbol(), change.action.as_str(), change.address);
@@ -193,7 +194,7 @@ pub fn markdown(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
                 }
             }
         }
-        if let Some(reason) = &change.reason {
+        if let Some(reason) = reasons.shown(change) {
             put_line!(entry, "#   {reason}");
         }
         if doc.len() + details.len() + entry.len() > body_budget {

@@ -5,7 +5,7 @@ use std::io::{self, BufWriter, Write};
 use similar::{ChangeTag, TextDiff};
 
 use crate::paint::{Paint, BOLD, CYAN, DIM, GREEN, MAGENTA, RED, YELLOW};
-use crate::plan::{Action, Change, Plan, Refreshed};
+use crate::plan::{Action, Change, Plan, Reasons, Refreshed};
 
 fn color_of(action: Action) -> &'static str {
     match action {
@@ -40,9 +40,10 @@ fn write_text(plan: &Plan, color: bool, out: &mut dyn Write) -> io::Result<()> {
         return Ok(());
     }
     writeln!(out, "memberctl will perform the following actions:")?;
+    let reasons = Reasons::of(plan);
     for change in &plan.changes {
         writeln!(out)?;
-        change_text(change, painter, out)?;
+        change_text(change, &reasons, painter, out)?;
     }
     writeln!(out)?;
     writeln!(out, "{}", painter.paint(BOLD, &plan.summary.line()))?;
@@ -92,7 +93,7 @@ pub fn refresh_text(refreshed: &Refreshed, color: bool, out: &mut dyn Write) -> 
     Ok(())
 }
 
-fn change_text(change: &Change, painter: Paint, out: &mut dyn Write) -> io::Result<()> {
+fn change_text(change: &Change, reasons: &Reasons<'_>, painter: Paint, out: &mut dyn Write) -> io::Result<()> {
     let code = color_of(change.action);
     let head = format!("{} {}", change.action.symbol(), change.action.as_str());
     let wanted = change.wanted.map(|w| format!(" ({})", w.as_str())).unwrap_or_default();
@@ -118,7 +119,7 @@ fn change_text(change: &Change, painter: Paint, out: &mut dyn Write) -> io::Resu
         }
         _ => {}
     }
-    if let Some(reason) = &change.reason {
+    if let Some(reason) = reasons.shown(change) {
         writeln!(out, "      {}", painter.paint(DIM, &format!("# {reason}")))?;
     }
     Ok(())
