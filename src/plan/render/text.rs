@@ -111,6 +111,12 @@ fn change_text(change: &Change, reasons: &Reasons<'_>, painter: Paint, out: &mut
                     ChangeTag::Equal => {}
                 }
             }
+            // Each changed field on one line too, by names, as DESIGN
+            // writes it (`roles: member → admin`) and the markdown shows it.
+            for field in &change.fields {
+                let line = format!("~ {}: {} → {}", field.field, field.shown_before(), field.shown_after());
+                writeln!(out, "      {}", painter.paint(YELLOW, &line))?;
+            }
         }
         (None, Some(after)) => {
             for line in after.lines_named(&change.names).iter().skip(1) {
