@@ -192,7 +192,14 @@ fn a_writer_whose_epoch_moved_cannot_commit() {
     assert_eq!(replay.uncertain, ["sandbox/ana@example.com"]);
     let err = recorder.outcome(batch, &ops, &[Outcome::Invited(RemoteIds::default())]).expect_err("fenced");
     assert!(matches!(err, StateError::Database { .. } | StateError::Fenced { .. }), "{err}");
-    drop((held, taken));
+    // The run that lost the lock lets go without clearing the row of the
+    // run that holds it now.
+    drop(held);
+    let holders = pg.psql(&db, "SELECT count(*) FROM memberctl.locks WHERE state = 'fenced'");
+    assert_eq!(holders.trim(), "1", "the new holder's row stays");
+    drop(taken);
+    let holders = pg.psql(&db, "SELECT count(*) FROM memberctl.locks WHERE state = 'fenced'");
+    assert_eq!(holders.trim(), "0", "the holder clears its row");
 
     // The same with the session alive: only the epoch moved.
     let mut third = connect(&url, "fenced");
@@ -333,6 +340,18 @@ fn pull_and_push_round_trip_and_refusals() {
     t.cmd(&["state", "rm", "sandbox/kim@example.com"]).expect(0);
     let out = t.cmd(&["state", "push", "old.json"]).expect(1);
     assert!(out.stderr.contains("is at serial"), "{}", out.rendered());
+
+    // A push is a write: its serial moves past the state it replaces (even
+    // from a file at the same serial), so a plan saved before it is stale.
+    t.cmd(&["plan", "--out", "before-push.json"]).expect(0);
+    let current = t.cmd(&["state", "pull"]).expect(0).stdout;
+    let serial_of = |text: &str| serde_json::from_str::<serde_json::Value>(text).expect("JSON")["serial"].as_u64();
+    let before = serial_of(&current).expect("a serial");
+    t.write("same-serial.json", &current);
+    t.cmd(&["state", "push", "same-serial.json"]).expect(0);
+    assert_eq!(serial_of(&t.cmd(&["state", "pull"]).expect(0).stdout), Some(before + 1));
+    let out = t.cmd(&["apply", "before-push.json"]).expect(1);
+    assert!(out.stderr.contains("stale"), "{}", out.rendered());
 
     // A file with a pending journal is refused.
     t.write("journaled.json", &pulled.stdout);

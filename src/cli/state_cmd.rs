@@ -75,7 +75,8 @@ fn push(cx: &mut Context<'_>, backend: &mut dyn Backend, path: &std::path::Path,
             paths.journal().display()
         )));
     }
-    let pushed = file::read(&paths)?.ok_or_else(|| refuse(format!("there is no state file `{}`", path.display())))?;
+    let mut pushed =
+        file::read(&paths)?.ok_or_else(|| refuse(format!("there is no state file `{}`", path.display())))?;
     let lock = backend.lock("state push", cx.global.lock_timeout)?;
     let loaded = backend.load_and_recover()?;
     cx.report_recovery(lock.stale.as_ref(), loaded.replay.as_ref(), true)?;
@@ -98,6 +99,9 @@ fn push(cx: &mut Context<'_>, backend: &mut dyn Backend, path: &std::path::Path,
                 current.serial
             )));
         }
+        // A push is a write: the serial moves past the state it replaces,
+        // so a plan saved against that state is refused as stale.
+        pushed.serial = pushed.serial.max(current.serial + 1);
     }
     backend.write(&pushed)?;
     drop(lock);

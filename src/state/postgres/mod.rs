@@ -418,18 +418,31 @@ async fn stream_records(
 struct Release {
     session: Arc<Session>,
     name: String,
+    /// This run's `locks` row: its host and process id.
+    host: String,
+    pid: i32,
 }
 
 impl Drop for Release {
     fn drop(&mut self) {
-        let name = self.name.clone();
+        let (name, host, pid) = (self.name.clone(), self.host.clone(), self.pid);
         let key = lock_key(&name);
         // Closing the session releases the lock anyway; this only makes it
-        // prompt and clears the "locked by" row.
+        // prompt and clears the "locked by" row. Only while this session
+        // still holds the lock, and only this run's row: a run that lost
+        // its session (and so its lock) must not clear the row of the run
+        // that holds the lock now.
         self.session
             .call(|client| async move {
-                client.execute("DELETE FROM memberctl.locks WHERE state = $1", &[&name]).await?;
-                client.execute("SELECT pg_advisory_unlock($1)", &[&key]).await?;
+                let held: bool = client.query_one("SELECT pg_advisory_unlock($1)", &[&key]).await?.get(0);
+                if held {
+                    client
+                        .execute(
+                            "DELETE FROM memberctl.locks WHERE state = $1 AND host = $2 AND pid = $3",
+                            &[&name, &host, &pid],
+                        )
+                        .await?;
+                }
                 Ok(())
             })
             .ok();
@@ -507,7 +520,12 @@ impl Backend for PostgresBackend {
             .await;
             finish_transaction(&client, body).await
         });
-        let release = Release { session: Arc::clone(&self.session), name: self.name.clone() };
+        let release = Release {
+            session: Arc::clone(&self.session),
+            name: self.name.clone(),
+            host: host_name(),
+            pid: i32::try_from(std::process::id()).unwrap_or(-1),
+        };
         let epoch = match epoch {
             Err(StateError::Pooler { was, now, .. }) => {
                 return Err(StateError::Pooler { target: self.session.target(), was, now })

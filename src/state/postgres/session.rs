@@ -225,11 +225,9 @@ fn open(runtime: &tokio::runtime::Runtime, url: &DatabaseUrl) -> Result<Client, 
         .keepalives_interval(Duration::from_secs(10))
         .keepalives_retries(3)
         .options("-c client_min_messages=warning");
-    let user = url.user.as_ref().map_or_else(
-        || std::env::var("PGUSER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "postgres".to_owned()),
-        |u| u.expose_secret().to_owned(),
-    );
-    config.user(&user);
+    if let Some(user) = &url.user {
+        config.user(user.expose_secret());
+    }
     if let Some(password) = &url.password {
         config.password(password.expose_secret());
     }

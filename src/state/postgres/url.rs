@@ -61,12 +61,15 @@ impl DatabaseUrl {
             .strip_prefix("postgres://")
             .or_else(|| text.strip_prefix("postgresql://"))
             .ok_or("the URL must start with `postgres://` or `postgresql://`")?;
-        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let (userinfo, hostport) = match authority.rsplit_once('@') {
-            Some((userinfo, hostport)) => (Some(userinfo), hostport),
-            None => (None, authority),
+        // The user info first, up to the last `@`: a password with a `/`
+        // or `?` that is not percent-encoded must stay in it, not become
+        // the host or port that an error message names.
+        let (userinfo, rest) = match rest.rsplit_once('@') {
+            Some((userinfo, rest)) => (Some(userinfo), rest),
+            None => (None, rest),
         };
+        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (hostport, path) = rest.split_once('/').unwrap_or((rest, ""));
         let (user, password) = match userinfo {
             Some(info) => match info.split_once(':') {
                 Some((user, password)) => (Some(decode(user)), Some(decode(password))),
@@ -133,6 +136,14 @@ impl DatabaseUrl {
                 other => return Err(format!("URL parameter `{other}` is not supported")),
             }
         }
+        // As libpq picks the user a URL does not name. Kept here, not where
+        // the connection is made, so that `redact` hides it too (the
+        // server's refusal quotes it).
+        if url.user.is_none() {
+            let user =
+                std::env::var("PGUSER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "postgres".to_owned());
+            url.user = Some(SecretString::from(user));
+        }
         if matches!(url.sslmode, SslMode::VerifyCa | SslMode::VerifyFull) && url.sslrootcert.is_none() {
             return Err("`sslmode=verify-ca` and `verify-full` need `sslrootcert=PATH` (the CA's PEM file)".to_owned());
         }
@@ -158,11 +169,14 @@ impl DatabaseUrl {
     #[must_use]
     pub fn redact(&self, message: &str) -> String {
         let mut message = message.to_owned();
-        for secret in [&self.password, &self.user].into_iter().flatten() {
-            let secret = secret.expose_secret();
-            if !secret.is_empty() {
-                message = message.replace(secret, "…");
-            }
+        if let Some(password) = self.password.as_ref().map(ExposeSecret::expose_secret).filter(|p| !p.is_empty()) {
+            message = message.replace(password, "…");
+        }
+        // The server quotes a user name (`for user "ann"`, `role "ann"`).
+        // Only quoted: a user is often a common word (`postgres`, `root`)
+        // that the rest of a message may hold.
+        if let Some(user) = self.user.as_ref().map(ExposeSecret::expose_secret).filter(|u| !u.is_empty()) {
+            message = message.replace(&format!("\"{user}\""), "\"…\"");
         }
         message
     }
@@ -202,5 +216,34 @@ mod tests {
             assert!(!message.contains("hunter2 ") && !message.contains(":hunter2"), "{message}");
         }
         assert!(DatabaseUrl::parse("postgres://[::1]:5433/d").expect("v6").is_loopback());
+    }
+
+    // Found by a review: a password with a `/` or `?` that is not
+    // percent-encoded was cut there, and its rest named as the port or host.
+    #[test]
+    fn a_password_with_unencoded_separators_stays_in_the_user_info() {
+        for (text, password) in [
+            ("postgres://ann:Sekr1t/Yq9@127.0.0.1:55437/audit", "Sekr1t/Yq9"),
+            ("postgres://ann:Sekr1t?Yq9@127.0.0.1:55437/audit", "Sekr1t?Yq9"),
+            ("postgres://ann:a@b@127.0.0.1:55437/audit", "a@b"),
+        ] {
+            let url = DatabaseUrl::parse(text).expect("parses");
+            assert_eq!(url.password.as_ref().map(|p| p.expose_secret().to_owned()).as_deref(), Some(password));
+            assert_eq!(url.target(), "127.0.0.1/audit");
+        }
+        let Err(message) = DatabaseUrl::parse("postgres://ann:5432/Sekr1tX@127.0.0.1:x/audit") else {
+            panic!("parsed")
+        };
+        assert!(!message.contains("Sekr1tX") && !message.contains("ann"), "{message}");
+    }
+
+    #[test]
+    fn the_user_libpq_would_pick_is_redacted_too() {
+        let url = DatabaseUrl::parse("postgres://127.0.0.1/d").expect("parses");
+        let user = url.user.as_ref().expect("a user is always picked").expose_secret().to_owned();
+        assert_eq!(
+            url.redact(&format!("password authentication failed for user \"{user}\"")),
+            "password authentication failed for user \"…\""
+        );
     }
 }
