@@ -77,6 +77,10 @@ pub struct ApplyReport {
     pub failed: Vec<(Address, String)>,
     /// Unknown outcomes, with reasons.
     pub uncertain: Vec<(Address, String)>,
+    /// Users found deleted at the provider when they were to be updated:
+    /// drift, not a failure (DESIGN); their records are dropped, so the
+    /// next plan invites them again.
+    pub gone: Vec<(Address, String)>,
     /// Changes left for a person.
     pub manual: Vec<Address>,
     /// Ctrl-C or SIGTERM stopped it early.
@@ -98,7 +102,7 @@ impl ApplyReport {
                 Outcome::Removed | Outcome::Deactivated(_) => self.removed.push(address),
                 Outcome::Partial { reason, .. } => self.failed.push((address, format!("partly carried out: {reason}"))),
                 Outcome::Failed { reason } => self.failed.push((address, reason)),
-                Outcome::Gone { reason } => self.failed.push((address, format!("gone at the provider: {reason}"))),
+                Outcome::Gone { reason } => self.gone.push((address, reason)),
                 Outcome::Uncertain { reason } => self.uncertain.push((address, reason)),
             }
         }

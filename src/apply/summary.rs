@@ -84,6 +84,10 @@ pub struct ApplySummary {
     pub uncertain: Vec<Item>,
     /// Members the provider already had, with its words.
     pub adopted: Vec<Item>,
+    /// Members found deleted at the provider when they were to be updated
+    /// (drift: the next plan invites them again).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gone: Vec<Item>,
     /// Manual changes still open, with what to do.
     pub manual: Vec<Item>,
 }
@@ -128,6 +132,7 @@ impl ApplySummary {
             failed: items(&report.failed),
             uncertain: items(&report.uncertain),
             adopted: items(&report.adopted),
+            gone: items(&report.gone),
             manual,
         }
     }
@@ -143,6 +148,7 @@ impl ApplySummary {
             failed: Vec::new(),
             uncertain: Vec::new(),
             adopted: Vec::new(),
+            gone: Vec::new(),
             manual: Vec::new(),
         }
     }
@@ -205,6 +211,7 @@ impl ApplySummary {
             ("Uncertain (the next apply settles them)", &self.uncertain),
             ("Manual changes still open", &self.manual),
             ("Adopted (the provider already had them)", &self.adopted),
+            ("Gone: deleted at the provider, outside memberctl (the next plan invites them again)", &self.gone),
         ] {
             if items.is_empty() {
                 continue;

@@ -133,6 +133,11 @@ pub fn summary(report: &ApplyReport, plan: &Plan, out: &mut dyn Write) -> io::Re
         report.manual.len(),
     )?;
     table(out, "Adopted (the provider already had them)", &report.adopted)?;
+    table(
+        out,
+        "Gone: deleted at the provider, outside memberctl (drift; the next plan invites them again)",
+        &report.gone,
+    )?;
     table(out, "Failed", &report.failed)?;
     // What happens to an uncertain address next depends on its provider's
     // `uncertain` setting; the summary must not promise a resend under `hold`.
