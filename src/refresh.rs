@@ -13,9 +13,9 @@ use std::sync::Arc;
 use crate::address::{normalize_email, Address};
 use crate::attributes::{AttributeChange, Attributes};
 use crate::config::Config;
-use crate::provider::{self, BatchError, Listing, Observed, Provider, ProviderSettings};
+use crate::provider::{self, BatchError, Listing, Provider, ProviderSettings};
 use crate::state::edit::Edit;
-use crate::state::{State, Status};
+use crate::state::{Resource, State, Status};
 
 /// Fewer missing users than this are never suspicious: a team of three may
 /// lose one.
@@ -226,14 +226,25 @@ pub fn reconcile(
         };
         report.checked.push(provider.clone());
         report.notes.extend(listing.notes.iter().cloned());
-        let listed: HashMap<String, &Observed> =
-            listing.members.iter().map(|m| (normalize_email(&m.attributes.email), m)).collect();
+        // A record is found by the user id the provider gave it, else by
+        // email: an adopted user's email at the service may differ from the
+        // configured one (a `user_name` template, another primary email).
+        let listed: HashMap<String, usize> =
+            listing.members.iter().enumerate().map(|(i, m)| (normalize_email(&m.attributes.email), i)).collect();
+        let by_id: HashMap<&str, usize> =
+            listing.members.iter().enumerate().filter_map(|(i, m)| Some((m.remote.user_id.as_deref()?, i))).collect();
+        let find = |record: &Resource| {
+            record
+                .remote
+                .user_id
+                .as_deref()
+                .and_then(|id| by_id.get(id))
+                .or_else(|| listed.get(&normalize_email(&record.email)))
+                .copied()
+        };
         let recorded: Vec<_> = state.resources.range(Address::provider_range(provider)).map(|(_, r)| r).collect();
         let confirmed = recorded.iter().filter(|r| r.status != Status::Uncertain).count();
-        let missing = recorded
-            .iter()
-            .filter(|r| r.status != Status::Uncertain && !listed.contains_key(&normalize_email(&r.email)))
-            .count();
+        let missing = recorded.iter().filter(|r| r.status != Status::Uncertain && find(r).is_none()).count();
         if missing >= SUSPICIOUS_MINIMUM && missing as f64 > max_removal_fraction * confirmed as f64 {
             return Err(RefreshError::Suspicious {
                 provider: provider.clone(),
@@ -244,10 +255,10 @@ pub fn reconcile(
         }
         let mut known = BTreeSet::new();
         for record in recorded {
-            let email = normalize_email(&record.email);
-            known.insert(email.clone());
+            let found = find(record);
+            known.extend(found);
             let address = record.address.clone();
-            let drift = match (listed.get(&email), record.status) {
+            let drift = match (found.map(|i| &listing.members[i]), record.status) {
                 (None, Status::Uncertain) => {
                     refreshed.resources.remove(&address);
                     edits.push(Edit::Forget { address: address.clone() });
@@ -291,10 +302,9 @@ pub fn reconcile(
                 report.drift.push(Drift { address, kind });
             }
         }
-        for observed in &listing.members {
-            let email = normalize_email(&observed.attributes.email);
+        for (index, observed) in listing.members.iter().enumerate() {
             let address = Address::new(provider, &observed.attributes.email);
-            if !known.contains(&email) && !config.desired.contains_key(&address) {
+            if !known.contains(&index) && !config.desired.contains_key(&address) {
                 report.unmanaged.push(address);
             }
         }
@@ -441,6 +451,21 @@ mod tests {
         let small = state(&[("a@x.io", Status::Added), ("b@x.io", Status::Added), ("c@x.io", Status::Added)]);
         let (_, _, report) = reconcile(&config(), &small, &listing(&[("a@x.io", &["member"])]), 0.25).unwrap();
         assert_eq!(report.drift.len(), 2);
+    }
+
+    // Found by a review: an adopted user whose email at the service is not
+    // the configured one was planned as deleted (and listed as unmanaged)
+    // on every refresh, and adopted again by every apply.
+    #[test]
+    fn a_record_is_found_by_its_user_id_before_its_email() {
+        let mut recorded = state(&[("nora@x.io", Status::Adopted)]);
+        let address = Address::new("sbx", "nora@x.io");
+        recorded.resources.get_mut(&address).expect("recorded").remote.user_id = Some("id-nora@other.org".to_owned());
+        let listings = listing(&[("nora@other.org", &["member"])]);
+        let (_, edits, report) = reconcile(&config(), &recorded, &listings, 0.25).unwrap();
+        assert!(report.drift.is_empty(), "{:?}", report.drift);
+        assert!(report.unmanaged.is_empty(), "{:?}", report.unmanaged);
+        assert!(edits.is_empty());
     }
 
     #[test]
