@@ -325,6 +325,21 @@ fn an_existing_user_is_adopted_on_409_and_converged_in_the_same_run() {
     t.cmd(&["plan", "--refresh", "--detailed-exitcode"]).expect(0);
 }
 
+// Found by a review: `apply --refresh` lists with one client and sends
+// with another, and read `/ServiceProviderConfig` once for each.
+#[test]
+fn apply_refresh_reads_the_service_provider_config_once() {
+    let tenant = ScimTenant::new();
+    let proxy = FaultProxy::start(ScimServer::shared());
+    let t = test(&tenant, &config(&proxy.base_url(&tenant), "", &[], &many(2)));
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    t.write("memberctl.yaml", &config(&proxy.base_url(&tenant), "", &[], &many(3)));
+    proxy.clear_records();
+    t.cmd(&["apply", "--refresh", "--auto-approve"]).expect(0);
+    assert_eq!(proxy.count("POST", "/Users") + proxy.count("POST", "/Bulk"), 1, "{:?}", proxy.requests());
+    assert_eq!(proxy.count("GET", "/ServiceProviderConfig"), 1, "discovery once per run");
+}
+
 #[test]
 fn bulk_creates_without_groups_take_one_request_per_chunk() {
     let tenant = ScimTenant::new();

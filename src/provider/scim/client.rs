@@ -54,6 +54,12 @@ use crate::provider::{
     ProviderSettings, RemoteIds,
 };
 
+/// What each service's `/ServiceProviderConfig` said this run, by base URL.
+fn discovered() -> &'static Mutex<HashMap<String, ServiceProviderConfig>> {
+    static DISCOVERED: std::sync::OnceLock<Mutex<HashMap<String, ServiceProviderConfig>>> = std::sync::OnceLock::new();
+    DISCOVERED.get_or_init(Mutex::default)
+}
+
 /// Memberships by user id, from the Groups; `None` when the service lists
 /// its groups without members.
 type Memberships = Option<BTreeMap<String, Vec<String>>>;
@@ -156,21 +162,28 @@ impl Scim {
         }
     }
 
-    /// The service's capabilities, read once per run.
+    /// The service's capabilities, read once per run: once per process,
+    /// as `apply --refresh` lists with one client and sends with another.
     async fn discovery(&self) -> Result<&ServiceProviderConfig, BatchError> {
         self.config
             .get_or_try_init(|| async {
-                match self.call(Method::GET, SERVICE_PROVIDER_CONFIG_PATH, None, None).await? {
-                    (200..=299, Some(body)) => Ok(ServiceProviderConfig::parse(&body)),
+                let key = self.settings.base_url.clone().unwrap_or_default();
+                if let Some(known) = discovered().lock().expect("the discovery cache is never poisoned").get(&key) {
+                    return Ok(known.clone());
+                }
+                let found = match self.call(Method::GET, SERVICE_PROVIDER_CONFIG_PATH, None, None).await? {
+                    (200..=299, Some(body)) => ServiceProviderConfig::parse(&body),
                     (status, _) => {
                         log::info!(
                             "{}: GET {SERVICE_PROVIDER_CONFIG_PATH} answered HTTP {status}; assuming PATCH and \
                              filters, no bulk and no ETags",
                             self.http.label()
                         );
-                        Ok(ServiceProviderConfig::assumed())
+                        ServiceProviderConfig::assumed()
                     }
-                }
+                };
+                discovered().lock().expect("the discovery cache is never poisoned").insert(key, found.clone());
+                Ok(found)
             })
             .await
     }
