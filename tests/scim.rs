@@ -320,9 +320,29 @@ fn an_existing_user_is_adopted_on_409_and_converged_in_the_same_run() {
     assert_eq!(roles(&ada), ["dev"]);
     assert_eq!(admin.members(&eng), std::slice::from_ref(&existing));
     assert_eq!(ada.get("externalId"), None, "externalId is never written to an adopted user");
+    assert_eq!(ada["active"], true, "`active` is true for every configured member");
     assert_eq!(record(&state(&t), "ada@example.com")["remote"]["user_id"], existing);
     // Converged in that one run: the next plan, even refreshed, is clean.
     t.cmd(&["plan", "--refresh", "--detailed-exitcode"]).expect(0);
+}
+
+// Found by a review: adopting a user the service holds inactive (perhaps
+// suspended there) said nothing about it.
+#[test]
+fn an_inactive_user_is_adopted_reported_and_left_inactive() {
+    let tenant = ScimTenant::new();
+    let admin = Admin::new(&tenant);
+    admin.create_user(&json!({
+        "schemas": [USER],
+        "userName": "zed@example.com",
+        "active": false,
+        "emails": [{"value": "zed@example.com", "type": "work", "primary": true}],
+    }));
+    let t = test(&tenant, &config(tenant.base_url(), "", &[], "  - email: zed@example.com\n    name: Zed\n"));
+    let out = t.cmd(&["apply", "--auto-approve"]).expect(0);
+    assert!(out.stdout.contains("1 adopted"), "{}", out.rendered());
+    assert!(out.stdout.contains("inactive there (perhaps suspended)"), "{}", out.rendered());
+    assert_eq!(admin.user("zed@example.com")["active"], false, "not reactivated without --reactivate");
 }
 
 // Found by a review: `apply --refresh` lists with one client and sends

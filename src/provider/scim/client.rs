@@ -428,13 +428,22 @@ impl Scim {
             Ok(current) => current,
             Err(e) => return Step::only(lost(&e)),
         };
-        match self.converge(user, &op.attributes, false, false).await {
+        // `active` is true for every configured member: a user that carries
+        // none gets it. One the service holds inactive may be suspended
+        // there: reported, and left so (`--reactivate` is for refresh).
+        let (unset, inactive) = (user.active.is_none(), user.active == Some(false));
+        match self.converge(user, &op.attributes, unset, false).await {
             Ok(Some(_)) => {
                 let (joins, leaves) = self.moves(current.as_deref(), &op.attributes);
-                let message = format!(
+                let mut message = format!(
                     "already at the service ({}); adopted and brought up to date",
                     detail.as_deref().unwrap_or("HTTP 409")
                 );
+                if inactive {
+                    message.push_str(
+                        "; it is inactive there (perhaps suspended): left so; `memberctl apply --refresh --reactivate` reactivates it",
+                    );
+                }
                 Step { outcome: Outcome::Adopted { message, remote: remote(&id) }, user_id: Some(id), joins, leaves }
             }
             Ok(None) => Step::only(Outcome::Uncertain {
