@@ -326,6 +326,31 @@ fn an_existing_user_is_adopted_on_409_and_converged_in_the_same_run() {
     t.cmd(&["plan", "--refresh", "--detailed-exitcode"]).expect(0);
 }
 
+// Found by a review: with `manage: [name]`, the phone and roles were
+// recorded as applied though never sent, and a change to them was planned
+// and reported as updated while nothing went out.
+#[test]
+fn attributes_left_out_of_manage_are_not_sent_recorded_or_planned() {
+    let tenant = ScimTenant::new();
+    let admin = Admin::new(&tenant);
+    let member = |phone: &str, role: &str| {
+        format!("  - email: ada@example.com\n    name: Ada\n    phone: \"{phone}\"\n    roles: [{role}]\n")
+    };
+    let yaml = |phone: &str, role: &str| config(tenant.base_url(), "    manage: [name]\n", &[], &member(phone, role));
+    let t = test(&tenant, &yaml("+1 555 0100", "dev"));
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    let ada = admin.user("ada@example.com");
+    assert_eq!(ada["displayName"], "Ada");
+    assert_eq!(ada.get("phoneNumbers"), None, "{ada}");
+    assert_eq!(ada.get("roles"), None, "{ada}");
+    let recorded = state(&t);
+    let recorded = &record(&recorded, "ada@example.com")["attributes"];
+    assert_eq!((recorded.get("phone"), recorded.get("roles")), (None, None), "{recorded}");
+    t.write("memberctl.yaml", &yaml("+1 555 0199", "admin"));
+    t.cmd(&["plan", "--detailed-exitcode"]).expect(0);
+    t.cmd(&["plan", "--refresh", "--detailed-exitcode"]).expect(0);
+}
+
 // Found by a review: adopting a user the service holds inactive (perhaps
 // suspended there) said nothing about it.
 #[test]

@@ -927,7 +927,7 @@ fn resolve_member(
             attributes.note =
                 grab(&mut member.note, last).or_else(|| ctx.defaults.note.as_ref().map(|d| d.value.clone()));
         }
-        kind.finish_attributes(&mut attributes);
+        kind.finish_attributes(&mut attributes, settings);
         attributes.password_env = grab(&mut member.password_env, last);
         for (message, hint) in kind.validate_member(&attributes, settings) {
             report.at(

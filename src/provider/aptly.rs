@@ -340,7 +340,7 @@ impl super::ProviderType for AptlyType {
         }
     }
 
-    fn finish_attributes(&self, attributes: &mut Attributes) {
+    fn finish_attributes(&self, attributes: &mut Attributes, _settings: &ProviderSettings) {
         // One rule, the client's: explicit parts win, else `name` splits at its last word.
         (attributes.first_name, attributes.last_name) = split_name(attributes);
     }

@@ -147,7 +147,7 @@ pub trait ProviderType: Sync + 'static {
 
     /// Completes a member's attributes after the generic resolution (e.g.
     /// splitting a name into the parts the service needs).
-    fn finish_attributes(&self, _attributes: &mut Attributes) {}
+    fn finish_attributes(&self, _attributes: &mut Attributes, _settings: &ProviderSettings) {}
 
     /// The batch size when the config gives none.
     fn default_batch_size(&self, _settings: &ProviderSettings) -> usize {

@@ -2,7 +2,8 @@
 //! see it: its keys, credential, catalogs, member fields and removal rules.
 
 use super::client::Scim;
-use super::mapping::OnRemove;
+use super::mapping::{Managed, OnRemove};
+use crate::attributes::Attributes;
 use crate::provider::{
     Capabilities, CatalogKind, CredentialSpec, MemberFields, NameFields, Provider, ProviderError, ProviderSettings,
     ProviderType, SettingProblem,
@@ -54,6 +55,31 @@ impl ProviderType for ScimType {
             existing_user: false,
             note: false,
             direct_add: false,
+        }
+    }
+
+    /// Only what `manage` lists is memberctl's: the rest is neither sent,
+    /// recorded nor planned (a service-side change to it is not drift).
+    fn finish_attributes(&self, attributes: &mut Attributes, settings: &ProviderSettings) {
+        let manage = settings.scim.as_ref().map(|s| s.manage.clone()).unwrap_or_default();
+        if !manage.contains(Managed::Name) {
+            (attributes.name, attributes.first_name, attributes.last_name) = (None, None, None);
+        }
+        if !manage.contains(Managed::Phone) {
+            attributes.phone = None;
+        }
+        if !manage.contains(Managed::Roles) {
+            attributes.roles.clear();
+        }
+        if !manage.contains(Managed::Entitlements) {
+            attributes.plans.clear();
+        }
+        if !manage.contains(Managed::Groups) {
+            attributes.groups.clear();
+            attributes.primary_group = None;
+        }
+        if !manage.contains(Managed::Manager) {
+            attributes.manager_id = None;
         }
     }
 
