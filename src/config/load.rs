@@ -118,6 +118,12 @@ const MAX_SALVAGED: usize = 20;
 /// when the text is not YAML at all (the first error is then the only one
 /// there is to say).
 pub(crate) fn salvage(text: &str, first: Option<&str>) -> Option<(ConfigFile, Vec<(String, String)>)> {
+    // Each pass reads the whole file again: a file this large says its
+    // first such problem only, and quickly.
+    const MAX_BYTES: usize = 4 << 20;
+    if text.len() > MAX_BYTES {
+        return None;
+    }
     let mut value: serde_yaml::Value = serde_yaml::from_str(text).ok()?;
     let mut found = Vec::new();
     for _ in 0..=MAX_SALVAGED {
