@@ -487,7 +487,7 @@ impl Tally<'_> {
 }
 
 /// Sends what `lane` may send now: the batches that fit in its free
-/// permits, as one journaled group. Batches that may not be sent any more
+/// permits, each journaled on its own. Batches that may not be sent any more
 /// (a cancel, a stopped provider, outcomes that can no longer be recorded)
 /// are reported as not sent.
 fn dispatch(
@@ -516,27 +516,37 @@ fn dispatch(
         }
         return;
     }
-    let mut permits = Vec::new();
-    while permits.len() < lane.queue.len() {
+    // Each batch is journaled on its own, so that its outcome is recorded
+    // (and its provider's confirmation safe from a kill) as soon as it
+    // returns, whatever the batches beside it do (DESIGN).
+    while !lane.queue.is_empty() {
         let Ok(permit) = Arc::clone(&lane.permits).try_acquire_owned() else { break };
-        permits.push(permit);
+        let batch = lane.queue.pop_front().expect("the queue is not empty");
+        if !send_batch(lane, batch, permit, shared, tasks, spawned, tally) {
+            return;
+        }
     }
-    if permits.is_empty() {
-        return;
-    }
-    let mut ops = Vec::new();
-    let mut bounds = Vec::with_capacity(permits.len());
-    for batch in lane.queue.drain(..permits.len()) {
-        let start = ops.len();
-        ops.extend(batch);
-        bounds.push(start..ops.len());
-    }
+}
+
+/// Journals `batch`'s intent and spawns its sending; false when the intent
+/// could not be recorded (nothing more is sent then).
+fn send_batch(
+    lane: &Lane,
+    ops: Vec<Operation>,
+    permit: OwnedSemaphorePermit,
+    shared: &Shared,
+    tasks: &mut tokio::task::JoinSet<Answered>,
+    spawned: &mut HashMap<tokio::task::Id, Spawned>,
+    tally: &mut Tally<'_>,
+) -> bool {
+    let permits = vec![permit];
+    let bounds = vec![0..ops.len()];
     let journal_id = match shared.recorder.lock().expect("poisoned").intent(&lane.provider, &ops) {
         Ok(id) => id,
         Err(err) => {
             shared.unrecordable.store(true, Ordering::SeqCst);
             tally.add(BatchResult::state_error(&lane.provider, ops, err));
-            return;
+            return false;
         }
     };
     let ops = Arc::new(ops);
@@ -556,6 +566,7 @@ fn dispatch(
     });
     let handle = tasks.spawn(task);
     spawned.insert(handle.id(), Spawned { provider: lane.provider.clone(), ops, bounds, answers, journal_id });
+    true
 }
 
 /// What one group's task needs.

@@ -132,6 +132,8 @@ struct Noting {
     state: State,
     intents: Arc<std::sync::Mutex<Vec<usize>>>,
     open: std::collections::HashMap<u64, usize>,
+    /// The addresses whose outcomes were recorded, in order.
+    recorded: Arc<std::sync::Mutex<Vec<Address>>>,
 }
 
 impl crate::state::backend::RecordBatches for Noting {
@@ -148,6 +150,7 @@ impl crate::state::backend::RecordBatches for Noting {
         assert_eq!(ops.len(), outcomes.len());
         for (op, outcome) in ops.iter().zip(outcomes) {
             self.state.record(op, outcome, "now");
+            self.recorded.lock().expect("poisoned").push(op.address.clone());
         }
         Ok(())
     }
@@ -199,11 +202,12 @@ impl Provider for Inviting {
     }
 }
 
-// #13: batches that may be sent together are journaled together (one
-// intent, one outcome: one sync each per group, not per batch), never more
-// of them than the provider's concurrency, so an entry stays O(batch).
+// Each batch is journaled on its own (#13 had journaled the batches sent
+// together as one group; a review found that a kill then lost the
+// outcomes of the group's batches that had returned), with never more in
+// flight than the provider's concurrency.
 #[tokio::test]
-async fn batches_sent_together_share_one_journal_entry_of_at_most_concurrency_batches() {
+async fn each_batch_is_journaled_on_its_own_with_at_most_concurrency_in_flight() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = CONFIG.split_once("members:\n").expect("members").0.to_owned() + "members:\n";
     for i in 0..7 {
@@ -226,12 +230,13 @@ async fn batches_sent_together_share_one_journal_entry_of_at_most_concurrency_ba
         state: State::new(),
         intents: Arc::clone(&intents),
         open: std::collections::HashMap::new(),
+        recorded: Arc::default(),
     }));
     let mut taken = plan.clone();
     let (state, report) =
         super::run(&mut taken, clients, recorder, Arc::new(Silent), Cancel::new()).await.expect("applies");
-    assert_eq!(*intents.lock().expect("poisoned"), [3, 3, 1], "groups of up to `concurrency` batches");
-    assert_eq!(client.most.load(std::sync::atomic::Ordering::SeqCst), 3, "a group's requests go out together");
+    assert_eq!(*intents.lock().expect("poisoned"), [1; 7], "one journal entry per batch");
+    assert_eq!(client.most.load(std::sync::atomic::Ordering::SeqCst), 3, "`concurrency` batches go out together");
     assert_eq!(report.invited.len(), 7, "{report:?}");
     assert_eq!(state.resources.len(), 7);
     for change in &plan.changes {
@@ -303,4 +308,75 @@ async fn an_abandoned_group_keeps_the_answers_it_had() {
     assert_eq!(state.resources[&Address::new("sandbox", "ana@example.com")].status, Status::Invited);
     assert_eq!(state.resources[&Address::new("sandbox", "bo@example.com")].status, Status::Uncertain);
     assert_eq!(crate::state::file::read(&paths).expect("state").as_ref(), Some(&state), "the state is written");
+}
+
+/// A provider that answers every batch at once, but the one holding
+/// `held` only when `release` is notified.
+struct Holding {
+    settings: ProviderSettings,
+    held: Address,
+    release: Arc<tokio::sync::Notify>,
+}
+
+impl Provider for Holding {
+    fn settings(&self) -> &ProviderSettings {
+        &self.settings
+    }
+
+    fn batches(&self, operations: Vec<Operation>) -> Vec<Vec<Operation>> {
+        provider::chunk(operations, self.settings.batch_size)
+    }
+
+    fn send<'a>(&'a self, batch: &'a [Operation]) -> BoxFuture<'a, Result<Vec<Outcome>, BatchError>> {
+        Box::pin(async move {
+            if batch.iter().any(|op| op.address == self.held) {
+                self.release.notified().await;
+            }
+            Ok(batch.iter().map(|_| Outcome::Invited(provider::RemoteIds::default())).collect())
+        })
+    }
+}
+
+// Found by a review against DESIGN ("each email's outcome is recorded as
+// soon as its batch returns"): with batches in flight together, a batch
+// that returned waited for the slowest before its outcome was journaled,
+// and a kill in between lost what the provider had confirmed.
+#[tokio::test]
+async fn a_batch_is_recorded_as_soon_as_it_returns_while_another_is_in_flight() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = CONFIG.split_once("members:\n").expect("members").0.to_owned() + "members:\n";
+    for i in 0..3 {
+        std::fmt::Write::write_fmt(&mut config, format_args!("  - email: m{i}@example.com\n")).expect("to a string");
+    }
+    let config = crate::config::load_str(&dir.path().join("memberctl.yaml"), &config).expect("config");
+    let plan = crate::plan::compute(&config, None, &Scope::default(), crate::clock::now());
+    let mut settings = plan.providers["sandbox"].clone();
+    settings.batch_size = 1;
+    settings.concurrency = 3;
+    let release = Arc::new(tokio::sync::Notify::new());
+    let held = Address::new("sandbox", "m1@example.com");
+    let client = Arc::new(Holding { settings, held: held.clone(), release: Arc::clone(&release) });
+    let clients: BTreeMap<String, Arc<dyn Provider>> =
+        BTreeMap::from([("sandbox".to_owned(), client as Arc<dyn Provider>)]);
+    let recorded: Arc<std::sync::Mutex<Vec<Address>>> = Arc::default();
+    let recorder = Recorder::from_backend(Box::new(Noting {
+        state: State::new(),
+        intents: Arc::default(),
+        open: std::collections::HashMap::new(),
+        recorded: Arc::clone(&recorded),
+    }));
+    let mut taken = plan.clone();
+    let apply =
+        tokio::spawn(async move { super::run(&mut taken, clients, recorder, Arc::new(Silent), Cancel::new()).await });
+    // The other two are recorded while `m1`'s batch is still unanswered.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while recorded.lock().expect("poisoned").len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "the answered batches were not recorded");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(!recorded.lock().expect("poisoned").contains(&held), "m1 is not answered yet");
+    release.notify_one();
+    let (state, report) = apply.await.expect("joins").expect("applies");
+    assert_eq!((report.invited.len(), state.resources.len()), (3, 3));
+    assert_eq!(recorded.lock().expect("poisoned").last(), Some(&held));
 }

@@ -427,9 +427,16 @@ impl Provider for Networked {
             }
             groups.entry(group).or_default().push(op);
         }
+        // A request to the one-user endpoint is a batch of its own: its
+        // answer is recorded as soon as it comes, and an interrupted apply
+        // sends no further one (batching them would hold confirmed direct
+        // adds, which mail the person, in memory until the last returned).
         order
             .into_iter()
-            .flat_map(|group| super::chunk(groups.remove(&group).unwrap_or_default(), self.settings.batch_size))
+            .flat_map(|group| {
+                let size = if group == Group::Single { 1 } else { self.settings.batch_size };
+                super::chunk(groups.remove(&group).unwrap_or_default(), size)
+            })
             .collect()
     }
 
