@@ -540,7 +540,8 @@ fn send_batch(
     tally: &mut Tally<'_>,
 ) -> bool {
     let permits = vec![permit];
-    let bounds = vec![0..ops.len()];
+    // The group machinery takes several batches; each group is one now.
+    let bounds = std::iter::once(0..ops.len()).collect::<Vec<_>>();
     let journal_id = match shared.recorder.lock().expect("poisoned").intent(&lane.provider, &ops) {
         Ok(id) => id,
         Err(err) => {

@@ -358,25 +358,25 @@ async fn a_batch_is_recorded_as_soon_as_it_returns_while_another_is_in_flight() 
     let client = Arc::new(Holding { settings, held: held.clone(), release: Arc::clone(&release) });
     let clients: BTreeMap<String, Arc<dyn Provider>> =
         BTreeMap::from([("sandbox".to_owned(), client as Arc<dyn Provider>)]);
-    let recorded: Arc<std::sync::Mutex<Vec<Address>>> = Arc::default();
+    let answered: Arc<std::sync::Mutex<Vec<Address>>> = Arc::default();
     let recorder = Recorder::from_backend(Box::new(Noting {
         state: State::new(),
         intents: Arc::default(),
         open: std::collections::HashMap::new(),
-        recorded: Arc::clone(&recorded),
+        recorded: Arc::clone(&answered),
     }));
     let mut taken = plan.clone();
     let apply =
         tokio::spawn(async move { super::run(&mut taken, clients, recorder, Arc::new(Silent), Cancel::new()).await });
     // The other two are recorded while `m1`'s batch is still unanswered.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while recorded.lock().expect("poisoned").len() < 2 {
+    while answered.lock().expect("poisoned").len() < 2 {
         assert!(tokio::time::Instant::now() < deadline, "the answered batches were not recorded");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert!(!recorded.lock().expect("poisoned").contains(&held), "m1 is not answered yet");
+    assert!(!answered.lock().expect("poisoned").contains(&held), "m1 is not answered yet");
     release.notify_one();
     let (state, report) = apply.await.expect("joins").expect("applies");
     assert_eq!((report.invited.len(), state.resources.len()), (3, 3));
-    assert_eq!(recorded.lock().expect("poisoned").last(), Some(&held));
+    assert_eq!(answered.lock().expect("poisoned").last(), Some(&held));
 }
