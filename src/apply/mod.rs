@@ -518,38 +518,43 @@ fn dispatch(
     }
     // Each batch is journaled on its own, so that its outcome is recorded
     // (and its provider's confirmation safe from a kill) as soon as it
-    // returns, whatever the batches beside it do (DESIGN).
-    while !lane.queue.is_empty() {
+    // returns, whatever the batches beside it do (DESIGN); the intents of
+    // the batches sent together are made durable with one sync.
+    let mut permits = Vec::new();
+    while permits.len() < lane.queue.len() {
         let Ok(permit) = Arc::clone(&lane.permits).try_acquire_owned() else { break };
-        let batch = lane.queue.pop_front().expect("the queue is not empty");
-        if !send_batch(lane, batch, permit, shared, tasks, spawned, tally) {
+        permits.push(permit);
+    }
+    if permits.is_empty() {
+        return;
+    }
+    let batches: Vec<Vec<Operation>> = lane.queue.drain(..permits.len()).collect();
+    let ids = match shared.recorder.lock().expect("poisoned").intents(&lane.provider, &batches) {
+        Ok(ids) => ids,
+        Err(err) => {
+            shared.unrecordable.store(true, Ordering::SeqCst);
+            tally.add(BatchResult::state_error(&lane.provider, batches.into_iter().flatten().collect(), err));
             return;
         }
+    };
+    for ((ops, permit), journal_id) in batches.into_iter().zip(permits).zip(ids) {
+        send_batch(lane, ops, permit, journal_id, shared, tasks, spawned);
     }
 }
 
-/// Journals `batch`'s intent and spawns its sending; false when the intent
-/// could not be recorded (nothing more is sent then).
+/// Spawns the sending of `ops`, whose intent is journaled as `journal_id`.
 fn send_batch(
     lane: &Lane,
     ops: Vec<Operation>,
     permit: OwnedSemaphorePermit,
+    journal_id: u64,
     shared: &Shared,
     tasks: &mut tokio::task::JoinSet<Answered>,
     spawned: &mut HashMap<tokio::task::Id, Spawned>,
-    tally: &mut Tally<'_>,
-) -> bool {
+) {
     let permits = vec![permit];
     // The group machinery takes several batches; each group is one now.
     let bounds = std::iter::once(0..ops.len()).collect::<Vec<_>>();
-    let journal_id = match shared.recorder.lock().expect("poisoned").intent(&lane.provider, &ops) {
-        Ok(id) => id,
-        Err(err) => {
-            shared.unrecordable.store(true, Ordering::SeqCst);
-            tally.add(BatchResult::state_error(&lane.provider, ops, err));
-            return false;
-        }
-    };
     let ops = Arc::new(ops);
     let answers: Answers = Arc::new(Mutex::new(vec![None; bounds.len()]));
     let task = send_group(GroupTask {
@@ -567,7 +572,6 @@ fn send_batch(
     });
     let handle = tasks.spawn(task);
     spawned.insert(handle.id(), Spawned { provider: lane.provider.clone(), ops, bounds, answers, journal_id });
-    true
 }
 
 /// What one group's task needs.

@@ -39,6 +39,12 @@ impl Held {
 pub trait RecordBatches: Send {
     /// Records a batch's intent before it is sent; answers its id.
     fn intent(&mut self, provider: &str, ops: &[Operation]) -> Result<u64, StateError>;
+    /// Records the intents of batches about to be sent together, each on
+    /// its own; answers their ids. A backend may make them durable at once
+    /// (one sync for them all) rather than one by one.
+    fn intents(&mut self, provider: &str, batches: &[Vec<Operation>]) -> Result<Vec<u64>, StateError> {
+        batches.iter().map(|ops| self.intent(provider, ops)).collect()
+    }
     /// Records a batch's outcomes (and applies them to the state in memory).
     fn outcome(&mut self, batch: u64, ops: &[Operation], outcomes: &[Outcome]) -> Result<(), StateError>;
     /// Records that a batch's answer will never come.
@@ -68,6 +74,12 @@ impl Recorder {
     /// Records a batch's intent; answers the batch id for [`Recorder::outcome`].
     pub fn intent(&mut self, provider: &str, ops: &[Operation]) -> Result<u64, StateError> {
         self.0.intent(provider, ops)
+    }
+
+    /// Records the intents of batches sent together, each its own; answers
+    /// their ids, in order.
+    pub fn intents(&mut self, provider: &str, batches: &[Vec<Operation>]) -> Result<Vec<u64>, StateError> {
+        self.0.intents(provider, batches)
     }
 
     /// Records a batch's outcomes.

@@ -218,9 +218,23 @@ impl FileRecorder {
     /// the batch may be sent once this returns. Answers the batch id for
     /// [`FileRecorder::outcome`].
     pub fn intent(&mut self, provider: &str, ops: &[Operation]) -> Result<u64, StateError> {
+        let batch = self.append_intent(provider, ops)?;
+        self.sync()?;
+        Ok(batch)
+    }
+
+    /// Appends the intents of batches sent together, one line each, and
+    /// syncs them once: the batches may be sent once this returns.
+    pub fn intents(&mut self, provider: &str, batches: &[Vec<Operation>]) -> Result<Vec<u64>, StateError> {
+        let ids = batches.iter().map(|ops| self.append_intent(provider, ops)).collect::<Result<Vec<_>, _>>()?;
+        self.sync()?;
+        Ok(ids)
+    }
+
+    fn append_intent(&mut self, provider: &str, ops: &[Operation]) -> Result<u64, StateError> {
         let batch = self.next_batch;
         self.next_batch += 1;
-        let line = self.append(&Entry::Intent { batch, provider: provider.into(), ops: ops.into() }, true)?;
+        let line = self.append(&Entry::Intent { batch, provider: provider.into(), ops: ops.into() }, false)?;
         self.open.insert(batch, line);
         Ok(batch)
     }
@@ -286,6 +300,10 @@ impl FileRecorder {
 impl RecordBatches for FileRecorder {
     fn intent(&mut self, provider: &str, ops: &[Operation]) -> Result<u64, StateError> {
         FileRecorder::intent(self, provider, ops)
+    }
+
+    fn intents(&mut self, provider: &str, batches: &[Vec<Operation>]) -> Result<Vec<u64>, StateError> {
+        FileRecorder::intents(self, provider, batches)
     }
 
     fn outcome(&mut self, batch: u64, ops: &[Operation], outcomes: &[Outcome]) -> Result<(), StateError> {
