@@ -378,8 +378,10 @@ fn removing_more_than_max_removal_fraction_warns_in_the_plan_and_brakes_apply() 
     assert!(!t.read("memberctl.outbox.jsonl").contains(r#""op":"remove""#), "nothing may be sent");
 
     // Too little is still refused; enough lets this one run through.
-    t.cmd(&["apply", "--auto-approve", "--max-removal-fraction", "0.5"]).expect(1);
-    t.cmd(&["apply", "--auto-approve", "--max-removal-fraction", "0.6"]).expect(0);
+    let short = t.cmd(&["apply", "--auto-approve", "--max-removal-fraction", "0.5"]).expect(1);
+    assert!(short.stdout.contains("more than `safety.max_removal_fraction` (0.5)"), "{}", short.rendered());
+    let through = t.cmd(&["apply", "--auto-approve", "--max-removal-fraction", "0.6"]).expect(0);
+    assert!(!through.rendered().contains("safety brake"), "{}", through.rendered());
     t.cmd(&["plan", "--detailed-exitcode"]).expect(0);
 }
 

@@ -161,6 +161,7 @@ fn apply(args: &ApplyArgs, cx: &mut Context<'_>, summary: &mut Option<ApplySumma
         // of CPU to 1.55-1.82 s (3 alternating runs).
         plan::compute(config, loaded.state.as_ref(), &scope, crate::clock::now())
     };
+    plan.warn_at_limits(args.max_changes, args.max_removal_fraction);
     if !cx.global.quiet || plan.no_changes {
         let color = cx.ui.color();
         cx.ui.render(|out| render::text(&plan, color, out))?;

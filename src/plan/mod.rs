@@ -839,14 +839,6 @@ impl<'a> Planner<'a> {
         if !scope.targets.is_empty() || !scope.providers.is_empty() {
             warnings.push("this plan is narrowed by --target/--provider: other changes may be pending".to_owned());
         }
-        if summary.braked() > config.max_changes {
-            warnings.push(format!(
-                "safety brake: this plan invites or removes {} members, more than `safety.max_changes` ({}); apply will refuse it unless run with `--max-changes {}`",
-                summary.braked(),
-                config.max_changes,
-                summary.braked()
-            ));
-        }
         let applyable = summary.invite + summary.resend + summary.update + summary.remove > 0;
         let mut plan = Plan {
             format_version: FORMAT_VERSION,
@@ -866,18 +858,48 @@ impl<'a> Planner<'a> {
             warnings,
             refresh: self.refreshed,
         };
-        for share in plan.removals_over(plan.max_removal_fraction) {
-            let warning = format!(
+        let brakes = plan.brake_warnings(plan.max_changes, plan.max_removal_fraction);
+        plan.warnings.extend(brakes);
+        plan
+    }
+}
+
+impl Plan {
+    /// What the safety brakes say of this plan at these limits.
+    fn brake_warnings(&self, max_changes: usize, max_removal_fraction: f64) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.summary.braked() > max_changes {
+            warnings.push(format!(
+                "safety brake: this plan invites or removes {} members, more than `safety.max_changes` ({}); apply will refuse it unless run with `--max-changes {}`",
+                self.summary.braked(),
+                max_changes,
+                self.summary.braked()
+            ));
+        }
+        for share in self.removals_over(max_removal_fraction) {
+            warnings.push(format!(
                 "safety brake: this plan removes {} of the {} members recorded at `{}`, more than `safety.max_removal_fraction` ({}); apply will refuse it unless run with `--max-removal-fraction {}`",
                 share.removals,
                 share.recorded,
                 share.provider,
-                plan.max_removal_fraction,
+                max_removal_fraction,
                 share.fraction_needed()
-            );
-            plan.warnings.push(warning);
+            ));
         }
-        plan
+        warnings
+    }
+
+    /// The brakes' warnings as this run's own limits (`--max-changes`,
+    /// `--max-removal-fraction`) leave them: an apply allowed to go on does
+    /// not say it will refuse.
+    pub fn warn_at_limits(&mut self, max_changes: Option<usize>, max_removal_fraction: Option<f64>) {
+        let at_config = self.brake_warnings(self.max_changes, self.max_removal_fraction);
+        self.warnings.retain(|warning| !at_config.contains(warning));
+        let at_run = self.brake_warnings(
+            max_changes.unwrap_or(self.max_changes),
+            max_removal_fraction.unwrap_or(self.max_removal_fraction),
+        );
+        self.warnings.extend(at_run);
     }
 }
 
