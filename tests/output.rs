@@ -13,7 +13,6 @@ const PRINTING: &[&[&str]] = &[
     &["plan"],
     &["plan", "--format", "json"],
     &["plan", "--format", "markdown"],
-    &["apply", "--auto-approve"],
     &["schema"],
     &["schema", "--plan"],
     &["completions", "bash"],
@@ -86,6 +85,25 @@ fn a_closed_pipe_ends_every_command_quietly() {
             args.join(" ")
         );
     }
+}
+
+// Found by a review: `apply --auto-approve | head -1` exited 0 having
+// applied nothing. Nothing is sent when the plan cannot be shown, and the
+// exit code says so; with nothing to send, a closed pipe stays quiet.
+#[test]
+fn apply_on_a_closed_pipe_sends_nothing_and_fails_unless_there_is_nothing_to_send() {
+    let t = Test::new().config(QUICKSTART);
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let (code, stderr) = run_with_stdout(&t, &["apply", "--auto-approve"], Stdio::from(writer));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("nothing was sent"), "{stderr}");
+    assert!(!t.path().join("outbox.jsonl").exists(), "nothing may be sent");
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let (code, stderr) = run_with_stdout(&t, &["apply", "--auto-approve"], Stdio::from(writer));
+    assert_eq!((code, stderr.as_str()), (0, ""), "no changes: quiet");
 }
 
 // Regression: #9 defect 1: `plan --out /dev/full` printed "Saved the plan"

@@ -164,7 +164,17 @@ fn apply(args: &ApplyArgs, cx: &mut Context<'_>, summary: &mut Option<ApplySumma
     plan.warn_at_limits(args.max_changes, args.max_removal_fraction);
     if !cx.global.quiet || plan.no_changes {
         let color = cx.ui.color();
-        cx.ui.render(|out| render::text(&plan, color, out))?;
+        // Not the quiet success of a closed pipe that `plan | head` is:
+        // nothing was applied, and the exit code must say so.
+        let sends = plan.applyable && !plan.no_changes;
+        cx.ui.render(|out| render::text(&plan, color, out)).map_err(|error| {
+            if error.is_broken_pipe() && sends {
+                Error::user("the output was closed before the plan could be shown; nothing was sent")
+                    .with_hint("let apply write its whole output (`memberctl apply ... > apply.log`), or pass `-q`")
+            } else {
+                error
+            }
+        })?;
     }
     // A plan made with `--refresh` was made against the state as the
     // providers showed it: that is recorded before anything is sent (once
