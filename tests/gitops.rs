@@ -457,3 +457,19 @@ fn csv_import_validates_rows_and_appends() {
     let out = t.cmd(&["import", "csv", "people.csv", "-c", "members", "--map", "Department=groups"]).expect(1);
     assert!(out.stderr.contains("unknown group `Sales`"), "{}", out.rendered());
 }
+
+// Found by a review: appending to a file the config does not read took the
+// same rows twice, and appending to a `members: []` file left it unreadable.
+#[test]
+fn csv_import_appends_each_row_once_and_never_breaks_the_file() {
+    let yaml = BASE.replace("members: []\n", "members:\n  - email: ana@example.com\n");
+    let t = Test::new().config(&yaml).file("people.csv", "email\nx1@example.com\n");
+    t.cmd(&["import", "csv", "people.csv", "--append", "imported.yaml"]).expect(0);
+    let out = t.cmd(&["import", "csv", "people.csv", "--append", "imported.yaml"]).expect(1);
+    assert!(out.stderr.contains("defined twice"), "{}", out.rendered());
+    assert_eq!(t.read("imported.yaml").matches("x1@example.com").count(), 1, "{}", t.read("imported.yaml"));
+    t.write("flow.yaml", "members: []\n");
+    let out = t.cmd(&["import", "csv", "people.csv", "--append", "flow.yaml"]).expect(1);
+    assert!(out.stderr.contains("written on one line"), "{}", out.rendered());
+    assert_eq!(t.read("flow.yaml"), "members: []\n");
+}

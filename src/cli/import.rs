@@ -162,6 +162,14 @@ pub(super) fn append(path: &Path, items: &str) -> Result<(), Error> {
             "append to a members-only file, e.g. `--append members.yaml` in a config directory",
         ));
     }
+    let members_line = existing.lines().rev().find(|l| l.starts_with("members:")).unwrap_or("members:");
+    let inline = members_line["members:".len()..].trim();
+    if !inline.is_empty() && !inline.starts_with('#') {
+        return Err(Error::usage(
+            format!("cannot append to `{}`: its `members:` is written on one line (`{members_line}`)", path.display()),
+            "write it as a block list (`members:` then one `- email: ...` per member), or append to another file",
+        ));
+    }
     let indent = existing
         .lines()
         .skip_while(|l| !l.starts_with("members:"))
@@ -178,8 +186,24 @@ pub(super) fn append(path: &Path, items: &str) -> Result<(), Error> {
         text.push_str(line);
         text.push('\n');
     }
+    // Whatever the file's layout, never leave it unreadable.
+    if let Err(error) = serde_yaml::from_str::<serde_yaml::Value>(&text) {
+        return Err(Error::usage(
+            format!("cannot append to `{}`: the members would not read back as YAML ({error})", path.display()),
+            "append to a members-only file in block style, e.g. `--append members.yaml`",
+        ));
+    }
     write_atomically(path, |out| out.write_all(text.as_bytes()))?;
     Ok(())
+}
+
+/// Whether the config `paths` (files and directories) already read `file`.
+fn covered(paths: &[PathBuf], file: &Path) -> bool {
+    let Ok(file) = std::fs::canonicalize(file) else { return false };
+    paths
+        .iter()
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .any(|p| file == p || (p.is_dir() && file.starts_with(&p)))
 }
 
 /// Rewrites `FILE:LINE:COL` references into the generated YAML as CSV lines.
@@ -231,7 +255,12 @@ pub(super) fn run(args: &ImportArgs, cx: &mut Context<'_>) -> Outcome {
         mapping.push((col.trim().to_owned(), field.trim().to_owned()));
     }
     let rows = read_rows(file, &mapping, cx)?;
-    let existing: Vec<PathBuf> = cx.config_paths().into_iter().filter(|p| p.exists()).collect();
+    let mut existing: Vec<PathBuf> = cx.config_paths().into_iter().filter(|p| p.exists()).collect();
+    // The file appended to is checked too, so that a row it already holds
+    // is a duplicate here rather than in the config afterwards.
+    if let Some(target) = append_to.as_ref().filter(|t| t.exists() && !covered(&existing, t)) {
+        existing.push(target.clone());
+    }
     let csv_name = PathBuf::from(format!("{}", file.display()));
     let mut bad: BTreeMap<usize, Vec<String>> = BTreeMap::new();
     let all: Vec<&Row> = rows.iter().collect();
