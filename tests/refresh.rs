@@ -189,3 +189,21 @@ fn import_provider_yaml_validates_and_plans_clean_with_adopt() {
     let state = t.read("memberctl.state.json");
     assert!(state.contains("sandbox/pat.lee@example.com") && state.contains("\"adopted\""), "{state}");
 }
+
+// Found by a review: `--adopt` with the YAML on stdout recorded users the
+// config lacks, and the next plan planned to remove them, unannounced.
+#[test]
+fn adopting_without_appending_warns_that_the_plan_would_remove_them() {
+    let t = applied();
+    at_the_service(
+        &t,
+        r#"{"op":"invite","provider":"sandbox","email":"pat@example.com","attributes":{"email":"pat@example.com","roles":["role-member"]}}"#,
+    );
+    let out = t.cmd(&["import", "provider", "sandbox", "--adopt"]).expect(0);
+    assert!(out.stdout.contains("pat@example.com"), "{}", out.rendered());
+    assert!(
+        out.stderr.contains("warning: 1 member(s) are recorded as adopted but not yet configured"),
+        "{}",
+        out.rendered()
+    );
+}

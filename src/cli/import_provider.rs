@@ -109,6 +109,9 @@ pub(super) fn run(name: &str, adopt: bool, append: Option<&Path>, cx: &mut Conte
     }
     if adopt && !imported.is_empty() {
         adopt_all(cx, &config, &imported)?;
+        if append.is_none() {
+            warn_until_configured(cx, imported.len())?;
+        }
     }
     Ok(Success::Done)
 }
@@ -137,4 +140,12 @@ fn adopt_all(cx: &mut Context<'_>, config: &config::Config, imported: &[(Address
     drop(lock);
     cx.ui.note(&format!("Recorded {count} member(s) in the state as adopted; they will not be invited."))?;
     Ok(())
+}
+
+/// Recorded but not configured, an adopted member is planned for removal:
+/// said at once when the YAML went to stdout rather than into the config.
+fn warn_until_configured(cx: &mut Context<'_>, count: usize) -> Result<(), Error> {
+    cx.ui.warn(&format!(
+        "{count} member(s) are recorded as adopted but not yet configured: add the YAML above to the config before the next `memberctl plan`, or it plans to remove them (`--append FILE` writes it there)"
+    ))
 }

@@ -100,7 +100,7 @@ pub enum Command {
     /// Inspect or change the state by hand
     #[command(subcommand)]
     State(StateCommand),
-    /// Turn a CSV export into members YAML
+    /// Turn a CSV export, or what a provider holds, into members YAML
     Import(ImportArgs),
     /// Print shell completions
     Completions {
