@@ -132,6 +132,11 @@ fn state_commands_list_show_rm_import() {
     insta::assert_snapshot!("state_show", t.cmd(&["state", "show", "sandbox/kim@example.com"]).expect(0).rendered());
     let out = t.cmd(&["state", "import", "sandbox/sam.lee@example.com", "--user-id", "u-42"]).expect(0);
     assert!(out.stdout.contains("Imported `sandbox/sam.lee@example.com`"), "{}", out.rendered());
+    // memberctl sent no invitation: none is recorded (it showed the import's time).
+    let shown = t.cmd(&["state", "show", "sandbox/sam.lee@example.com", "--format", "json"]).expect(0);
+    let shown: serde_json::Value = serde_json::from_str(&shown.stdout).expect("JSON");
+    assert_eq!(shown["invited_at"], serde_json::Value::Null, "{shown}");
+    assert!(t.read("memberctl.state.json").contains(r#""invited_at":null"#));
     let out = t.cmd(&["plan", "--detailed-exitcode"]).expect(0);
     assert!(out.stdout.contains("No changes"), "{}", out.rendered());
     t.cmd(&["state", "rm", "sandbox/kim@example.com"]).expect(0);

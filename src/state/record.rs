@@ -30,7 +30,9 @@ impl State {
             remote,
             created_at: created_at.clone(),
             updated_at: now.to_owned(),
-            invited_at: Some(now.to_owned()),
+            // Only an invitation has gone out; an added, adopted or
+            // imported member was never invited by memberctl.
+            invited_at: (status == Status::Invited).then(|| now.to_owned()),
             resends: resends + u32::from(op.kind == OperationKind::Resend),
             message,
         };
