@@ -374,3 +374,13 @@ fn a_version_3_state_is_refused_untouched() {
         assert_eq!(t.read("memberctl.state.json"), newer);
     }
 }
+
+// Found by a review: a bad rescue journal was reported as a corrupt state
+// file, with a hint to restore it from a backup it never has.
+#[test]
+fn a_bad_rescue_journal_is_named_as_one() {
+    let t = Test::new().config(QUICKSTART).file("rescue.json", "{ not json");
+    let out = t.cmd(&["state", "recover", "rescue.json"]).expect(1);
+    assert!(out.stderr.contains("`rescue.json` is not a rescue journal memberctl can read"), "{}", out.rendered());
+    assert!(!out.stderr.contains(".backup"), "{}", out.rendered());
+}

@@ -118,7 +118,20 @@ fn push(cx: &mut Context<'_>, backend: &mut dyn Backend, path: &std::path::Path,
 /// `state recover FILE`: records the answers a rescue journal holds, as
 /// the apply that wrote it would have.
 fn recover(cx: &mut Context<'_>, backend: &mut dyn Backend, path: &std::path::Path) -> Result<(), Error> {
-    let rescue = Rescue::read(path)?;
+    // Not a state file's errors: a rescue journal has no backup to restore.
+    let rescue = Rescue::read(path).map_err(|error| match error {
+        StateError::Corrupt { detail, .. } => {
+            Error::user(format!("`{}` is not a rescue journal memberctl can read: {detail}", path.display())).with_hint(
+                "pass the file memberctl wrote when it lost the state database (its JSON was also printed on stderr)",
+            )
+        }
+        StateError::NewerFormat { found, .. } => Error::user(format!(
+            "`{}` was written by a newer memberctl (rescue journal version {found})",
+            path.display()
+        ))
+        .with_hint("recover it with that memberctl, or a newer one"),
+        other => other.into(),
+    })?;
     let refuse = |reason: String| -> Error {
         Error::user(format!("cannot recover `{}`: {reason}", path.display()))
             .with_hint("a rescue journal is folded into the state it was written for")

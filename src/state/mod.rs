@@ -327,7 +327,7 @@ impl StateError {
             )),
             StateError::NewerFormat { .. } => Some("upgrade memberctl; the file was left untouched".to_owned()),
             StateError::Locked { .. } => {
-                Some("wait for it to finish, or pass `--lock-timeout 60s` to wait for it".to_owned())
+                Some("wait for it to finish, or pass a longer `--lock-timeout` (e.g. `10m`) to wait for it".to_owned())
             }
             StateError::JournalMismatch { .. } => {
                 Some("the journal belongs to another state file; move it aside if you are sure".to_owned())

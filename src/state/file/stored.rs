@@ -200,6 +200,8 @@ impl Stored {
 fn matching(address: &Address, provider: &str, email: &str) -> Result<(), String> {
     if is_address_of(address.as_str(), provider, email) {
         Ok(())
+    } else if provider.is_empty() || email.is_empty() {
+        Err(format!("address `{address}` is not `PROVIDER/EMAIL`"))
     } else {
         Err(format!(
             "address `{address}` does not match its provider `{provider}` and email `{email}` (addresses are `PROVIDER/lowercased-email`)"
