@@ -243,6 +243,7 @@ pub fn reconcile(
                 .copied()
         };
         let recorded: Vec<_> = state.resources.range(Address::provider_range(provider)).map(|(_, r)| r).collect();
+        let fields = compared_fields(provider, listing, &recorded, &find, &mut report.notes);
         let confirmed = recorded.iter().filter(|r| r.status != Status::Uncertain).count();
         let missing = recorded.iter().filter(|r| r.status != Status::Uncertain && find(r).is_none()).count();
         if missing >= SUSPICIOUS_MINIMUM && missing as f64 > max_removal_fraction * confirmed as f64 {
@@ -270,7 +271,7 @@ pub fn reconcile(
                     Some(DriftKind::Deleted)
                 }
                 (Some(observed), status) => {
-                    let attributes = overlay(&record.attributes, &observed.attributes, &listing.fields);
+                    let attributes = overlay(&record.attributes, &observed.attributes, &fields);
                     let changes = record.attributes.changes_to(&attributes);
                     let settled = status == Status::Uncertain;
                     if settled || !changes.is_empty() {
@@ -312,6 +313,55 @@ pub fn reconcile(
     report.drift.sort_by(|a, b| a.address.cmp(&b.address));
     report.unmanaged.sort();
     Ok((refreshed, edits, report))
+}
+
+/// The fields compared at a provider: those its listing observes, and of
+/// those no listed user carries, the ones the service does not simply
+/// ignore. Memberctl recorded such an attribute for at least two of the
+/// listed users and none carries it: the service drops it (comparing it
+/// would plan it back on every run), said in a note. Otherwise it is
+/// compared, so a user that lost it at the service is drift.
+fn compared_fields(
+    provider: &str,
+    listing: &Listing,
+    recorded: &[&Resource],
+    find: &dyn Fn(&Resource) -> Option<usize>,
+    notes: &mut Vec<String>,
+) -> Vec<&'static str> {
+    const IGNORED_FROM: usize = 2;
+    let mut fields = listing.fields.clone();
+    for uncarried in &listing.uncarried {
+        let holders = recorded
+            .iter()
+            .filter(|r| find(r).is_some() && uncarried.fields.iter().any(|f| carries(&r.attributes, f)))
+            .count();
+        if holders >= IGNORED_FROM {
+            notes.push(format!(
+                "`{provider}`: no listed user carries `{}`, though memberctl recorded it for {holders} of them: the service ignores it, so it is not compared",
+                uncarried.attribute
+            ));
+        } else {
+            fields.extend(uncarried.fields.iter().copied());
+        }
+    }
+    fields
+}
+
+/// Whether `attributes` holds a value for `field`.
+fn carries(attributes: &Attributes, field: &str) -> bool {
+    match field {
+        "name" => attributes.name.is_some(),
+        "first_name" => attributes.first_name.is_some(),
+        "last_name" => attributes.last_name.is_some(),
+        "phone" => attributes.phone.is_some(),
+        "roles" => !attributes.roles.is_empty(),
+        "plans" => !attributes.plans.is_empty(),
+        "groups" => !attributes.groups.is_empty(),
+        "primary_group" => attributes.primary_group.is_some(),
+        "positions" => !attributes.positions.is_empty(),
+        "manager_id" => attributes.manager_id.is_some(),
+        _ => false,
+    }
 }
 
 /// The recorded attributes with the observed fields taken from the listing;
@@ -406,7 +456,7 @@ mod tests {
                 active: true,
             })
             .collect();
-        BTreeMap::from([("sbx".to_owned(), Some(Listing { members, fields: vec!["roles"], notes: Vec::new() }))])
+        BTreeMap::from([("sbx".to_owned(), Some(Listing { members, fields: vec!["roles"], ..Listing::default() }))])
     }
 
     #[test]

@@ -471,6 +471,31 @@ fn throttling_server_errors_and_lost_answers_still_converge() {
     }
 }
 
+// Found by a review: an attribute only one user carried was taken for one
+// the service ignores once that user lost it at the service, and the drift
+// went unseen.
+#[test]
+fn an_attribute_only_one_user_had_and_lost_at_the_service_is_drift() {
+    let tenant = ScimTenant::new();
+    let admin = Admin::new(&tenant);
+    let members = "  - email: ada@example.com\n    name: Ada\n    phone: \"+1 555 0100\"\n  - email: bob@example.com\n    name: Bob\n";
+    let t = test(&tenant, &config(tenant.base_url(), "", &[], members));
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    t.cmd(&["plan", "--refresh", "--detailed-exitcode"]).expect(0);
+    let ada = id(&admin.user("ada@example.com"));
+    let remove = json!({
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "remove", "path": "phoneNumbers"}],
+    });
+    let (status, _) = admin.send("PATCH", &format!("/Users/{ada}"), Some(&remove));
+    assert!(status == 200 || status == 204, "{status}");
+    let plan = t.cmd(&["plan", "--refresh", "--detailed-exitcode"]).expect(2);
+    assert!(plan.stdout.contains("~ update directory/ada@example.com"), "{}", plan.rendered());
+    assert!(plan.stdout.contains("drift"), "{}", plan.rendered());
+    t.cmd(&["apply", "--refresh", "--auto-approve"]).expect(0);
+    t.cmd(&["plan", "--refresh", "--detailed-exitcode"]).expect(0);
+}
+
 #[test]
 fn quirky_services_converge_and_ignored_roles_are_reported_once() {
     let tenant = ScimTenant::new();

@@ -376,6 +376,19 @@ pub struct Listing {
     /// Things the listing could not do (e.g. a service that returns no
     /// group memberships), for the drift report.
     pub notes: Vec<String>,
+    /// Managed attributes no listed user carries: the service may ignore
+    /// them, or every user that had one lost it. Refresh tells which by
+    /// what the state records (`refresh::reconcile`).
+    pub uncarried: Vec<Uncarried>,
+}
+
+/// A managed attribute no listed user carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Uncarried {
+    /// Its fields, as [`Attributes::changes_to`] names them.
+    pub fields: Vec<&'static str>,
+    /// Its name at the service, for the drift report.
+    pub attribute: &'static str,
 }
 
 /// A provider client, built for one apply.

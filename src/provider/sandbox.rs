@@ -365,7 +365,7 @@ impl Provider for Sandbox {
                 "positions",
                 "manager_id",
             ];
-            Ok(Listing { members, fields, notes: Vec::new() })
+            Ok(Listing { members, fields, ..Listing::default() })
         })
     }
 }

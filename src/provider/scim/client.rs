@@ -51,7 +51,7 @@ use crate::attributes::Attributes;
 use crate::provider::http::{Auth, HttpClient};
 use crate::provider::{
     BatchError, BoxFuture, Listing, Observed, Operation, OperationKind, Outcome, Provider, ProviderError,
-    ProviderSettings, RemoteIds,
+    ProviderSettings, RemoteIds, Uncarried,
 };
 
 /// What each service's `/ServiceProviderConfig` said this run, by base URL.
@@ -801,6 +801,7 @@ impl Scim {
         let manage = &self.mapping.manage;
         let users: Vec<User> = self.list_all(USERS_PATH, |u: &User| u.id.as_deref().unwrap_or("")).await?;
         let mut notes = Vec::new();
+        let mut uncarried = Vec::new();
         let mut fields: Vec<&'static str> = Vec::new();
         let groups_known = if manage.contains(Managed::Groups) {
             match self.memberships().await? {
@@ -840,7 +841,8 @@ impl Scim {
                 continue;
             }
             // An attribute no listed user carries is one the service may
-            // ignore: comparing it would plan it back on every run.
+            // ignore (comparing it would plan it back on every run), or one
+            // its users lost: refresh tells which.
             let carried = members.iter().any(|m| match group {
                 Managed::Name => m.attributes.name.is_some() || m.attributes.first_name.is_some(),
                 Managed::Phone => m.attributes.phone.is_some(),
@@ -852,14 +854,10 @@ impl Scim {
             if carried || members.is_empty() {
                 fields.extend(group.fields());
             } else {
-                notes.push(format!(
-                    "{}: no listed user carries `{}` (the service may ignore it); it is not compared",
-                    self.http.label(),
-                    group.scim_attribute()
-                ));
+                uncarried.push(Uncarried { fields: group.fields().to_vec(), attribute: group.scim_attribute() });
             }
         }
-        Ok(Listing { members, fields, notes })
+        Ok(Listing { members, fields, notes, uncarried })
     }
 }
 
