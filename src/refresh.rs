@@ -231,13 +231,18 @@ pub fn reconcile(
         // configured one (a `user_name` template, another primary email).
         let listed: HashMap<String, usize> =
             listing.members.iter().enumerate().map(|(i, m)| (normalize_email(&m.attributes.email), i)).collect();
-        let by_id: HashMap<&str, usize> =
-            listing.members.iter().enumerate().filter_map(|(i, m)| Some((m.remote.user_id.as_deref()?, i))).collect();
+        let by_id: HashMap<&str, usize> = listing
+            .members
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| Some((m.remote.user_id.as_deref().filter(|id| !id.is_empty())?, i)))
+            .collect();
         let find = |record: &Resource| {
             record
                 .remote
                 .user_id
                 .as_deref()
+                .filter(|id| !id.is_empty())
                 .and_then(|id| by_id.get(id))
                 .or_else(|| listed.get(&normalize_email(&record.email)))
                 .copied()

@@ -127,6 +127,23 @@ fn a_value_of_the_wrong_type_does_not_hide_the_other_problems_in_its_file() {
     assert!(text.contains("members[1].providers: invalid type: string"), "{text}");
 }
 
+// Found by a review of the above: a member left out shifted the ones after
+// it (their problems named the member before), and a provider left out for
+// its `type` made every reference to it an "unknown provider" too.
+#[test]
+fn what_salvage_leaves_out_keeps_the_places_and_hides_only_consequences() {
+    let yaml = "version: 1\nproviders:\n  sb: { type: sandbox }\n  community: { type: sandboxx }\nroles:\n  member: { sb: r1, community: r2 }\ndefaults:\n  providers: [sb, community]\n  roles: [member]\nmembers:\n  - email: a@example.com\n  - b@example.com\n  - email: c@example.com\n  - email: d@example.com\n    method: bogus\n  - email: e@example.com\n    roles: [nope]\n";
+    let out = Test::new().config(yaml).cmd(&["validate", "--format", "json"]).expect(1);
+    let problems: serde_json::Value = serde_json::from_str(&out.stdout).expect("a JSON list");
+    let found: Vec<(u64, &str)> = problems
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|p| (p["line"].as_u64().expect("placed"), p["rule"].as_str().expect("a rule")))
+        .collect();
+    assert_eq!(found, [(4, "parse"), (12, "parse"), (15, "parse"), (17, "unknown-role")], "{}", out.rendered());
+}
+
 // Regression: #9 defect 5, through the real binary: `validate` shows ten
 // snippets of each kind; `--all` shows every one.
 #[test]

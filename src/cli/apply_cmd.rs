@@ -263,10 +263,12 @@ fn apply(args: &ApplyArgs, cx: &mut Context<'_>, summary: &mut Option<ApplySumma
     // returns the memory at once.
     std::mem::forget(state);
     *summary = Some(ApplySummary::of(&report, &plan));
-    cx.ui.render(|out| progress::summary(&report, &plan, out))?;
-    progress_written?;
+    // Once anything was sent, a closed output (`apply | head`) must not
+    // end the run before the exit code says how the apply went.
+    past_a_closed_pipe(cx.ui.render(|out| progress::summary(&report, &plan, out)))?;
+    past_a_closed_pipe(progress_written)?;
     if !report.adopted.is_empty() {
-        cx.ui.warn(&adopted_warning(&report.adopted))?;
+        past_a_closed_pipe(cx.ui.warn(&adopted_warning(&report.adopted)))?;
     }
     if report.interrupted {
         return Err(Error::interrupted("apply was interrupted; what was in flight is recorded")
@@ -330,5 +332,13 @@ fn placed(error: apply::ApplyError, files: &[std::path::PathBuf]) -> Error {
             crate::config::ConfigError::Invalid { problems }.into()
         }
         error => error.into(),
+    }
+}
+
+/// `written`, with a closed pipe taken as written.
+fn past_a_closed_pipe(written: Result<(), Error>) -> Result<(), Error> {
+    match written {
+        Err(error) if error.is_broken_pipe() => Ok(()),
+        other => other,
     }
 }

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::locate::{Lines, Locations, Position};
 use super::model::{ConfigFile, MemberConfig};
-use super::problem::{rules, Pending, Place, Problem};
+use super::problem::{rules, Pending, Place, Problem, Rule};
 use super::{Config, ConfigError};
 
 /// The largest config file accepted. Membership files with 100,000 members
@@ -117,7 +117,7 @@ const MAX_SALVAGED: usize = 20;
 /// file without them and each further problem's message and path; `None`
 /// when the text is not YAML at all (the first error is then the only one
 /// there is to say).
-pub(crate) fn salvage(text: &str, first: Option<&str>) -> Option<(ConfigFile, Vec<(String, String)>)> {
+pub(crate) fn salvage(text: &str, first: Option<&str>) -> Option<Salvaged> {
     // Each pass reads the whole file again: a file this large says its
     // first such problem only, and quickly.
     const MAX_BYTES: usize = 4 << 20;
@@ -126,15 +126,17 @@ pub(crate) fn salvage(text: &str, first: Option<&str>) -> Option<(ConfigFile, Ve
     }
     let mut value: serde_yaml::Value = serde_yaml::from_str(text).ok()?;
     let mut found = Vec::new();
+    let mut left_out = Vec::new();
     for _ in 0..=MAX_SALVAGED {
         let error = match serde_path_to_error::deserialize::<_, ConfigFile>(value.clone()) {
-            Ok(file) => return Some((file, found)),
+            Ok(file) => return Some(Salvaged { file, found, left_out }),
             Err(error) => error,
         };
         let path = error.path().to_string();
         if path == "." || path.is_empty() || !leave_out(&mut value, &path) {
             return None;
         }
+        left_out.push(path.clone());
         // Leaving out `providers.x.type` makes `providers.x` lack a `type`:
         // a consequence of a problem already said, not one of its own.
         let consequence =
@@ -146,6 +148,16 @@ pub(crate) fn salvage(text: &str, first: Option<&str>) -> Option<(ConfigFile, Ve
         }
     }
     None
+}
+
+/// What [`salvage`] made of a file.
+pub(crate) struct Salvaged {
+    /// The file without what was left out.
+    pub file: ConfigFile,
+    /// The further problems: message and path.
+    pub found: Vec<(String, String)>,
+    /// Every path left out (also those of problems not said again).
+    pub left_out: Vec<String>,
 }
 
 /// Removes the node at `path` (`members[1].providers`) from `value`;
@@ -176,14 +188,69 @@ fn leave_out(value: &mut serde_yaml::Value, path: &str) -> bool {
             None => return false,
         }
     }
+    let is_members = parents == [Ok("members")];
     match (last, node) {
         (Ok(key), serde_yaml::Value::Mapping(map)) => map.remove(*key).is_some(),
-        (Err(index), serde_yaml::Value::Sequence(items)) if *index < items.len() => {
+        // A member becomes an empty one, so those after it keep their
+        // places (`members[4]` must still name the fifth).
+        (Err(index), serde_yaml::Value::Sequence(items))
+            if is_members
+                && items
+                    .get(*index)
+                    .is_some_and(|item| !item.is_mapping() || item.as_mapping().is_some_and(|m| !m.is_empty())) =>
+        {
+            items[*index] = serde_yaml::Value::Mapping(serde_yaml::Mapping::new());
+            true
+        }
+        (Err(index), serde_yaml::Value::Sequence(items)) if !is_members && *index < items.len() => {
             items.remove(*index);
             true
         }
         _ => false,
     }
+}
+
+/// Drops validation's problems that only follow from what salvage left
+/// out of a file (`salvaged`: file index and path): those at or inside a
+/// left-out path, a member said to lack the `email` or `providers` left
+/// out, and an unknown provider or catalog name that salvage took out.
+fn without_consequences(pending: &mut Vec<Pending>, salvaged: &[(usize, String)]) {
+    // At or inside a left-out path; or the member whose `email` or
+    // `providers` was left out, said to lack it.
+    let related = |problem: &Pending, left: &str| {
+        let (at, path) = (problem.path.as_str(), left);
+        let inside = at == path || at.strip_prefix(path).is_some_and(|rest| rest.starts_with(['.', '[']));
+        let lacking = match path.rsplit_once('.') {
+            Some((parent, "email")) => at == parent && problem.rule == rules::MEMBER_NO_EMAIL,
+            Some((parent, "providers")) => at == parent && problem.rule == rules::MEMBER_NO_PROVIDER,
+            _ => false,
+        };
+        inside || lacking
+    };
+    let removed_names: Vec<(Rule, String)> = salvaged
+        .iter()
+        .filter_map(|(_, path)| {
+            let (section, name) = path.split_once('.')?;
+            let rule = match section {
+                "providers" => rules::UNKNOWN_PROVIDER,
+                "roles" => rules::UNKNOWN_ROLE,
+                "plans" => rules::UNKNOWN_PLAN,
+                "groups" => rules::UNKNOWN_GROUP,
+                "positions" => rules::UNKNOWN_POSITION,
+                _ => return None,
+            };
+            (!name.contains(['.', '['])).then(|| (rule, format!("`{name}`")))
+        })
+        .collect();
+    pending.retain(|problem| {
+        if problem.rule == rules::PARSE {
+            return true;
+        }
+        let at_salvaged = salvaged.iter().any(|(file, path)| *file == problem.file && related(problem, path));
+        let names_removed =
+            removed_names.iter().any(|(rule, name)| problem.rule == *rule && problem.message.contains(name));
+        !at_salvaged && !names_removed
+    });
 }
 
 /// Expands config paths: files as given, directories into the
@@ -276,6 +343,7 @@ fn from_sources(sources: &[Source]) -> Result<Config, ConfigError> {
     let mut whole = vec![false; sources.len()];
     loop {
         let mut pending = Vec::new();
+        let mut salvaged: Vec<(usize, String)> = Vec::new();
         let mut parsed = Vec::with_capacity(sources.len());
         let mut runs = Vec::with_capacity(sources.len());
         let (attempts, digest) = parse_all(sources, &whole);
@@ -291,7 +359,7 @@ fn from_sources(sources: &[Source]) -> Result<Config, ConfigError> {
                 }
                 Err((message, path, known)) => {
                     let hint = || Some("see `memberctl schema` or the README's config reference".to_owned());
-                    let salvaged = salvage(&sources[index].text, path.as_deref());
+                    let rescued = salvage(&sources[index].text, path.as_deref());
                     pending.push(Pending {
                         rule: rules::PARSE,
                         file: index,
@@ -304,7 +372,8 @@ fn from_sources(sources: &[Source]) -> Result<Config, ConfigError> {
                     });
                     // The rest of the file is validated too; its problems
                     // are placed by their paths.
-                    if let Some((mut file, more)) = salvaged {
+                    if let Some(Salvaged { mut file, found: more, left_out }) = rescued {
+                        salvaged.extend(left_out.into_iter().map(|path| (index, path)));
                         for (message, path) in more {
                             let message = message.split(" at line ").next().unwrap_or(&message);
                             // As serde_yaml words the first one: path first.
@@ -336,7 +405,10 @@ fn from_sources(sources: &[Source]) -> Result<Config, ConfigError> {
                 }
             }
             Ok(config) if pending.is_empty() => return Ok(config),
-            Ok(_) => return Err(ConfigError::Invalid { problems: locate(sources, pending) }),
+            Ok(_) => {
+                without_consequences(&mut pending, &salvaged);
+                return Err(ConfigError::Invalid { problems: locate(sources, pending) });
+            }
         }
     }
 }

@@ -43,7 +43,22 @@ pub trait RecordBatches: Send {
     /// its own; answers their ids. A backend may make them durable at once
     /// (one sync for them all) rather than one by one.
     fn intents(&mut self, provider: &str, batches: &[Vec<Operation>]) -> Result<Vec<u64>, StateError> {
-        batches.iter().map(|ops| self.intent(provider, ops)).collect()
+        let mut ids = Vec::with_capacity(batches.len());
+        for ops in batches {
+            match self.intent(provider, ops) {
+                Ok(id) => ids.push(id),
+                Err(error) => {
+                    // None of them is sent: the intents already recorded are
+                    // closed as not sent, so none is replayed as uncertain.
+                    let not_sent = Outcome::Failed { reason: format!("not sent: {error}") };
+                    for (id, ops) in ids.into_iter().zip(batches) {
+                        let _ = self.outcome(id, ops, &vec![not_sent.clone(); ops.len()]);
+                    }
+                    return Err(error);
+                }
+            }
+        }
+        Ok(ids)
     }
     /// Records a batch's outcomes (and applies them to the state in memory).
     fn outcome(&mut self, batch: u64, ops: &[Operation], outcomes: &[Outcome]) -> Result<(), StateError>;

@@ -54,7 +54,8 @@ use crate::provider::{
     ProviderSettings, RemoteIds, Uncarried,
 };
 
-/// What each service's `/ServiceProviderConfig` said this run, by base URL.
+/// What each provider's `/ServiceProviderConfig` said this run, by provider
+/// name and base URL.
 fn discovered() -> &'static Mutex<HashMap<String, ServiceProviderConfig>> {
     static DISCOVERED: std::sync::OnceLock<Mutex<HashMap<String, ServiceProviderConfig>>> = std::sync::OnceLock::new();
     DISCOVERED.get_or_init(Mutex::default)
@@ -167,7 +168,9 @@ impl Scim {
     async fn discovery(&self) -> Result<&ServiceProviderConfig, BatchError> {
         self.config
             .get_or_try_init(|| async {
-                let key = self.settings.base_url.clone().unwrap_or_default();
+                // One provider's service: the same URL with another token
+                // may be another tenant, with other capabilities.
+                let key = format!("{}\n{}", self.settings.name, self.settings.base_url.as_deref().unwrap_or_default());
                 if let Some(known) = discovered().lock().expect("the discovery cache is never poisoned").get(&key) {
                     return Ok(known.clone());
                 }

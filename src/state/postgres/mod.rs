@@ -432,17 +432,20 @@ impl Drop for Release {
         // still holds the lock, and only this run's row: a run that lost
         // its session (and so its lock) must not clear the row of the run
         // that holds the lock now.
+        // The row goes first (a run waiting for the lock would otherwise
+        // take it and find this run's row as a stale holder's).
         self.session
             .call(|client| async move {
-                let held: bool = client.query_one("SELECT pg_advisory_unlock($1)", &[&key]).await?.get(0);
-                if held {
-                    client
-                        .execute(
-                            "DELETE FROM memberctl.locks WHERE state = $1 AND host = $2 AND pid = $3",
-                            &[&name, &host, &pid],
-                        )
-                        .await?;
-                }
+                client
+                    .execute(
+                        "DELETE FROM memberctl.locks WHERE state = $1 AND host = $2 AND pid = $3
+                         AND EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+                                     AND pid = pg_backend_pid() AND objsubid = 1
+                                     AND ((classid::bigint << 32) | objid::bigint) = $4)",
+                        &[&name, &host, &pid, &key],
+                    )
+                    .await?;
+                client.execute("SELECT pg_advisory_unlock($1)", &[&key]).await?;
                 Ok(())
             })
             .ok();

@@ -61,11 +61,14 @@ impl DatabaseUrl {
             .strip_prefix("postgres://")
             .or_else(|| text.strip_prefix("postgresql://"))
             .ok_or("the URL must start with `postgres://` or `postgresql://`")?;
-        // The user info first, up to the last `@`: a password with a `/`
-        // or `?` that is not percent-encoded must stay in it, not become
-        // the host or port that an error message names.
-        let (userinfo, rest) = match rest.rsplit_once('@') {
-            Some((userinfo, rest)) => (Some(userinfo), rest),
+        // The user info first: up to the last `@` before the query (so a
+        // password with an unencoded `/` or `@` stays in it), else up to an
+        // `@` with no `/` before it (an unencoded `?` in the password); an
+        // `@` in the path or the query is not one.
+        let before_query = rest.split('?').next().unwrap_or(rest);
+        let at = before_query.rfind('@').or_else(|| rest.find('@').filter(|&at| !rest[..at].contains('/')));
+        let (userinfo, rest) = match at {
+            Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
             None => (None, rest),
         };
         let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
@@ -93,7 +96,9 @@ impl DatabaseUrl {
             return Err("several hosts in one URL are not supported".to_owned());
         }
         let port = match port {
-            Some(port) => port.parse::<u16>().map_err(|_| format!("port `{port}` is not a number"))?,
+            // Not quoted: in a URL that is not percent-encoded, what stands
+            // where the port goes may be part of the password.
+            Some(port) => port.parse::<u16>().map_err(|_| "the URL's port is not a number".to_owned())?,
             None => 5432,
         };
         let dbname = decode(path);
@@ -235,6 +240,16 @@ mod tests {
             panic!("parsed")
         };
         assert!(!message.contains("Sekr1tX") && !message.contains("ann"), "{message}");
+        // An `@` in the query or the path is not the user info's.
+        let url = DatabaseUrl::parse("postgres://127.0.0.1:1/app?user=ann&password=ab@c:Secr3t").expect("parses");
+        assert_eq!(url.password.as_ref().map(|p| p.expose_secret().to_owned()).as_deref(), Some("ab@c:Secr3t"));
+        assert_eq!(url.target(), "127.0.0.1/app");
+        let url = DatabaseUrl::parse("postgres://h/d?sslmode=verify-ca&sslrootcert=/certs/a@b.pem").expect("parses");
+        assert_eq!(url.sslrootcert.as_deref(), Some(std::path::Path::new("/certs/a@b.pem")));
+        for bad in ["postgres://u:Sekr1t@h:Sekr2t/d", "postgres://h:1/d?password=x@y:Sekr3t&sslmode=no"] {
+            let Err(message) = DatabaseUrl::parse(bad) else { panic!("{bad} parsed") };
+            assert!(!message.contains("Sekr"), "{message}");
+        }
     }
 
     #[test]
