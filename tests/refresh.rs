@@ -207,3 +207,25 @@ fn adopting_without_appending_warns_that_the_plan_would_remove_them() {
         out.rendered()
     );
 }
+
+// Found by a review: removing (or updating) a member the sandbox no longer
+// held failed on every run. As at a SCIM service, one already gone is
+// removed, and one to update is drift: recorded as gone, invited again.
+#[test]
+fn the_sandbox_takes_a_member_gone_at_the_service_as_removed_or_drift() {
+    let t = applied();
+    at_the_service(&t, DELETED_KIM);
+    let without_kim = QUICKSTART.replace("  - email: kim@example.com\n    name: Kim Park\n", "");
+    assert_ne!(without_kim, QUICKSTART, "the quickstart configures Kim");
+    t.write("memberctl.yaml", &without_kim);
+    let out = t.cmd(&["apply", "--auto-approve"]).expect(0);
+    assert!(out.stdout.contains("1 removed"), "{}", out.rendered());
+    assert!(!t.read("memberctl.state.json").contains("kim@example.com"));
+
+    at_the_service(&t, r#"{"op":"remove","provider":"sandbox","email":"jane.doe@example.com"}"#);
+    t.write("memberctl.yaml", &without_kim.replace("    name: Jane Doe\n", "    name: Jane Q. Doe\n"));
+    let out = t.cmd(&["apply", "--auto-approve"]).expect(0);
+    assert!(out.stdout.contains("Gone: deleted at the provider"), "{}", out.rendered());
+    let plan = t.cmd(&["plan", "--detailed-exitcode"]).expect(2);
+    assert!(plan.stdout.contains("+ invite sandbox/jane.doe@example.com"), "{}", plan.rendered());
+}

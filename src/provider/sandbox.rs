@@ -244,8 +244,14 @@ impl Sandbox {
                 }
                 OperationKind::Update if members.present.contains(&email) => Outcome::Updated,
                 OperationKind::Remove if members.present.contains(&email) => Outcome::Removed,
-                OperationKind::Update | OperationKind::Remove => {
-                    Outcome::Failed { reason: "not a member of the sandbox".to_owned() }
+                // As a SCIM service's 404: a member already gone is removed,
+                // and one to update is drift (the next plan invites it).
+                OperationKind::Remove => {
+                    outcomes.push(Outcome::Removed);
+                    continue;
+                }
+                OperationKind::Update => {
+                    Outcome::Gone { reason: "not a member of the sandbox (removed outside memberctl)".to_owned() }
                 }
             };
             if matches!(outcome, Outcome::Invited(_) | Outcome::Added(_) | Outcome::Updated | Outcome::Removed) {
