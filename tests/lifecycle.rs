@@ -220,6 +220,9 @@ fn init_writes_a_starter_that_runs_and_refuses_to_overwrite() {
     let out = t.cmd(&["init"]).expect(1);
     assert!(out.stderr.contains("already exists; not overwriting it"), "{}", out.rendered());
     assert_eq!(t.read("memberctl.yaml"), before);
+    // Elsewhere, the next command it suggests finds the file.
+    let out = t.cmd(&["init", "team.yaml"]).expect(0);
+    assert!(out.stdout.contains("Next: `memberctl plan -c team.yaml`."), "{}", out.rendered());
 }
 
 #[test]

@@ -70,6 +70,12 @@ pub(super) fn run(args: &InitArgs, cx: &mut Context<'_>) -> Outcome {
         write_atomically(&schema_path, |out| out.write_all(crate::config::schema::config_schema().as_bytes()))?;
         cx.ui.println(&format!("Wrote `{}` for editor completion.", schema_path.display()))?;
     }
-    cx.ui.println("Next: `memberctl plan`.")?;
+    // The next command has to find the file: by default, or by `-c`.
+    let next = if path.as_os_str() == crate::config::DEFAULT_CONFIG {
+        "memberctl plan".to_owned()
+    } else {
+        format!("memberctl plan -c {}", path.display())
+    };
+    cx.ui.println(&format!("Next: `{next}`."))?;
     Ok(Success::Done)
 }
