@@ -666,11 +666,13 @@ fn a_database_restarted_mid_apply_is_reconnected_and_the_apply_finishes() {
 // second apply, started meanwhile, and a later one converge.
 #[test]
 fn a_stolen_lock_fences_the_old_writer_and_the_next_runs_converge() {
-    const N: usize = 100;
+    // Enough batches, answered slowly enough, that the first apply is still
+    // sending when its session is killed, however loaded the machine.
+    const N: usize = 200;
     let pg = Postgres::shared();
     let db = pg.database();
     let nw = FakeNetworked::start();
-    nw.set_answer_delay(Duration::from_millis(150));
+    nw.set_answer_delay(Duration::from_millis(400));
     let t = Test::new()
         .config(&on_postgres(&networked_members(&nw, "stolen", N, 10), "stolen"))
         .env(URL_ENV, &pg.url(&db))

@@ -384,3 +384,15 @@ fn a_bad_rescue_journal_is_named_as_one() {
     assert!(out.stderr.contains("`rescue.json` is not a rescue journal memberctl can read"), "{}", out.rendered());
     assert!(!out.stderr.contains(".backup"), "{}", out.rendered());
 }
+
+// Found by a review: `MEMBERCTL_STATE=` (set, empty) failed as a `--state`
+// given no value; like `MEMBERCTL_CONFIG`, an empty variable is unset.
+#[test]
+fn memberctl_state_names_the_state_file_and_empty_is_unset() {
+    let t = Test::new().config(QUICKSTART).env("MEMBERCTL_STATE", "");
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    assert!(t.path().join("memberctl.state.json").exists());
+    let t = t.env("MEMBERCTL_STATE", "other.state.json");
+    let out = t.cmd(&["plan"]).expect(0);
+    assert!(out.stdout.contains("Plan: 3 to invite"), "a state of its own: {}", out.rendered());
+}

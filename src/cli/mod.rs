@@ -51,8 +51,9 @@ pub struct Global {
     /// Without it: `MEMBERCTL_CONFIG` (paths separated by `:`), then `memberctl.yaml`
     #[arg(short, long = "config", value_name = "PATH", global = true)]
     pub config: Vec<PathBuf>,
-    /// State file (default: `state.path` in the config, else `memberctl.state.json`)
-    #[arg(long, value_name = "PATH", global = true, env = "MEMBERCTL_STATE")]
+    /// State file (else `MEMBERCTL_STATE` when set and not empty, then `state.path` in the config, then
+    /// `memberctl.state.json`)
+    #[arg(long, value_name = "PATH", global = true)]
     pub state: Option<PathBuf>,
     /// How long to wait for the state lock, e.g. `30s` (default: fail at once)
     #[arg(long, value_name = "DURATION", global = true, default_value = "0s", value_parser = parse_duration)]
@@ -436,11 +437,21 @@ impl Context<'_> {
         }
     }
 
+    /// `--state`, else `MEMBERCTL_STATE` unless empty (an empty variable
+    /// is unset, as `MEMBERCTL_CONFIG`; clap would refuse it as a missing
+    /// value of a flag no one passed).
+    fn state_flag(&self) -> Option<PathBuf> {
+        self.global
+            .state
+            .clone()
+            .or_else(|| std::env::var_os("MEMBERCTL_STATE").filter(|v| !v.is_empty()).map(PathBuf::from))
+    }
+
     /// Where the state lives: `state:` in the config, `--state` for a file.
     fn state_backend(&self, config: Option<&Config>) -> Result<Box<dyn Backend>, Error> {
         match config.map(|c| &c.state) {
             Some(config::StateSettings::Postgres { url_env, name }) => {
-                if self.global.state.is_some() {
+                if self.state_flag().is_some() {
                     return Err(Error::usage(
                         "`--state` (or `MEMBERCTL_STATE`) names a state file, but the config keeps the state in PostgreSQL",
                         "drop `--state`/`MEMBERCTL_STATE`, or the config's `state:` to use a file",
@@ -449,13 +460,13 @@ impl Context<'_> {
                 Ok(Box::new(crate::state::postgres::PostgresBackend::connect(url_env, name)?))
             }
             Some(config::StateSettings::File { path }) => {
-                let path = self.global.state.clone().or_else(|| path.clone());
+                let path = self.state_flag().or_else(|| path.clone());
                 Ok(Box::new(FileBackend::new(StatePaths::new(
                     path.unwrap_or_else(|| crate::state::DEFAULT_STATE.into()),
                 ))))
             }
             None => {
-                let path = self.global.state.clone().unwrap_or_else(|| crate::state::DEFAULT_STATE.into());
+                let path = self.state_flag().unwrap_or_else(|| crate::state::DEFAULT_STATE.into());
                 Ok(Box::new(FileBackend::new(StatePaths::new(path))))
             }
         }
