@@ -196,6 +196,24 @@ impl Error {
             _ => None,
         }
     }
+
+    /// An error that is no config problem, for machine-readable output:
+    /// each of its problems (apply's preflight may find several) as a
+    /// message, with its causes as the human rendering says them (`caused
+    /// by: ...`), and its hint.
+    #[must_use]
+    pub fn unplaced(&self) -> Vec<(String, Option<String>)> {
+        if let Some(ApplyError::Preflight { problems }) = self.downcast::<ApplyError>() {
+            return problems.iter().map(|p| (p.message.clone(), Some(p.hint.clone()))).collect();
+        }
+        let mut message = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            write!(message, "\ncaused by: {cause}").expect("writing to a String cannot fail");
+            source = cause.source();
+        }
+        vec![(message, self.hints().first().cloned())]
+    }
 }
 
 impl fmt::Display for Error {

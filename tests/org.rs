@@ -479,6 +479,13 @@ fn validate_format_json_lists_problems_by_the_committed_schema() {
     assert!(validator.is_valid(&problems), "{}", missing.stderr);
     assert_eq!(problems[0]["message"], "config file `memberctl.yaml` not found");
     assert_eq!(problems[0]["file"], serde_json::Value::Null);
+    // Its causes too, as the human rendering says them (found by a review).
+    let unlockable =
+        Test::new().config(ROOT).cmd(&["plan", "--error-format", "json", "--state", "nowhere/x.json"]).expect(1);
+    let problems: serde_json::Value = serde_json::from_str(&unlockable.stderr).expect("json on stderr");
+    assert!(validator.is_valid(&problems), "{}", unlockable.stderr);
+    let message = problems[0]["message"].as_str().expect("a message");
+    assert!(message.contains("\ncaused by: "), "{message}");
 }
 
 #[test]

@@ -33,19 +33,27 @@ pub fn render(error: &Error, format: ErrorFormat, all_problems: bool, root: &Pat
         (ErrorFormat::Json, Some(problems)) => json(problems),
         (ErrorFormat::Json, None) => {
             // Not a problem in a file: the same shape, with no place and no rule.
-            let entry = serde_json::json!([{
-                "file": null, "line": null, "column": null,
-                "message": error.to_string(), "hint": error.hints().first(), "rule": null,
-            }]);
-            format!("{entry:#}\n")
+            let entries: Vec<serde_json::Value> = error
+                .unplaced()
+                .into_iter()
+                .map(|(message, hint)| {
+                    serde_json::json!({
+                        "file": null, "line": null, "column": null, "message": message, "hint": hint, "rule": null,
+                    })
+                })
+                .collect();
+            format!("{:#}\n", serde_json::Value::Array(entries))
         }
         (ErrorFormat::Github, Some(problems)) => github(problems, root),
         (ErrorFormat::Github, None) => {
-            let mut message = error.to_string();
-            for hint in error.hints() {
-                write!(message, "\nhint: {hint}").expect("writing to a String cannot fail");
+            let mut out = String::new();
+            for (mut message, hint) in error.unplaced() {
+                if let Some(hint) = hint {
+                    write!(message, "\nhint: {hint}").expect("writing to a String cannot fail");
+                }
+                writeln!(out, "::error::{}", escape_data(&message)).expect("writing to a String cannot fail");
             }
-            format!("::error::{}\n", escape_data(&message))
+            out
         }
     }
 }
