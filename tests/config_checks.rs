@@ -103,25 +103,28 @@ fn parse_errors_point_inside_the_file() {
     }
 }
 
+/// `validate --format json` of `yaml`: each problem's line and rule, and
+/// the output.
+fn lines_and_rules(yaml: &str) -> (Vec<(u64, String)>, crate::support::harness::Output) {
+    let out = Test::new().config(yaml).cmd(&["validate", "--format", "json"]).expect(1);
+    let problems: serde_json::Value = serde_json::from_str(&out.stdout).expect("a JSON list");
+    let found = problems
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|p| (p["line"].as_u64().expect("placed"), p["rule"].as_str().expect("a rule").to_owned()))
+        .collect();
+    (found, out)
+}
+
 // A value of the wrong type or an unknown enum value used to stop the file
 // there: every other problem in it was said only once that one was fixed.
 #[test]
 fn a_value_of_the_wrong_type_does_not_hide_the_other_problems_in_its_file() {
     let yaml = "version: 1\nprovders: {}\nproviders:\n  sb: { type: sandbox }\n  gone: { type: sandbx }\nroles:\n  member: { sb: r1 }\ndefaults:\n  providers: [sb]\nmembers:\n  - email: bad\n  - email: ok@example.com\n    providers: sb\n  - email: x@example.com\n    method: drect\n  - email: y@example.com\n    rols: [member]\n";
-    let out = Test::new().config(yaml).cmd(&["validate", "--format", "json"]).expect(1);
-    let problems: serde_json::Value = serde_json::from_str(&out.stdout).expect("a JSON list");
-    let found: Vec<(u64, &str)> = problems
-        .as_array()
-        .expect("a list")
-        .iter()
-        .map(|p| (p["line"].as_u64().expect("placed"), p["rule"].as_str().expect("a rule")))
-        .collect();
-    assert_eq!(
-        found,
-        [(2, "unknown-key"), (5, "parse"), (11, "email"), (13, "parse"), (15, "parse"), (17, "unknown-key")],
-        "{}",
-        out.rendered()
-    );
+    let (found, out) = lines_and_rules(yaml);
+    let expected = [(2, "unknown-key"), (5, "parse"), (11, "email"), (13, "parse"), (15, "parse"), (17, "unknown-key")];
+    assert_eq!(found, expected.map(|(line, rule)| (line, rule.to_owned())), "{}", out.rendered());
     let text = out.stdout;
     assert!(text.contains("unknown variant `sandbx`") && text.contains("unknown variant `drect`"), "{text}");
     assert!(text.contains("members[1].providers: invalid type: string"), "{text}");
@@ -133,15 +136,9 @@ fn a_value_of_the_wrong_type_does_not_hide_the_other_problems_in_its_file() {
 #[test]
 fn what_salvage_leaves_out_keeps_the_places_and_hides_only_consequences() {
     let yaml = "version: 1\nproviders:\n  sb: { type: sandbox }\n  community: { type: sandboxx }\nroles:\n  member: { sb: r1, community: r2 }\ndefaults:\n  providers: [sb, community]\n  roles: [member]\nmembers:\n  - email: a@example.com\n  - b@example.com\n  - email: c@example.com\n  - email: d@example.com\n    method: bogus\n  - email: e@example.com\n    roles: [nope]\n";
-    let out = Test::new().config(yaml).cmd(&["validate", "--format", "json"]).expect(1);
-    let problems: serde_json::Value = serde_json::from_str(&out.stdout).expect("a JSON list");
-    let found: Vec<(u64, &str)> = problems
-        .as_array()
-        .expect("a list")
-        .iter()
-        .map(|p| (p["line"].as_u64().expect("placed"), p["rule"].as_str().expect("a rule")))
-        .collect();
-    assert_eq!(found, [(4, "parse"), (12, "parse"), (15, "parse"), (17, "unknown-role")], "{}", out.rendered());
+    let (found, out) = lines_and_rules(yaml);
+    let expected = [(4, "parse"), (12, "parse"), (15, "parse"), (17, "unknown-role")];
+    assert_eq!(found, expected.map(|(line, rule)| (line, rule.to_owned())), "{}", out.rendered());
 }
 
 // Regression: #9 defect 5, through the real binary: `validate` shows ten

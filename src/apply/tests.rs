@@ -174,11 +174,13 @@ impl crate::state::backend::RecordBatches for Noting {
 }
 
 /// A provider that invites everyone it is sent, and notes the most
-/// requests it ever had in flight.
+/// requests it ever had in flight; it may hold one address's batch.
 struct Inviting {
     settings: ProviderSettings,
     in_flight: std::sync::atomic::AtomicUsize,
     most: std::sync::atomic::AtomicUsize,
+    /// A batch holding this address is answered only once it is notified.
+    hold: Option<(Address, Arc<tokio::sync::Notify>)>,
 }
 
 impl Provider for Inviting {
@@ -196,10 +198,31 @@ impl Provider for Inviting {
             let now = self.in_flight.fetch_add(1, SeqCst) + 1;
             self.most.fetch_max(now, SeqCst);
             tokio::task::yield_now().await;
+            if let Some((held, release)) = &self.hold {
+                if batch.iter().any(|op| op.address == *held) {
+                    release.notified().await;
+                }
+            }
             self.in_flight.fetch_sub(1, SeqCst);
             Ok(batch.iter().map(|_| Outcome::Invited(provider::RemoteIds::default())).collect())
         })
     }
+}
+
+/// A first plan inviting `m0@example.com` ... on the sandbox, and its
+/// settings with batches of one, three at a time.
+fn invitations(count: usize) -> (Plan, ProviderSettings) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = CONFIG.split_once("members:\n").expect("members").0.to_owned() + "members:\n";
+    for i in 0..count {
+        std::fmt::Write::write_fmt(&mut config, format_args!("  - email: m{i}@example.com\n")).expect("to a string");
+    }
+    let config = crate::config::load_str(&dir.path().join("memberctl.yaml"), &config).expect("config");
+    let plan = crate::plan::compute(&config, None, &Scope::default(), crate::clock::now());
+    let mut settings = plan.providers["sandbox"].clone();
+    settings.batch_size = 1;
+    settings.concurrency = 3;
+    (plan, settings)
 }
 
 // Each batch is journaled on its own (#13 had journaled the batches sent
@@ -208,20 +231,12 @@ impl Provider for Inviting {
 // flight than the provider's concurrency.
 #[tokio::test]
 async fn each_batch_is_journaled_on_its_own_with_at_most_concurrency_in_flight() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = CONFIG.split_once("members:\n").expect("members").0.to_owned() + "members:\n";
-    for i in 0..7 {
-        std::fmt::Write::write_fmt(&mut config, format_args!("  - email: m{i}@example.com\n")).expect("to a string");
-    }
-    let config = crate::config::load_str(&dir.path().join("memberctl.yaml"), &config).expect("config");
-    let plan = crate::plan::compute(&config, None, &Scope::default(), crate::clock::now());
-    let mut settings = plan.providers["sandbox"].clone();
-    settings.batch_size = 1;
-    settings.concurrency = 3;
+    let (plan, settings) = invitations(7);
     let client = Arc::new(Inviting {
         settings,
         in_flight: std::sync::atomic::AtomicUsize::new(0),
         most: std::sync::atomic::AtomicUsize::new(0),
+        hold: None,
     });
     let clients: BTreeMap<String, Arc<dyn Provider>> =
         BTreeMap::from([("sandbox".to_owned(), Arc::clone(&client) as Arc<dyn Provider>)]);
@@ -310,52 +325,21 @@ async fn an_abandoned_group_keeps_the_answers_it_had() {
     assert_eq!(crate::state::file::read(&paths).expect("state").as_ref(), Some(&state), "the state is written");
 }
 
-/// A provider that answers every batch at once, but the one holding
-/// `held` only when `release` is notified.
-struct Holding {
-    settings: ProviderSettings,
-    held: Address,
-    release: Arc<tokio::sync::Notify>,
-}
-
-impl Provider for Holding {
-    fn settings(&self) -> &ProviderSettings {
-        &self.settings
-    }
-
-    fn batches(&self, operations: Vec<Operation>) -> Vec<Vec<Operation>> {
-        provider::chunk(operations, self.settings.batch_size)
-    }
-
-    fn send<'a>(&'a self, batch: &'a [Operation]) -> BoxFuture<'a, Result<Vec<Outcome>, BatchError>> {
-        Box::pin(async move {
-            if batch.iter().any(|op| op.address == self.held) {
-                self.release.notified().await;
-            }
-            Ok(batch.iter().map(|_| Outcome::Invited(provider::RemoteIds::default())).collect())
-        })
-    }
-}
-
 // Found by a review against DESIGN ("each email's outcome is recorded as
 // soon as its batch returns"): with batches in flight together, a batch
 // that returned waited for the slowest before its outcome was journaled,
 // and a kill in between lost what the provider had confirmed.
 #[tokio::test]
 async fn a_batch_is_recorded_as_soon_as_it_returns_while_another_is_in_flight() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = CONFIG.split_once("members:\n").expect("members").0.to_owned() + "members:\n";
-    for i in 0..3 {
-        std::fmt::Write::write_fmt(&mut config, format_args!("  - email: m{i}@example.com\n")).expect("to a string");
-    }
-    let config = crate::config::load_str(&dir.path().join("memberctl.yaml"), &config).expect("config");
-    let plan = crate::plan::compute(&config, None, &Scope::default(), crate::clock::now());
-    let mut settings = plan.providers["sandbox"].clone();
-    settings.batch_size = 1;
-    settings.concurrency = 3;
+    let (plan, settings) = invitations(3);
     let release = Arc::new(tokio::sync::Notify::new());
     let held = Address::new("sandbox", "m1@example.com");
-    let client = Arc::new(Holding { settings, held: held.clone(), release: Arc::clone(&release) });
+    let client = Arc::new(Inviting {
+        settings,
+        in_flight: std::sync::atomic::AtomicUsize::new(0),
+        most: std::sync::atomic::AtomicUsize::new(0),
+        hold: Some((held.clone(), Arc::clone(&release))),
+    });
     let clients: BTreeMap<String, Arc<dyn Provider>> =
         BTreeMap::from([("sandbox".to_owned(), client as Arc<dyn Provider>)]);
     let answered: Arc<std::sync::Mutex<Vec<Address>>> = Arc::default();
