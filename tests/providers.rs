@@ -611,6 +611,26 @@ async fn a_502_with_an_html_body_is_quoted_and_uncertain() {
     "#);
 }
 
+// DESIGN: 400, 401 and 403 are never retried and name the env var used
+// (a review found a 400 did not).
+#[tokio::test]
+async fn a_400_is_not_retried_and_names_the_env_var() {
+    let server = FakeNetworked::start();
+    server.push_fault(Fault::Raw {
+        status: 400,
+        content_type: "application/json",
+        body: r#"{"error":true,"message":"users[0].tagId is invalid"}"#.to_owned(),
+        process: false,
+    });
+    let client = networked(&server);
+    let error =
+        client.send(&[Operation::invite("community", member("jane@example.com", "Jane Doe"))]).await.expect_err("400");
+    assert_eq!(server.request_count(), 1, "a 400 is never retried");
+    assert!(!error.fatal && !error.uncertain, "{error:?}");
+    assert!(error.message.contains("HTTP 400 Bad Request"), "{}", error.message);
+    assert!(error.message.contains(&format!("the env var `{NW_ENV}`")), "{}", error.message);
+}
+
 #[tokio::test]
 async fn auth_failure_names_the_env_var_never_the_value() {
     const WRONG: &str = "wrong-key-do-not-print";

@@ -685,13 +685,18 @@ impl HttpClient {
             413 => (false, "the request was too large: lower `batch_size` for this provider"),
             _ => (false, "the provider refused the request; nothing in it was carried out"),
         };
+        // DESIGN names the env var for a 400 too (some services answer a
+        // malformed key with 400, not 401).
+        let message = if status == StatusCode::BAD_REQUEST {
+            format!(
+                "{what}: HTTP {status}: {summary} (sent with the {} from the env var `{}`)",
+                self.credential_kind, self.credential_env
+            )
+        } else {
+            format!("{what}: HTTP {status}: {summary}")
+        };
         Attempt::Done(Err(Failure {
-            error: BatchError {
-                uncertain: delivered_before,
-                fatal,
-                message: format!("{what}: HTTP {status}: {summary}"),
-                hint: Some(hint.to_owned()),
-            },
+            error: BatchError { uncertain: delivered_before, fatal, message, hint: Some(hint.to_owned()) },
             status: Some(status.as_u16()),
             json: json.ok(),
         }))
