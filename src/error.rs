@@ -207,12 +207,15 @@ impl Error {
             return problems.iter().map(|p| (p.message.clone(), Some(p.hint.clone()))).collect();
         }
         let mut message = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
+        for cause in self.causes() {
             write!(message, "\ncaused by: {cause}").expect("writing to a String cannot fail");
-            source = cause.source();
         }
         vec![(message, self.hints().first().cloned())]
+    }
+
+    /// What caused it, outermost first (the `caused by:` lines).
+    fn causes(&self) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
+        std::iter::successors(std::error::Error::source(self), |cause| cause.source())
     }
 }
 
@@ -290,10 +293,8 @@ pub fn render(error: &Error, all_problems: bool) -> String {
         return out;
     }
     push_line(&mut out, format_args!("error: {error}"));
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
+    for cause in error.causes() {
         push_line(&mut out, format_args!("caused by: {cause}"));
-        source = cause.source();
     }
     for hint in error.hints() {
         push_line(&mut out, format_args!("hint: {hint}"));

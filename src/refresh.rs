@@ -247,10 +247,12 @@ pub fn reconcile(
                 .or_else(|| listed.get(&normalize_email(&record.email)))
                 .copied()
         };
-        let recorded: Vec<_> = state.resources.range(Address::provider_range(provider)).map(|(_, r)| r).collect();
-        let fields = compared_fields(provider, listing, &recorded, &find, &mut report.notes);
-        let confirmed = recorded.iter().filter(|r| r.status != Status::Uncertain).count();
-        let missing = recorded.iter().filter(|r| r.status != Status::Uncertain && find(r).is_none()).count();
+        // Each record with the listed member it is, found once.
+        let recorded: Vec<(&Resource, Option<usize>)> =
+            state.resources.range(Address::provider_range(provider)).map(|(_, r)| (r, find(r))).collect();
+        let fields = compared_fields(provider, listing, &recorded, &mut report.notes);
+        let confirmed = recorded.iter().filter(|(r, _)| r.status != Status::Uncertain).count();
+        let missing = recorded.iter().filter(|(r, found)| r.status != Status::Uncertain && found.is_none()).count();
         if missing >= SUSPICIOUS_MINIMUM && missing as f64 > max_removal_fraction * confirmed as f64 {
             return Err(RefreshError::Suspicious {
                 provider: provider.clone(),
@@ -260,8 +262,7 @@ pub fn reconcile(
             });
         }
         let mut known = BTreeSet::new();
-        for record in recorded {
-            let found = find(record);
+        for (record, found) in recorded {
             known.extend(found);
             let address = record.address.clone();
             let drift = match (found.map(|i| &listing.members[i]), record.status) {
@@ -329,8 +330,7 @@ pub fn reconcile(
 fn compared_fields(
     provider: &str,
     listing: &Listing,
-    recorded: &[&Resource],
-    find: &dyn Fn(&Resource) -> Option<usize>,
+    recorded: &[(&Resource, Option<usize>)],
     notes: &mut Vec<String>,
 ) -> Vec<&'static str> {
     const IGNORED_FROM: usize = 2;
@@ -338,7 +338,7 @@ fn compared_fields(
     for uncarried in &listing.uncarried {
         let holders = recorded
             .iter()
-            .filter(|r| find(r).is_some() && uncarried.fields.iter().any(|f| carries(&r.attributes, f)))
+            .filter(|(r, found)| found.is_some() && uncarried.fields.iter().any(|f| carries(&r.attributes, f)))
             .count();
         if holders >= IGNORED_FROM {
             notes.push(format!(

@@ -163,46 +163,32 @@ pub(crate) struct Salvaged {
 /// Removes the node at `path` (`members[1].providers`) from `value`;
 /// whether it was there.
 fn leave_out(value: &mut serde_yaml::Value, path: &str) -> bool {
-    let mut steps: Vec<Result<&str, usize>> = Vec::new();
-    for part in path.split('.') {
-        let (key, indexes) = part.split_once('[').map_or((part, ""), |(key, rest)| (key, rest));
-        if !key.is_empty() {
-            steps.push(Ok(key));
-        }
-        for index in indexes.split('[').filter(|i| !i.is_empty()) {
-            match index.trim_end_matches(']').parse() {
-                Ok(index) => steps.push(Err(index)),
-                Err(_) => return false,
-            }
-        }
-    }
+    use super::locate::Step;
+    let Some(steps) = super::locate::steps(path) else { return false };
     let Some((last, parents)) = steps.split_last() else { return false };
     let mut node = value;
     for step in parents {
         let next = match step {
-            Ok(key) => node.get_mut(*key),
-            Err(index) => node.get_mut(*index),
+            Step::Key(key) => node.get_mut(*key),
+            Step::Index(index) => node.get_mut(*index),
         };
         match next {
             Some(next) => node = next,
             None => return false,
         }
     }
-    let is_members = parents == [Ok("members")];
+    let is_members = parents == [Step::Key("members")];
     match (last, node) {
-        (Ok(key), serde_yaml::Value::Mapping(map)) => map.remove(*key).is_some(),
-        // A member becomes an empty one, so those after it keep their
-        // places (`members[4]` must still name the fifth).
-        (Err(index), serde_yaml::Value::Sequence(items))
-            if is_members
-                && items
-                    .get(*index)
-                    .is_some_and(|item| !item.is_mapping() || item.as_mapping().is_some_and(|m| !m.is_empty())) =>
+        (Step::Key(key), serde_yaml::Value::Mapping(map)) => map.remove(*key).is_some(),
+        // A member becomes an empty one (unless it is one already), so those
+        // after it keep their places (`members[4]` must still name the fifth).
+        (Step::Index(index), serde_yaml::Value::Sequence(items))
+            if is_members && items.get(*index).is_some_and(|item| item.as_mapping().is_none_or(|m| !m.is_empty())) =>
         {
             items[*index] = serde_yaml::Value::Mapping(serde_yaml::Mapping::new());
             true
         }
-        (Err(index), serde_yaml::Value::Sequence(items)) if !is_members && *index < items.len() => {
+        (Step::Index(index), serde_yaml::Value::Sequence(items)) if !is_members && *index < items.len() => {
             items.remove(*index);
             true
         }

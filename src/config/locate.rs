@@ -180,16 +180,7 @@ pub fn trouble(source: &str) -> Option<Position> {
 /// position. One pass over the file per call, so only a fallback.
 #[must_use]
 pub fn seek(source: &str, path: &str, at_key: bool) -> Option<Position> {
-    let mut steps = Vec::new();
-    for part in path.split('.') {
-        let (key, indexes) = part.split_once('[').map_or((part, ""), |(k, rest)| (k, rest));
-        if !key.is_empty() {
-            steps.push(Step::Key(key));
-        }
-        for index in indexes.split('[').filter(|i| !i.is_empty()) {
-            steps.push(Step::Index(index.trim_end_matches(']').parse().ok()?));
-        }
-    }
+    let steps = steps(path)?;
     let deserializer = serde_yaml::Deserializer::from_str(source);
     let err = Seek { steps: &steps, at_key }.deserialize(deserializer).err()?;
     // Only the marker error is a position found; any other is the file's
@@ -201,10 +192,30 @@ pub fn seek(source: &str, path: &str, at_key: bool) -> Option<Position> {
 /// The error [`Seek`] raises at its target, so `serde_yaml` marks it.
 const FOUND: &str = "memberctl: found";
 
-#[derive(Clone, Copy)]
-enum Step<'a> {
+/// One step of a path (`members[3].email`): a key or a list index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step<'a> {
+    /// A mapping key.
     Key(&'a str),
+    /// A list index.
     Index(usize),
+}
+
+/// The steps of `path` (`members[3].email` → `members`, 3, `email`);
+/// `None` when an index is not a number.
+#[must_use]
+pub fn steps(path: &str) -> Option<Vec<Step<'_>>> {
+    let mut steps = Vec::new();
+    for part in path.split('.') {
+        let (key, indexes) = part.split_once('[').map_or((part, ""), |(k, rest)| (k, rest));
+        if !key.is_empty() {
+            steps.push(Step::Key(key));
+        }
+        for index in indexes.split('[').filter(|i| !i.is_empty()) {
+            steps.push(Step::Index(index.trim_end_matches(']').parse().ok()?));
+        }
+    }
+    Some(steps)
 }
 
 /// Walks to a path and fails there: `serde_yaml` gives the error the

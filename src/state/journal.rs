@@ -223,37 +223,26 @@ impl FileRecorder {
         Ok(batch)
     }
 
-    /// Appends the intents of batches sent together, one line each, in one
-    /// write, and syncs them once: the batches may be sent once this
-    /// returns. When that fails, none of them is left in the journal (none
+    /// Appends the intents of batches sent together, one line each, and
+    /// syncs them once: the batches may be sent once this returns. When that fails, none of them is left in the journal (none
     /// is sent, so none may be replayed as uncertain).
     pub fn intents(&mut self, provider: &str, batches: &[Vec<Operation>]) -> Result<Vec<u64>, StateError> {
-        let mut lines = Vec::with_capacity(batches.len());
-        let mut all = Vec::new();
-        for (offset, ops) in (0u64..).zip(batches) {
-            let batch = self.next_batch + offset;
-            let mut line = serde_json::to_vec(&Entry::Intent { batch, provider: provider.into(), ops: ops.into() })
-                .expect("journal entries serialise");
-            line.push(b'\n');
-            all.extend_from_slice(&line);
-            lines.push((batch, line));
+        let (bytes, next_batch) = (self.journal_bytes, self.next_batch);
+        let written = batches
+            .iter()
+            .map(|ops| self.append_intent(provider, ops))
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|ids| self.sync().map(|()| ids));
+        if written.is_err() {
+            // Best effort: the error is what counts.
+            let _ = self.journal.set_len(bytes);
+            let _ = self.journal.seek(SeekFrom::Start(bytes));
+            for batch in next_batch..self.next_batch {
+                self.open.remove(&batch);
+            }
+            (self.journal_bytes, self.next_batch) = (bytes, next_batch);
         }
-        if let Err(error) = self.journal.write_all(&all).and_then(|()| self.journal.sync_data()) {
-            // Best effort: the error below is what counts.
-            let _ = self.journal.set_len(self.journal_bytes);
-            let _ = self.journal.seek(SeekFrom::Start(self.journal_bytes));
-            return Err(StateError::io("append to", &self.paths.journal(), error));
-        }
-        self.journal_bytes += all.len() as u64;
-        self.unsynced = false;
-        self.next_batch += lines.len() as u64;
-        Ok(lines
-            .into_iter()
-            .map(|(batch, line)| {
-                self.open.insert(batch, line);
-                batch
-            })
-            .collect())
+        written
     }
 
     fn append_intent(&mut self, provider: &str, ops: &[Operation]) -> Result<u64, StateError> {

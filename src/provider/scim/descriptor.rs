@@ -2,7 +2,7 @@
 //! see it: its keys, credential, catalogs, member fields and removal rules.
 
 use super::client::Scim;
-use super::mapping::{Managed, OnRemove};
+use super::mapping::{managed_view, OnRemove};
 use crate::attributes::Attributes;
 use crate::provider::{
     Capabilities, CatalogKind, CredentialSpec, MemberFields, NameFields, Provider, ProviderError, ProviderSettings,
@@ -60,27 +60,10 @@ impl ProviderType for ScimType {
 
     /// Only what `manage` lists is memberctl's: the rest is neither sent,
     /// recorded nor planned (a service-side change to it is not drift).
+    /// The view the client sends ([`managed_view`]) is what is resolved.
     fn finish_attributes(&self, attributes: &mut Attributes, settings: &ProviderSettings) {
         let manage = settings.scim.as_ref().map(|s| s.manage.clone()).unwrap_or_default();
-        if !manage.contains(Managed::Name) {
-            (attributes.name, attributes.first_name, attributes.last_name) = (None, None, None);
-        }
-        if !manage.contains(Managed::Phone) {
-            attributes.phone = None;
-        }
-        if !manage.contains(Managed::Roles) {
-            attributes.roles.clear();
-        }
-        if !manage.contains(Managed::Entitlements) {
-            attributes.plans.clear();
-        }
-        if !manage.contains(Managed::Groups) {
-            attributes.groups.clear();
-            attributes.primary_group = None;
-        }
-        if !manage.contains(Managed::Manager) {
-            attributes.manager_id = None;
-        }
+        *attributes = managed_view(attributes, &manage);
     }
 
     fn check_settings(&self, settings: &ProviderSettings) -> Vec<SettingProblem> {
