@@ -717,6 +717,10 @@ fn v2_section(o: &Options, method: RssMethod, root: &Path) -> V2 {
             env: Vec::new(),
             dir: &dir,
         };
+        // One run unmeasured, as for every other workload: the first reads
+        // the 11 files just written, while their pages are still being
+        // written back.
+        measure(&job, method, &dir);
         v2.million = Some(repeat(o.runs.min(3), || measure(&job, method, &dir)));
         eprintln!("  first plan 1M {:.3} s", v2.million.map_or(0.0, |s| secs(s.wall)));
     }

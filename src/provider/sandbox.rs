@@ -83,6 +83,8 @@ struct Members<T> {
     present: BTreeMap<String, T>,
     /// Accepted their invitation.
     accepted: HashSet<String>,
+    /// Lines in the outbox, of every provider writing to it.
+    lines: u64,
 }
 
 /// A member's invitation id, when the outbox holds one.
@@ -109,6 +111,10 @@ struct Live {
     broken: Option<String>,
     /// Syncs done.
     syncs: u64,
+    /// The outbox's line count, which the next invitation id ends with: it
+    /// only grows (the outbox is appended to), so ids stay unique across
+    /// batches and runs within one second.
+    sequence: u64,
 }
 
 /// One outbox line, as written (borrowing what the operation holds).
@@ -154,7 +160,7 @@ impl Sandbox {
     /// invitation id into what the caller keeps of it.
     fn load<T>(&self, keep: impl Fn(Attributes, InviteId) -> T) -> Result<Members<(T, InviteId)>, BatchError> {
         let path = self.outbox();
-        let mut members = Members { present: BTreeMap::new(), accepted: HashSet::new() };
+        let mut members = Members { present: BTreeMap::new(), accepted: HashSet::new(), lines: 0 };
         let file = match std::fs::File::open(&path) {
             Ok(file) => file,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(members),
@@ -162,6 +168,7 @@ impl Sandbox {
         };
         for line in BufReader::new(file).lines() {
             let line = line.map_err(|err| self.error("read the outbox", &err))?;
+            members.lines += 1;
             // A line torn by a crash is skipped: it was never answered.
             let Ok(record) = serde_json::from_str::<OutboxRecord>(&line) else { continue };
             if record.provider != self.settings.name {
@@ -209,6 +216,7 @@ impl Sandbox {
                 synced: 0,
                 broken: None,
                 syncs: 0,
+                sequence: loaded.lines,
             });
         }
         let live = guard.as_mut().expect("loaded above");
@@ -220,7 +228,7 @@ impl Sandbox {
         let mut outcomes = Vec::with_capacity(batch.len());
         let at = crate::clock::now_rfc3339();
         let stamp = at.replace([':', '-'], "");
-        for (index, op) in batch.iter().enumerate() {
+        for op in batch {
             let email = normalize_email(&op.attributes.email);
             let outcome = match op.kind {
                 OperationKind::Invite if members.present.contains(&email) => {
@@ -232,7 +240,7 @@ impl Sandbox {
                 },
                 OperationKind::Invite | OperationKind::Resend => {
                     let ids = RemoteIds {
-                        invite_id: Some(format!("sbx-{stamp}-{index}")),
+                        invite_id: Some(format!("sbx-{stamp}-{}", live.sequence)),
                         user_id: None,
                         timestamp_ms: None,
                     };
@@ -269,6 +277,7 @@ impl Sandbox {
                 };
                 serde_json::to_writer(&mut lines, &record).expect("outbox records serialise");
                 lines.push(b'\n');
+                live.sequence += 1;
                 if op.kind == OperationKind::Remove {
                     members.present.remove(&email);
                     members.accepted.remove(&email);
@@ -473,5 +482,43 @@ mod tests {
         assert_eq!(lines.lines().count(), 3, "{lines}");
         let listed = sandbox.list().await.expect("listed");
         assert_eq!(listed.members.len(), 3);
+    }
+
+    fn invite_id(outcome: &Outcome) -> String {
+        match outcome {
+            Outcome::Invited(ids) => ids.invite_id.clone().expect("an invitation id"),
+            other => panic!("not an invitation: {other:?}"),
+        }
+    }
+
+    // Ids were `sbx-SECOND-INDEX_IN_BATCH`, so every batch answered within a
+    // second handed out the same ones.
+    #[tokio::test]
+    async fn invitation_ids_are_unique_across_batches_and_runs() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let outbox = dir.path().join("outbox.jsonl");
+        let yaml = format!(
+            "version: 1\nproviders:\n  sandbox:\n    type: sandbox\n    outbox: {}\nmembers: []\n",
+            outbox.display()
+        );
+        let config = crate::config::load_str(&dir.path().join("memberctl.yaml"), &yaml).expect("config");
+        let settings: ProviderSettings = config.providers["sandbox"].clone();
+        let mut ids = Vec::new();
+        let first_run = Sandbox::new(settings.clone());
+        for email in ["ana@example.com", "bo@example.com"] {
+            ids.extend(
+                first_run
+                    .send(&[invite(email), invite(&format!("x.{email}"))])
+                    .await
+                    .expect("answered")
+                    .iter()
+                    .map(invite_id),
+            );
+        }
+        // A second run reads the outbox afresh, as the next process would.
+        let second_run = Sandbox::new(settings);
+        ids.extend(second_run.send(&[invite("cy@example.com")]).await.expect("answered").iter().map(invite_id));
+        let unique: std::collections::BTreeSet<_> = ids.iter().collect();
+        assert_eq!(unique.len(), 5, "{ids:?}");
     }
 }
