@@ -12,12 +12,10 @@ mod report;
 pub mod summary;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::future::join_all;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 pub use cancel::Cancel;
@@ -326,26 +324,18 @@ struct Lane {
     stopped: Arc<Mutex<Option<String>>>,
 }
 
-/// A group of batches in flight, as the engine sees it from outside: enough
-/// to report every address even when its task never returns (it panicked,
-/// or was abandoned after a cancel).
+/// A batch in flight, as the engine sees it from outside: enough to report
+/// every address even when its task never returns (it panicked, or was
+/// abandoned after a cancel).
 struct Spawned {
     provider: String,
-    /// The group's operations, shared with its task (so their addresses are
+    /// The batch's operations, shared with its task (so their addresses are
     /// at hand without a copy).
     ops: Arc<Vec<Operation>>,
-    /// Each batch's operations within `ops`.
-    bounds: Vec<Range<usize>>,
-    /// Each batch's outcomes once answered, shared with the task: a group
-    /// abandoned in flight still records the answers it had.
-    answers: Answers,
-    /// The group's journal id: its intent is recorded before it is spawned,
-    /// so from then on its requests may have been sent.
+    /// The batch's journal id: its intent is recorded before it is spawned,
+    /// so from then on its request may have been sent.
     journal_id: u64,
 }
-
-/// Each batch's outcomes, once answered.
-type Answers = Arc<Mutex<Vec<Option<Vec<Outcome>>>>>;
 
 /// Everything a run shares with the tasks it spawns.
 struct Shared {
@@ -360,14 +350,11 @@ struct Shared {
 /// [`run`], with the plan's operations and how long in-flight batches may
 /// finish after a cancel.
 ///
-/// Batches are sent in groups: whenever a provider may have more requests
-/// in flight, every batch that fits is taken at once, their intent is
-/// journaled in one entry (one sync), they are sent concurrently, and their
-/// outcomes are journaled in one entry when the last answers. A provider
-/// whose requests finish one at a time gets groups of one; one whose
-/// requests are all answered together (the sandbox) syncs once per group
-/// instead of once per batch. A group holds at most `concurrency` batches,
-/// so the journal stays O(batch) per entry.
+/// Whenever a provider may have more requests in flight, every batch that
+/// fits is taken at once and their intents are journaled with one sync
+/// ([`dispatch`]); each batch is then sent by a task of its own, and its
+/// outcomes are journaled as soon as it is answered, whatever the batches
+/// beside it do. Each journal entry is one batch, so it costs O(batch).
 async fn run_with_grace(
     plan: &Plan,
     operations: BTreeMap<String, Vec<Operation>>,
@@ -431,12 +418,12 @@ async fn run_with_grace(
         let Some(joined) = next else { break };
         let result = match joined {
             Ok((id, answered)) => {
-                let Some(group) = spawned.remove(&id) else { continue };
-                answered.into_result(group)
+                let Some(batch) = spawned.remove(&id) else { continue };
+                answered.into_result(batch)
             }
             Err(ended) => {
-                let Some(group) = spawned.remove(&ended.id()) else { continue };
-                lost(group, ended, &shared.recorder)
+                let Some(batch) = spawned.remove(&ended.id()) else { continue };
+                lost(batch, ended, &shared.recorder)
             }
         };
         if let Some((message, hint)) = &result.fatal {
@@ -552,16 +539,10 @@ fn send_batch(
     tasks: &mut tokio::task::JoinSet<Answered>,
     spawned: &mut HashMap<tokio::task::Id, Spawned>,
 ) {
-    let permits = vec![permit];
-    // The group machinery takes several batches; each group is one now.
-    let bounds = std::iter::once(0..ops.len()).collect::<Vec<_>>();
     let ops = Arc::new(ops);
-    let answers: Answers = Arc::new(Mutex::new(vec![None; bounds.len()]));
-    let task = send_group(GroupTask {
+    let task = send_one(BatchTask {
         client: Arc::clone(&lane.client),
-        permits,
-        bounds: bounds.clone(),
-        answers: Arc::clone(&answers),
+        permit,
         ops: Arc::clone(&ops),
         stopped: Arc::clone(&lane.stopped),
         recorder: Arc::clone(&shared.recorder),
@@ -571,17 +552,15 @@ fn send_batch(
         journal_id,
     });
     let handle = tasks.spawn(task);
-    spawned.insert(handle.id(), Spawned { provider: lane.provider.clone(), ops, bounds, answers, journal_id });
+    spawned.insert(handle.id(), Spawned { provider: lane.provider.clone(), ops, journal_id });
 }
 
-/// What one group's task needs.
-struct GroupTask {
+/// What one batch's task needs.
+struct BatchTask {
     client: Arc<dyn Provider>,
-    /// One per batch, each released as soon as its batch is answered.
-    permits: Vec<OwnedSemaphorePermit>,
-    /// Each batch's operations within `ops`.
-    bounds: Vec<Range<usize>>,
-    answers: Answers,
+    /// Released as soon as the batch is answered, before its outcomes are
+    /// journaled, so the provider's next request need not wait for that.
+    permit: OwnedSemaphorePermit,
     ops: Arc<Vec<Operation>>,
     stopped: Arc<Mutex<Option<String>>>,
     recorder: Arc<Mutex<Recorder>>,
@@ -591,7 +570,7 @@ struct GroupTask {
     journal_id: u64,
 }
 
-/// What a group's task answers: each operation's outcome, in order.
+/// What a batch's task answers: each operation's outcome, in order.
 struct Answered {
     outcomes: Vec<Outcome>,
     fatal: Option<(String, Option<String>)>,
@@ -600,8 +579,8 @@ struct Answered {
 }
 
 impl Answered {
-    fn into_result(self, group: Spawned) -> BatchResult {
-        let Spawned { provider, ops, .. } = group;
+    fn into_result(self, batch: Spawned) -> BatchResult {
+        let Spawned { provider, ops, .. } = batch;
         let addresses = operation_addresses(ops);
         match self.state_error {
             Some(err) => {
@@ -623,7 +602,7 @@ impl Answered {
     }
 }
 
-/// The addresses of a group's operations, moved out once its task is done
+/// The addresses of a batch's operations, moved out once its task is done
 /// with them.
 fn operation_addresses(ops: Arc<Vec<Operation>>) -> Vec<Address> {
     match Arc::try_unwrap(ops) {
@@ -632,43 +611,15 @@ fn operation_addresses(ops: Arc<Vec<Operation>>) -> Vec<Address> {
     }
 }
 
-/// Sends a group's batches concurrently and records their outcomes.
-async fn send_group(task: GroupTask) -> Answered {
-    let GroupTask {
-        client,
-        permits,
-        bounds,
-        answers,
-        ops,
-        stopped,
-        recorder,
-        unrecordable,
-        wake,
-        provider,
-        journal_id,
-    } = task;
-    let sends: Vec<_> = bounds
-        .iter()
-        .zip(permits)
-        .enumerate()
-        .map(|(index, (range, permit))| {
-            let batch = &ops[range.clone()];
-            let (client, stopped, provider, wake, answers) = (&client, &stopped, provider.as_str(), &wake, &answers);
-            Box::pin(async move {
-                let answer = client.send(batch).await;
-                drop(permit);
-                wake.notify_one();
-                let (outcomes, fatal) = settle(batch.len(), answer, provider, stopped);
-                answers.lock().expect("poisoned")[index] = Some(outcomes);
-                fatal
-            })
-        })
-        .collect();
-    let fatal = join_all(sends).await.into_iter().flatten().next();
-    let outcomes: Vec<Outcome> = std::mem::take(&mut *answers.lock().expect("poisoned"))
-        .into_iter()
-        .flat_map(|answered| answered.expect("every batch answered"))
-        .collect();
+/// Sends a batch and records its outcomes. Nothing is awaited once the
+/// answer is in, so a cancel that abandons the task never comes between
+/// the answer and its journaling.
+async fn send_one(task: BatchTask) -> Answered {
+    let BatchTask { client, permit, ops, stopped, recorder, unrecordable, wake, provider, journal_id } = task;
+    let answered = client.send(&ops).await;
+    drop(permit);
+    wake.notify_one();
+    let (outcomes, fatal) = settle(ops.len(), answered, &provider, &stopped);
     let state_error = recorder.lock().expect("poisoned").outcome(journal_id, &ops, &outcomes).err();
     if state_error.is_some() {
         unrecordable.store(true, Ordering::SeqCst);
@@ -712,42 +663,25 @@ fn settle(
     }
 }
 
-/// The result of a group whose task ended without one: it panicked, or it
-/// was abandoned after a cancel. Its intent was recorded, so its requests
-/// may have been sent: the addresses of its batches not yet answered are
-/// `uncertain`, and recorded so with the reason (those answered keep their
-/// answers).
+/// The result of a batch whose task ended without one: it panicked, or it
+/// was abandoned after a cancel, before it was answered ([`send_one`]). Its
+/// intent was recorded, so its request may have been sent: its addresses
+/// are `uncertain`, and recorded so with the reason.
 ///
 /// (A task that panicked inside the recorder poisons it, and the apply then
 /// stops as a crash would: the journal on disk is intact, and the next run
 /// recovers from it.)
-fn lost(group: Spawned, ended: tokio::task::JoinError, recorder: &Mutex<Recorder>) -> BatchResult {
-    let Spawned { provider, ops, bounds, answers, journal_id } = group;
+fn lost(batch: Spawned, ended: tokio::task::JoinError, recorder: &Mutex<Recorder>) -> BatchResult {
+    let Spawned { provider, ops, journal_id } = batch;
     let reason = if ended.is_panic() {
         format!("the task sending this batch panicked: {}", panic_message(ended.into_panic().as_ref()))
     } else {
         "the apply was interrupted before the answer arrived".to_owned()
     };
-    let answered = std::mem::take(&mut *answers.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-    let mut recorder = recorder.lock().expect("poisoned");
-    if answered.iter().all(Option::is_none) {
-        let abandoned = recorder.abandon(journal_id, &reason);
-        let outcome = Outcome::Uncertain { reason };
-        let results = operation_addresses(ops).into_iter().map(|address| (address, outcome.clone())).collect();
-        return BatchResult { provider, results, fatal: None, state_error: abandoned.err(), sent: true };
-    }
-    // The batches of the group that were answered keep their answers; only
-    // the others are uncertain.
-    let outcomes: Vec<Outcome> = bounds
-        .into_iter()
-        .zip(answered)
-        .flat_map(|(range, answer)| {
-            answer.unwrap_or_else(|| vec![Outcome::Uncertain { reason: reason.clone() }; range.len()])
-        })
-        .collect();
-    let kept = recorder.outcome(journal_id, &ops, &outcomes);
-    let results = operation_addresses(ops).into_iter().zip(outcomes).collect();
-    BatchResult { provider, results, fatal: None, state_error: kept.err(), sent: true }
+    let abandoned = recorder.lock().expect("poisoned").abandon(journal_id, &reason);
+    let outcome = Outcome::Uncertain { reason };
+    let results = operation_addresses(ops).into_iter().map(|address| (address, outcome.clone())).collect();
+    BatchResult { provider, results, fatal: None, state_error: abandoned.err(), sent: true }
 }
 
 /// The message a panic carried, when it is text.

@@ -288,10 +288,10 @@ impl Provider for HangsOn {
     }
 }
 
-// #13: a group abandoned after a cancel keeps the answers its batches had:
-// only the batch still in flight is uncertain.
+// #13: of the batches sent together, those answered when a cancel abandons
+// the rest keep their answers: only the batch still in flight is uncertain.
 #[tokio::test]
-async fn an_abandoned_group_keeps_the_answers_it_had() {
+async fn a_cancel_abandons_only_the_batches_still_unanswered() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = crate::config::load_str(&dir.path().join("memberctl.yaml"), CONFIG).expect("config");
     let plan = crate::plan::compute(&config, None, &Scope::default(), crate::clock::now());
