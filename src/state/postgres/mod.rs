@@ -14,12 +14,13 @@
 // format versions stay far below where the sign matters.
 #![allow(clippy::cast_possible_wrap)]
 
+mod read;
+mod recorder;
 mod schema;
 mod session;
 mod tls;
 pub mod url;
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -29,13 +30,13 @@ use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
 use uuid::Uuid;
 
-use super::backend::{Backend, Held, Location, RecordBatches, Recorder};
+use super::backend::{Backend, Held, Location, Recorder};
 use super::file::Streamed;
 use super::journal::Replay;
 use super::lock::host_name;
-use super::rescue::{Rescue, RescuedBatch, RESCUE_VERSION};
 use super::{Loaded, LockInfo, Resource, State, StateError, FORMAT_VERSION};
 use crate::provider::{Operation, Outcome};
+use read::{corrupt, read_snapshot, stream_records, Item, Snapshot};
 pub use schema::SCHEMA_VERSION;
 use session::{Fail, Session};
 pub use url::DatabaseUrl;
@@ -53,78 +54,6 @@ pub struct PostgresBackend {
     name: String,
     /// The epoch this run's lock was taken at (none before locking).
     epoch: Option<i64>,
-}
-
-/// The state's row and records, as read in one snapshot.
-struct Snapshot {
-    lineage: Option<Uuid>,
-    serial: i64,
-    resources: BTreeMap<crate::address::Address, Resource>,
-    /// Intents with no outcome: `(epoch, batch, operations)`. A state with
-    /// no lineage yet has none: the lineage is written before any intent.
-    intents: Vec<(i64, i64, Vec<Operation>)>,
-}
-
-fn corrupt(name: &str, detail: String) -> Fail {
-    Fail::State(StateError::Corrupt { path: PathBuf::from(format!("postgres state `{name}`")), detail })
-}
-
-/// The lineage and serial of a `states` row read as `lineage::text,
-/// serial, format_version`: a newer format or an unreadable lineage is an
-/// error, never "no state" (a plan would then invite everyone).
-fn header_of(row: &tokio_postgres::Row, name: &str) -> Result<(Option<Uuid>, i64), Fail> {
-    let format_version: i32 = row.get(2);
-    if format_version > FORMAT_VERSION as i32 {
-        return Err(Fail::State(StateError::NewerFormat {
-            path: PathBuf::from(format!("postgres state `{name}`")),
-            found: format_version as u32,
-        }));
-    }
-    let lineage: Option<String> = row.get(0);
-    let lineage = lineage.map(|l| l.parse::<Uuid>().map_err(|e| corrupt(name, format!("lineage: {e}")))).transpose()?;
-    Ok((lineage, row.get::<_, i64>(1)))
-}
-
-async fn read_snapshot(client: &Client, name: &str) -> Result<Snapshot, Fail> {
-    client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
-    let read = async {
-        let row = client
-            .query_opt("SELECT lineage::text, serial, format_version FROM memberctl.states WHERE name = $1", &[&name])
-            .await?;
-        let (lineage, serial) = match row {
-            Some(row) => header_of(&row, name)?,
-            None => (None, 0),
-        };
-        // Row by row: the rows of a large state are never all held as text.
-        let mut resources = BTreeMap::new();
-        let rows = client
-            .query_raw(
-                "SELECT record::text FROM memberctl.resources WHERE state = $1 ORDER BY address COLLATE \"C\"",
-                [name],
-            )
-            .await?;
-        let mut rows = std::pin::pin!(rows);
-        while let Some(row) = futures_util::StreamExt::next(&mut rows).await {
-            let text: String = row?.get(0);
-            let resource = crate::state::file::parse_record(&text).map_err(|e| corrupt(name, e))?;
-            resources.insert(resource.address.clone(), resource);
-        }
-        let mut intents = Vec::new();
-        for row in client
-            .query(
-                "SELECT epoch, batch, intent::text FROM memberctl.journal WHERE state = $1 ORDER BY epoch, batch",
-                &[&name],
-            )
-            .await?
-        {
-            let text: String = row.get(2);
-            let ops: Vec<Operation> = serde_json::from_str(&text).map_err(|e| corrupt(name, e.to_string()))?;
-            intents.push((row.get(0), row.get(1), ops));
-        }
-        Ok(Snapshot { lineage, serial, resources, intents })
-    }
-    .await;
-    finish_transaction(client, read).await
 }
 
 /// Commits after `body` succeeded, rolls back otherwise.
@@ -323,95 +252,6 @@ impl PostgresBackend {
     fn epoch(&self) -> Result<i64, StateError> {
         self.epoch.ok_or_else(|| StateError::Fenced { name: self.name.clone() })
     }
-}
-
-/// What a streaming read hands to the caller's thread.
-enum Item {
-    /// The state's lineage and serial (none: no state yet), and whether
-    /// intents are pending (then the state must be read whole).
-    Header(Option<(Uuid, i64)>, bool),
-    /// The next records, parsed on the session's thread (so that parsing
-    /// overlaps with planning), a batch at a time (each hand-over wakes the
-    /// planning thread).
-    Records(Vec<Resource>),
-    /// A record that does not parse, and why.
-    Corrupt(String),
-    /// The end of the reading.
-    End(Result<(), Fail>),
-}
-
-/// Records handed over at a time by [`stream_records`].
-const RECORDS_PER_BATCH: usize = 256;
-
-/// Streams a state's records to `send` in address order, from one
-/// REPEATABLE READ snapshot, until `stop` is raised.
-async fn stream_records(
-    client: &Client,
-    name: &str,
-    send: &tokio::sync::mpsc::Sender<Item>,
-    stop: &AtomicBool,
-) -> Result<(), Fail> {
-    use futures_util::StreamExt;
-    client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
-    let body = async {
-        let row = client
-            .query_opt("SELECT lineage::text, serial, format_version FROM memberctl.states WHERE name = $1", &[&name])
-            .await?;
-        let header = match row {
-            Some(row) => match header_of(&row, name)? {
-                (Some(lineage), serial) => Some((lineage, serial)),
-                (None, _) => None,
-            },
-            None => None,
-        };
-        let pending = client
-            .query_one("SELECT count(*) FROM memberctl.journal WHERE state = $1", &[&name])
-            .await?
-            .get::<_, i64>(0)
-            > 0;
-        let go_on = header.is_some() && !pending;
-        // The caller is blocked on this channel, on another thread.
-        send.send(Item::Header(header, pending)).await.ok();
-        if !go_on {
-            return Ok(());
-        }
-        let rows = client
-            .query_raw(
-                "SELECT record::text FROM memberctl.resources WHERE state = $1 ORDER BY address COLLATE \"C\"",
-                [name],
-            )
-            .await?;
-        let mut rows = std::pin::pin!(rows);
-        let mut batch = Vec::with_capacity(RECORDS_PER_BATCH);
-        while let Some(row) = rows.next().await {
-            let row = row?;
-            if stop.load(Ordering::Relaxed) {
-                return Ok(());
-            }
-            let record: &str = row.get(0);
-            match crate::state::file::parse_record(record) {
-                Ok(resource) => batch.push(resource),
-                Err(e) => {
-                    send.send(Item::Corrupt(e)).await.ok();
-                    return Ok(());
-                }
-            }
-            if batch.len() == RECORDS_PER_BATCH
-                && send
-                    .send(Item::Records(std::mem::replace(&mut batch, Vec::with_capacity(RECORDS_PER_BATCH))))
-                    .await
-                    .is_err()
-            {
-                return Ok(());
-            }
-        }
-        if !batch.is_empty() {
-            send.send(Item::Records(batch)).await.ok();
-        }
-        Ok(())
-    }
-    .await;
-    finish_transaction(client, body).await
 }
 
 /// Releases the advisory lock when the run is done with it.
@@ -656,24 +496,7 @@ impl Backend for PostgresBackend {
             let row = client.query_one("SELECT lineage::text FROM memberctl.states WHERE name = $1", &[&name]).await?;
             Ok(row.get::<_, Option<String>>(0))
         })?;
-        let mut recorder = PostgresRecorder {
-            session: Arc::clone(&self.session),
-            name: self.name.clone(),
-            epoch,
-            serial: state.serial as i64,
-            lineage_written: stored.is_some_and(|l| l == state.lineage.to_string()),
-            state,
-            next_batch: 0,
-            open: HashMap::new(),
-            bytes: 0,
-            unsaved: Vec::new(),
-        };
-        // A first run writes the lineage before its first intent, so that a
-        // crash leaves intents a later run can replay onto that lineage.
-        if !recorder.lineage_written {
-            recorder.commit(&[], Vec::new())?;
-        }
-        Ok(Recorder::from_backend(Box::new(recorder)))
+        recorder::begin(Arc::clone(&self.session), self.name.clone(), epoch, stored, state)
     }
 
     fn write(&mut self, state: &State) -> Result<u64, StateError> {
@@ -701,255 +524,6 @@ impl Backend for PostgresBackend {
         let (_, pid) = self.session.call(move |client| async move { commit(&client, write).await })?;
         self.session.check_pid(pid).map_err(|f| self.session.error(f))?;
         Ok(bytes)
-    }
-}
-
-/// How long a run tries to get a lost database session back before it
-/// gives up and writes a rescue journal (`MEMBERCTL_DB_RECONNECT_SECS`
-/// overrides it, for tests).
-const RECONNECT_FOR: Duration = Duration::from_secs(30);
-
-fn reconnect_for() -> Duration {
-    std::env::var("MEMBERCTL_DB_RECONNECT_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map_or(RECONNECT_FOR, Duration::from_secs)
-}
-
-/// Records an apply in the database, batch by batch.
-struct PostgresRecorder {
-    session: Arc<Session>,
-    name: String,
-    epoch: i64,
-    /// The serial the database holds, as this run last wrote it.
-    serial: i64,
-    lineage_written: bool,
-    state: State,
-    next_batch: i64,
-    /// Batches sent and not answered: the epoch their intent was written
-    /// under, and their operations.
-    open: HashMap<u64, (i64, Vec<Operation>)>,
-    bytes: u64,
-    /// Answers that could not be recorded: the database went away.
-    unsaved: Vec<RescuedBatch>,
-}
-
-impl PostgresRecorder {
-    /// Gets the session back after the connection was lost, for a bounded
-    /// time, and takes the lock again. Answers whether the write in flight
-    /// when it was lost had committed (the serial moved by one and the
-    /// intents it answered are gone).
-    fn regain(&mut self, answered: &[(i64, i64)]) -> Result<bool, StateError> {
-        let deadline = Instant::now() + reconnect_for();
-        let mut pause = Duration::from_millis(250);
-        loop {
-            match self.session.reconnect() {
-                Ok(()) => break,
-                Err(error) if Instant::now() + pause >= deadline => return Err(error),
-                Err(_) => {
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_secs(4));
-                }
-            }
-        }
-        let (name, key, epoch, serial) = (self.name.clone(), lock_key(&self.name), self.epoch, self.serial);
-        let answered = answered.to_vec();
-        let (new_epoch, landed) = self.session.call(move |client| async move {
-            let fenced = || Fail::State(StateError::Fenced { name: name.clone() });
-            let got: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&key]).await?.get(0);
-            if !got {
-                return Err(fenced());
-            }
-            client.batch_execute("BEGIN").await?;
-            let body = async {
-                let row = client
-                    .query_one("SELECT epoch, serial FROM memberctl.states WHERE name = $1 FOR UPDATE", &[&name])
-                    .await?;
-                let (now_epoch, now_serial): (i64, i64) = (row.get(0), row.get(1));
-                // Another run held the lock in between: it owns what follows.
-                if now_epoch != epoch {
-                    return Err(fenced());
-                }
-                let (epochs, batches): (Vec<i64>, Vec<i64>) = answered.iter().copied().unzip();
-                let pending: i64 = client
-                    .query_one(
-                        "SELECT count(*) FROM memberctl.journal j JOIN unnest($2::bigint[], $3::bigint[]) AS t (e, b)
-                             ON j.epoch = t.e AND j.batch = t.b WHERE j.state = $1",
-                        &[&name, &epochs, &batches],
-                    )
-                    .await?
-                    .get(0);
-                let landed = match now_serial - serial {
-                    0 => false,
-                    1 if pending == 0 && !answered.is_empty() => true,
-                    _ => return Err(fenced()),
-                };
-                let row = client
-                    .query_one(
-                        "UPDATE memberctl.states SET epoch = epoch + 1 WHERE name = $1 RETURNING epoch",
-                        &[&name],
-                    )
-                    .await?;
-                Ok((row.get::<_, i64>(0), landed))
-            }
-            .await;
-            finish_transaction(&client, body).await
-        })?;
-        self.epoch = new_epoch;
-        if landed {
-            self.serial += 1;
-            self.state.serial = self.serial as u64;
-        }
-        Ok(landed)
-    }
-
-    fn commit(&mut self, ops: &[Operation], answered: Vec<(i64, i64)>) -> Result<(), StateError> {
-        match self.try_commit(ops, answered.clone()) {
-            Err(StateError::Database { .. }) if self.session.is_closed() => {
-                if self.regain(&answered)? {
-                    return Ok(());
-                }
-                self.try_commit(ops, answered)
-            }
-            other => other,
-        }
-    }
-
-    /// Writes a batch's intent, if this run still holds the lock.
-    fn try_intent(&self, batch: i64, provider: &str, intent: &str) -> Result<(), StateError> {
-        let (name, epoch, provider, intent) = (self.name.clone(), self.epoch, provider.to_owned(), intent.to_owned());
-        let pid = self.session.call(move |client| async move {
-            let row = client
-                .query_opt(
-                    "INSERT INTO memberctl.journal (state, epoch, batch, provider, intent)
-                     SELECT $1, $2, $3, $4, $5::text::jsonb
-                      WHERE EXISTS (SELECT 1 FROM memberctl.states WHERE name = $1 AND epoch = $2)
-                  RETURNING pg_backend_pid()",
-                    &[&name, &epoch, &batch, &provider, &intent],
-                )
-                .await?;
-            row.map(|row| row.get::<_, i32>(0)).ok_or(Fail::State(StateError::Fenced { name }))
-        })?;
-        self.session.check_pid(pid).map_err(|f| self.session.error(f))
-    }
-
-    fn try_commit(&mut self, ops: &[Operation], answered: Vec<(i64, i64)>) -> Result<(), StateError> {
-        let (upserts, deletes) = rows_for(&self.state, ops);
-        self.bytes += upserts.iter().map(|(a, r)| a.len() + r.len()).sum::<usize>() as u64;
-        let write = Write {
-            name: self.name.clone(),
-            epoch: self.epoch,
-            serial: self.serial,
-            lineage: (!self.lineage_written).then_some(self.state.lineage),
-            replace: false,
-            set_serial: None,
-            upserts,
-            deletes,
-            answered,
-            by: who(),
-        };
-        let (serial, pid) = self.session.call(move |client| async move { commit(&client, write).await })?;
-        self.session.check_pid(pid).map_err(|f| self.session.error(f))?;
-        self.serial = serial;
-        self.state.serial = serial as u64;
-        self.lineage_written = true;
-        Ok(())
-    }
-}
-
-impl RecordBatches for PostgresRecorder {
-    fn intent(&mut self, provider: &str, ops: &[Operation]) -> Result<u64, StateError> {
-        if let Some(first) = self.unsaved.first() {
-            let detail = format!("the state database was lost at {}; nothing more is sent", first.at);
-            return Err(StateError::Database { target: self.session.target(), detail });
-        }
-        let batch = self.next_batch;
-        self.next_batch += 1;
-        let intent = serde_json::to_string(ops).expect("operations serialise");
-        self.bytes += intent.len() as u64;
-        let written = match self.try_intent(batch, provider, &intent) {
-            Err(StateError::Database { .. }) if self.session.is_closed() => {
-                self.regain(&[])?;
-                self.try_intent(batch, provider, &intent)
-            }
-            other => other,
-        };
-        written?;
-        let id = batch as u64;
-        self.open.insert(id, (self.epoch, ops.to_vec()));
-        Ok(id)
-    }
-
-    fn outcome(&mut self, batch: u64, ops: &[Operation], outcomes: &[Outcome]) -> Result<(), StateError> {
-        let at = crate::clock::now_rfc3339();
-        let (epoch, provider) = match self.open.remove(&batch) {
-            Some((epoch, ops)) => (epoch, ops.first().map(|op| op.address.provider().to_owned()).unwrap_or_default()),
-            None => (self.epoch, String::new()),
-        };
-        let rescue = |unsaved: &mut Vec<RescuedBatch>| {
-            unsaved.push(RescuedBatch { provider, at: at.clone(), ops: ops.to_vec(), outcomes: outcomes.to_vec() });
-        };
-        // Once the database is lost, the rest of the answers go to the
-        // rescue journal at once.
-        if let Some(first) = self.unsaved.first() {
-            let reason = format!("the state database was lost at {}", first.at);
-            rescue(&mut self.unsaved);
-            return Err(StateError::Database { target: self.session.target(), detail: reason });
-        }
-        for (op, outcome) in ops.iter().zip(outcomes) {
-            self.state.record(op, outcome, &at);
-        }
-        let committed = self.commit(ops, vec![(epoch, batch as i64)]);
-        if committed.is_err() {
-            rescue(&mut self.unsaved);
-        }
-        committed
-    }
-
-    fn abandon(&mut self, batch: u64, reason: &str) -> Result<(), StateError> {
-        let Some((_, ops)) = self.open.get(&batch).cloned() else { return Ok(()) };
-        let outcomes = vec![Outcome::Uncertain { reason: reason.to_owned() }; ops.len()];
-        self.outcome(batch, &ops, &outcomes)
-    }
-
-    fn state(&self) -> &State {
-        &self.state
-    }
-
-    fn journal_bytes(&self) -> u64 {
-        self.bytes
-    }
-
-    fn finish(mut self: Box<Self>) -> Result<(State, u64), StateError> {
-        if !self.unsaved.is_empty() {
-            // Batches still open stay as intents in the database: the next
-            // run makes them uncertain.
-            let rescue = Rescue {
-                memberctl_rescue: RESCUE_VERSION,
-                state: self.name.clone(),
-                lineage: self.state.lineage,
-                batches: std::mem::take(&mut self.unsaved),
-            };
-            let (path, document) = rescue.save()?;
-            return Err(StateError::Rescued { target: self.session.target(), path, document });
-        }
-        let now = crate::clock::now_rfc3339();
-        let mut open: Vec<(u64, (i64, Vec<Operation>))> = self.open.drain().collect();
-        open.sort_by_key(|(batch, _)| *batch);
-        if !open.is_empty() {
-            let mut touched = Vec::new();
-            let mut answered = Vec::new();
-            for (batch, (epoch, ops)) in open {
-                for op in &ops {
-                    let reason = "the apply was interrupted before the answer arrived".to_owned();
-                    self.state.record(op, &Outcome::Uncertain { reason }, &now);
-                }
-                answered.push((epoch, batch as i64));
-                touched.extend(ops);
-            }
-            self.commit(&touched, answered)?;
-        }
-        Ok((self.state, self.bytes))
     }
 }
 
