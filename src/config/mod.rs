@@ -10,6 +10,7 @@ pub mod desired;
 mod fast_yaml;
 mod load;
 pub mod locate;
+mod member;
 pub mod model;
 pub mod names;
 mod owners;
