@@ -41,41 +41,27 @@
 //! "duplicate" in that answer is read as "it got there the first time". HTTP
 //! 429, 500 and 503 are taken as "not acted upon".
 
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 use secrecy::zeroize::Zeroize;
 use serde::Serialize;
-use tokio::time::Instant;
 
 use super::{BatchError, ProviderError, ProviderSettings, Secret};
 
-/// Default base of the exponential backoff.
-pub const DEFAULT_BACKOFF: Duration = Duration::from_millis(200);
-/// Longest wait between two attempts computed by the backoff itself.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// Longest `Retry-After` honoured on a 5xx answer, which counts against
-/// `max_attempts`; a 429's `Retry-After` is bounded by `retry_budget` instead.
-pub const SERVER_ERROR_RETRY_AFTER_CAP: Duration = Duration::from_secs(60);
-/// Longest answer body read; a longer one is an error.
-pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
-/// How many bytes of an unreadable body an error message quotes.
-const QUOTE_BYTES: usize = 100;
+mod answer;
+mod form;
+mod gate;
+mod retry;
 
-/// The backoff base: `MEMBERCTL_BACKOFF_MS` when set to a number, else
-/// [`DEFAULT_BACKOFF`]. Read once per process.
-#[must_use]
-pub fn default_backoff() -> Duration {
-    static BASE: OnceLock<Duration> = OnceLock::new();
-    *BASE.get_or_init(|| {
-        std::env::var("MEMBERCTL_BACKOFF_MS")
-            .ok()
-            .and_then(|text| text.trim().parse::<u64>().ok())
-            .map_or(DEFAULT_BACKOFF, Duration::from_millis)
-    })
-}
+use answer::{describe, quote, read_body, summarize, BodyError};
+pub use answer::{provider_message, MAX_BODY_BYTES};
+use form::curl_escape;
+pub use form::encode_form;
+use gate::{Gate, Pause};
+pub use retry::{default_backoff, parse_retry_after, DEFAULT_BACKOFF, MAX_BACKOFF, SERVER_ERROR_RETRY_AFTER_CAP};
+use retry::{utc_minute_after, whole_seconds};
 
 /// How a provider authenticates. The value is held as a [`Secret`] and sent
 /// as a header marked sensitive, so it never shows in Debug output.
@@ -150,115 +136,6 @@ enum Attempt {
         /// The connection could not be made at all (DNS, refused, TLS).
         unreachable: bool,
     },
-}
-
-/// The one place every request to a provider passes before it is sent:
-/// it spaces requests by the rate limit, holds them all while the service
-/// has asked for a pause (HTTP 429), and stays shut once the provider's
-/// `retry_budget` cannot cover a pause.
-struct Gate {
-    /// Least time between two request starts (zero: no rate limit).
-    interval: Duration,
-    /// Most time this provider may spend paused by 429s in one run.
-    budget: Duration,
-    state: Mutex<GateState>,
-    /// Wakes the requests waiting for a pause to end when the gate closes.
-    closing: tokio::sync::Notify,
-}
-
-#[derive(Default)]
-struct GateState {
-    /// The earliest start of the next request under the rate limit.
-    next_slot: Option<Instant>,
-    /// No request starts before this: the service asked for a pause.
-    paused_until: Option<Instant>,
-    /// Pause time charged to the budget so far.
-    charged: Duration,
-    /// Set once a pause could not be afforded: every later request fails with it.
-    closed: Option<BatchError>,
-}
-
-/// How long a 429 asks the provider to pause.
-#[derive(Clone, Copy)]
-enum Pause {
-    /// The service's `Retry-After`: all of it or nothing.
-    Asked(Duration),
-    /// memberctl's own backoff: shortened to what is left of the budget.
-    Backoff(Duration),
-}
-
-impl Gate {
-    fn new(rate_limit: f64, budget: Duration) -> Self {
-        let interval = if rate_limit.is_finite() && rate_limit > 0.0 {
-            Duration::from_secs_f64(1.0 / rate_limit)
-        } else {
-            Duration::ZERO
-        };
-        Self { interval, budget, state: Mutex::new(GateState::default()), closing: tokio::sync::Notify::new() }
-    }
-
-    fn state(&self) -> std::sync::MutexGuard<'_, GateState> {
-        self.state.lock().expect("the gate's lock is never held across a panic")
-    }
-
-    /// Waits for this request's turn; fails once the gate is closed. A pause
-    /// that begins while a request waits for its slot holds it too.
-    async fn pass(&self) -> Result<(), BatchError> {
-        loop {
-            // Made before the check, so a close between the two still wakes it.
-            let closing = self.closing.notified();
-            let slot = {
-                let mut state = self.state();
-                if let Some(error) = &state.closed {
-                    return Err(error.clone());
-                }
-                let now = Instant::now();
-                let slot = [state.next_slot, state.paused_until].into_iter().flatten().fold(now, Instant::max);
-                state.next_slot = Some(slot + self.interval);
-                slot
-            };
-            tokio::select! {
-                () = tokio::time::sleep_until(slot) => {}
-                () = closing => {}
-            }
-            let state = self.state();
-            if let Some(error) = &state.closed {
-                return Err(error.clone());
-            }
-            if state.paused_until.is_none_or(|until| until <= Instant::now()) {
-                return Ok(());
-            }
-        }
-    }
-
-    /// Pauses the provider as a 429 asks, charging the budget with the time
-    /// this adds to a pause already running. Answers the pause's length, or
-    /// `Err` with what was left of the budget when it cannot be afforded.
-    fn pause(&self, pause: Pause) -> Result<Duration, Duration> {
-        let mut state = self.state();
-        let now = Instant::now();
-        let current_end = state.paused_until.filter(|until| *until > now).unwrap_or(now);
-        let left = self.budget.saturating_sub(state.charged);
-        // The longest wait the budget covers: the pause already running, and what is left.
-        let affordable = current_end.saturating_duration_since(now) + left;
-        let wait = match pause {
-            Pause::Asked(wait) => wait,
-            Pause::Backoff(wait) => wait.min(affordable),
-        };
-        // A backoff squeezed to nothing would retry at once, forever.
-        let squeezed = matches!(pause, Pause::Backoff(_)) && wait.is_zero() && left.is_zero();
-        let end = now.checked_add(wait).filter(|_| wait <= affordable && !squeezed).ok_or(left)?;
-        state.charged += end.saturating_duration_since(current_end);
-        state.paused_until = Some(current_end.max(end));
-        Ok(wait)
-    }
-
-    /// Shuts the gate with `error`; the first error to shut it is kept.
-    fn close(&self, error: BatchError) -> BatchError {
-        let kept = self.state().closed.get_or_insert(error).clone();
-        self.closing.notify_waiters();
-        kept
-    }
 }
 
 /// The HTTP client of one provider.
@@ -735,152 +612,6 @@ impl HttpClient {
         let ceiling = self.backoff_base.saturating_mul(1 << retry.saturating_sub(1).min(20)).min(MAX_BACKOFF);
         Duration::from_millis(fastrand::u64(0..=ceiling.as_millis() as u64))
     }
-}
-
-/// A duration without its fraction of a second, rounded up, for messages.
-fn whole_seconds(duration: Duration) -> Duration {
-    Duration::from_secs(duration.as_secs() + u64::from(duration.subsec_nanos() > 0))
-}
-
-/// `at`, rounded up to the minute, as `10:45 UTC`, with the date in front
-/// (`2026-12-02 10:45 UTC`) when it is not on the same UTC day as `now`;
-/// `None` past the year 9999, which RFC 3339 cannot write.
-fn utc_minute_after(at: SystemTime, now: SystemTime) -> Option<String> {
-    const LAST_MINUTE_OF_9999: u64 = 253_402_300_740;
-    let seconds = at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs()).div_ceil(60) * 60;
-    if seconds > LAST_MINUTE_OF_9999 {
-        return None;
-    }
-    // `2026-12-01T10:45:00Z`: the date is [..10], the time of day [11..16].
-    let stamp = humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + Duration::from_secs(seconds)).to_string();
-    let today = humantime::format_rfc3339_seconds(now).to_string();
-    Some(if stamp[..10] == today[..10] {
-        format!("{} UTC", &stamp[11..16])
-    } else {
-        format!("{} {} UTC", &stamp[..10], &stamp[11..16])
-    })
-}
-
-enum BodyError {
-    TooLarge,
-    Read(reqwest::Error),
-}
-
-async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, BodyError> {
-    let mut bytes = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(BodyError::Read)? {
-        if bytes.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(BodyError::TooLarge);
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok(bytes)
-}
-
-/// The innermost cause of an error: for reqwest that is the line that
-/// matters ("Connection refused", "invalid peer certificate: ...").
-fn describe(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut deepest = err;
-    while let Some(source) = deepest.source() {
-        deepest = source;
-    }
-    deepest.to_string()
-}
-
-/// Quotes the first bytes of a body, escaped, on one line.
-fn quote(bytes: &[u8]) -> String {
-    if bytes.is_empty() {
-        return "(empty body)".to_owned();
-    }
-    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(QUOTE_BYTES)]);
-    let mut out = format!("{text:?}");
-    if bytes.len() > QUOTE_BYTES {
-        out.push_str(" (first 100 bytes)");
-    }
-    out
-}
-
-/// What a refusal said: the JSON `message` (or `error`) when there is one,
-/// else the quoted start of the body.
-fn summarize(json: Option<&serde_json::Value>, bytes: &[u8], content_type: &str) -> String {
-    if let Some(json) = json {
-        if let Some(message) = provider_message(json) {
-            return message;
-        }
-        let mut text = json.to_string();
-        if text.len() > 200 {
-            let mut end = 200;
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            text.truncate(end);
-            text.push_str("...");
-        }
-        return text;
-    }
-    if bytes.is_empty() {
-        return "empty body".to_owned();
-    }
-    format!("non-JSON body ({content_type}): {}", quote(bytes))
-}
-
-/// The human-readable message of a JSON answer: `message` (a string or a
-/// list of strings, as `NestJS` gives), else a string `error`.
-#[must_use]
-pub fn provider_message(json: &serde_json::Value) -> Option<String> {
-    let strings = |value: &serde_json::Value| -> Option<String> {
-        match value {
-            serde_json::Value::String(text) if !text.trim().is_empty() => Some(text.trim().to_owned()),
-            serde_json::Value::Array(items) => {
-                let parts: Vec<&str> = items.iter().filter_map(serde_json::Value::as_str).collect();
-                (!parts.is_empty()).then(|| parts.join("; "))
-            }
-            _ => None,
-        }
-    };
-    json.get("message").and_then(strings).or_else(|| json.get("error").and_then(strings))
-}
-
-/// Encodes form fields the way `curl --data-urlencode` does: every byte but
-/// `A-Z a-z 0-9 - . _ ~` becomes `%XX` (a space is `%20`, `@` is `%40`).
-#[must_use]
-pub fn encode_form(fields: &[(&str, &str)]) -> String {
-    let mut out = String::new();
-    for (index, (name, value)) in fields.iter().enumerate() {
-        if index > 0 {
-            out.push('&');
-        }
-        curl_escape(&mut out, name);
-        out.push('=');
-        curl_escape(&mut out, value);
-    }
-    out
-}
-
-/// `form_urlencoded`'s byte serializer, brought to curl's escaping: the
-/// WHATWG serializer writes a space as `+`, leaves `*` as is and escapes
-/// `~`, where curl (RFC 3986 unreserved set) does the opposite. A `+` in
-/// its output is always a space, since a literal `+` comes out as `%2B`.
-fn curl_escape(out: &mut String, text: &str) {
-    for piece in form_urlencoded::byte_serialize(text.as_bytes()) {
-        match piece {
-            "+" => out.push_str("%20"),
-            "%7E" => out.push('~'),
-            unreserved => out.push_str(&unreserved.replace('*', "%2A")),
-        }
-    }
-}
-
-/// Parses a `Retry-After` value: delta-seconds or an HTTP date in any of
-/// the three forms RFC 9110 lists (a date in the past means "now").
-#[must_use]
-pub fn parse_retry_after(text: &str, now: SystemTime) -> Option<Duration> {
-    let text = text.trim();
-    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-        return Some(Duration::from_secs(text.parse::<u64>().unwrap_or(u64::MAX)));
-    }
-    let at = httpdate::parse_http_date(text).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
