@@ -456,18 +456,24 @@ mod tests {
 
     // #13: batches sent together share one sync of the outbox, and each is
     // answered only once its lines are synced.
+    /// A sandbox provider's settings, as loaded from a config, writing to
+    /// `outbox`.
+    fn settings(dir: &std::path::Path, outbox: &std::path::Path) -> ProviderSettings {
+        let yaml = format!(
+            "version: 1\nproviders:\n  sandbox:\n    type: sandbox\n    outbox: {}\nmembers: []\n",
+            outbox.display()
+        );
+        let config = crate::config::load_str(&dir.join("memberctl.yaml"), &yaml).expect("config");
+        let settings: ProviderSettings = config.providers["sandbox"].clone();
+        assert_eq!(settings.outbox.as_deref(), Some(outbox));
+        settings
+    }
+
     #[tokio::test]
     async fn batches_sent_together_share_one_sync() {
         let dir = tempfile::tempdir().expect("temp dir");
         let outbox = dir.path().join("outbox.jsonl");
-        let yaml = format!(
-            "version: 1\nproviders:\n  sandbox:\n    type: sandbox\n    outbox: {}\nroles:\n  member: {{ sandbox: m }}\ndefaults:\n  providers: [sandbox]\n  roles: [member]\nmembers:\n  - email: ana@example.com\n",
-            outbox.display()
-        );
-        let config = crate::config::load_str(&dir.path().join("memberctl.yaml"), &yaml).expect("config");
-        let settings: ProviderSettings = config.providers["sandbox"].clone();
-        assert_eq!(settings.outbox.as_ref(), Some(&outbox));
-        let sandbox = Sandbox::new(settings);
+        let sandbox = Sandbox::new(settings(dir.path(), &outbox));
         let (one, two) = ([invite("ana@example.com")], [invite("bo@example.com")]);
         let (a, b) = tokio::join!(sandbox.send(&one), sandbox.send(&two));
         assert!(matches!(a.expect("answered")[..], [Outcome::Invited(_)]));
@@ -496,13 +502,7 @@ mod tests {
     #[tokio::test]
     async fn invitation_ids_are_unique_across_batches_and_runs() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let outbox = dir.path().join("outbox.jsonl");
-        let yaml = format!(
-            "version: 1\nproviders:\n  sandbox:\n    type: sandbox\n    outbox: {}\nmembers: []\n",
-            outbox.display()
-        );
-        let config = crate::config::load_str(&dir.path().join("memberctl.yaml"), &yaml).expect("config");
-        let settings: ProviderSettings = config.providers["sandbox"].clone();
+        let settings = settings(dir.path(), &dir.path().join("outbox.jsonl"));
         let mut ids = Vec::new();
         let first_run = Sandbox::new(settings.clone());
         for email in ["ana@example.com", "bo@example.com"] {

@@ -90,6 +90,15 @@ struct Write {
     by: &'static str,
 }
 
+/// Commits `write` on the run's session and checks that the backend that
+/// did it is the session's own (behind a pooler in transaction mode it may
+/// not be, and the lock would not hold); answers the new serial.
+fn commit_on(session: &Session, write: Write) -> Result<i64, StateError> {
+    let (serial, pid) = session.call(move |client| async move { commit(&client, write).await })?;
+    session.check_pid(pid).map_err(|f| session.error(f))?;
+    Ok(serial)
+}
+
 /// Applies `write` in one transaction; answers the new serial and the
 /// backend pid that did it.
 async fn commit(client: &Client, write: Write) -> Result<(i64, i32), Fail> {
@@ -421,8 +430,7 @@ impl Backend for PostgresBackend {
             answered,
             by: who(),
         };
-        let (new_serial, pid) = self.session.call(move |client| async move { commit(&client, write).await })?;
-        self.session.check_pid(pid).map_err(|f| self.session.error(f))?;
+        let new_serial = commit_on(&self.session, write)?;
         let state = state.map(|mut s| {
             s.serial = new_serial as u64;
             s
@@ -521,8 +529,7 @@ impl Backend for PostgresBackend {
             answered: Vec::new(),
             by: who(),
         };
-        let (_, pid) = self.session.call(move |client| async move { commit(&client, write).await })?;
-        self.session.check_pid(pid).map_err(|f| self.session.error(f))?;
+        commit_on(&self.session, write)?;
         Ok(bytes)
     }
 }

@@ -13,6 +13,11 @@ use super::session::Fail;
 use crate::provider::Operation;
 use crate::state::{Resource, StateError, FORMAT_VERSION};
 
+/// A state's records as text, in the order of their addresses' bytes (the
+/// order a state file holds them in, whatever the database's collation).
+const RECORDS_IN_ORDER: &str =
+    "SELECT record::text FROM memberctl.resources WHERE state = $1 ORDER BY address COLLATE \"C\"";
+
 /// The state's row and records, as read in one snapshot.
 pub(super) struct Snapshot {
     pub(super) lineage: Option<Uuid>,
@@ -55,12 +60,7 @@ pub(super) async fn read_snapshot(client: &Client, name: &str) -> Result<Snapsho
         };
         // Row by row: the rows of a large state are never all held as text.
         let mut resources = BTreeMap::new();
-        let rows = client
-            .query_raw(
-                "SELECT record::text FROM memberctl.resources WHERE state = $1 ORDER BY address COLLATE \"C\"",
-                [name],
-            )
-            .await?;
+        let rows = client.query_raw(RECORDS_IN_ORDER, [name]).await?;
         let mut rows = std::pin::pin!(rows);
         while let Some(row) = futures_util::StreamExt::next(&mut rows).await {
             let text: String = row?.get(0);
@@ -135,12 +135,7 @@ pub(super) async fn stream_records(
         if !go_on {
             return Ok(());
         }
-        let rows = client
-            .query_raw(
-                "SELECT record::text FROM memberctl.resources WHERE state = $1 ORDER BY address COLLATE \"C\"",
-                [name],
-            )
-            .await?;
+        let rows = client.query_raw(RECORDS_IN_ORDER, [name]).await?;
         let mut rows = std::pin::pin!(rows);
         let mut batch = Vec::with_capacity(RECORDS_PER_BATCH);
         while let Some(row) = rows.next().await {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::session::{Fail, Session};
-use super::{commit, finish_transaction, lock_key, rows_for, who, Write};
+use super::{commit_on, finish_transaction, lock_key, rows_for, who, Write};
 use crate::provider::{Operation, Outcome};
 use crate::state::backend::{RecordBatches, Recorder};
 use crate::state::rescue::{Rescue, RescuedBatch, RESCUE_VERSION};
@@ -186,8 +186,7 @@ impl PostgresRecorder {
             answered,
             by: who(),
         };
-        let (serial, pid) = self.session.call(move |client| async move { commit(&client, write).await })?;
-        self.session.check_pid(pid).map_err(|f| self.session.error(f))?;
+        let serial = commit_on(&self.session, write)?;
         self.serial = serial;
         self.state.serial = serial as u64;
         self.lineage_written = true;
