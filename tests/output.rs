@@ -87,6 +87,24 @@ fn a_closed_pipe_ends_every_command_quietly() {
     }
 }
 
+// Found by a review: with its reader gone, `plan --detailed-exitcode --out
+// FILE | head -1` exited 0 and saved nothing. The output is quiet; the plan
+// file and the exit code are as without the pipe.
+#[test]
+fn a_closed_pipe_keeps_the_saved_plan_and_the_exit_code() {
+    let t = applied();
+    for format in ["text", "json", "markdown"] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let args = ["plan", "--detailed-exitcode", "--format", format, "--out", "saved.json"];
+        let (code, stderr) = run_with_stdout(&t, &args, Stdio::from(writer));
+        assert_eq!(code, 2, "changes are present ({format}); stderr:\n{stderr}");
+        assert!(stderr.contains("Saved the plan"), "{stderr}");
+        assert!(t.read("saved.json").contains("\"changes\""), "the plan is saved ({format})");
+        std::fs::remove_file(t.path().join("saved.json")).expect("remove");
+    }
+}
+
 // Found by a review: `apply --auto-approve | head -1` exited 0 having
 // applied nothing. Nothing is sent when the plan cannot be shown, and the
 // exit code says so; with nothing to send, a closed pipe stays quiet.

@@ -129,9 +129,16 @@ fn providers_that_cannot_list_are_not_checked() {
     );
     let t = Test::new().config(&yaml);
     t.cmd(&["apply", "--auto-approve"]).expect(0);
-    let out = t.cmd(&["refresh", "--check"]).expect(0);
+    // Exit 0 would say "in sync" (a review found it did, and the README's
+    // drift job then closes its issue): nothing checked is an error.
+    let out = t.cmd(&["refresh", "--check"]).expect(1);
     assert!(out.stdout.contains("Not checked (they cannot list their members): `sandbox`"), "{}", out.rendered());
     assert!(!out.stdout.contains("No drift"), "not checked is never in sync: {}", out.rendered());
+    assert!(
+        out.stderr.contains("error: no provider here can list its members: nothing was checked"),
+        "{}",
+        out.rendered()
+    );
     let out = t.cmd(&["refresh"]).expect(0);
     assert!(out.stderr.contains("nothing was checked"), "{}", out.rendered());
     assert!(!out.rendered().contains("already matches"), "not checked is never in sync: {}", out.rendered());
@@ -228,4 +235,23 @@ fn the_sandbox_takes_a_member_gone_at_the_service_as_removed_or_drift() {
     assert!(out.stdout.contains("Gone: deleted at the provider"), "{}", out.rendered());
     let plan = t.cmd(&["plan", "--detailed-exitcode"]).expect(2);
     assert!(plan.stdout.contains("+ invite sandbox/jane.doe@example.com"), "{}", plan.rendered());
+}
+
+// Found by a review: with its reader gone (`refresh | head -1`), refresh
+// returned before writing the state, and `refresh --check` exited 0 on drift.
+#[test]
+fn a_closed_pipe_keeps_the_refresh_and_its_exit_code() {
+    let t = applied();
+    at_the_service(&t, JANE_MADE_MODERATOR);
+    let closed = || {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        std::process::Stdio::from(writer)
+    };
+    let check = t.command(&["refresh", "--check"]).stdout(closed()).output().expect("runs");
+    assert_eq!(check.status.code(), Some(2), "{}", String::from_utf8_lossy(&check.stderr));
+    assert_eq!(serial(&t), 1);
+    let refresh = t.command(&["refresh"]).stdout(closed()).output().expect("runs");
+    assert_eq!(refresh.status.code(), Some(0), "{}", String::from_utf8_lossy(&refresh.stderr));
+    assert_eq!(serial(&t), 2, "the state is written all the same");
 }

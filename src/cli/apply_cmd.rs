@@ -4,6 +4,7 @@ use std::io::BufRead;
 use std::sync::Arc;
 
 use super::progress;
+use super::ui::past_a_closed_pipe;
 use super::{plan_file, refresh_cmd, scope, ApplyArgs, Context, Outcome, Success, SummaryFormat};
 use crate::apply::summary::ApplySummary;
 use crate::apply::{self, Cancel};
@@ -332,13 +333,5 @@ fn placed(error: apply::ApplyError, files: &[std::path::PathBuf]) -> Error {
             crate::config::ConfigError::Invalid { problems }.into()
         }
         error => error.into(),
-    }
-}
-
-/// `written`, with a closed pipe taken as written.
-fn past_a_closed_pipe(written: Result<(), Error>) -> Result<(), Error> {
-    match written {
-        Err(error) if error.is_broken_pipe() => Ok(()),
-        other => other,
     }
 }

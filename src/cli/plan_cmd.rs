@@ -1,5 +1,6 @@
 //! `memberctl plan`.
 
+use super::ui::past_a_closed_pipe;
 use super::{plan_file, refresh_cmd, Context, Outcome, PlanArgs, PlanFormat, Success};
 use crate::config::Config;
 use crate::error::Error;
@@ -68,7 +69,9 @@ pub(super) fn run(args: &PlanArgs, cx: &mut Context<'_>) -> Outcome {
     plan.state_location = backend.location();
     drop(backend);
     let color = cx.ui.color() && args.format == PlanFormat::Text;
-    cx.ui.render(|out| render::render(&plan, format_of(args.format), color, out))?;
+    // A reader that stops early (`plan | head`) takes neither the saved
+    // plan nor the exit code with it.
+    past_a_closed_pipe(cx.ui.render(|out| render::render(&plan, format_of(args.format), color, out)))?;
     if let Some(path) = &args.out {
         plan_file::save(&plan, path)?;
         cx.ui.note(&format!(

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::ui::past_a_closed_pipe;
 use super::{Context, Outcome, RefreshArgs, Success};
 use crate::address::Address;
 use crate::config::Config;
@@ -81,9 +82,17 @@ pub(super) fn run(args: &RefreshArgs, cx: &mut Context<'_>) -> Outcome {
     cx.report_recovery(lock.stale.as_ref(), loaded.replay.as_ref(), !args.check)?;
     let (_, refreshed) = observe(&config, &listings, loaded.state.as_ref(), false, args.max_removal_fraction)?;
     let color = cx.ui.color();
-    cx.ui.render(|out| render::refresh_text(&refreshed, color, out))?;
+    // A reader that stops early (`refresh | head`) takes neither the state
+    // write nor the exit code with it.
+    past_a_closed_pipe(cx.ui.render(|out| render::refresh_text(&refreshed, color, out)))?;
     let drifted = !refreshed.drift.is_empty();
     if args.check {
+        // Exit 0 says "in sync", which a provider that cannot list never is.
+        if refreshed.checked.is_empty() {
+            return Err(Error::user("no provider here can list its members: nothing was checked").with_hint(
+                "`refresh --check` needs a provider type that lists (scim, sandbox); the others are checked by hand",
+            ));
+        }
         return Ok(if drifted { Success::ChangesPresent } else { Success::Done });
     }
     match loaded.state {

@@ -106,6 +106,17 @@ impl Ui {
     }
 }
 
+/// `written`, with a closed pipe taken as written: for output that only
+/// reports on work that goes on (a plan saved with `--out`, a state
+/// written, an exit code that says whether there are changes), so that
+/// `memberctl plan | head -1` still does all of it.
+pub fn past_a_closed_pipe(written: Result<(), Error>) -> Result<(), Error> {
+    match written {
+        Err(error) if error.is_broken_pipe() => Ok(()),
+        other => other,
+    }
+}
+
 fn stdout_error(source: io::Error) -> Error {
     Error::stream("write to", "<stdout>", source)
 }
