@@ -6,6 +6,8 @@
 //! compares two of these; nothing secret is ever held here (a direct-add
 //! password is referenced by the env var or file that holds it).
 
+use std::borrow::Cow;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -225,7 +227,7 @@ impl Attributes {
             Some(names) if !ids.is_empty() => lines.push(format!("{field}: {}", names.show_list(kind, ids))),
             _ => push_list(lines, field, ids),
         };
-        let mut lines = vec![format!("email: {}", self.email)];
+        let mut lines = vec![format!("email: {}", printable(&self.email))];
         push_opt(&mut lines, "name", self.name.as_deref());
         push_opt(&mut lines, "first_name", self.first_name.as_deref());
         push_opt(&mut lines, "last_name", self.last_name.as_deref());
@@ -285,7 +287,29 @@ impl Attributes {
 
 fn push_opt(lines: &mut Vec<String>, field: &str, value: Option<&str>) {
     if let Some(value) = value {
-        lines.push(format!("{field}: {value}"));
+        lines.push(format!("{field}: {}", printable(value)));
+    }
+}
+
+/// `text` as a terminal or a pull-request comment may show it: as it is,
+/// or quoted with escapes when it holds a control character (a newline
+/// that would forge a plan line, an ESC that would colour or clear the
+/// terminal) or an invisible one that reorders what is shown (bidi
+/// overrides). Values come from config files under review and from what
+/// services list, so neither is trusted to be plain text.
+#[must_use]
+pub fn printable(text: &str) -> Cow<'_, str> {
+    // Not every character Rust's escaping escapes: combining marks and
+    // emoji variation selectors are text.
+    let hostile = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    let plain = |c: char| !hostile(c);
+    if text.chars().all(plain) {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(format!("{text:?}"))
     }
 }
 
@@ -329,6 +353,28 @@ mod tests {
 
     fn attrs() -> Attributes {
         Attributes { email: "a@x.io".into(), roles: vec!["r1".into(), "r2".into()], ..Attributes::default() }
+    }
+
+    // Found by a review: a newline in a name forged plan lines, and an ESC
+    // reached the terminal, even without colour.
+    #[test]
+    fn values_with_control_or_reordering_characters_are_shown_quoted() {
+        for plain in
+            ["Jane Doe", "O'Brien \"JD\" \\ co", "Zoë Ŝmith", "Zoe\u{301}", "⚠\u{fe0f} 👩\u{200d}💻", "李小龍", ""]
+        {
+            assert_eq!(printable(plain), plain);
+        }
+        for (raw, shown) in [
+            ("Jane\n  - remove sandbox/ceo@example.com", r#""Jane\n  - remove sandbox/ceo@example.com""#),
+            ("\u{1b}[2Jcleared", r#""\u{1b}[2Jcleared""#),
+            ("tab\there", r#""tab\there""#),
+            ("car\rriage", r#""car\rriage""#),
+            ("evil\u{202e}txt.exe", r#""evil\u{202e}txt.exe""#),
+        ] {
+            assert_eq!(printable(raw), shown);
+        }
+        let lines = Attributes { name: Some("Jane\nPlan: 0 to invite".into()), ..attrs() }.lines();
+        assert!(lines.iter().all(|line| !line.contains('\n')), "{lines:?}");
     }
 
     #[test]

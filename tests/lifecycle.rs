@@ -96,6 +96,33 @@ fn every_plan_format_is_snapshotted() {
     assert_eq!(instance["applyable"], true);
 }
 
+// Found by a review: a newline in a member's name forged plan lines (a
+// removal and a summary that are not in the plan) in the terminal and in
+// the pull-request comment, and an ESC reached the terminal without colour.
+#[test]
+fn values_cannot_forge_plan_lines_or_reach_the_terminal_raw() {
+    let forged = QUICKSTART.replace(
+        "    name: Kim Park\n",
+        "    name: \"Kim\\n  - remove sandbox/ceo@example.com\\nPlan: 0 to invite, 0 to update, 0 to remove, 0 manual.\\e[2J\"\n",
+    );
+    let t = Test::new().config(&forged);
+    for format in ["text", "markdown"] {
+        let out = t.cmd(&["plan", "--format", format]).expect(0);
+        assert!(!out.stdout.contains('\u{1b}'), "{format}: {}", out.rendered());
+        assert!(
+            out.stdout.lines().all(|line| !line.trim_start().starts_with("- remove") && !line.starts_with("Plan: 0")),
+            "{format}: {}",
+            out.rendered()
+        );
+        assert!(out.stdout.contains(r#""Kim\n  - remove sandbox/ceo@example.com"#), "{format}: {}", out.rendered());
+    }
+    // JSON carries the value as it is, escaped the JSON way.
+    let json: serde_json::Value =
+        serde_json::from_str(&t.cmd(&["plan", "--format", "json"]).expect(0).stdout).expect("json");
+    let kim = json["changes"].as_array().expect("changes").iter().find(|c| c["email"] == "kim@example.com");
+    assert!(kim.expect("kim")["after"]["name"].as_str().expect("name").starts_with("Kim\n  - remove"));
+}
+
 #[test]
 fn manual_changes_are_recorded_with_mark_done() {
     let t = Test::new().config(&invite_only(QUICKSTART));

@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::address::Address;
 use crate::apply::{ApplyReport, Event, Reporter};
+use crate::attributes::printable;
 use crate::error::Error;
 use crate::paint::{Paint, GREEN, RED};
 use crate::plan::Plan;
@@ -154,7 +155,7 @@ pub fn summary(report: &ApplyReport, plan: &Plan, out: &mut dyn Write) -> io::Re
     if !report.manual.is_empty() {
         writeln!(out, "\nManual (not carried out; see the plan for what to do by hand):")?;
         for address in &report.manual {
-            writeln!(out, "  {address}")?;
+            writeln!(out, "  {}", printable(address.as_str()))?;
         }
     }
     Ok(())
@@ -175,13 +176,13 @@ fn table(out: &mut dyn Write, title: &str, rows: &[(Address, String)]) -> io::Re
             let shown = addresses.iter().take(3).copied().collect::<Vec<_>>().join(", ");
             let more = addresses.len().saturating_sub(3);
             let more = if more > 0 { format!(" and {more} more") } else { String::new() };
-            writeln!(out, "  {} address(es): {reason}\n    {shown}{more}", addresses.len())?;
+            writeln!(out, "  {} address(es): {}\n    {}{more}", addresses.len(), printable(reason), printable(&shown))?;
         }
         return Ok(());
     }
     let width = rows.iter().map(|(a, _)| a.as_str().len()).max().unwrap_or(0);
     for (address, reason) in rows {
-        writeln!(out, "  {:width$}  {reason}", address.as_str())?;
+        writeln!(out, "  {:width$}  {}", printable(address.as_str()), printable(reason))?;
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ use std::io::{self, Write};
 
 use super::{Context, Outcome, ShowFormat, StateCommand, Success};
 use crate::address::Address;
+use crate::attributes::printable;
 use crate::config::Config;
 use crate::error::Error;
 use crate::plan;
@@ -23,7 +24,7 @@ fn require<'s>(state: Option<&'s State>, address: &Address) -> Result<&'s Resour
 }
 
 fn show_text(resource: &Resource, out: &mut dyn Write) -> io::Result<()> {
-    writeln!(out, "# {}", resource.address)?;
+    writeln!(out, "# {}", printable(resource.address.as_str()))?;
     writeln!(out, "status: {}", resource.status.as_str())?;
     for line in resource.attributes.lines() {
         writeln!(out, "{line}")?;
@@ -42,7 +43,7 @@ fn show_text(resource: &Resource, out: &mut dyn Write) -> io::Result<()> {
     }
     writeln!(out, "created_at: {}\nupdated_at: {}", resource.created_at, resource.updated_at)?;
     if let Some(message) = &resource.message {
-        writeln!(out, "message: {message}")?;
+        writeln!(out, "message: {}", printable(message))?;
     }
     Ok(())
 }
@@ -184,7 +185,7 @@ pub(super) fn run(command: &StateCommand, cx: &mut Context<'_>) -> Outcome {
             let resources = loaded.state.as_ref().map(|s| &s.resources);
             cx.ui.render(|out| {
                 for resource in resources.into_iter().flat_map(|r| r.values()) {
-                    writeln!(out, "{}\t{}", resource.address, resource.status.as_str())?;
+                    writeln!(out, "{}\t{}", printable(resource.address.as_str()), resource.status.as_str())?;
                 }
                 Ok(())
             })?;

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
+use crate::attributes::printable;
 use crate::plan::{Action, Change, Plan, Reasons, Refreshed};
 use crate::provider::CatalogKind;
 
@@ -46,11 +47,27 @@ const MAX_CELL: usize = 1_000;
 /// Escapes text for a table cell, shortened to 1,000 characters.
 #[must_use]
 pub fn cell(text: &str) -> String {
-    let escaped = text.replace('|', "\\|").replace('\n', " ").replace('<', "&lt;");
+    let escaped = printable(text).replace('|', "\\|").replace('\n', " ").replace('<', "&lt;");
     match escaped.char_indices().nth(MAX_CELL) {
         Some((cut, _)) => format!("{}…", &escaped[..cut]),
         None => escaped,
     }
+}
+
+/// `text` as a code span: between single backticks, or between a run one
+/// longer than any it holds (an email may hold a backtick).
+fn code(text: &str) -> String {
+    let mut longest = 0;
+    let mut run = 0;
+    for c in text.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    if longest == 0 {
+        return format!("`{text}`");
+    }
+    let fence = "`".repeat(longest + 1);
+    format!("{fence} {text} {fence}")
 }
 
 fn what_changes(change: &Change) -> String {
@@ -91,7 +108,7 @@ fn what_changes(change: &Change) -> String {
 /// What a refresh found, in one line of counts. Unmanaged users are only
 /// counted: the comment is public to everyone who can read the repository.
 fn refresh_line(refreshed: &Refreshed) -> String {
-    let names = |list: &[String]| list.iter().map(|p| format!("`{}`", cell(p))).collect::<Vec<_>>().join(", ");
+    let names = |list: &[String]| list.iter().map(|p| code(&cell(p))).collect::<Vec<_>>().join(", ");
     let mut line = if refreshed.checked.is_empty() {
         "Refreshed: no provider can list its members".to_owned()
     } else {
@@ -163,8 +180,8 @@ pub fn markdown(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
             // The row is measured before it is added, so no single row can
             // carry the comment past the budget.
             let row = format!(
-                "| `{}` | {} | {} |\n",
-                cell(change.address.as_str()),
+                "| {} | {} | {} |\n",
+                code(&cell(change.address.as_str())),
                 icon(change.action),
                 cell(&what_changes(change))
             );
@@ -219,4 +236,21 @@ pub fn markdown(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
         );
     }
     out.write_all(doc.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{cell, code};
+
+    // Found by a review: a CR broke a table row, and a backtick in an email
+    // (which validation allows) ended the code span around the address.
+    #[test]
+    fn cells_and_code_spans_hold_whatever_a_value_holds() {
+        assert_eq!(code("jane@example.com"), "`jane@example.com`");
+        assert_eq!(code("ja`ne@example.com"), "`` ja`ne@example.com ``");
+        assert_eq!(code("a``b"), "``` a``b ```");
+        assert_eq!(cell("a|b<c"), "a\\|b&lt;c");
+        assert!(!cell("one\rtwo\nthree").contains(['\r', '\n']), "{}", cell("one\rtwo\nthree"));
+        assert!(!cell("\u{1b}[31mred").contains('\u{1b}'));
+    }
 }

@@ -4,6 +4,7 @@ use std::io::{self, BufWriter, Write};
 
 use similar::{ChangeTag, TextDiff};
 
+use crate::attributes::printable;
 use crate::paint::{Paint, BOLD, CYAN, DIM, GREEN, MAGENTA, RED, YELLOW};
 use crate::plan::{Action, Change, Plan, Reasons, Refreshed};
 
@@ -77,7 +78,7 @@ pub fn refresh_text(refreshed: &Refreshed, color: bool, out: &mut dyn Write) -> 
     } else {
         writeln!(out, "{}", painter.paint(YELLOW, &format!("Drift at {} address(es):", refreshed.drift.len())))?;
         for drift in &refreshed.drift {
-            writeln!(out, "  {}  {}", drift.address, drift.found)?;
+            writeln!(out, "  {}  {}", printable(drift.address.as_str()), drift.found)?;
         }
     }
     if refreshed.unmanaged_count > 0 {
@@ -87,7 +88,7 @@ pub fn refresh_text(refreshed: &Refreshed, color: bool, out: &mut dyn Write) -> 
             refreshed.unmanaged_count
         )?;
         for address in &refreshed.unmanaged {
-            writeln!(out, "  {address}")?;
+            writeln!(out, "  {}", printable(address.as_str()))?;
         }
     }
     Ok(())
@@ -97,7 +98,12 @@ fn change_text(change: &Change, reasons: &Reasons<'_>, painter: Paint, out: &mut
     let code = color_of(change.action);
     let head = format!("{} {}", change.action.symbol(), change.action.as_str());
     let wanted = change.wanted.map(|w| format!(" ({})", w.as_str())).unwrap_or_default();
-    writeln!(out, "  {} {}{wanted}", painter.paint(code, &head), painter.paint(BOLD, change.address.as_str()))?;
+    writeln!(
+        out,
+        "  {} {}{wanted}",
+        painter.paint(code, &head),
+        painter.paint(BOLD, &printable(change.address.as_str()))
+    )?;
     match (&change.before, &change.after) {
         (Some(before), Some(after)) if !change.fields.is_empty() => {
             let old = before.lines_named(&change.names).join("\n") + "\n";
