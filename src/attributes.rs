@@ -305,8 +305,7 @@ pub fn printable(text: &str) -> Cow<'_, str> {
         c.is_control()
             || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
     };
-    let plain = |c: char| !hostile(c);
-    if text.chars().all(plain) {
+    if !text.chars().any(hostile) {
         Cow::Borrowed(text)
     } else {
         Cow::Owned(format!("{text:?}"))
