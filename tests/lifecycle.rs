@@ -123,6 +123,32 @@ fn values_cannot_forge_plan_lines_or_reach_the_terminal_raw() {
     assert!(kim.expect("kim")["after"]["name"].as_str().expect("name").starts_with("Kim\n  - remove"));
 }
 
+// Found by a review: an update hid a resend that was due, so the plan
+// after a successful apply showed the resend. The resend now carries the
+// change, and one apply converges.
+#[test]
+fn a_due_resend_carries_an_update_and_one_apply_converges() {
+    let config = format!("{QUICKSTART}invites:\n  resend_after: 14d\n");
+    let t = Test::new().config(&config);
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    let aged = t
+        .read("memberctl.state.json")
+        .replace("\"created_at\":\"2026-01-15T09:30:00Z\"", "\"created_at\":\"2025-12-15T09:30:00Z\"");
+    t.write("memberctl.state.json", &aged);
+    let t = t.config(&config.replace("    roles: [moderator]\n", "    roles: [member]\n"));
+    let plan = t.cmd(&["plan"]).expect(0);
+    assert!(plan.stdout.contains("resend sandbox/sam.lee@example.com"), "{}", plan.rendered());
+    assert!(plan.stdout.contains("roles: moderator → member"), "the resend shows the change: {}", plan.rendered());
+    assert!(plan.stdout.contains("the invitation goes out with the changes"), "{}", plan.rendered());
+    assert!(!plan.stdout.contains("update sandbox/sam.lee"), "{}", plan.rendered());
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    let out = t.cmd(&["plan", "--detailed-exitcode"]).expect(0);
+    assert!(out.stdout.contains("No changes"), "{}", out.rendered());
+    let sent = t.read("outbox.jsonl");
+    let sam = sent.lines().rev().find(|l| l.contains("Sam.Lee")).expect("sam's resend");
+    assert!(sam.contains("\"op\":\"resend\"") && sam.contains("role-member"), "{sam}");
+}
+
 #[test]
 fn manual_changes_are_recorded_with_mark_done() {
     let t = Test::new().config(&invite_only(QUICKSTART));

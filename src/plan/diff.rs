@@ -484,7 +484,9 @@ fn diff_one(
                   reason: Option<String>,
                   repeat| {
         let fields = match (before, after.as_deref()) {
-            (Some(b), Some(a)) if action == Action::Update || wanted == Some(Action::Update) => {
+            (Some(b), Some(a))
+                if matches!(action, Action::Update | Action::Resend) || wanted == Some(Action::Update) =>
+            {
                 b.changes_to(a).into_iter().map(FieldChange::from).collect()
             }
             _ => Vec::new(),
@@ -556,9 +558,30 @@ fn diff_one(
                     change(address, Action::Manual, Some(Action::Invite), None, Some(want), Some(reason), true)
                 });
             }
+            let due = || {
+                resend_after.filter(|_| have.status == Status::Invited && caps.is_some_and(|c| c.invite)).and_then(
+                    |after| {
+                        let sent = have.invited_at.as_deref().and_then(crate::clock::parse_rfc3339)?;
+                        let age = now.duration_since(sent).ok()?;
+                        (age >= after).then_some(age)
+                    },
+                )
+            };
+            let resend_reason = |age: Duration| {
+                let days = age.as_secs() / 86_400;
+                format!("invited {days} day(s) ago and not confirmed; `invites.resend_after` is due")
+            };
             if have.attributes.differs_from(&want) {
                 return Some(if caps.is_some_and(|c| c.update) {
-                    change(address, Action::Update, None, Some(&have.attributes), Some(want), None, false)
+                    // A due resend goes out with the changed attributes: an
+                    // update alone would leave the resend for the next plan,
+                    // after an apply that had succeeded.
+                    if let Some(age) = due() {
+                        let reason = format!("{}; the invitation goes out with the changes", resend_reason(age));
+                        change(address, Action::Resend, None, Some(&have.attributes), Some(want), Some(reason), true)
+                    } else {
+                        change(address, Action::Update, None, Some(&have.attributes), Some(want), None, false)
+                    }
                 } else {
                     let reason = format!("`{provider}` cannot update members through its API: make the change by hand in {console}, then run {}", mark_done());
                     change(
@@ -572,17 +595,16 @@ fn diff_one(
                     )
                 });
             }
-            let due = resend_after
-                .filter(|_| have.status == Status::Invited && caps.is_some_and(|c| c.invite))
-                .and_then(|after| {
-                    let sent = have.invited_at.as_deref().and_then(crate::clock::parse_rfc3339)?;
-                    let age = now.duration_since(sent).ok()?;
-                    (age >= after).then_some(age)
-                });
-            due.map(|age| {
-                let days = age.as_secs() / 86_400;
-                let reason = format!("invited {days} day(s) ago and not confirmed; `invites.resend_after` is due");
-                change(address, Action::Resend, None, Some(&have.attributes), Some(want), Some(reason), true)
+            due().map(|age| {
+                change(
+                    address,
+                    Action::Resend,
+                    None,
+                    Some(&have.attributes),
+                    Some(want),
+                    Some(resend_reason(age)),
+                    true,
+                )
             })
         }
     }
