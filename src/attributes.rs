@@ -305,10 +305,10 @@ pub fn printable(text: &str) -> Cow<'_, str> {
         c.is_control()
             || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
     };
-    if !text.chars().any(hostile) {
-        Cow::Borrowed(text)
-    } else {
+    if text.chars().any(hostile) {
         Cow::Owned(format!("{text:?}"))
+    } else {
+        Cow::Borrowed(text)
     }
 }
 
