@@ -855,6 +855,11 @@ fn a_rename_through_moved_patches_the_user_in_place() {
     let narrowed = t.cmd(&["plan", "--target", "directory/ada.l@example.com", "--detailed-exitcode"]).expect(2);
     assert!(narrowed.stdout.contains("renamed from `directory/ada@example.com`"), "{}", narrowed.rendered());
     assert!(narrowed.stdout.contains("Plan: 0 to invite, 1 to update, 0 to remove"), "{}", narrowed.rendered());
+    // Narrowed to the old address too (a review found it planned the
+    // removal of the user, which apply carried out).
+    let by_old = t.cmd(&["plan", "--target", "directory/ada@example.com", "--detailed-exitcode"]).expect(2);
+    assert!(by_old.stdout.contains("~ update directory/ada.l@example.com"), "{}", by_old.rendered());
+    assert!(by_old.stdout.contains("Plan: 0 to invite, 1 to update, 0 to remove"), "{}", by_old.rendered());
 
     proxy.clear_records();
     let out = t.cmd(&["apply", "--auto-approve", "--target", "directory/ada.l@example.com"]).expect(0);

@@ -60,10 +60,11 @@ pub struct Planner<'a> {
     refreshed: Option<Refreshed>,
     /// Drift reasons by address, from `refreshed`.
     drift: std::collections::HashMap<Address, String>,
-    /// The old addresses of renames whose new address `--target` names:
-    /// planned although not targeted, so that a narrowed plan renames too
-    /// rather than inviting; dropped again unless paired into a rename.
-    rename_sources: Vec<Address>,
+    /// The other address of each rename one of whose addresses `--target`
+    /// names: planned although not targeted, so that a narrowed plan
+    /// renames too, rather than inviting the new address or removing the
+    /// old one; dropped again unless paired into a rename.
+    rename_partners: Vec<Address>,
     /// Live records per provider, for the removal-fraction brake.
     recorded: BTreeMap<String, usize>,
 }
@@ -74,7 +75,7 @@ struct Shared<'p, 'a> {
     scope: &'a Scope,
     now: SystemTime,
     drift: &'p std::collections::HashMap<Address, String>,
-    rename_sources: &'p [Address],
+    rename_partners: &'p [Address],
 }
 
 /// What one thread planning addresses keeps to itself.
@@ -97,7 +98,7 @@ impl<'a> Shared<'_, 'a> {
         want: Option<Want<'_>>,
         have: Option<&Resource>,
     ) -> Option<Change> {
-        if !self.scope.includes(&address) && !self.rename_sources.contains(&address) {
+        if !self.scope.includes(&address) && !self.rename_partners.contains(&address) {
             return None;
         }
         if local.provider.0 != address.provider() {
@@ -186,11 +187,20 @@ impl<'a> Planner<'a> {
             summary: Summary::default(),
             refreshed: None,
             drift: std::collections::HashMap::new(),
-            rename_sources: config
+            rename_partners: config
                 .moved
                 .iter()
                 .flat_map(|(from, to)| {
-                    scope.targets.iter().filter(move |t| t.email() == to).map(move |t| Address::new(t.provider(), from))
+                    scope.targets.iter().filter_map(move |t| {
+                        let other = if t.email() == to {
+                            from
+                        } else if t.email() == from {
+                            to
+                        } else {
+                            return None;
+                        };
+                        Some(Address::new(t.provider(), other))
+                    })
                 })
                 .collect(),
             recorded: BTreeMap::new(),
@@ -262,7 +272,7 @@ impl<'a> Planner<'a> {
             scope: self.scope,
             now: self.now,
             drift: &self.drift,
-            rename_sources: &self.rename_sources,
+            rename_partners: &self.rename_partners,
         };
         if let Some(change) = shared.plan(&mut self.local, address, want, have) {
             *self.summary.count(change.action) += 1;
@@ -284,7 +294,7 @@ impl<'a> Planner<'a> {
             scope: self.scope,
             now: self.now,
             drift: &self.drift,
-            rename_sources: &self.rename_sources,
+            rename_partners: &self.rename_partners,
         };
         let (summary, changes) = (&mut self.summary, &mut self.changes);
         crate::parallel::chunks_in_order(
@@ -447,7 +457,8 @@ impl Planner<'_> {
             gone[i] = true;
         }
         for (i, change) in self.changes.iter().enumerate() {
-            if !self.scope.includes(&change.address) && !gone[i] {
+            let renamed_in_scope = change.moved_from.as_ref().is_some_and(|from| self.scope.includes(from));
+            if !self.scope.includes(&change.address) && !renamed_in_scope && !gone[i] {
                 *self.summary.count(change.action) -= 1;
                 gone[i] = true;
             }
