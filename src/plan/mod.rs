@@ -45,12 +45,14 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// `Plan: 3 to invite, 1 to update, 0 to remove, 2 manual.`
+    /// `Plan: 3 to invite, 1 to update, 0 to remove, 2 manual.`, then, only
+    /// when there are any, ` 1 to resend.`: DESIGN's four counts stay
+    /// where scripts that read the line expect them.
     #[must_use]
     pub fn line(&self) -> String {
-        let resend = if self.resend > 0 { format!("{} to resend, ", self.resend) } else { String::new() };
+        let resend = if self.resend > 0 { format!(" {} to resend.", self.resend) } else { String::new() };
         format!(
-            "Plan: {} to invite, {} to update, {} to remove, {resend}{} manual.",
+            "Plan: {} to invite, {} to update, {} to remove, {} manual.{resend}",
             self.invite, self.update, self.remove, self.manual
         )
     }
