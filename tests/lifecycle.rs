@@ -149,6 +149,30 @@ fn a_due_resend_carries_an_update_and_one_apply_converges() {
     assert!(sam.contains("\"op\":\"resend\"") && sam.contains("role-member"), "{sam}");
 }
 
+// DESIGN: `plan` and `apply` take `--error-format` "(their `--format` is
+// the plan's)"; a review found apply had no `--format`. The plan, then the
+// outcome, in that format.
+#[test]
+fn apply_shows_its_plan_and_outcome_in_the_format_asked_for() {
+    let t = Test::new().config(QUICKSTART);
+    let out = t.cmd(&["apply", "--auto-approve", "--format", "json"]).expect(0);
+    let documents: Vec<serde_json::Value> = serde_json::Deserializer::from_str(&out.stdout)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("two JSON documents: {e}\n{}", out.rendered()));
+    assert_eq!(documents.len(), 2, "{}", out.rendered());
+    assert_eq!(documents[0]["summary"]["invite"], 3, "the plan: {}", documents[0]);
+    let outcome = &documents[1];
+    assert_eq!(outcome["status"], "complete", "the outcome: {outcome}");
+    assert_eq!(outcome["providers"]["sandbox"]["invited"], 3, "the outcome: {outcome}");
+    let t = t.config(&QUICKSTART.replace("    roles: [moderator]\n", "    roles: [member]\n"));
+    let out = t.cmd(&["apply", "--auto-approve", "--format", "markdown"]).expect(0);
+    assert!(out.stdout.contains("**Plan: 0 to invite, 1 to update, 0 to remove, 0 manual.**"), "{}", out.rendered());
+    let text = t.cmd(&["apply", "--auto-approve", "--format", "json"]).expect(0);
+    let documents = serde_json::Deserializer::from_str(&text.stdout).into_iter::<serde_json::Value>().count();
+    assert_eq!(documents, 2, "with no changes too: {}", text.rendered());
+}
+
 #[test]
 fn manual_changes_are_recorded_with_mark_done() {
     let t = Test::new().config(&invite_only(QUICKSTART));

@@ -3,9 +3,10 @@
 use std::io::BufRead;
 use std::sync::Arc;
 
+use super::plan_cmd::format_of;
 use super::progress;
 use super::ui::past_a_closed_pipe;
-use super::{plan_file, refresh_cmd, scope, ApplyArgs, Context, Outcome, Success, SummaryFormat};
+use super::{plan_file, refresh_cmd, scope, ApplyArgs, Context, Outcome, PlanFormat, Success, SummaryFormat};
 use crate::apply::summary::ApplySummary;
 use crate::apply::{self, Cancel};
 use crate::atomic_write::write_atomically;
@@ -164,11 +165,11 @@ fn apply(args: &ApplyArgs, cx: &mut Context<'_>, summary: &mut Option<ApplySumma
     };
     plan.warn_at_limits(args.max_changes, args.max_removal_fraction);
     if !cx.global.quiet || plan.no_changes {
-        let color = cx.ui.color();
+        let color = cx.ui.color() && args.format == PlanFormat::Text;
         // Not the quiet success of a closed pipe that `plan | head` is:
         // nothing was applied, and the exit code must say so.
         let sends = plan.applyable && !plan.no_changes;
-        cx.ui.render(|out| render::text(&plan, color, out)).map_err(|error| {
+        cx.ui.render(|out| render::render(&plan, format_of(args.format), color, out)).map_err(|error| {
             if error.is_broken_pipe() && sends {
                 Error::user("the output was closed before the plan could be shown; nothing was sent")
                     .with_hint("let apply write its whole output (`memberctl apply ... > apply.log`), or pass `-q`")
@@ -187,13 +188,16 @@ fn apply(args: &ApplyArgs, cx: &mut Context<'_>, summary: &mut Option<ApplySumma
             manual: plan.changes.iter().filter(|c| c.action == Action::Manual).map(|c| c.address.clone()).collect(),
             ..apply::ApplyReport::default()
         };
-        *summary = Some(ApplySummary::of(&nothing_sent, &plan));
-        if !plan.no_changes {
-            cx.ui.println(&format!(
+        let outcome = ApplySummary::of(&nothing_sent, &plan);
+        match args.format {
+            PlanFormat::Text if !plan.no_changes => cx.ui.println(&format!(
                 "\nNothing memberctl can carry out: {} change(s) are manual (see above).",
                 plan.summary.manual
-            ))?;
+            ))?,
+            PlanFormat::Text => {}
+            format => show_outcome(cx, format, &outcome)?,
         }
+        *summary = Some(outcome);
         return Ok(Success::Done);
     }
     // The plan is all that is needed from here on: the config (every
@@ -263,10 +267,14 @@ fn apply(args: &ApplyArgs, cx: &mut Context<'_>, summary: &mut Option<ApplySumma
     // 47 ms of a 100k-member sandbox apply, measured with perf; the exit
     // returns the memory at once.
     std::mem::forget(state);
-    *summary = Some(ApplySummary::of(&report, &plan));
+    let outcome = ApplySummary::of(&report, &plan);
     // Once anything was sent, a closed output (`apply | head`) must not
     // end the run before the exit code says how the apply went.
-    past_a_closed_pipe(cx.ui.render(|out| progress::summary(&report, &plan, out)))?;
+    past_a_closed_pipe(match args.format {
+        PlanFormat::Text => cx.ui.render(|out| progress::summary(&report, &plan, out)),
+        format => show_outcome(cx, format, &outcome),
+    })?;
+    *summary = Some(outcome);
     past_a_closed_pipe(progress_written)?;
     if !report.adopted.is_empty() {
         past_a_closed_pipe(cx.ui.warn(&adopted_warning(&report.adopted)))?;
@@ -284,6 +292,19 @@ fn apply(args: &ApplyArgs, cx: &mut Context<'_>, summary: &mut Option<ApplySumma
         .with_hint("see the reasons above; fix them and run `memberctl apply` again"));
     }
     Ok(Success::Done)
+}
+
+/// The outcome after the plan, in the plan's format when that is not text:
+/// a second JSON document, or the markdown an apply summary comment holds.
+fn show_outcome(cx: &mut Context<'_>, format: PlanFormat, outcome: &ApplySummary) -> Result<(), Error> {
+    cx.ui.render(|out| {
+        out.write_all(b"\n")?;
+        if format == PlanFormat::Json {
+            outcome.json(out)
+        } else {
+            outcome.markdown(out)
+        }
+    })
 }
 
 /// The warning DESIGN asks for when a provider answers that a member

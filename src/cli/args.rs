@@ -180,6 +180,10 @@ pub struct ApplyArgs {
     /// Do not ask for confirmation (required without a terminal; a saved PLANFILE is applied without asking)
     #[arg(long)]
     pub auto_approve: bool,
+    /// How to show the plan and then the outcome: text, or json or markdown (the plan as `plan
+    /// --format` shows it, then the outcome as `--summary-out` writes it)
+    #[arg(long, default_value = "text")]
+    pub format: PlanFormat,
     /// Allow up to N invitations and removals in this run (overrides `safety.max_changes`)
     #[arg(long, value_name = "N")]
     pub max_changes: Option<usize>,
