@@ -221,6 +221,27 @@ fn saved_plan_applies_exactly_and_refuses_when_stale() {
     );
 }
 
+// Found by a review: a saved plan held the outbox (and a password_file) as
+// the config gave them, relative to where the plan was made, so `apply
+// FILE` from another directory wrote a new outbox there.
+#[test]
+fn a_saved_plan_applies_from_any_directory() {
+    let t = Test::new().config(QUICKSTART);
+    t.cmd(&["plan", "--out", "saved.plan"]).expect(0);
+    let elsewhere = t.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).expect("mkdir");
+    let (plan, state) = (t.path().join("saved.plan"), t.path().join("memberctl.state.json"));
+    let out = t
+        .command(&["apply", &plan.to_string_lossy(), "--state", &state.to_string_lossy()])
+        .current_dir(&elsewhere)
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(t.read("outbox.jsonl").lines().count(), 3, "the outbox beside the config");
+    assert!(!elsewhere.join("outbox.jsonl").exists(), "no second outbox where apply ran");
+    t.cmd(&["plan", "--detailed-exitcode"]).expect(0);
+}
+
 #[test]
 fn apply_without_terminal_needs_auto_approve() {
     let t = Test::new().config(QUICKSTART);

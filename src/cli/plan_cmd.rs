@@ -73,7 +73,7 @@ pub(super) fn run(args: &PlanArgs, cx: &mut Context<'_>) -> Outcome {
     // plan nor the exit code with it.
     past_a_closed_pipe(cx.ui.render(|out| render::render(&plan, format_of(args.format), color, out)))?;
     if let Some(path) = &args.out {
-        plan_file::save(&plan, path)?;
+        plan_file::save(&mut plan, path)?;
         cx.ui.note(&format!(
             "\nSaved the plan to `{}`. Apply exactly this plan with `memberctl apply {}`.",
             path.display(),
