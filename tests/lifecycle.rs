@@ -488,6 +488,31 @@ fn plan_warns_about_the_safety_brake_before_apply_refuses() {
     assert!(out.stdout.contains("> [!WARNING]\n> safety brake"), "{}", out.rendered());
 }
 
+// Found by a review: past the budget, every provider still got a heading
+// (and every brake warning its callout): 1,500 providers made 83,000
+// characters.
+#[test]
+fn markdown_of_a_plan_over_many_providers_stays_under_the_comment_limit() {
+    let mut yaml = String::from("version: 1\nproviders:\n");
+    for i in 0..1_500 {
+        yaml.push_str(&format!("  provider{i:04}: {{ type: sandbox, outbox: outbox.jsonl }}\n"));
+    }
+    yaml.push_str("members:\n");
+    for i in 0..1_500 {
+        yaml.push_str(&format!("  - {{ email: person{i:04}@example.com, providers: [provider{i:04}] }}\n"));
+    }
+    let t = Test::new().config(&yaml);
+    let out = t.cmd(&["plan", "--format", "markdown"]).expect(0);
+    let chars = out.stdout.chars().count();
+    assert!(chars < 60_000, "{chars} characters");
+    assert!(out.stdout.contains("This plan is large"), "{}", &out.stdout[..500]);
+    assert!(
+        out.stdout.contains("more provider(s) with changes are not listed"),
+        "{:?}",
+        out.stdout.lines().rev().take(5).collect::<Vec<_>>()
+    );
+}
+
 // Regression: #9 defect 6: the budget was checked before each row, so one
 // huge cell could push a comment past GitHub's 65,536 characters.
 #[test]

@@ -153,8 +153,19 @@ pub fn markdown(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
             plan.summary.manual
         ));
     }
-    for warning in &warnings {
-        put_line!(doc, "> [!WARNING]\n> {}\n", cell(warning));
+    // Warnings are a few as a rule, but one a provider can be many: a
+    // quarter of the budget for them, then a count.
+    for (index, warning) in warnings.iter().enumerate() {
+        let shown = format!("> [!WARNING]\n> {}\n", cell(warning));
+        if doc.len() + shown.len() > MARKDOWN_BUDGET / 4 {
+            put_line!(
+                doc,
+                "> [!WARNING]\n> {} more warning(s): run `memberctl plan` to see them all.\n",
+                warnings.len() - index
+            );
+            break;
+        }
+        put_line!(doc, "{shown}");
     }
 
     let mut by_provider: BTreeMap<&str, Vec<&Change>> = BTreeMap::new();
@@ -164,6 +175,7 @@ pub fn markdown(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
     let body_budget = MARKDOWN_BUDGET - RESERVE;
     let mut shown = 0usize;
     let mut truncated = false;
+    let mut unlisted = 0usize;
     for (provider, changes) in &by_provider {
         let kind = plan.providers.get(*provider).map_or_else(|| "not configured".to_owned(), |s| s.kind.to_string());
         let mut counts: BTreeMap<Action, usize> = BTreeMap::new();
@@ -171,7 +183,14 @@ pub fn markdown(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
             *counts.entry(c.action).or_default() += 1;
         }
         let counts = counts.iter().map(|(a, n)| format!("{n} {}", a.as_str())).collect::<Vec<_>>().join(", ");
-        put_line!(doc, "#### `{provider}` ({kind}): {counts}\n");
+        let heading = format!("#### {} ({kind}): {counts}\n", code(&cell(provider)));
+        if truncated && doc.len() + heading.len() > body_budget / 2 {
+            // Past the tables' half of the budget, providers are counted,
+            // not each given a heading.
+            unlisted += 1;
+            continue;
+        }
+        put_line!(doc, "{heading}");
         if truncated {
             continue;
         }
@@ -200,7 +219,13 @@ pub fn markdown(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
     let reasons = Reasons::of(plan);
     for change in &plan.changes {
         let mut entry = String::new();
-        put_line!(entry, "{} {} {}", change.action.symbol(), change.action.as_str(), change.address);
+        put_line!(
+            entry,
+            "{} {} {}",
+            change.action.symbol(),
+            change.action.as_str(),
+            printable(change.address.as_str())
+        );
         for f in &change.fields {
             put_line!(entry, "-   {}: {}\n+   {}: {}", f.field, f.shown_before(), f.field, f.shown_after());
         }
@@ -234,6 +259,9 @@ pub fn markdown(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
             "> [!NOTE]\n> This plan is large: the tables show {shown} and the details {detailed} of {} changes, to stay under {MARKDOWN_BUDGET} characters. Run `memberctl plan` or see the pipeline's saved plan for all of them.\n",
             plan.changes.len()
         );
+        if unlisted > 0 {
+            put_line!(doc, "> {unlisted} more provider(s) with changes are not listed.\n");
+        }
     }
     out.write_all(doc.as_bytes())
 }
