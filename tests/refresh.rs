@@ -255,3 +255,22 @@ fn a_closed_pipe_keeps_the_refresh_and_its_exit_code() {
     assert_eq!(refresh.status.code(), Some(0), "{}", String::from_utf8_lossy(&refresh.stderr));
     assert_eq!(serial(&t), 2, "the state is written all the same");
 }
+
+// Found by a review: DESIGN counts unmanaged users "in every format", and
+// the apply's summary (for the pull request) said nothing of the refresh.
+#[test]
+fn the_apply_summary_counts_what_the_refresh_found() {
+    let t = applied();
+    at_the_service(&t, A_STRANGER);
+    at_the_service(&t, JANE_MADE_MODERATOR);
+    t.cmd(&["apply", "--refresh", "--auto-approve", "--summary-out", "summary.json", "--summary-format", "json"])
+        .expect(0);
+    let summary: serde_json::Value = serde_json::from_str(&t.read("summary.json")).expect("json");
+    assert_eq!(summary["refresh"]["unmanaged"], 1, "{summary}");
+    assert_eq!(summary["refresh"]["drifted"], 1, "{summary}");
+    assert_eq!(summary["refresh"]["checked"], serde_json::json!(["sandbox"]), "{summary}");
+    t.cmd(&["apply", "--refresh", "--auto-approve", "--summary-out", "summary.md"]).expect(0);
+    let comment = t.read("summary.md");
+    assert!(comment.contains("Refreshed `sandbox`: 0 address(es) drifted, 1 unmanaged user(s)."), "{comment}");
+    assert!(!comment.contains("stranger@example.com"), "unmanaged users are counted, never named: {comment}");
+}

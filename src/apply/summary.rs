@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::ApplyReport;
 use crate::address::Address;
-use crate::plan::render::{cell, MARKDOWN_BUDGET};
+use crate::plan::render::{cell, refresh_counts, MARKDOWN_BUDGET};
 use crate::plan::{Action, Plan};
 
 /// The hidden marker that starts every apply comment.
@@ -90,6 +90,24 @@ pub struct ApplySummary {
     pub gone: Vec<Item>,
     /// Manual changes still open, with what to do.
     pub manual: Vec<Item>,
+    /// What the refresh before it found (`apply --refresh`, or a plan saved
+    /// with `--refresh`): counts only, as in the plan's comment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<RefreshCounts>,
+}
+
+/// What a refresh found, counted: unmanaged users are counted in every
+/// format, and listed only where the repository's readers cannot see them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RefreshCounts {
+    /// Providers that were listed.
+    pub checked: Vec<String>,
+    /// Providers that cannot list: not checked (never "in sync").
+    pub not_checked: Vec<String>,
+    /// Addresses where a provider differed from the state.
+    pub drifted: usize,
+    /// Users the providers hold that are neither configured nor recorded.
+    pub unmanaged: usize,
 }
 
 impl ApplySummary {
@@ -134,6 +152,12 @@ impl ApplySummary {
             adopted: items(&report.adopted),
             gone: items(&report.gone),
             manual,
+            refresh: plan.refresh.as_ref().map(|r| RefreshCounts {
+                checked: r.checked.clone(),
+                not_checked: r.not_checked.clone(),
+                drifted: r.drift.len(),
+                unmanaged: r.unmanaged_count,
+            }),
         }
     }
 
@@ -150,6 +174,7 @@ impl ApplySummary {
             adopted: Vec::new(),
             gone: Vec::new(),
             manual: Vec::new(),
+            refresh: None,
         }
     }
 
@@ -179,6 +204,9 @@ impl ApplySummary {
         line(&mut doc, status);
         if let Some(error) = &self.error {
             line(&mut doc, &format!("\n> {}", cell(error)));
+        }
+        if let Some(r) = &self.refresh {
+            line(&mut doc, &format!("\n{}", refresh_counts(&r.checked, &r.not_checked, r.drifted, r.unmanaged)));
         }
         if !self.providers.is_empty() {
             line(

@@ -108,20 +108,21 @@ fn what_changes(change: &Change) -> String {
 /// What a refresh found, in one line of counts. Unmanaged users are only
 /// counted: the comment is public to everyone who can read the repository.
 fn refresh_line(refreshed: &Refreshed) -> String {
+    refresh_counts(&refreshed.checked, &refreshed.not_checked, refreshed.drift.len(), refreshed.unmanaged_count)
+}
+
+/// What a refresh found, in one line of counts (unmanaged users counted,
+/// never named), for the plan's comment and the apply's.
+#[must_use]
+pub fn refresh_counts(checked: &[String], not_checked: &[String], drifted: usize, unmanaged: usize) -> String {
     let names = |list: &[String]| list.iter().map(|p| code(&cell(p))).collect::<Vec<_>>().join(", ");
-    let mut line = if refreshed.checked.is_empty() {
+    let mut line = if checked.is_empty() {
         "Refreshed: no provider can list its members".to_owned()
     } else {
-        format!(
-            "Refreshed {}: {} address(es) drifted, {} unmanaged user(s)",
-            names(&refreshed.checked),
-            refreshed.drift.len(),
-            refreshed.unmanaged_count
-        )
+        format!("Refreshed {}: {drifted} address(es) drifted, {unmanaged} unmanaged user(s)", names(checked))
     };
-    if !refreshed.not_checked.is_empty() {
-        write!(line, "; not checked (cannot list): {}", names(&refreshed.not_checked))
-            .expect("writing to a String cannot fail");
+    if !not_checked.is_empty() {
+        write!(line, "; not checked (cannot list): {}", names(not_checked)).expect("writing to a String cannot fail");
     }
     line.push('.');
     line

@@ -11,7 +11,7 @@ mod text;
 use std::io::{self, Write};
 
 pub use json::json;
-pub use markdown::{cell, markdown, MARKDOWN_BUDGET, MARKER};
+pub use markdown::{cell, markdown, refresh_counts, MARKDOWN_BUDGET, MARKER};
 pub use text::{refresh_text, text};
 
 use super::Plan;
