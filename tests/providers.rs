@@ -248,6 +248,51 @@ async fn secrets_echoed_by_the_provider_are_scrubbed() {
     assert!(shown.contains("bad key [redacted] and body password=[redacted]"), "{shown}");
 }
 
+// Found by a review: only whole-request errors were scrubbed; a vendor that
+// quotes the request in a per-member message (Networked's
+// `data.failure[].error`, Aptly's `results[].message`) put the key or token
+// in the outcome, and from there in the summary, the comment and the state.
+#[tokio::test]
+async fn credentials_echoed_in_per_member_messages_are_scrubbed() {
+    let key = fake_networked::API_KEY;
+    let server = FakeNetworked::start();
+    server.push_faults([Fault::Raw {
+        status: 200,
+        content_type: "application/json",
+        body: format!(
+            r#"{{"error":false,"data":{{"success":[],"failure":[{{"email":"ana@example.com","error":"bad x-api-key {key}; the header began {}"}}]}}}}"#,
+            &key[..12]
+        ),
+        process: false,
+    }]);
+    let outcomes = networked(&server).send(&[Operation::invite("community", member("ana@example.com", "Ana"))]).await;
+    let shown = format!("{outcomes:?}");
+    assert!(!shown.contains(&key[..8]), "{shown}");
+    assert!(shown.contains("bad x-api-key [redacted]"), "{shown}");
+
+    let token = fake_aptly::TOKEN;
+    let server = FakeAptly::start();
+    server.push_faults([Fault::Raw {
+        status: 200,
+        content_type: "application/json",
+        body: format!(
+            r#"{{"data":{{"total":1,"successful":0,"failed":1,"results":[{{"email":"maryam.smith@example.com","success":false,"message":"Authorization: Bearer {token} refused"}}]}}}}"#
+        ),
+        process: false,
+    }]);
+    let maryam = Attributes {
+        email: "maryam.smith@example.com".to_owned(),
+        first_name: Some("Maryam".to_owned()),
+        last_name: Some("Smith".to_owned()),
+        roles: vec!["bbc5418c-8d81-4756-b3e6-84e1e87f06c3".into()],
+        ..Attributes::default()
+    };
+    let outcomes = aptly_with(&server, |_| {}).send(&[Operation::invite("workforce", maryam)]).await;
+    let shown = format!("{outcomes:?}");
+    assert!(!shown.contains(token), "{shown}");
+    assert!(shown.contains("Bearer [redacted] refused"), "{shown}");
+}
+
 #[tokio::test]
 async fn aptly_request_matches_the_seed_curl() {
     let server = FakeAptly::start();

@@ -251,6 +251,31 @@ impl Aptly {
     }
 }
 
+impl Aptly {
+    /// Sends a batch; [`Provider::send`] scrubs the answer.
+    async fn send_batch(&self, batch: &[Operation]) -> Result<Vec<Outcome>, BatchError> {
+        let invites: Vec<Operation> = batch
+            .iter()
+            .filter(|op| matches!(op.kind, OperationKind::Invite | OperationKind::Resend))
+            .cloned()
+            .collect();
+        let mut answers = if invites.is_empty() { Vec::new() } else { self.send_invites(&invites).await? }.into_iter();
+        Ok(batch
+            .iter()
+            .map(|op| match op.kind {
+                OperationKind::Invite | OperationKind::Resend => answers
+                    .next()
+                    .unwrap_or_else(|| Outcome::Uncertain { reason: "no outcome was produced".to_owned() }),
+                OperationKind::Update | OperationKind::Remove => Outcome::Failed {
+                    reason: "the Aptly API cannot update or remove members; change it by hand in Aptly, then record \
+                             it with `memberctl state`"
+                        .to_owned(),
+                },
+            })
+            .collect())
+    }
+}
+
 impl Provider for Aptly {
     fn settings(&self) -> &ProviderSettings {
         &self.settings
@@ -267,29 +292,7 @@ impl Provider for Aptly {
     }
 
     fn send<'a>(&'a self, batch: &'a [Operation]) -> BoxFuture<'a, Result<Vec<Outcome>, BatchError>> {
-        Box::pin(async move {
-            let invites: Vec<Operation> = batch
-                .iter()
-                .filter(|op| matches!(op.kind, OperationKind::Invite | OperationKind::Resend))
-                .cloned()
-                .collect();
-            let mut answers =
-                if invites.is_empty() { Vec::new() } else { self.send_invites(&invites).await? }.into_iter();
-            Ok(batch
-                .iter()
-                .map(|op| match op.kind {
-                    OperationKind::Invite | OperationKind::Resend => answers
-                        .next()
-                        .unwrap_or_else(|| Outcome::Uncertain { reason: "no outcome was produced".to_owned() }),
-                    OperationKind::Update | OperationKind::Remove => Outcome::Failed {
-                        reason:
-                            "the Aptly API cannot update or remove members; change it by hand in Aptly, then record \
-                                 it with `memberctl state`"
-                                .to_owned(),
-                    },
-                })
-                .collect())
-        })
+        Box::pin(async move { super::scrub_answer(self.send_batch(batch).await, &|text| self.http.scrub(text, &[])) })
     }
 }
 

@@ -338,6 +338,42 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// The outcome with every text it quotes from the provider passed
+    /// through `scrub`.
+    #[must_use]
+    pub fn scrubbed(self, scrub: &dyn Fn(&str) -> String) -> Self {
+        match self {
+            Outcome::Adopted { message, remote } => Outcome::Adopted { message: scrub(&message), remote },
+            Outcome::Partial { applied, remote, reason } => {
+                Outcome::Partial { applied, remote, reason: scrub(&reason) }
+            }
+            Outcome::Gone { reason } => Outcome::Gone { reason: scrub(&reason) },
+            Outcome::Failed { reason } => Outcome::Failed { reason: scrub(&reason) },
+            Outcome::Uncertain { reason } => Outcome::Uncertain { reason: scrub(&reason) },
+            done @ (Outcome::Invited(_)
+            | Outcome::Added(_)
+            | Outcome::Updated
+            | Outcome::Removed
+            | Outcome::Deactivated(_)) => done,
+        }
+    }
+}
+
+/// A batch's answer with every text it quotes from the provider passed
+/// through `scrub`: a service that echoes the request (its key or token, a
+/// password) in a per-member message must not put it in the summary, the
+/// pull-request comment, the journal or the state.
+pub fn scrub_answer(
+    answer: Result<Vec<Outcome>, BatchError>,
+    scrub: &dyn Fn(&str) -> String,
+) -> Result<Vec<Outcome>, BatchError> {
+    match answer {
+        Ok(outcomes) => Ok(outcomes.into_iter().map(|outcome| outcome.scrubbed(scrub)).collect()),
+        Err(error) => Err(error.scrubbed(scrub)),
+    }
+}
+
 /// A whole request went wrong, not one email in it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -351,6 +387,14 @@ pub struct BatchError {
     pub message: String,
     /// What the user can do about it.
     pub hint: Option<String>,
+}
+
+impl BatchError {
+    /// The error with its message and hint passed through `scrub`.
+    #[must_use]
+    pub fn scrubbed(self, scrub: &dyn Fn(&str) -> String) -> Self {
+        BatchError { message: scrub(&self.message), hint: self.hint.as_deref().map(scrub), ..self }
+    }
 }
 
 /// One member as a provider lists it: its attributes in the same resolved

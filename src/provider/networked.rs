@@ -403,6 +403,69 @@ enum Answer {
     Refused(Option<String>),
 }
 
+impl Networked {
+    /// Sends a batch; [`Provider::send`] scrubs the answer.
+    async fn send_batch(&self, batch: &[Operation]) -> Result<Vec<Outcome>, BatchError> {
+        // The engine sends what `batches` built, but any batch is answered
+        // correctly: each operation goes where it belongs.
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
+        let mut bulk: HashMap<Vec<crate::attributes::Id>, Vec<usize>> = HashMap::new();
+        let mut bulk_order = Vec::new();
+        let mut single = Vec::new();
+        for (index, op) in batch.iter().enumerate() {
+            if !is_invite(op.kind) {
+                outcomes[index] = Some(unsupported(op));
+            } else if uses_single(&self.settings, &op.attributes) {
+                single.push(index);
+            } else {
+                let plans = plan_set(&op.attributes);
+                if !bulk.contains_key(&plans) {
+                    bulk_order.push(plans.clone());
+                }
+                bulk.entry(plans).or_default().push(index);
+            }
+        }
+        let mut answered = false;
+        let mut first_error: Option<BatchError> = None;
+        let mut record = |indices: Vec<usize>, result: Result<Vec<Outcome>, BatchError>| match result {
+            Ok(answers) => {
+                answered = true;
+                for (index, outcome) in indices.into_iter().zip(answers) {
+                    outcomes[index] = Some(outcome);
+                }
+            }
+            Err(error) => {
+                for index in indices {
+                    outcomes[index] = Some(if error.uncertain {
+                        Outcome::Uncertain { reason: error.message.clone() }
+                    } else {
+                        Outcome::Failed { reason: error.message.clone() }
+                    });
+                }
+                first_error.get_or_insert(error);
+            }
+        };
+        for plans in bulk_order {
+            let indices = bulk.remove(&plans).unwrap_or_default();
+            let ops: Vec<Operation> = indices.iter().map(|&i| batch[i].clone()).collect();
+            record(indices, self.send_bulk(&ops).await);
+        }
+        if !single.is_empty() {
+            let ops: Vec<Operation> = single.iter().map(|&i| batch[i].clone()).collect();
+            record(single, self.send_singles(&ops).await);
+        }
+        // A batch that got no answer at all is one error, so the engine
+        // sees `fatal`; a mixed one keeps what was answered.
+        if let Some(error) = first_error.filter(|_| !answered) {
+            return Err(error);
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Outcome::Uncertain { reason: "no outcome was produced".to_owned() }))
+            .collect())
+    }
+}
+
 impl Provider for Networked {
     fn settings(&self) -> &ProviderSettings {
         &self.settings
@@ -441,65 +504,7 @@ impl Provider for Networked {
     }
 
     fn send<'a>(&'a self, batch: &'a [Operation]) -> BoxFuture<'a, Result<Vec<Outcome>, BatchError>> {
-        Box::pin(async move {
-            // The engine sends what `batches` built, but any batch is answered
-            // correctly: each operation goes where it belongs.
-            let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
-            let mut bulk: HashMap<Vec<crate::attributes::Id>, Vec<usize>> = HashMap::new();
-            let mut bulk_order = Vec::new();
-            let mut single = Vec::new();
-            for (index, op) in batch.iter().enumerate() {
-                if !is_invite(op.kind) {
-                    outcomes[index] = Some(unsupported(op));
-                } else if uses_single(&self.settings, &op.attributes) {
-                    single.push(index);
-                } else {
-                    let plans = plan_set(&op.attributes);
-                    if !bulk.contains_key(&plans) {
-                        bulk_order.push(plans.clone());
-                    }
-                    bulk.entry(plans).or_default().push(index);
-                }
-            }
-            let mut answered = false;
-            let mut first_error: Option<BatchError> = None;
-            let mut record = |indices: Vec<usize>, result: Result<Vec<Outcome>, BatchError>| match result {
-                Ok(answers) => {
-                    answered = true;
-                    for (index, outcome) in indices.into_iter().zip(answers) {
-                        outcomes[index] = Some(outcome);
-                    }
-                }
-                Err(error) => {
-                    for index in indices {
-                        outcomes[index] = Some(if error.uncertain {
-                            Outcome::Uncertain { reason: error.message.clone() }
-                        } else {
-                            Outcome::Failed { reason: error.message.clone() }
-                        });
-                    }
-                    first_error.get_or_insert(error);
-                }
-            };
-            for plans in bulk_order {
-                let indices = bulk.remove(&plans).unwrap_or_default();
-                let ops: Vec<Operation> = indices.iter().map(|&i| batch[i].clone()).collect();
-                record(indices, self.send_bulk(&ops).await);
-            }
-            if !single.is_empty() {
-                let ops: Vec<Operation> = single.iter().map(|&i| batch[i].clone()).collect();
-                record(single, self.send_singles(&ops).await);
-            }
-            // A batch that got no answer at all is one error, so the engine
-            // sees `fatal`; a mixed one keeps what was answered.
-            if let Some(error) = first_error.filter(|_| !answered) {
-                return Err(error);
-            }
-            Ok(outcomes
-                .into_iter()
-                .map(|o| o.unwrap_or_else(|| Outcome::Uncertain { reason: "no outcome was produced".to_owned() }))
-                .collect())
-        })
+        Box::pin(async move { super::scrub_answer(self.send_batch(batch).await, &|text| self.http.scrub(text, &[])) })
     }
 }
 

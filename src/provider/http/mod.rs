@@ -287,8 +287,10 @@ impl HttpClient {
         self.post(path, &body, &[]).await
     }
 
-    /// Replaces the credential and `extra` secrets (as written and
-    /// percent-encoded) in text that quotes a provider's answer.
+    /// Replaces the credential and `extra` secrets in text that quotes a
+    /// provider's answer: as written, in every encoding a service may
+    /// echo them in (percent-encoded either case, form-encoded, JSON- and
+    /// HTML-escaped), and cut short (a quote truncated inside a secret).
     #[must_use]
     pub fn scrub(&self, text: &str, extra: &[&str]) -> String {
         let mut out = text.to_owned();
@@ -296,15 +298,12 @@ impl HttpClient {
             if secret.len() < 3 {
                 continue;
             }
-            let mut encoded = String::new();
-            curl_escape(&mut encoded, secret);
-            let escaped = format!("{secret:?}");
-            let escaped = &escaped[1..escaped.len() - 1];
-            for form in [secret, encoded.as_str(), escaped] {
-                if !form.is_empty() && out.contains(form) {
-                    out = out.replace(form, "[redacted]");
+            for form in encodings(secret) {
+                if !form.is_empty() && out.contains(&form) {
+                    out = out.replace(&form, "[redacted]");
                 }
             }
+            out = redact_cut_short(&out, secret);
         }
         out
     }
@@ -614,6 +613,51 @@ impl HttpClient {
     }
 }
 
+/// The ways a service may quote `secret` back: as written, percent-encoded
+/// (as curl sends a form, in upper and in lower case), form-encoded (`+`
+/// for a space), and escaped for JSON and for HTML.
+fn encodings(secret: &str) -> Vec<String> {
+    let mut curl = String::new();
+    curl_escape(&mut curl, secret);
+    let form: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    let json = serde_json::to_string(secret).unwrap_or_default();
+    let json = json.get(1..json.len().saturating_sub(1)).unwrap_or_default().to_owned();
+    // As Go's encoder writes JSON: `&`, `<` and `>` as `\u0026` and so on.
+    let go_json = json.replace('&', "\\u0026").replace('<', "\\u003c").replace('>', "\\u003e");
+    let html = secret.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    let debug = format!("{secret:?}");
+    let debug = debug[1..debug.len() - 1].to_owned();
+    let mut forms = vec![secret.to_owned(), curl.to_lowercase(), curl, form, go_json, json, html, debug];
+    forms.sort_by_key(|form| std::cmp::Reverse(form.len()));
+    forms.dedup();
+    forms
+}
+
+/// How much of a secret, cut short, is still worth hiding: a quote that
+/// ends inside a key must not show most of it.
+const SECRET_PREFIX: usize = 8;
+
+/// `text` with every run of at least [`SECRET_PREFIX`] characters that
+/// matches the start of `secret` (a quote cut short inside it) redacted.
+fn redact_cut_short(text: &str, secret: &str) -> String {
+    let Some(start) = secret.get(..SECRET_PREFIX) else { return text.to_owned() };
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(start) {
+        out.push_str(&rest[..at]);
+        let matched = rest[at..].bytes().zip(secret.bytes()).take_while(|(a, b)| a == b).count();
+        // Whole characters only: a secret is compared byte by byte.
+        let mut end = at + matched;
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.push_str("[redacted]");
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -631,6 +675,27 @@ mod tests {
         assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:00 GMT", now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("yesterday", now), None);
+    }
+
+    // Found by a review: a service that quoted the key form-encoded, in
+    // lower-case percent-encoding, HTML- or Go-JSON-escaped, or cut short,
+    // got it past the scrubber.
+    #[test]
+    fn a_secret_is_redacted_in_every_encoding_and_cut_short() {
+        let secret = "tok en&<1>/ü-9f8e7d";
+        let quoted = [
+            "tok%20en%26%3C1%3E%2F%C3%BC-9f8e7d",
+            "tok%20en%26%3c1%3e%2f%c3%bc-9f8e7d",
+            "tok+en%26%3C1%3E%2F%C3%BC-9f8e7d",
+            "tok en&amp;&lt;1&gt;/ü-9f8e7d",
+            "tok en\\u0026\\u003c1\\u003e/ü-9f8e7d",
+        ];
+        let forms = encodings(secret);
+        for quote in quoted {
+            assert!(forms.iter().any(|form| form == quote), "{quote} not among {forms:?}");
+        }
+        assert_eq!(redact_cut_short("header: tok en&<1 (truncated)", secret), "header: [redacted] (truncated)");
+        assert_eq!(redact_cut_short("tok en& is short", secret), "tok en& is short", "under 8 bytes: kept");
     }
 
     #[test]

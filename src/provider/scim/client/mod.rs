@@ -369,10 +369,21 @@ impl Provider for Scim {
     }
 
     fn send<'a>(&'a self, batch: &'a [Operation]) -> BoxFuture<'a, Result<Vec<Outcome>, BatchError>> {
-        Box::pin(self.send_batch(batch))
+        Box::pin(async move {
+            crate::provider::scrub_answer(self.send_batch(batch).await, &|text| self.http.scrub(text, &[]))
+        })
     }
 
     fn list(&self) -> BoxFuture<'_, Result<Listing, BatchError>> {
-        Box::pin(self.list_members())
+        Box::pin(async move {
+            let scrub = |text: &str| self.http.scrub(text, &[]);
+            match self.list_members().await {
+                Ok(mut listing) => {
+                    listing.notes = listing.notes.iter().map(|note| scrub(note)).collect();
+                    Ok(listing)
+                }
+                Err(error) => Err(error.scrubbed(&scrub)),
+            }
+        })
     }
 }
