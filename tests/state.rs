@@ -396,3 +396,21 @@ fn memberctl_state_names_the_state_file_and_empty_is_unset() {
     let out = t.cmd(&["plan"]).expect(0);
     assert!(out.stdout.contains("Plan: 3 to invite"), "a state of its own: {}", out.rendered());
 }
+
+// Found by a review: the lock file was opened through a symbolic link, and
+// its note written over the target: a pull request that committed
+// `memberctl.state.json.lock -> memberctl.state.json` emptied the state.
+#[test]
+fn a_lock_file_that_is_a_symbolic_link_is_refused_and_nothing_is_touched() {
+    let t = Test::new().config(QUICKSTART);
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    let state = t.read("memberctl.state.json");
+    // A run leaves its lock file (empty) behind; the pull request replaces it.
+    std::fs::remove_file(t.path().join("memberctl.state.json.lock")).expect("remove the lock file");
+    std::os::unix::fs::symlink("memberctl.state.json", t.path().join("memberctl.state.json.lock")).expect("symlink");
+    for args in [&["plan"][..], &["apply", "--auto-approve"], &["state", "unlock"]] {
+        let out = t.cmd(args).expect(1);
+        assert!(out.stderr.contains("it is a symbolic link, not a file"), "{}", out.rendered());
+        assert_eq!(t.read("memberctl.state.json"), state, "`memberctl {}` left the state as it was", args.join(" "));
+    }
+}

@@ -58,14 +58,37 @@ fn read_info(file: &mut File) -> Option<LockInfo> {
     serde_json::from_str(&text).ok()
 }
 
+/// Opens the lock file, refusing anything but a plain file: the lock note
+/// is written over whatever the path leads to, and a symbolic link (which a
+/// pull request can commit) would lead it to the state file itself.
 fn open(path: &Path) -> Result<File, StateError> {
-    OpenOptions::new()
+    let not_a_file = |what: &str| {
+        StateError::io(
+            "open the lock file",
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("it is {what}, not a file; remove it (memberctl makes the lock file itself)"),
+            ),
+        )
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => return Err(not_a_file("a symbolic link")),
+        Ok(meta) if !meta.is_file() => return Err(not_a_file("not a regular file")),
+        _ => {}
+    }
+    let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .open(path)
-        .map_err(|e| StateError::io("open the lock file", path, e))
+        .map_err(|e| StateError::io("open the lock file", path, e))?;
+    // A FIFO or a device put there between the look and the open.
+    if !file.metadata().map_err(|e| StateError::io("open the lock file", path, e))?.is_file() {
+        return Err(not_a_file("not a regular file"));
+    }
+    Ok(file)
 }
 
 impl Lock {
