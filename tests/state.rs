@@ -414,3 +414,35 @@ fn a_lock_file_that_is_a_symbolic_link_is_refused_and_nothing_is_touched() {
         assert_eq!(t.read("memberctl.state.json"), state, "`memberctl {}` left the state as it was", args.join(" "));
     }
 }
+
+// Found by a review: on a disk that filled up mid-apply, an answer whose
+// journal line could not be written was dropped (its batch then recorded
+// as interrupted, and the next apply sent the emails again), and a failed
+// state write after it lost the rest. The answers go to a rescue journal,
+// and `state recover` folds them in: nothing is sent twice.
+#[test]
+#[cfg_attr(not(debug_assertions), ignore = "failpoints exist only in debug builds")]
+fn answers_that_a_full_disk_kept_out_of_the_journal_are_rescued() {
+    let t = Test::new().config(QUICKSTART);
+    let crashed =
+        t.command(&["apply", "--auto-approve"]).env("MEMBERCTL_FAILPOINT", "disk-full").output().expect("runs");
+    assert_eq!(crashed.status.code(), Some(1));
+    let (stdout, stderr) = (String::from_utf8_lossy(&crashed.stdout), String::from_utf8_lossy(&crashed.stderr));
+    let rendered = format!("{stdout}\n--- stderr ---\n{stderr}");
+    assert_eq!(t.read("outbox.jsonl").lines().count(), 3, "the three invitations went out");
+    assert!(stderr.contains("No space left on device"), "{rendered}");
+    assert!(stderr.contains("could not record the apply in"), "{}", rendered);
+    assert!(stderr.contains("warning: rescue journal `memberctl-rescue-"), "{}", rendered);
+    let rescue = std::fs::read_dir(t.path())
+        .expect("read dir")
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .find(|name| name.starts_with("memberctl-rescue-"))
+        .expect("a rescue journal beside the run");
+    assert!(stderr.contains(&format!("memberctl state recover {rescue}")), "{}", rendered);
+    t.cmd(&["state", "recover", &rescue]).expect(0);
+    let plan = t.cmd(&["plan", "--detailed-exitcode"]).expect(0);
+    assert!(plan.stdout.contains("No changes"), "{}", plan.rendered());
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    assert_eq!(t.read("outbox.jsonl").lines().count(), 3, "nothing was sent twice");
+}

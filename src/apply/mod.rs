@@ -443,22 +443,15 @@ impl Answered {
     fn into_result(self, batch: Spawned) -> BatchResult {
         let Spawned { provider, ops, .. } = batch;
         let addresses = operation_addresses(ops);
-        match self.state_error {
-            Some(err) => {
-                let reason = format!("not recorded: {err}");
-                let results = addresses
-                    .into_iter()
-                    .map(|address| (address, Outcome::Failed { reason: reason.clone() }))
-                    .collect();
-                BatchResult { provider, results, fatal: None, state_error: Some(err), sent: false }
-            }
-            None => BatchResult {
-                provider,
-                results: addresses.into_iter().zip(self.outcomes).collect(),
-                fatal: self.fatal,
-                state_error: None,
-                sent: true,
-            },
+        // An answer whose journal line could not be written is still the
+        // provider's answer: the recorder holds it in the state, and its
+        // error stops the sending and ends the apply.
+        BatchResult {
+            provider,
+            results: addresses.into_iter().zip(self.outcomes).collect(),
+            fatal: self.fatal,
+            state_error: self.state_error,
+            sent: true,
         }
     }
 }

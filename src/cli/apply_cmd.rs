@@ -256,10 +256,17 @@ fn apply(args: &ApplyArgs, cx: &mut Context<'_>, summary: &mut Option<ApplySumma
     let progress_written = progress.finish();
     drop(lock);
     drop(backend);
-    if let Err(apply::ApplyError::State(StateError::Rescued { document, path, .. })) = &result {
-        // CI runners are thrown away with their files: the journal goes to
-        // the log too.
-        cx.ui.warn(&format!("rescue journal `{}`:\n{document}", path.display()))?;
+    // CI runners are thrown away with their files: a rescue journal goes
+    // to the log too.
+    match &result {
+        Err(apply::ApplyError::State(StateError::Rescued { document, path, .. })) => {
+            cx.ui.warn(&format!("rescue journal `{}`:\n{document}", path.display()))?;
+        }
+        Err(apply::ApplyError::State(StateError::Unrecorded { document, rescue, .. })) => {
+            let path = rescue.as_ref().map_or_else(|| "(not saved)".to_owned(), |path| path.display().to_string());
+            cx.ui.warn(&format!("rescue journal `{path}`:\n{document}"))?;
+        }
+        _ => {}
     }
     let (state, report) = result?;
     // The state is written, and only the summary is left before the process

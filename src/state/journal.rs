@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::backend::RecordBatches;
+use super::rescue::{Rescue, RescuedBatch, RESCUE_VERSION};
 use super::{failpoint, file, State, StateError, StatePaths};
 use crate::atomic_write::sync_dir;
 use crate::provider::{Operation, Outcome};
@@ -137,6 +138,12 @@ pub(super) fn remove(paths: &StatePaths) -> Result<(), StateError> {
     sync_dir(paths.dir()).map_err(|e| StateError::io("sync the directory of", &path, e))
 }
 
+/// The failpoint that plays a disk that fills up once sending has begun:
+/// outcome lines and the state write fail with `ENOSPC`.
+const DISK_FULL: &str = "disk-full";
+/// `ENOSPC` on Linux.
+const NO_SPACE: i32 = 28;
+
 /// Records an apply to the state file: journal entries as it goes, one
 /// state write at the end.
 pub struct FileRecorder {
@@ -152,6 +159,10 @@ pub struct FileRecorder {
     pub journal_bytes: u64,
     /// Outcomes were appended since the last sync.
     unsynced: bool,
+    /// Answers in the state in memory whose outcome line could not be
+    /// appended (a full disk): should the state write fail too, they go to
+    /// a rescue journal rather than be lost.
+    unsaved: Vec<RescuedBatch>,
 }
 
 impl FileRecorder {
@@ -174,6 +185,7 @@ impl FileRecorder {
             open: HashMap::new(),
             journal_bytes: 0,
             unsynced: false,
+            unsaved: Vec::new(),
         };
         let begin = Entry::Begin {
             lineage: recorder.state.lineage,
@@ -190,7 +202,13 @@ impl FileRecorder {
         let mut line = serde_json::to_vec(entry).expect("journal entries serialise");
         line.push(b'\n');
         let path = self.paths.journal();
-        self.journal.write_all(&line).map_err(|e| StateError::io("append to", &path, e))?;
+        if let Err(error) = self.journal.write_all(&line) {
+            // A line written in part (a full disk) is cut off again, so the
+            // lines after it, if any can be written, stay readable.
+            let end = self.journal_bytes;
+            let _ = self.journal.set_len(end).and_then(|()| self.journal.seek(SeekFrom::Start(end)));
+            return Err(StateError::io("append to", &path, error));
+        }
         self.journal_bytes += line.len() as u64;
         if sync {
             self.sync()?;
@@ -207,6 +225,25 @@ impl FileRecorder {
     }
 
     /// The operations of an open batch, read back from its intent line.
+    /// The error of a state write that failed after answers could not be
+    /// journaled: those answers in a rescue journal, saved if it can be and
+    /// printed in any case, for `memberctl state recover`.
+    fn rescue(&mut self, error: &StateError) -> StateError {
+        let rescue = Rescue {
+            memberctl_rescue: RESCUE_VERSION,
+            state: self.paths.state.display().to_string(),
+            lineage: self.state.lineage,
+            batches: std::mem::take(&mut self.unsaved),
+        };
+        let document = serde_json::to_string(&rescue).expect("a rescue journal serialises");
+        let saved = rescue.save().ok().map(|(path, _)| path);
+        let cause = match std::error::Error::source(error) {
+            Some(source) => format!("{error}: {source}"),
+            None => error.to_string(),
+        };
+        StateError::Unrecorded { state: self.paths.state.clone(), cause, rescue: saved, document }
+    }
+
     fn open_ops(line: &[u8]) -> Vec<Operation> {
         match serde_json::from_slice::<Entry<'_>>(line) {
             Ok(Entry::Intent { ops, .. }) => ops.into_owned(),
@@ -257,12 +294,23 @@ impl FileRecorder {
     /// the fold) and records them in the state in memory.
     pub fn outcome(&mut self, batch: u64, ops: &[Operation], outcomes: &[Outcome]) -> Result<(), StateError> {
         let at = crate::clock::now_rfc3339();
-        self.append(&Entry::Outcome { batch, at: at.as_str().into(), outcomes: outcomes.into() }, false)?;
+        // In the state in memory first: the provider's answer is kept even
+        // when its line cannot be written.
         self.open.remove(&batch);
         for (op, outcome) in ops.iter().zip(outcomes) {
             self.state.record(op, outcome, &at);
         }
-        Ok(())
+        let entry = Entry::Outcome { batch, at: at.as_str().into(), outcomes: outcomes.into() };
+        let appended = if failpoint::armed(DISK_FULL) {
+            Err(StateError::io("append to", &self.paths.journal(), std::io::Error::from_raw_os_error(NO_SPACE)))
+        } else {
+            self.append(&entry, false)
+        };
+        if appended.is_err() {
+            let provider = ops.first().map(|op| op.address.provider().to_owned()).unwrap_or_default();
+            self.unsaved.push(RescuedBatch { provider, at, ops: ops.to_vec(), outcomes: outcomes.to_vec() });
+        }
+        appended.map(drop)
     }
 
     /// Records that a batch's answer will never come (its task panicked, or
@@ -301,7 +349,16 @@ impl FileRecorder {
             }
         }
         self.state.serial += 1;
-        let bytes = file::write(&self.paths, &self.state)?;
+        let written = if failpoint::armed(DISK_FULL) {
+            Err(StateError::io("write", &self.paths.state, std::io::Error::from_raw_os_error(NO_SPACE)))
+        } else {
+            file::write(&self.paths, &self.state)
+        };
+        let bytes = match written {
+            Ok(bytes) => bytes,
+            Err(error) if !self.unsaved.is_empty() => return Err(self.rescue(&error)),
+            Err(error) => return Err(error),
+        };
         if failpoint::armed("after-state-rename") {
             std::process::abort();
         }

@@ -297,6 +297,20 @@ pub enum StateError {
         /// Its text (printed too: CI runners are thrown away).
         document: String,
     },
+    /// The state file could not be written after answers could not be
+    /// journaled either (a full disk): those answers are in a rescue
+    /// journal.
+    #[error("could not record the apply in `{}` ({cause}); the answers the journal lacks are {}", state.display(), rescue.as_ref().map_or_else(|| "printed above (no file could be written)".to_owned(), |path| format!("in `{}`", path.display())))]
+    Unrecorded {
+        /// The state file.
+        state: PathBuf,
+        /// Why the state could not be written.
+        cause: String,
+        /// Where the rescue journal was saved, if it could be.
+        rescue: Option<PathBuf>,
+        /// Its text (printed too: CI runners are thrown away).
+        document: String,
+    },
     /// `state push` refused to replace the state.
     #[error("refusing to push: {reason}")]
     PushRefused {
@@ -355,6 +369,10 @@ impl StateError {
             StateError::Rescued { path, .. } => Some(format!(
                 "once the database is back, run `memberctl state recover {}` before the next apply (the journal is also printed above)",
                 path.display()
+            )),
+            StateError::Unrecorded { rescue, .. } => Some(format!(
+                "free some space, then run `memberctl state recover {}` before the next apply (it replays the journal and adds these answers, so no email is sent twice)",
+                rescue.as_ref().map_or_else(|| "FILE".to_owned(), |path| path.display().to_string())
             )),
             StateError::PushRefused { .. } | StateError::Io { .. } => None,
         }
