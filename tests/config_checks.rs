@@ -60,6 +60,35 @@ fn problems_of(yaml: &str) -> Vec<memberctl::config::Problem> {
     }
 }
 
+// Found by a review: a key given twice in one mapping (a provider, a
+// catalog name, a provider of a catalog name, a `min_members` role) was
+// accepted, the last one silently winning.
+#[test]
+fn a_key_given_twice_in_one_mapping_is_an_error() {
+    let base = "version: 1\nproviders:\n  sandbox: { type: sandbox }\nroles:\n  member: { sandbox: r1 }\nmembers: []\n";
+    for (twice, key) in [
+        (
+            base.replace(
+                "  sandbox: { type: sandbox }\n",
+                "  sandbox: { type: sandbox }\n  sandbox: { type: sandbox, outbox: b.jsonl }\n",
+            ),
+            "sandbox",
+        ),
+        (
+            base.replace("  member: { sandbox: r1 }\n", "  member: { sandbox: r1 }\n  member: { sandbox: r2 }\n"),
+            "member",
+        ),
+        (base.replace("  member: { sandbox: r1 }\n", "  member: { sandbox: r1, sandbox: r2 }\n"), "sandbox"),
+        (format!("{base}policy:\n  min_members: {{ member: 1, member: 2 }}\n"), "member"),
+    ] {
+        let problems = problems_of(&twice);
+        assert_eq!(problems.len(), 1, "{twice}\n{problems:?}");
+        let message = problems[0].message.as_str();
+        assert!(message.contains(&format!("`{key}` is defined twice in this mapping")), "{twice}\n{message}");
+        assert!(problems[0].place.position.is_some(), "placed: {problems:?}");
+    }
+}
+
 // Regression: #9 defect 5, every repeated problem printed its own snippet.
 #[test]
 fn repeated_problems_show_ten_snippets_per_rule_then_one_line_each() {

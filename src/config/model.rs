@@ -303,6 +303,7 @@ pub const OWNER_RULE_KEYS: &[&str] = &["files", "providers", "roles", "groups", 
 pub struct Policy {
     /// Role name → the fewest members that must hold it, at every provider
     /// the role has an id for (e.g. `{ admin: 2 }`).
+    #[serde(deserialize_with = "unique_counts")]
     pub min_members: BTreeMap<String, usize>,
     /// Addresses (`PROVIDER/EMAIL`) that must stay configured.
     pub required: Vec<String>,
@@ -459,6 +460,51 @@ impl Visitor<'_> for KeySeed {
     }
 }
 
+/// A mapping read with each key once: YAML keeps the last of two equal
+/// keys, which would drop a provider or a catalog entry without a word.
+struct UniqueKeys<V>(BTreeMap<String, V>);
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for UniqueKeys<V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Unique<V>(std::marker::PhantomData<V>);
+
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for Unique<V> {
+            type Value = UniqueKeys<V>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if out.contains_key(&key) {
+                        return Err(serde::de::Error::custom(format_args!(
+                            "`{key}` is defined twice in this mapping (YAML would keep only the last)"
+                        )));
+                    }
+                    let value = map.next_value()?;
+                    out.insert(key, value);
+                }
+                Ok(UniqueKeys(out))
+            }
+        }
+
+        deserializer.deserialize_map(Unique(std::marker::PhantomData))
+    }
+}
+
+/// `min_members` with each role given once.
+fn unique_counts<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<String, usize>, D::Error> {
+    Ok(UniqueKeys::deserialize(deserializer)?.0)
+}
+
+/// A catalog with each name, and each provider of a name, given once.
+fn unique_catalog<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Catalog, A::Error> {
+    let names: UniqueKeys<UniqueKeys<crate::attributes::Id>> = map.next_value()?;
+    Ok(names.0.into_iter().map(|(name, ids)| (name, ids.0)).collect())
+}
+
 /// The known keys already read, to refuse one given twice.
 #[derive(Default)]
 struct Seen(u32);
@@ -500,11 +546,11 @@ impl<'de> Deserialize<'de> for ConfigFile {
                     seen.first::<A::Error>(index, CONFIG_KEYS)?;
                     match CONFIG_KEYS[index] {
                         "version" => file.version = map.next_value()?,
-                        "providers" => file.providers = map.next_value()?,
-                        "roles" => file.roles = map.next_value()?,
-                        "plans" => file.plans = map.next_value()?,
-                        "groups" => file.groups = map.next_value()?,
-                        "positions" => file.positions = map.next_value()?,
+                        "providers" => file.providers = map.next_value::<UniqueKeys<_>>()?.0,
+                        "roles" => file.roles = unique_catalog(&mut map)?,
+                        "plans" => file.plans = unique_catalog(&mut map)?,
+                        "groups" => file.groups = unique_catalog(&mut map)?,
+                        "positions" => file.positions = unique_catalog(&mut map)?,
                         "defaults" => file.defaults = map.next_value()?,
                         "safety" => file.safety = map.next_value()?,
                         "invites" => file.invites = map.next_value()?,
