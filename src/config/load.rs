@@ -89,6 +89,9 @@ pub fn parse_in_pieces(text: &str, pieces: usize) -> Option<ConfigFile> {
 /// makes of `text`; an error comes with its message, the path inside the
 /// file and a position inside it.
 pub fn parse_general(text: &str) -> Result<ConfigFile, (String, Option<String>, Option<Position>)> {
+    if let Some((message, at)) = super::hostile::refusal(text) {
+        return Err((message, None, Some(at)));
+    }
     let deserializer = serde_yaml::Deserializer::from_str(text);
     serde_path_to_error::deserialize(deserializer).map_err(|err| {
         let path = err.path().to_string();
@@ -121,7 +124,8 @@ pub(crate) fn salvage(text: &str, first: Option<&str>) -> Option<Salvaged> {
     // Each pass reads the whole file again: a file this large says its
     // first such problem only, and quickly.
     const MAX_BYTES: usize = 4 << 20;
-    if text.len() > MAX_BYTES {
+    // Read again as YAML, a hostile file would cost what it was refused for.
+    if text.len() > MAX_BYTES || super::hostile::refusal(text).is_some() {
         return None;
     }
     let mut value: serde_yaml::Value = serde_yaml::from_str(text).ok()?;

@@ -8,6 +8,7 @@
 pub mod declared;
 pub mod desired;
 mod fast_yaml;
+mod hostile;
 mod load;
 pub mod locate;
 mod member;
