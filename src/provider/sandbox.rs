@@ -225,6 +225,7 @@ impl Sandbox {
         }
         let members = &mut live.members;
         let mut lines = Vec::new();
+        let mut undo = Vec::new();
         let mut outcomes = Vec::with_capacity(batch.len());
         let at = crate::clock::now_rfc3339();
         let stamp = at.replace([':', '-'], "");
@@ -278,6 +279,8 @@ impl Sandbox {
                 serde_json::to_writer(&mut lines, &record).expect("outbox records serialise");
                 lines.push(b'\n');
                 live.sequence += 1;
+                // What the member was, should the lines not reach the outbox.
+                undo.push((email.clone(), members.present.contains(&email), members.accepted.contains(&email)));
                 if op.kind == OperationKind::Remove {
                     members.present.remove(&email);
                     members.accepted.remove(&email);
@@ -299,7 +302,27 @@ impl Sandbox {
             live.file = Some(file);
         }
         let file = live.file.as_mut().expect("opened above");
-        file.write_all(&lines).map_err(|err| self.error("write the outbox", &err))?;
+        let before = file.metadata().map_err(|err| self.error("read the outbox", &err))?.len();
+        if let Err(err) = file.write_all(&lines) {
+            // None of the batch happened (a full disk): the lines written
+            // in part are cut off, and the members are as they were, so
+            // that every operation's failure is true.
+            let _ = file.set_len(before);
+            for (email, present, accepted) in undo.into_iter().rev() {
+                let members = &mut live.members;
+                if present {
+                    members.present.insert(email.clone());
+                } else {
+                    members.present.remove(&email);
+                }
+                if accepted {
+                    members.accepted.insert(email);
+                } else {
+                    members.accepted.remove(&email);
+                }
+            }
+            return Err(self.error("write the outbox", &err));
+        }
         live.written += lines.len() as u64;
         Ok((outcomes, Some(live.written)))
     }
@@ -488,6 +511,33 @@ mod tests {
         assert_eq!(lines.lines().count(), 3, "{lines}");
         let listed = sandbox.list().await.expect("listed");
         assert_eq!(listed.members.len(), 3);
+    }
+
+    // Found by a review: on a full disk the members of a batch whose lines
+    // did not reach the outbox were taken as present all the same, so the
+    // next send of them was answered "already exists".
+    #[tokio::test]
+    async fn a_batch_the_outbox_refuses_changes_nothing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sandbox = Sandbox::new(settings(dir.path(), &dir.path().join("outbox.jsonl")));
+        // The outbox, as held open, is a device that is always full.
+        let full = std::fs::OpenOptions::new().append(true).open("/dev/full").expect("/dev/full on Linux");
+        *sandbox.live.lock().expect("poisoned") = Some(super::Live {
+            members: super::Present {
+                present: std::collections::HashSet::new(),
+                accepted: std::collections::HashSet::new(),
+            },
+            file: Some(full),
+            written: 0,
+            synced: 0,
+            broken: None,
+            syncs: 0,
+            sequence: 0,
+        });
+        for _ in 0..2 {
+            let refused = sandbox.send(&[invite("ana@example.com")]).await.expect_err("a full device");
+            assert!(refused.message.contains("No space left on device"), "{refused:?}");
+        }
     }
 
     fn invite_id(outcome: &Outcome) -> String {
