@@ -455,6 +455,22 @@ fn oversized_config_is_refused_without_reading_it() {
     assert!(out.stderr.contains("hint: split the members over several files"), "{}", out.rendered());
 }
 
+// Found by a review: a stream has no size to look at first (`-c <(...)`,
+// `/dev/zero` was read until memory ran out), and a file that is not UTF-8
+// was refused with no place or hint.
+#[test]
+fn streams_are_read_up_to_the_limit_and_bytes_that_are_not_utf8_are_placed() {
+    let t = Test::new();
+    let out = t.cmd(&["validate", "-c", "/dev/zero"]).expect(1);
+    assert!(out.stderr.contains("the file is longer than the 67108864-byte limit"), "{}", out.rendered());
+    std::fs::write(t.path().join("memberctl.yaml"), b"version: 1\nmembers:\n  - email: a@\xff.example.com\n")
+        .expect("write");
+    let out = t.cmd(&["validate"]).expect(1);
+    assert!(out.stderr.contains("the file is not UTF-8: byte 0xff"), "{}", out.rendered());
+    assert!(out.stderr.contains("memberctl.yaml:3:14"), "{}", out.rendered());
+    assert!(out.stderr.contains("hint: save the file as UTF-8"), "{}", out.rendered());
+}
+
 /// Review findings: each of these used to be accepted silently.
 #[test]
 fn missing_version_empty_providers_and_fake_loopback_are_errors() {

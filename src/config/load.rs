@@ -4,6 +4,7 @@
 //! to one function.
 
 use std::collections::BTreeMap;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -302,25 +303,59 @@ pub fn load(paths: &[PathBuf]) -> Result<Config, ConfigError> {
 pub fn load_with(paths: &[PathBuf], extra: Option<(&Path, &str)>) -> Result<Config, ConfigError> {
     let mut sources = Vec::new();
     for path in expand(paths)? {
-        let size = std::fs::metadata(&path).map_err(|source| ConfigError::Io { path: path.clone(), source })?.len();
+        let too_large = |path: PathBuf, message: String| ConfigError::Invalid {
+            problems: vec![Problem {
+                rule: rules::FILE_TOO_LARGE,
+                place: Place { file: path, position: None },
+                snippet: None,
+                message,
+                hint: Some("split the members over several files in a directory".to_owned()),
+            }],
+        };
+        let io = |source| ConfigError::Io { path: path.clone(), source };
+        let size = std::fs::metadata(&path).map_err(io)?.len();
         if size > MAX_FILE_BYTES {
-            return Err(ConfigError::Invalid {
-                problems: vec![Problem {
-                    rule: rules::FILE_TOO_LARGE,
-                    place: Place { file: path, position: None },
-                    snippet: None,
-                    message: format!("the file is {size} bytes, more than the {MAX_FILE_BYTES}-byte limit"),
-                    hint: Some("split the members over several files in a directory".to_owned()),
-                }],
-            });
+            return Err(too_large(
+                path,
+                format!("the file is {size} bytes, more than the {MAX_FILE_BYTES}-byte limit"),
+            ));
         }
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io { path: path.clone(), source })?;
+        // Read with the limit too: a pipe or a device (`-c <(...)`,
+        // `/dev/zero`) has no size to look at first.
+        let mut bytes = Vec::new();
+        std::fs::File::open(&path)
+            .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(io)?;
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            return Err(too_large(path, format!("the file is longer than the {MAX_FILE_BYTES}-byte limit")));
+        }
+        let text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(error) => return Err(not_utf8(path, error.as_bytes(), error.utf8_error().valid_up_to())),
+        };
         sources.push(Source { path, text });
     }
     if let Some((path, text)) = extra {
         sources.push(Source { path: path.to_owned(), text: text.to_owned() });
     }
     from_sources(&sources)
+}
+
+/// A file that is not UTF-8, placed at its first byte that is not.
+fn not_utf8(path: PathBuf, bytes: &[u8], valid: usize) -> ConfigError {
+    let before = &bytes[..valid];
+    let line = before.split(|&b| b == b'\n').count();
+    let start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let column = String::from_utf8_lossy(&before[start..]).chars().count() + 1;
+    ConfigError::Invalid {
+        problems: vec![Problem {
+            rule: rules::PARSE,
+            place: Place { file: path, position: Some(Position { line, column }) },
+            snippet: None,
+            message: format!("the file is not UTF-8: byte 0x{:02x} cannot start a character here", bytes[valid]),
+            hint: Some("save the file as UTF-8 (YAML files are text in UTF-8)".to_owned()),
+        }],
+    }
 }
 
 /// Loads a config from text, as if read from `path` (for tests and `import`).
