@@ -797,3 +797,19 @@ fn records_stream_in_batches_and_a_corrupt_one_is_an_error() {
     assert!(out.stderr.contains("postgres state `batches`"), "{}", out.rendered());
     assert!(!out.stdout.contains("to invite"), "{}", out.rendered());
 }
+
+// Found by a review: a server that took the connection and never answered
+// held the run forever; the driver's `connect_timeout` bounds only the TCP
+// connect. (No PostgreSQL needed: a listener that says nothing.)
+#[test]
+fn a_server_that_never_answers_is_given_up_on() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    // Connections are accepted (by the backlog) and never answered.
+    let t = Test::new()
+        .config(&on_postgres(QUICKSTART, "silent"))
+        .env(URL_ENV, &format!("postgres://memberctl:pw@127.0.0.1:{port}/db?connect_timeout=1"));
+    let out = t.cmd(&["plan"]).expect(1);
+    assert!(out.stderr.contains("did not answer within 2 s"), "{}", out.rendered());
+    drop(silent);
+}

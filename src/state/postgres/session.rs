@@ -234,26 +234,37 @@ fn open(runtime: &tokio::runtime::Runtime, url: &DatabaseUrl) -> Result<Client, 
     config.ssl_mode(driver_mode(url));
     let tls = tls::client_config(url).map_err(unreachable)?;
     let (done, answer) = mpsc::channel();
+    // The driver's `connect_timeout` bounds the TCP connect only; a server
+    // that accepts the connection and never answers held the run forever.
+    // The whole handshake gets twice that.
+    let budget = url.connect_timeout * 2;
     // Spawned, not `block_on`: this may run inside apply's runtime.
     runtime.spawn(async move {
-        let connected = match tls {
-            None => config.connect(NoTls).await.map(|(client, connection)| {
-                tokio::spawn(async move { connection.await.ok() });
-                client
-            }),
-            Some(tls) => {
-                config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls)).await.map(|(client, connection)| {
+        let connecting = async move {
+            match tls {
+                None => config.connect(NoTls).await.map(|(client, connection)| {
                     tokio::spawn(async move { connection.await.ok() });
                     client
-                })
+                }),
+                Some(tls) => config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls)).await.map(
+                    |(client, connection)| {
+                        tokio::spawn(async move { connection.await.ok() });
+                        client
+                    },
+                ),
             }
         };
+        let connected = tokio::time::timeout(budget, connecting).await;
         // The caller waits for this; it is gone only if it panicked.
         done.send(connected).ok();
     });
     match answer.recv() {
-        Ok(Ok(client)) => Ok(client),
-        Ok(Err(error)) => Err(unreachable(url.redact(&describe(&error)))),
+        Ok(Ok(Ok(client))) => Ok(client),
+        Ok(Ok(Err(error))) => Err(unreachable(url.redact(&describe(&error)))),
+        Ok(Err(_)) => Err(unreachable(format!(
+            "the server took the connection but did not answer within {} s (`connect_timeout` in the URL sets half of that)",
+            budget.as_secs()
+        ))),
         Err(_) => Err(unreachable("the connection task stopped without an answer".to_owned())),
     }
 }
