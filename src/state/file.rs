@@ -271,8 +271,15 @@ fn keep_backup(paths: &StatePaths) -> Result<(), StateError> {
             linked => linked,
         })
         .map_err(|e| StateError::io("back up", &paths.state, e))?;
+    let staging = staged.path().to_owned();
     staged.persist(&backup).map_err(|e| StateError::io("back up", &backup, e.error))?;
-    Ok(())
+    // Renaming a link over another link to the same file does nothing
+    // (POSIX), and the staging name stays: after a state write that failed
+    // once the backup was made, the backup already is the state file.
+    match fs::remove_file(&staging) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(StateError::io("remove", &staging, e)),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -601,6 +608,26 @@ pub(super) mod tests {
         state.serial += 1;
         super::write(&paths, &state).expect("third write");
         assert_eq!(parse(Path::new("b"), &std::fs::read(paths.backup()).expect("backup")).expect("parses").serial, 10);
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .map(|entry| entry.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["memberctl.state.json", "memberctl.state.json.backup"], "no temporary file is left");
+    }
+
+    // Found by a review: after a state write that failed once the backup
+    // was made, the backup is a link to the state file itself, the next
+    // backup's rename does nothing, and its staging name was left behind.
+    #[test]
+    fn a_backup_that_already_is_the_state_leaves_no_staging_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let paths = StatePaths::new(dir.path().join("memberctl.state.json"));
+        let mut state = state(3);
+        super::write(&paths, &state).expect("first write");
+        std::fs::hard_link(&paths.state, paths.backup()).expect("the backup of a failed write");
+        state.serial += 1;
+        super::write(&paths, &state).expect("the next write");
         let mut names: Vec<_> = std::fs::read_dir(dir.path())
             .expect("dir")
             .map(|entry| entry.expect("entry").file_name().to_string_lossy().into_owned())
