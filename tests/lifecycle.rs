@@ -123,11 +123,10 @@ fn values_cannot_forge_plan_lines_or_reach_the_terminal_raw() {
     assert!(kim.expect("kim")["after"]["name"].as_str().expect("name").starts_with("Kim\n  - remove"));
 }
 
-// Found by a review: an update hid a resend that was due, so the plan
-// after a successful apply showed the resend. The resend now carries the
-// change, and one apply converges.
-#[test]
-fn a_due_resend_carries_an_update_and_one_apply_converges() {
+/// The quickstart with `invites.resend_after: 14d`, applied, its three
+/// invitations made a month old (so the next plan resends them); and its
+/// config.
+pub fn invited_a_month_ago() -> (Test, String) {
     let config = format!("{QUICKSTART}invites:\n  resend_after: 14d\n");
     let t = Test::new().config(&config);
     t.cmd(&["apply", "--auto-approve"]).expect(0);
@@ -135,6 +134,15 @@ fn a_due_resend_carries_an_update_and_one_apply_converges() {
         .read("memberctl.state.json")
         .replace("\"created_at\":\"2026-01-15T09:30:00Z\"", "\"created_at\":\"2025-12-15T09:30:00Z\"");
     t.write("memberctl.state.json", &aged);
+    (t, config)
+}
+
+// Found by a review: an update hid a resend that was due, so the plan
+// after a successful apply showed the resend. The resend now carries the
+// change, and one apply converges.
+#[test]
+fn a_due_resend_carries_an_update_and_one_apply_converges() {
+    let (t, config) = invited_a_month_ago();
     let t = t.config(&config.replace("    roles: [moderator]\n", "    roles: [member]\n"));
     let plan = t.cmd(&["plan"]).expect(0);
     assert!(plan.stdout.contains("resend sandbox/sam.lee@example.com"), "{}", plan.rendered());

@@ -223,14 +223,7 @@ fn state_json(t: &Test) -> serde_json::Value {
 #[test]
 #[cfg_attr(not(debug_assertions), ignore = "failpoints exist only in debug builds")]
 fn a_journal_already_folded_into_the_state_is_not_replayed() {
-    let config = format!("{QUICKSTART}invites:\n  resend_after: 14d\n");
-    let t = Test::new().config(&config);
-    t.cmd(&["apply", "--auto-approve"]).expect(0);
-    // Make every invitation a month old, so the next apply resends them.
-    let aged = t
-        .read("memberctl.state.json")
-        .replace("\"created_at\":\"2026-01-15T09:30:00Z\"", "\"created_at\":\"2025-12-15T09:30:00Z\"");
-    t.write("memberctl.state.json", &aged);
+    let (t, _) = crate::lifecycle::invited_a_month_ago();
     let serial = state_json(&t)["serial"].as_u64().expect("serial");
 
     let crashed = t

@@ -608,12 +608,21 @@ pub(super) mod tests {
         state.serial += 1;
         super::write(&paths, &state).expect("third write");
         assert_eq!(parse(Path::new("b"), &std::fs::read(paths.backup()).expect("backup")).expect("parses").serial, 10);
-        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+        assert_eq!(
+            names_in(dir.path()),
+            ["memberctl.state.json", "memberctl.state.json.backup"],
+            "no temporary file is left"
+        );
+    }
+
+    /// The names in `dir`, sorted.
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
             .expect("dir")
             .map(|entry| entry.expect("entry").file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
-        assert_eq!(names, ["memberctl.state.json", "memberctl.state.json.backup"], "no temporary file is left");
+        names
     }
 
     // Found by a review: after a state write that failed once the backup
@@ -628,11 +637,10 @@ pub(super) mod tests {
         std::fs::hard_link(&paths.state, paths.backup()).expect("the backup of a failed write");
         state.serial += 1;
         super::write(&paths, &state).expect("the next write");
-        let mut names: Vec<_> = std::fs::read_dir(dir.path())
-            .expect("dir")
-            .map(|entry| entry.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        assert_eq!(names, ["memberctl.state.json", "memberctl.state.json.backup"], "no temporary file is left");
+        assert_eq!(
+            names_in(dir.path()),
+            ["memberctl.state.json", "memberctl.state.json.backup"],
+            "no temporary file is left"
+        );
     }
 }
