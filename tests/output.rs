@@ -105,6 +105,31 @@ fn a_closed_pipe_keeps_the_saved_plan_and_the_exit_code() {
     }
 }
 
+// Found by a review: with a reader that takes the first line and goes,
+// what stdout still held failed to flush at the end, and that closed pipe
+// made the exit code 0.
+#[test]
+fn a_reader_that_leaves_after_the_first_line_keeps_the_exit_code() {
+    // More than a pipe holds, so that the writes fail part way.
+    let mut yaml = QUICKSTART.to_owned();
+    for i in 0..5_000 {
+        yaml.push_str(&format!("  - email: person{i:04}@example.com\n    name: Person Number {i}\n"));
+    }
+    let t = Test::new().config(&yaml);
+    let mut child = t
+        .command(&["plan", "--detailed-exitcode"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut first = [0u8; 1];
+    std::io::Read::read_exact(&mut stdout, &mut first).expect("a first byte");
+    drop(stdout);
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 // Found by a review: `apply --auto-approve | head -1` exited 0 having
 // applied nothing. Nothing is sent when the plan cannot be shown, and the
 // exit code says so; with nothing to send, a closed pipe stays quiet.

@@ -206,7 +206,11 @@ pub fn run(args: Vec<OsString>) -> u8 {
     };
     progress::init_logging(cli.global.quiet, cli.global.verbose);
     let mut cx = Context { global: &cli.global, ui: Ui::new(&cli.global) };
-    let mut outcome = dispatch(&cli.command, &mut cx).and_then(|success| cx.ui.flush().map(|()| success));
+    // What stdout still holds when its reader is gone is dropped: the
+    // command did its work, and its exit code says how (`plan
+    // --detailed-exitcode | head -1` exits 2 on changes).
+    let mut outcome =
+        dispatch(&cli.command, &mut cx).and_then(|success| ui::past_a_closed_pipe(cx.ui.flush()).map(|()| success));
     if let Err(error) = &outcome {
         if !error.is_broken_pipe() {
             let (format, on_stdout) = match &cli.command {

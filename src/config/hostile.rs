@@ -8,8 +8,7 @@
 
 use std::collections::HashMap;
 
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
-use yaml_rust2::scanner::Marker;
+use yaml_rust2::parser::{Event, Parser};
 
 use super::locate::Position;
 
@@ -17,9 +16,14 @@ use super::locate::Position;
 /// real ones use two or three.
 pub const MAX_FLOW_DEPTH: usize = 128;
 
-/// The most nodes a config's aliases may stand for, all together: far
-/// beyond what a real file shares through anchors (a `defaults` block, a
-/// list of roles), and some 100 MB as `serde_yaml` values.
+/// The deepest nesting of any kind, checked with the aliases (`serde_yaml`
+/// refuses deeper nesting itself, but only after reading the events).
+pub const MAX_DEPTH: usize = 128;
+
+/// The most nodes a small config's aliases may stand for, all together
+/// (see [`aliased_limit`]): far beyond what a real file shares through
+/// anchors (a `defaults` block, a list of roles), and some 100 MB as
+/// `serde_yaml` values.
 pub const MAX_ALIASED_NODES: u64 = 1_000_000;
 
 /// Why `text` is refused, and where, if it is.
@@ -31,7 +35,13 @@ pub fn refusal(text: &str) -> Option<(String, Position)> {
     // Only a file with an anchor can expand.
     if text.contains('&') {
         if let Some(at) = expands_too_far(text) {
-            return Some((format!("the YAML's aliases stand for more than {MAX_ALIASED_NODES} nodes"), at));
+            return Some((
+                format!(
+                    "the YAML's aliases stand for more than {} nodes, or it nests more than {MAX_DEPTH} levels deep",
+                    aliased_limit(text)
+                ),
+                at,
+            ));
         }
     }
     None
@@ -93,67 +103,69 @@ fn too_deep(text: &str) -> Option<Position> {
     None
 }
 
-/// Where the aliases first stand for more than [`MAX_ALIASED_NODES`]
-/// nodes, each alias counted as the nodes its anchor holds (aliases
-/// within included).
+/// Where the aliases first stand for more than [`aliased_limit`] nodes,
+/// each alias counted as the nodes its anchor holds (aliases within
+/// included), or where nesting of any kind passes [`MAX_DEPTH`]. Events are
+/// taken one at a time (the event parser's own loader recurses once per
+/// level, and a deeply nested block would overflow the stack).
 fn expands_too_far(text: &str) -> Option<Position> {
-    #[derive(Default)]
-    struct Counter {
-        /// Nodes of each anchor, once its node is complete.
-        anchored: HashMap<usize, u64>,
-        /// Open collections: their anchor and the nodes counted in them.
-        open: Vec<(usize, u64)>,
-        /// Nodes the aliases stand for so far.
-        aliased: u64,
-        over: Option<Marker>,
-    }
-
-    impl Counter {
-        fn add(&mut self, nodes: u64) {
-            if let Some((_, inner)) = self.open.last_mut() {
-                *inner = inner.saturating_add(nodes);
-            }
+    let limit = aliased_limit(text);
+    // Nodes of each anchor, once its node is complete.
+    let mut anchored: HashMap<usize, u64> = HashMap::new();
+    // Open collections: their anchor and the nodes counted in them.
+    let mut open: Vec<(usize, u64)> = Vec::new();
+    let mut aliased = 0u64;
+    let add = |open: &mut Vec<(usize, u64)>, nodes: u64| {
+        if let Some((_, inner)) = open.last_mut() {
+            *inner = inner.saturating_add(nodes);
         }
-    }
-
-    impl MarkedEventReceiver for Counter {
-        fn on_event(&mut self, event: Event, mark: Marker) {
-            if self.over.is_some() {
-                return;
+    };
+    let mut parser = Parser::new_from_str(text);
+    loop {
+        // A file the event parser cannot read is for serde_yaml to refuse.
+        let Ok((event, mark)) = parser.next_token() else { return None };
+        let at = || Some(Position { line: mark.line(), column: mark.col() + 1 });
+        match event {
+            Event::StreamEnd => return None,
+            Event::Scalar(_, _, anchor, _) => {
+                if anchor > 0 {
+                    anchored.insert(anchor, 1);
+                }
+                add(&mut open, 1);
             }
-            match event {
-                Event::Scalar(_, _, anchor, _) => {
+            Event::Alias(anchor) => {
+                let nodes = anchored.get(&anchor).copied().unwrap_or(1);
+                add(&mut open, nodes);
+                aliased = aliased.saturating_add(nodes);
+                if aliased > limit {
+                    return at();
+                }
+            }
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                open.push((anchor, 1));
+                if open.len() > MAX_DEPTH {
+                    return at();
+                }
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                if let Some((anchor, nodes)) = open.pop() {
                     if anchor > 0 {
-                        self.anchored.insert(anchor, 1);
+                        anchored.insert(anchor, nodes);
                     }
-                    self.add(1);
+                    add(&mut open, nodes);
                 }
-                Event::Alias(anchor) => {
-                    let nodes = self.anchored.get(&anchor).copied().unwrap_or(1);
-                    self.add(nodes);
-                    self.aliased = self.aliased.saturating_add(nodes);
-                    if self.aliased > MAX_ALIASED_NODES {
-                        self.over = Some(mark);
-                    }
-                }
-                Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => self.open.push((anchor, 1)),
-                Event::SequenceEnd | Event::MappingEnd => {
-                    if let Some((anchor, nodes)) = self.open.pop() {
-                        if anchor > 0 {
-                            self.anchored.insert(anchor, nodes);
-                        }
-                        self.add(nodes);
-                    }
-                }
-                _ => {}
             }
+            _ => {}
         }
     }
+}
 
-    let mut counter = Counter::default();
-    // A file the event parser cannot read is for serde_yaml to refuse.
-    let _ = Parser::new_from_str(text).load(&mut counter, false);
-    counter.over.map(|mark| Position { line: mark.line(), column: mark.col() + 1 })
+/// The most nodes a file's aliases may stand for: [`MAX_ALIASED_NODES`], or
+/// 16 a byte of the file when that is more (a large file that shares a role
+/// list through an anchor in every member; a bomb grows far faster than its
+/// text).
+fn aliased_limit(text: &str) -> u64 {
+    MAX_ALIASED_NODES.max(16 * text.len() as u64)
 }
 
 #[cfg(test)]
@@ -186,5 +198,9 @@ mod tests {
         // A thousand aliases of a thousand-item list are a million nodes.
         let wide = format!("zzz: &a [{}]\nyyy: [{}]\n", vec!["x"; 1_000].join(","), vec!["*a"; 1_001].join(","));
         assert!(expands_too_far(&wide).is_some());
+        // A review found the event parser's loader recursed once per level:
+        // deep block nesting with an anchor overflowed the stack.
+        let deep = format!("a: &x 1\nb:\n{}1\n", "- ".repeat(100_000));
+        assert!(expands_too_far(&deep).is_some());
     }
 }

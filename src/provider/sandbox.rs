@@ -263,13 +263,23 @@ impl Sandbox {
                     Outcome::Gone { reason: "not a member of the sandbox (removed outside memberctl)".to_owned() }
                 }
             };
-            if matches!(outcome, Outcome::Invited(_) | Outcome::Added(_) | Outcome::Updated | Outcome::Removed) {
+            // A resend to a member who accepted carries the attributes now
+            // configured (a plan folds a due update into it): they are
+            // written as an update, so what is recorded is what is there.
+            let line_op = match (&outcome, op.kind) {
+                (Outcome::Invited(_) | Outcome::Added(_) | Outcome::Updated | Outcome::Removed, kind) => {
+                    Some(kind.into())
+                }
+                (Outcome::Adopted { .. }, OperationKind::Resend) => Some(OutboxOp::Update),
+                _ => None,
+            };
+            if let Some(line_op) = line_op {
                 let invite_id = match &outcome {
                     Outcome::Invited(ids) | Outcome::Added(ids) => ids.invite_id.as_deref(),
                     _ => None,
                 };
                 let record = OutboxLine {
-                    op: op.kind.into(),
+                    op: line_op,
                     provider: &self.settings.name,
                     email: &op.attributes.email,
                     at: &at,
@@ -538,6 +548,29 @@ mod tests {
             let refused = sandbox.send(&[invite("ana@example.com")]).await.expect_err("a full device");
             assert!(refused.message.contains("No space left on device"), "{refused:?}");
         }
+    }
+
+    // Found by a review: a plan folds a due update into a resend, and a
+    // resend to a member who accepted was answered "already exists" with
+    // nothing written, so the update was recorded but never made.
+    #[tokio::test]
+    async fn a_resend_to_a_member_who_accepted_writes_the_new_attributes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let outbox = dir.path().join("outbox.jsonl");
+        let sandbox = Sandbox::new(settings(dir.path(), &outbox));
+        sandbox.send(&[invite("ana@example.com")]).await.expect("invited");
+        let mut lines = std::fs::read_to_string(&outbox).expect("outbox");
+        lines.push_str("{\"op\":\"accept\",\"provider\":\"sandbox\",\"email\":\"ana@example.com\"}\n");
+        std::fs::write(&outbox, lines).expect("accepted");
+        // A new run, which reads the acceptance.
+        let sandbox = Sandbox::new(settings(dir.path(), &outbox));
+        let mut resend = invite("ana@example.com");
+        resend.kind = crate::provider::OperationKind::Resend;
+        resend.attributes.name = Some("Ana New".to_owned());
+        let answer = sandbox.send(&[resend]).await.expect("answered");
+        assert!(matches!(answer[..], [Outcome::Adopted { .. }]), "{answer:?}");
+        let last = std::fs::read_to_string(&outbox).expect("outbox").lines().last().expect("a line").to_owned();
+        assert!(last.contains("\"op\":\"update\"") && last.contains("Ana New"), "{last}");
     }
 
     fn invite_id(outcome: &Outcome) -> String {

@@ -224,7 +224,6 @@ impl FileRecorder {
         Ok(())
     }
 
-    /// The operations of an open batch, read back from its intent line.
     /// The error of a state write that failed after answers could not be
     /// journaled: those answers in a rescue journal, saved if it can be and
     /// printed in any case, for `memberctl state recover`.
@@ -244,6 +243,7 @@ impl FileRecorder {
         StateError::Unrecorded { state: self.paths.state.clone(), cause, rescue: saved, document }
     }
 
+    /// The operations of an open batch, read back from its intent line.
     fn open_ops(line: &[u8]) -> Vec<Operation> {
         match serde_json::from_slice::<Entry<'_>>(line) {
             Ok(Entry::Intent { ops, .. }) => ops.into_owned(),
@@ -335,9 +335,13 @@ impl FileRecorder {
     /// Batches still open (sent, but abandoned before their answer, as on a
     /// second Ctrl-C) leave their addresses `uncertain`.
     pub fn finish(mut self) -> Result<(State, u64), StateError> {
-        // Should the state write fail, the journal holds every answer.
+        // Should the state write fail, the journal holds every answer. A
+        // sync that fails (a full disk) does not stop the state write,
+        // which holds them all too.
         if self.unsynced {
-            self.sync()?;
+            if let Err(error) = self.sync() {
+                log::warn!("{error}; the state write that follows holds every answer");
+            }
         }
         let now = crate::clock::now_rfc3339();
         let mut open: Vec<(u64, Vec<u8>)> = self.open.drain().collect();

@@ -77,13 +77,16 @@ fn open(path: &Path) -> Result<File, StateError> {
         Ok(meta) if !meta.is_file() => return Err(not_a_file("not a regular file")),
         _ => {}
     }
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(|e| StateError::io("open the lock file", path, e))?;
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    // And no link put there between the look and the open.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+    let file = options.open(path).map_err(|e| match e.raw_os_error() {
+        #[cfg(unix)]
+        Some(libc::ELOOP) => not_a_file("a symbolic link"),
+        _ => StateError::io("open the lock file", path, e),
+    })?;
     // A FIFO or a device put there between the look and the open.
     if !file.metadata().map_err(|e| StateError::io("open the lock file", path, e))?.is_file() {
         return Err(not_a_file("not a regular file"));

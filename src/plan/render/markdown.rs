@@ -47,7 +47,10 @@ const MAX_CELL: usize = 1_000;
 /// Escapes text for a table cell, shortened to 1,000 characters.
 #[must_use]
 pub fn cell(text: &str) -> String {
-    let escaped = printable(text).replace('|', "\\|").replace('\n', " ").replace('<', "&lt;");
+    // Line breaks become spaces (a cell is one line); any other control
+    // character quotes the text.
+    let one_line = text.replace(['\r', '\n'], " ");
+    let escaped = printable(&one_line).replace('|', "\\|").replace('<', "&lt;");
     match escaped.char_indices().nth(MAX_CELL) {
         Some((cut, _)) => format!("{}…", &escaped[..cut]),
         None => escaped,
@@ -238,7 +241,7 @@ pub fn markdown(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
             }
         }
         if let Some(reason) = reasons.shown(change) {
-            put_line!(entry, "#   {reason}");
+            put_line!(entry, "#   {}", printable(&reason));
         }
         if doc.len() + details.len() + entry.len() > body_budget {
             truncated = true;

@@ -132,7 +132,7 @@ fn change_text(change: &Change, reasons: &Reasons<'_>, painter: Paint, out: &mut
         _ => {}
     }
     if let Some(reason) = reasons.shown(change) {
-        writeln!(out, "      {}", painter.paint(DIM, &format!("# {reason}")))?;
+        writeln!(out, "      {}", painter.paint(DIM, &format!("# {}", printable(&reason))))?;
     }
     Ok(())
 }

@@ -627,7 +627,14 @@ fn encodings(secret: &str) -> Vec<String> {
     let html = secret.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
     let debug = format!("{secret:?}");
     let debug = debug[1..debug.len() - 1].to_owned();
-    let mut forms = vec![secret.to_owned(), curl.to_lowercase(), curl, form, go_json, json, html, debug];
+    // Lower-case escapes (`%2f`), the rest as it is.
+    let mut lower = String::with_capacity(curl.len());
+    let mut after_percent = 0u8;
+    for c in curl.chars() {
+        lower.push(if after_percent > 0 { c.to_ascii_lowercase() } else { c });
+        after_percent = if c == '%' { 2 } else { after_percent.saturating_sub(1) };
+    }
+    let mut forms = vec![secret.to_owned(), lower, curl, form, go_json, json, html, debug];
     forms.sort_by_key(|form| std::cmp::Reverse(form.len()));
     forms.dedup();
     forms
@@ -640,7 +647,15 @@ const SECRET_PREFIX: usize = 8;
 /// `text` with every run of at least [`SECRET_PREFIX`] characters that
 /// matches the start of `secret` (a quote cut short inside it) redacted.
 fn redact_cut_short(text: &str, secret: &str) -> String {
-    let Some(start) = secret.get(..SECRET_PREFIX) else { return text.to_owned() };
+    if secret.len() < SECRET_PREFIX {
+        return text.to_owned();
+    }
+    // The first characters of at least SECRET_PREFIX bytes.
+    let mut cut = SECRET_PREFIX;
+    while !secret.is_char_boundary(cut) {
+        cut += 1;
+    }
+    let start = &secret[..cut];
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find(start) {
@@ -696,6 +711,11 @@ mod tests {
         }
         assert_eq!(redact_cut_short("header: tok en&<1 (truncated)", secret), "header: [redacted] (truncated)");
         assert_eq!(redact_cut_short("tok en& is short", secret), "tok en& is short", "under 8 bytes: kept");
+        // Only the escapes are lower-cased: `Admin1` is not the secret `admin1`.
+        assert!(!encodings("Admin1/x").iter().any(|form| form == "admin1%2fx"), "{:?}", encodings("Admin1/x"));
+        assert!(encodings("Admin1/x").iter().any(|form| form == "Admin1%2fx"));
+        // A multi-byte character across the eighth byte still cuts short.
+        assert_eq!(redact_cut_short("key: abcdefgüß-rest", "abcdefgüß-rest-of-it"), "key: [redacted]");
     }
 
     #[test]
