@@ -417,8 +417,11 @@ fn a_lock_file_that_is_a_symbolic_link_is_refused_and_nothing_is_touched() {
 #[cfg_attr(not(debug_assertions), ignore = "failpoints exist only in debug builds")]
 fn answers_that_a_full_disk_kept_out_of_the_journal_are_rescued() {
     let t = Test::new().config(QUICKSTART);
-    let crashed =
-        t.command(&["apply", "--auto-approve"]).env("MEMBERCTL_FAILPOINT", "disk-full").output().expect("runs");
+    let crashed = t
+        .command(&["apply", "--auto-approve", "--summary-out", "summary.json", "--summary-format", "json"])
+        .env("MEMBERCTL_FAILPOINT", "disk-full")
+        .output()
+        .expect("runs");
     assert_eq!(crashed.status.code(), Some(1));
     let (stdout, stderr) = (String::from_utf8_lossy(&crashed.stdout), String::from_utf8_lossy(&crashed.stderr));
     let rendered = format!("{stdout}\n--- stderr ---\n{stderr}");
@@ -433,6 +436,8 @@ fn answers_that_a_full_disk_kept_out_of_the_journal_are_rescued() {
         .find(|name| name.starts_with("memberctl-rescue-"))
         .expect("a rescue journal beside the run");
     assert!(stderr.contains(&format!("memberctl state recover {rescue}")), "{}", rendered);
+    let summary: serde_json::Value = serde_json::from_str(&t.read("summary.json")).expect("summary");
+    assert_eq!(summary["status"], "finished_with_failures", "not 'not started': it sent: {summary}");
     t.cmd(&["state", "recover", &rescue]).expect(0);
     let plan = t.cmd(&["plan", "--detailed-exitcode"]).expect(0);
     assert!(plan.stdout.contains("No changes"), "{}", plan.rendered());

@@ -178,6 +178,13 @@ impl ApplySummary {
         }
     }
 
+    /// The summary of an apply that sent, and whose answers could not all
+    /// be recorded (they are in a rescue journal): not "not started".
+    #[must_use]
+    pub fn unrecorded(error: String) -> Self {
+        ApplySummary { status: ApplyStatus::FinishedWithFailures, ..Self::not_started(error) }
+    }
+
     /// Writes the summary as JSON.
     pub fn json(&self, out: &mut dyn Write) -> io::Result<()> {
         serde_json::to_writer_pretty(&mut *out, self).map_err(io::Error::from)?;

@@ -15,9 +15,16 @@ use crate::plan::{self, render, Action};
 use crate::state::edit::{self, Edit};
 use crate::state::{Backend, State, StateError};
 
-fn confirm(cx: &mut Context<'_>) -> Result<bool, Error> {
-    cx.ui.print("\nDo you want to perform these actions? Invitations are emails and cannot be unsent.\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ")?;
-    cx.ui.flush()?;
+fn confirm(cx: &mut Context<'_>, format: PlanFormat) -> Result<bool, Error> {
+    const QUESTION: &str = "\nDo you want to perform these actions? Invitations are emails and cannot be unsent.\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ";
+    // On stdout beside a text plan, as terraform asks; on stderr when
+    // stdout is a JSON or markdown document.
+    if format == PlanFormat::Text {
+        cx.ui.print(QUESTION)?;
+        cx.ui.flush()?;
+    } else {
+        cx.ui.ask(QUESTION)?;
+    }
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer).map_err(|source| Error::stream("read", "<stdin>", source))?;
     Ok(answer.trim() == "yes")
@@ -219,7 +226,7 @@ fn apply(args: &ApplyArgs, cx: &mut Context<'_>, summary: &mut Option<ApplySumma
                 "review the plan, then pass `--auto-approve` (as CI pipelines do)",
             ));
         }
-        if !confirm(cx)? {
+        if !confirm(cx, args.format)? {
             return Err(Error::user("apply cancelled; nothing was sent")
                 .with_hint("answer `yes` to apply, or pass `--auto-approve`"));
         }
@@ -259,10 +266,12 @@ fn apply(args: &ApplyArgs, cx: &mut Context<'_>, summary: &mut Option<ApplySumma
     // CI runners are thrown away with their files: a rescue journal goes
     // to the log too.
     match &result {
-        Err(apply::ApplyError::State(StateError::Rescued { document, path, .. })) => {
+        Err(apply::ApplyError::State(error @ StateError::Rescued { document, path, .. })) => {
+            *summary = Some(ApplySummary::unrecorded(error.to_string()));
             cx.ui.warn(&format!("rescue journal `{}`:\n{document}", path.display()))?;
         }
-        Err(apply::ApplyError::State(StateError::Unrecorded { document, rescue, .. })) => {
+        Err(apply::ApplyError::State(error @ StateError::Unrecorded { document, rescue, .. })) => {
+            *summary = Some(ApplySummary::unrecorded(error.to_string()));
             let path = rescue.as_ref().map_or_else(|| "(not saved)".to_owned(), |path| path.display().to_string());
             cx.ui.warn(&format!("rescue journal `{path}`:\n{document}"))?;
         }

@@ -9,20 +9,17 @@ use crate::plan::{self, render, Plan};
 /// Writes `plan` to `path` as JSON, replacing the file atomically: a full
 /// disk leaves the old file (or none), never half a plan.
 ///
-/// The files the plan names (a sandbox's `outbox`, a member's
-/// `password_file`) are written as absolute paths first: the config gives
-/// them relative to the directory the plan was made in, and `apply FILE`
-/// may run from another.
+/// A sandbox's `outbox` is written as an absolute path first: the config
+/// gives it relative to the directory the plan was made in, and `apply
+/// FILE` may run from another. (A member's `password_file` stays as the
+/// config gives it: it is recorded in the state with the member, which
+/// must not hold one machine's paths; from another directory it is not
+/// found, and apply stops before sending, saying so.)
 pub(super) fn save(plan: &mut Plan, path: &Path) -> Result<(), Error> {
     let anchored = |file: &Path| std::path::absolute(file).map_err(|source| Error::io("resolve", file, source));
     for settings in plan.providers.values_mut() {
         if let Some(outbox) = settings.outbox.as_mut().filter(|outbox| outbox.is_relative()) {
             *outbox = anchored(outbox)?;
-        }
-    }
-    for after in plan.changes.iter_mut().filter_map(|change| change.after.as_mut()) {
-        if let Some(file) = after.password_file.as_mut().filter(|file| Path::new(file.as_str()).is_relative()) {
-            *file = anchored(Path::new(file.as_str()))?.to_string_lossy().into_owned();
         }
     }
     write_atomically(path, |out| render::json(plan, out))?;

@@ -60,6 +60,13 @@ impl Ui {
         self.stdout.flush().map_err(stdout_error)
     }
 
+    /// A question on stderr, left open for the answer: stdout stays the
+    /// command's data (`apply --format json`).
+    pub fn ask(&mut self, text: &str) -> Result<(), Error> {
+        self.flush()?;
+        write!(self.stderr, "{text}").and_then(|()| self.stderr.flush()).map_err(stderr_error)
+    }
+
     /// A line on stderr, unless `--quiet`.
     pub fn note(&mut self, text: &str) -> Result<(), Error> {
         if self.quiet {
