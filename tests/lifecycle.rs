@@ -181,6 +181,45 @@ fn apply_shows_its_plan_and_outcome_in_the_format_asked_for() {
     assert_eq!(documents, 2, "with no changes too: {}", text.rendered());
 }
 
+/// Runs `memberctl ARGS > out` in a terminal (util-linux `script`, in
+/// Debian's essential `bsdutils`) with `answer` typed at it: stdin and
+/// stderr are the terminal, stdout the file `out`. Answers the exit code.
+fn in_a_terminal(t: &Test, args: &str, out: &str, answer: &str) -> i32 {
+    use std::io::Write as _;
+    let command = format!("{} {args} > {out}", env!("CARGO_BIN_EXE_memberctl"));
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(t.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("MEMBERCTL_NOW", "2026-01-15T09:30:00Z")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("script(1) from util-linux runs");
+    child.stdin.take().expect("stdin").write_all(answer.as_bytes()).expect("type the answer");
+    child.wait().expect("wait").code().unwrap_or(-1)
+}
+
+// Found by a review: with `apply --format json` on a terminal, the `yes`
+// question went into stdout's JSON. It goes to stderr then; beside a text
+// plan it stays on stdout, as terraform asks.
+#[test]
+fn apply_asks_on_stderr_when_stdout_is_a_document() {
+    let t = Test::new().config(QUICKSTART);
+    assert_eq!(in_a_terminal(&t, "apply --format json", "out.json", "yes\n"), 0);
+    let out = t.read("out.json");
+    assert!(!out.contains("Do you want"), "{out}");
+    assert_eq!(serde_json::Deserializer::from_str(&out).into_iter::<serde_json::Value>().count(), 2, "{out}");
+    assert_eq!(t.read("outbox.jsonl").lines().count(), 3, "approved and applied");
+    let t = t.config(&QUICKSTART.replace("    roles: [moderator]\n", "    roles: [member]\n"));
+    assert_eq!(in_a_terminal(&t, "apply", "out.txt", "no\n"), 1);
+    let out = t.read("out.txt");
+    assert!(out.contains("Do you want to perform these actions?"), "{out}");
+    assert_eq!(t.read("outbox.jsonl").lines().count(), 3, "not approved: nothing sent");
+}
+
 #[test]
 fn manual_changes_are_recorded_with_mark_done() {
     let t = Test::new().config(&invite_only(QUICKSTART));
