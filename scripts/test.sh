@@ -100,6 +100,18 @@ if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
         || as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 fi
 
+# The prompt tests type at apply in a terminal with util-linux `script`
+# (Debian's bsdutils, essential there, but not in every image).
+if ! command -v script >/dev/null 2>&1; then
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "error: the prompt tests need util-linux's script(1)" >&2
+        exit 1
+    fi
+    echo "== installing bsdutils (script(1), for the prompt tests)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bsdutils >/dev/null
+fi
+
 SCIM2_SERVER_BIN="$PWD/$venv/bin/scim2-server"
 CHECK_JSONSCHEMA_BIN="$PWD/$venv/bin/check-jsonschema"
 export SCIM2_SERVER_BIN CHECK_JSONSCHEMA_BIN
