@@ -89,6 +89,20 @@ fn a_key_given_twice_in_one_mapping_is_an_error() {
     }
 }
 
+// Found by a review: a field given twice was placed at its member's first
+// line (or line 1), not at the second of the two.
+#[test]
+fn a_field_given_twice_is_placed_at_the_second() {
+    for (yaml, line) in [
+        ("version: 1\nmembers:\n  - email: a@example.com\n    name: A\n    name: B\n", 5),
+        ("version: 1\nversion: 1\nmembers: []\n", 2),
+    ] {
+        let problems = problems_of(yaml);
+        assert!(problems[0].message.contains("duplicate field"), "{problems:?}");
+        assert_eq!(problems[0].place.position.map(|at| at.line), Some(line), "{yaml}\n{problems:?}");
+    }
+}
+
 // Regression: #9 defect 5, every repeated problem printed its own snippet.
 #[test]
 fn repeated_problems_show_ten_snippets_per_rule_then_one_line_each() {

@@ -105,6 +105,14 @@ pub fn parse_general(text: &str) -> Result<ConfigFile, (String, Option<String>, 
         let message = inner.to_string();
         // serde_yaml appends " at line X column Y"; the caret shows that.
         let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+        let (mut path, mut position) = (path, position);
+        // A field given twice is placed at the field (the path index keeps
+        // the last of two equal keys: the duplicate), not at its mapping.
+        let duplicate = message.split_once("duplicate field `").and_then(|(_, rest)| rest.split('`').next());
+        if let Some(field) = duplicate {
+            path = if path == "." || path.is_empty() { field.to_owned() } else { format!("{path}.{field}") };
+            position = super::locate::Locations::index(text).key(&path).or(position);
+        }
         let path = (path != "." && !path.is_empty()).then_some(path);
         (message, path, position)
     })
