@@ -224,7 +224,9 @@ impl Attributes {
 
     fn lines_with(&self, names: Option<&Names>) -> Vec<String> {
         let list = |lines: &mut Vec<String>, field: &str, kind: CatalogKind, ids: &[Id]| match names {
-            Some(names) if !ids.is_empty() => lines.push(format!("{field}: {}", names.show_list(kind, ids))),
+            Some(names) if !ids.is_empty() => {
+                lines.push(format!("{field}: {}", printable(&names.show_list(kind, ids))))
+            }
             _ => push_list(lines, field, ids),
         };
         let mut lines = vec![format!("email: {}", printable(&self.email))];
@@ -314,7 +316,7 @@ pub fn printable(text: &str) -> Cow<'_, str> {
 
 fn push_list(lines: &mut Vec<String>, field: &str, values: &[Id]) {
     if !values.is_empty() {
-        lines.push(format!("{field}: {}", render_list(values)));
+        lines.push(format!("{field}: {}", printable(&render_list(values))));
     }
 }
 
