@@ -225,7 +225,7 @@ impl Attributes {
     fn lines_with(&self, names: Option<&Names>) -> Vec<String> {
         let list = |lines: &mut Vec<String>, field: &str, kind: CatalogKind, ids: &[Id]| match names {
             Some(names) if !ids.is_empty() => {
-                lines.push(format!("{field}: {}", printable(&names.show_list(kind, ids))))
+                lines.push(format!("{field}: {}", printable(&names.show_list(kind, ids))));
             }
             _ => push_list(lines, field, ids),
         };
