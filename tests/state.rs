@@ -439,8 +439,44 @@ fn answers_that_a_full_disk_kept_out_of_the_journal_are_rescued() {
     let summary: serde_json::Value = serde_json::from_str(&t.read("summary.json")).expect("summary");
     assert_eq!(summary["status"], "finished_with_failures", "not 'not started': it sent: {summary}");
     t.cmd(&["state", "recover", &rescue]).expect(0);
+    // Once only (a review found a rescue journal could be folded in again,
+    // over newer records).
+    let again = t.cmd(&["state", "recover", &rescue]).expect(1);
+    assert!(again.stderr.contains("it was recovered already"), "{}", again.rendered());
     let plan = t.cmd(&["plan", "--detailed-exitcode"]).expect(0);
     assert!(plan.stdout.contains("No changes"), "{}", plan.rendered());
     t.cmd(&["apply", "--auto-approve"]).expect(0);
     assert_eq!(t.read("outbox.jsonl").lines().count(), 3, "nothing was sent twice");
+}
+
+// Found by a review: `state mv` forgot the record and imported a new one,
+// so a deactivated member became `added` (and was never reactivated), an
+// uncertain one `adopted`, and the timestamps and resends were lost. The
+// record now moves whole.
+#[test]
+fn state_mv_moves_the_whole_record() {
+    let t = Test::new().config(QUICKSTART);
+    t.cmd(&["apply", "--auto-approve"]).expect(0);
+    // Kim's record as a run that lost its answer leaves it.
+    let uncertain = t.read("memberctl.state.json").replace(
+        r#""address":"sandbox/kim@example.com","status":"invited""#,
+        r#""address":"sandbox/kim@example.com","status":"uncertain""#,
+    );
+    t.write("memberctl.state.json", &uncertain);
+    let before = state_json(&t)["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .find(|r| r["address"] == "sandbox/kim@example.com")
+        .cloned()
+        .expect("kim");
+    assert_eq!(before["status"], "uncertain", "{before}");
+    t.cmd(&["state", "mv", "sandbox/kim@example.com", "sandbox/kim.park@example.com"]).expect(0);
+    let state = state_json(&t);
+    let resources = state["resources"].as_array().expect("resources");
+    assert!(resources.iter().all(|r| r["address"] != "sandbox/kim@example.com"), "{state}");
+    let after = resources.iter().find(|r| r["address"] == "sandbox/kim.park@example.com").expect("moved");
+    for field in ["status", "created_at", "remote", "invited_at"] {
+        assert_eq!(after[field], before[field], "{field} kept: {after}");
+    }
 }

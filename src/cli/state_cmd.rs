@@ -143,9 +143,19 @@ fn recover(cx: &mut Context<'_>, backend: &mut dyn Backend, path: &std::path::Pa
     let lock = backend.lock("state recover", cx.global.lock_timeout)?;
     let loaded = backend.load_and_recover()?;
     cx.report_recovery(lock.stale.as_ref(), loaded.replay.as_ref(), true)?;
+    // Folding in what the interrupted run left (its journal, or its intents
+    // in the database) writes the state once: the serial the rescue
+    // journal was written at, plus that write.
+    let folded_now = u64::from(loaded.replay.is_some());
     let state = loaded.state.unwrap_or_default();
     if state.lineage != rescue.lineage {
         return Err(refuse(format!("its lineage is {}, the state's is {}", rescue.lineage, state.lineage)));
+    }
+    if let Some(serial) = rescue.serial.filter(|&serial| serial + folded_now != state.serial) {
+        return Err(refuse(format!(
+            "it belongs to the state at serial {serial}, and the state is at serial {}: it was recovered already, or later runs recorded newer answers",
+            state.serial
+        )));
     }
     let mut recorder = backend.recorder(state)?;
     let mut answers = 0;
@@ -233,15 +243,11 @@ pub(super) fn run(command: &StateCommand, cx: &mut Context<'_>) -> Outcome {
                 ));
             }
             change_state(cx, backend.as_mut(), "state mv", |state| {
-                let record = require(state, from)?;
-                let mut attributes = record.attributes.clone();
-                to.email().clone_into(&mut attributes.email);
-                // Forgotten and recorded anew under the new address, with the
-                // provider's ids, so the next plan neither invites nor removes.
-                Ok(vec![
-                    Edit::Forget { address: from.clone() },
-                    Edit::Import { address: to.clone(), attributes, remote: record.remote.clone() },
-                ])
+                require(state, from)?;
+                // The record moves whole: its status (a deactivated member
+                // stays deactivated, an uncertain one uncertain), ids,
+                // timestamps and resends.
+                Ok(vec![Edit::Rename { address: to.clone(), from: from.clone() }])
             })?;
             cx.ui.println(&format!("Moved `{from}` to `{to}` in the state (the provider was not contacted)."))?;
         }

@@ -43,6 +43,16 @@ pub enum Edit {
         /// Whether this settles an uncertain send.
         settled: bool,
     },
+    /// A rename done by hand (`memberctl state mv`): the record moves to
+    /// `address` whole (status, ids, timestamps, resends) and takes the new
+    /// email. Never in a saved plan.
+    #[serde(skip)]
+    Rename {
+        /// The new address.
+        address: Address,
+        /// The address the record is under.
+        from: Address,
+    },
     /// A manual invitation or update carried out by hand: the record takes
     /// the configured attributes.
     DoneByHand {
@@ -63,6 +73,7 @@ impl Edit {
             Edit::Forget { address }
             | Edit::Import { address, .. }
             | Edit::Observed { address, .. }
+            | Edit::Rename { address, .. }
             | Edit::DoneByHand { address, .. } => address,
         }
     }
@@ -115,6 +126,12 @@ pub fn check(state: &State, edits: &[Edit]) -> Result<(), StateError> {
             Edit::Import { address, .. } if recorded.is_some_and(|r| r.status != Status::Uncertain) => {
                 return Err(StateError::AlreadyExists { address: address.to_string() });
             }
+            Edit::Rename { address, .. } if recorded.is_some() => {
+                return Err(StateError::AlreadyExists { address: address.to_string() });
+            }
+            Edit::Rename { from, .. } if !state.resources.contains_key(from) => {
+                return Err(StateError::NoSuchAddress { address: from.to_string() });
+            }
             _ => {}
         }
     }
@@ -125,6 +142,24 @@ pub fn check(state: &State, edits: &[Edit]) -> Result<(), StateError> {
 /// ([`State::record`]) that apply and journal replay use.
 fn into_record(edit: Edit, recorder: &Recorder) -> (Operation, Outcome) {
     match edit {
+        Edit::Rename { address, from } => {
+            let record = recorder.state().resources.get(&from);
+            let mut attributes = record.map(|r| r.attributes.clone()).unwrap_or_default();
+            address.email().clone_into(&mut attributes.email);
+            // An update carried out under a rename moves the record whole
+            // ([`State::record`]), as a `moved:` rename through the API does.
+            (
+                Operation {
+                    address,
+                    kind: OperationKind::Update,
+                    attributes,
+                    repeat: false,
+                    remote: record.map(|r| r.remote.clone()).unwrap_or_default(),
+                    renamed_from: Some(from),
+                },
+                Outcome::Updated,
+            )
+        }
         Edit::Forget { address } => {
             let attributes = recorder.state().resources.get(&address).map(|r| r.attributes.clone()).unwrap_or_default();
             (

@@ -232,6 +232,8 @@ impl FileRecorder {
             memberctl_rescue: RESCUE_VERSION,
             state: self.paths.state.display().to_string(),
             lineage: self.state.lineage,
+            // The serial on disk: the state in memory was one ahead of it.
+            serial: Some(self.state.serial.saturating_sub(1)),
             batches: std::mem::take(&mut self.unsaved),
         };
         let document = serde_json::to_string(&rescue).expect("a rescue journal serialises");

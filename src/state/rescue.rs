@@ -39,6 +39,12 @@ pub struct Rescue {
     pub state: String,
     /// The state's lineage.
     pub lineage: Uuid,
+    /// The serial the state was at when the answers could not be recorded:
+    /// `state recover` folds them into that state only, once (a second
+    /// recover, or one after later runs, would put old answers over newer
+    /// records). Absent in rescue journals written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<u64>,
     /// The answers not recorded.
     pub batches: Vec<RescuedBatch>,
 }

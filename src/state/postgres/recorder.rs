@@ -265,6 +265,7 @@ impl RecordBatches for PostgresRecorder {
                 memberctl_rescue: RESCUE_VERSION,
                 state: self.name.clone(),
                 lineage: self.state.lineage,
+                serial: Some(self.serial as u64),
                 batches: std::mem::take(&mut self.unsaved),
             };
             let (path, document) = rescue.save()?;
