@@ -201,11 +201,17 @@ fn create_change_move_deactivate_and_reactivate() {
     assert_eq!(record(&recorded, "grace@example.com")["status"], "deactivated");
     assert_eq!(record(&recorded, "grace@example.com")["remote"]["user_id"], id(&gone));
 
-    // Re-add: the same user reactivated, not a second one.
+    // Re-add: the same user reactivated, not a second one; the name that
+    // changed meanwhile shows in the plan (a review found the re-add hid it,
+    // though apply PATCHed it).
+    let renamed = grace.replace("Grace Hopper", "Grace B. Hopper");
     t.write(
         "memberctl.yaml",
-        &config(tenant.base_url(), "", &groups, &format!("{ada}    roles: [admin]\n    groups: [ops]\n{grace}")),
+        &config(tenant.base_url(), "", &groups, &format!("{ada}    roles: [admin]\n    groups: [ops]\n{renamed}")),
     );
+    let plan = t.cmd(&["plan"]).expect(0);
+    assert!(plan.stdout.contains("+ invite directory/grace@example.com"), "{}", plan.rendered());
+    assert!(plan.stdout.contains(r#"~ name: "Grace Hopper" → "Grace B. Hopper""#), "{}", plan.rendered());
     t.cmd(&["apply", "--auto-approve"]).expect(0);
     let back = admin.user("grace@example.com");
     assert_eq!(back["active"], true);

@@ -495,8 +495,11 @@ fn diff_one(
                   reason: Option<String>,
                   repeat| {
         let fields = match (before, after.as_deref()) {
+            // An invitation with a record is a re-add: it carries the
+            // attributes that changed while the member was away.
             (Some(b), Some(a))
-                if matches!(action, Action::Update | Action::Resend) || wanted == Some(Action::Update) =>
+                if matches!(action, Action::Update | Action::Resend | Action::Invite)
+                    || matches!(wanted, Some(Action::Update | Action::Invite)) =>
             {
                 b.changes_to(a).into_iter().map(FieldChange::from).collect()
             }
