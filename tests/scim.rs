@@ -279,6 +279,15 @@ fn a_user_deactivated_out_of_band_is_reported_not_reactivated() {
     let ada = id(&admin.user("ada@example.com"));
     admin.patch_user(&ada, &json!([{"op": "replace", "path": "active", "value": false}]));
 
+    // The comment names it (a review found it counted the suspension and
+    // listed it nowhere, as it plans nothing for it).
+    let comment = t.cmd(&["plan", "--refresh", "--format", "markdown"]).expect(0);
+    assert!(comment.stdout.contains("Drift reported, nothing planned:"), "{}", comment.rendered());
+    assert!(
+        comment.stdout.contains("- `directory/ada@example.com`: drift: deactivated at the provider"),
+        "{}",
+        comment.rendered()
+    );
     let out = t.cmd(&["apply", "--refresh", "--auto-approve"]).expect(0);
     assert!(out.stdout.contains("deactivated at the provider"), "{}", out.rendered());
     assert!(out.stdout.contains("not reactivated"), "{}", out.rendered());

@@ -131,6 +131,27 @@ pub fn refresh_counts(checked: &[String], not_checked: &[String], drifted: usize
     line
 }
 
+/// Drift the plan does not put back (a user suspended at the service is
+/// reported, not reactivated): named, as the counts include it and no
+/// table row does. Drift is of managed members, whom the comment may name.
+fn unplanned_drift(doc: &mut String, plan: &Plan, refreshed: &Refreshed) {
+    const NAMED: usize = 20;
+    let planned: std::collections::HashSet<&crate::address::Address> =
+        plan.changes.iter().map(|change| &change.address).collect();
+    let unplanned: Vec<_> = refreshed.drift.iter().filter(|note| !planned.contains(&note.address)).collect();
+    if unplanned.is_empty() {
+        return;
+    }
+    put_line!(doc, "Drift reported, nothing planned:\n");
+    for note in unplanned.iter().take(NAMED) {
+        put_line!(doc, "- {}: {}", code(&cell(note.address.as_str())), cell(&note.found));
+    }
+    if unplanned.len() > NAMED {
+        put_line!(doc, "- and {} more (`memberctl refresh --check` lists them)", unplanned.len() - NAMED);
+    }
+    doc.push('\n');
+}
+
 /// Writes the comment.
 pub fn markdown(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
     let mut doc = String::with_capacity(8 * 1024);
@@ -143,12 +164,14 @@ pub fn markdown(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
         }
         if let Some(refreshed) = &plan.refresh {
             put_line!(doc, "\n{}", refresh_line(refreshed));
+            unplanned_drift(&mut doc, plan, refreshed);
         }
         return out.write_all(doc.as_bytes());
     }
     put_line!(doc, "**{}**\n", plan.summary.line());
     if let Some(refreshed) = &plan.refresh {
         put_line!(doc, "{}\n", refresh_line(refreshed));
+        unplanned_drift(&mut doc, plan, refreshed);
     }
     let mut warnings: Vec<String> = plan.warnings.clone();
     if plan.summary.manual > 0 {
