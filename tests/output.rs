@@ -5,7 +5,7 @@
 use std::process::Stdio;
 
 use crate::lifecycle::QUICKSTART;
-use crate::support::harness::Test;
+use crate::support::harness::{closed_stdout, Test};
 
 /// Every command that prints something on stdout, with what it needs.
 const PRINTING: &[&[&str]] = &[
@@ -74,10 +74,7 @@ fn a_full_stdout_is_an_error_for_every_command() {
 fn a_closed_pipe_ends_every_command_quietly() {
     let t = applied();
     for args in PRINTING {
-        let (reader, writer) = std::io::pipe().expect("pipe");
-        // The reader is gone before memberctl writes its first byte.
-        drop(reader);
-        let (code, stderr) = run_with_stdout(&t, args, Stdio::from(writer));
+        let (code, stderr) = run_with_stdout(&t, args, closed_stdout());
         assert_eq!(code, 0, "`memberctl {}` on a closed pipe; stderr:\n{stderr}", args.join(" "));
         assert!(
             !stderr.contains("error") && !stderr.contains("panicked"),
@@ -94,10 +91,8 @@ fn a_closed_pipe_ends_every_command_quietly() {
 fn a_closed_pipe_keeps_the_saved_plan_and_the_exit_code() {
     let t = applied();
     for format in ["text", "json", "markdown"] {
-        let (reader, writer) = std::io::pipe().expect("pipe");
-        drop(reader);
         let args = ["plan", "--detailed-exitcode", "--format", format, "--out", "saved.json"];
-        let (code, stderr) = run_with_stdout(&t, &args, Stdio::from(writer));
+        let (code, stderr) = run_with_stdout(&t, &args, closed_stdout());
         assert_eq!(code, 2, "changes are present ({format}); stderr:\n{stderr}");
         assert!(stderr.contains("Saved the plan"), "{stderr}");
         assert!(t.read("saved.json").contains("\"changes\""), "the plan is saved ({format})");
@@ -136,16 +131,12 @@ fn a_reader_that_leaves_after_the_first_line_keeps_the_exit_code() {
 #[test]
 fn apply_on_a_closed_pipe_sends_nothing_and_fails_unless_there_is_nothing_to_send() {
     let t = Test::new().config(QUICKSTART);
-    let (reader, writer) = std::io::pipe().expect("pipe");
-    drop(reader);
-    let (code, stderr) = run_with_stdout(&t, &["apply", "--auto-approve"], Stdio::from(writer));
+    let (code, stderr) = run_with_stdout(&t, &["apply", "--auto-approve"], closed_stdout());
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("nothing was sent"), "{stderr}");
     assert!(!t.path().join("outbox.jsonl").exists(), "nothing may be sent");
     t.cmd(&["apply", "--auto-approve"]).expect(0);
-    let (reader, writer) = std::io::pipe().expect("pipe");
-    drop(reader);
-    let (code, stderr) = run_with_stdout(&t, &["apply", "--auto-approve"], Stdio::from(writer));
+    let (code, stderr) = run_with_stdout(&t, &["apply", "--auto-approve"], closed_stdout());
     assert_eq!((code, stderr.as_str()), (0, ""), "no changes: quiet");
 }
 

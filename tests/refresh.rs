@@ -2,7 +2,7 @@
 //! lines appended by hand play changes made at the service.
 
 use crate::lifecycle::QUICKSTART;
-use crate::support::harness::Test;
+use crate::support::harness::{closed_stdout, Test};
 
 /// Appends an outbox line, as someone working at the service would.
 fn at_the_service(t: &Test, line: &str) {
@@ -243,15 +243,10 @@ fn the_sandbox_takes_a_member_gone_at_the_service_as_removed_or_drift() {
 fn a_closed_pipe_keeps_the_refresh_and_its_exit_code() {
     let t = applied();
     at_the_service(&t, JANE_MADE_MODERATOR);
-    let closed = || {
-        let (reader, writer) = std::io::pipe().expect("pipe");
-        drop(reader);
-        std::process::Stdio::from(writer)
-    };
-    let check = t.command(&["refresh", "--check"]).stdout(closed()).output().expect("runs");
+    let check = t.command(&["refresh", "--check"]).stdout(closed_stdout()).output().expect("runs");
     assert_eq!(check.status.code(), Some(2), "{}", String::from_utf8_lossy(&check.stderr));
     assert_eq!(serial(&t), 1);
-    let refresh = t.command(&["refresh"]).stdout(closed()).output().expect("runs");
+    let refresh = t.command(&["refresh"]).stdout(closed_stdout()).output().expect("runs");
     assert_eq!(refresh.status.code(), Some(0), "{}", String::from_utf8_lossy(&refresh.stderr));
     assert_eq!(serial(&t), 2, "the state is written all the same");
 }

@@ -494,15 +494,10 @@ fn diff_one(
                   after: Option<Want<'_>>,
                   reason: Option<String>,
                   repeat| {
+        // What differs, wherever there is a record and a desire: an update,
+        // a resend that carries one, a re-add of a deactivated member.
         let fields = match (before, after.as_deref()) {
-            // An invitation with a record is a re-add: it carries the
-            // attributes that changed while the member was away.
-            (Some(b), Some(a))
-                if matches!(action, Action::Update | Action::Resend | Action::Invite)
-                    || matches!(wanted, Some(Action::Update | Action::Invite)) =>
-            {
-                b.changes_to(a).into_iter().map(FieldChange::from).collect()
-            }
+            (Some(b), Some(a)) => b.changes_to(a).into_iter().map(FieldChange::from).collect(),
             _ => Vec::new(),
         };
         Change {
@@ -518,6 +513,14 @@ fn diff_one(
             names: Arc::default(),
         }
     };
+    // A change the provider cannot make: `wanted`, by hand.
+    let by_hand =
+        |address: Cow<'_, Address>,
+         wanted,
+         before: Option<&Attributes>,
+         after: Option<Want<'_>>,
+         reason: String,
+         repeat| { change(address, Action::Manual, Some(wanted), before, after, Some(reason), repeat) };
     match (want, have) {
         (None, None) => None,
         // Removed by deactivation already; the record only keeps the ids.
@@ -527,25 +530,17 @@ fn diff_one(
             change(address, Action::Invite, None, Some(&have.attributes), Some(want), Some(reason), false)
         } else {
             let reason = format!("provider `{provider}` may not invite: reactivate {} by hand in {console}, then run `memberctl state import {address}`", want.email);
-            change(
-                address,
-                Action::Manual,
-                Some(Action::Invite),
-                Some(&have.attributes),
-                Some(want),
-                Some(reason),
-                false,
-            )
+            by_hand(address, Action::Invite, Some(&have.attributes), Some(want), reason, false)
         }),
         (Some(want), None) => Some(if caps.is_some_and(|c| c.invite) {
             change(address, Action::Invite, None, None, Some(want), None, false)
         } else {
             let reason = format!("provider `{provider}` may not invite: invite {} by hand in {console}, then run `memberctl state import {address}`", want.email);
-            change(address, Action::Manual, Some(Action::Invite), None, Some(want), Some(reason), false)
+            by_hand(address, Action::Invite, None, Some(want), reason, false)
         }),
         (None, Some(have)) => Some(if settings.is_none() {
             let reason = format!("provider `{provider}` is no longer configured: remove {} by hand if needed, then run `memberctl state rm {address}`", have.email);
-            change(address, Action::Manual, Some(Action::Remove), Some(&have.attributes), None, Some(reason), false)
+            by_hand(address, Action::Remove, Some(&have.attributes), None, reason, false)
         } else if caps.is_some_and(|c| c.remove) {
             let how = settings.and_then(|s| s.kind.removal_note(s));
             change(address, Action::Remove, None, Some(&have.attributes), None, how, false)
@@ -555,7 +550,7 @@ fn diff_one(
                 have.email,
                 mark_done()
             );
-            change(address, Action::Manual, Some(Action::Remove), Some(&have.attributes), None, Some(reason), false)
+            by_hand(address, Action::Remove, Some(&have.attributes), None, reason, false)
         }),
         (Some(want), Some(have)) => {
             if have.status == Status::Uncertain {
@@ -569,7 +564,7 @@ fn diff_one(
                         "the last send had no known outcome ({why}): check {console}; if {} was invited run `memberctl state import {address}`, otherwise `memberctl state rm {address}` and plan again",
                         want.email
                     );
-                    change(address, Action::Manual, Some(Action::Invite), None, Some(want), Some(reason), true)
+                    by_hand(address, Action::Invite, None, Some(want), reason, true)
                 });
             }
             let due = || {
@@ -598,15 +593,7 @@ fn diff_one(
                     }
                 } else {
                     let reason = format!("`{provider}` cannot update members through its API: make the change by hand in {console}, then run {}", mark_done());
-                    change(
-                        address,
-                        Action::Manual,
-                        Some(Action::Update),
-                        Some(&have.attributes),
-                        Some(want),
-                        Some(reason),
-                        false,
-                    )
+                    by_hand(address, Action::Update, Some(&have.attributes), Some(want), reason, false)
                 });
             }
             due().map(|age| {

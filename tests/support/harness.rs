@@ -205,3 +205,11 @@ impl Default for Test {
         Self::new()
     }
 }
+
+/// A stdout whose reader is gone before the command writes its first byte
+/// (`memberctl ... | head` after `head` left).
+pub fn closed_stdout() -> Stdio {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    Stdio::from(writer)
+}

@@ -148,6 +148,9 @@ pub struct HttpClient {
     auth: (HeaderName, HeaderValue),
     /// The credential itself, kept only to scrub it from messages.
     secret: Secret,
+    /// The credential in every form [`HttpClient::scrub`] looks for, made
+    /// once: every message quoted from an answer is scrubbed.
+    secret_forms: Vec<Secret>,
     max_attempts: u32,
     timeout: Duration,
     gate: Gate,
@@ -208,6 +211,7 @@ impl HttpClient {
             credential_env,
             credential_kind,
             auth: (name, value),
+            secret_forms: encodings(secret.expose()).into_iter().map(Secret::new).collect(),
             secret,
             max_attempts: settings.max_attempts.max(1),
             timeout,
@@ -294,16 +298,9 @@ impl HttpClient {
     #[must_use]
     pub fn scrub(&self, text: &str, extra: &[&str]) -> String {
         let mut out = text.to_owned();
-        for secret in std::iter::once(self.secret.expose()).chain(extra.iter().copied()) {
-            if secret.len() < 3 {
-                continue;
-            }
-            for form in encodings(secret) {
-                if !form.is_empty() && out.contains(&form) {
-                    out = out.replace(&form, "[redacted]");
-                }
-            }
-            out = redact_cut_short(&out, secret);
+        redact(&mut out, self.secret.expose(), self.secret_forms.iter().map(Secret::expose));
+        for secret in extra {
+            redact(&mut out, secret, encodings(secret).iter().map(String::as_str));
         }
         out
     }
@@ -638,6 +635,21 @@ fn encodings(secret: &str) -> Vec<String> {
     forms.sort_by_key(|form| std::cmp::Reverse(form.len()));
     forms.dedup();
     forms
+}
+
+/// Replaces `secret`, given in its `forms` ([`encodings`]), in `out`, and
+/// what is left of it cut short. A secret under 3 bytes is not looked for:
+/// it would match ordinary text.
+fn redact<'a>(out: &mut String, secret: &str, forms: impl Iterator<Item = &'a str>) {
+    if secret.len() < 3 {
+        return;
+    }
+    for form in forms {
+        if !form.is_empty() && out.contains(form) {
+            *out = out.replace(form, "[redacted]");
+        }
+    }
+    *out = redact_cut_short(out, secret);
 }
 
 /// How much of a secret, cut short, is still worth hiding: a quote that

@@ -90,6 +90,31 @@ struct Write {
     by: &'static str,
 }
 
+impl Write {
+    /// A write that patches the records of the state `name` under the lock
+    /// taken at `epoch`, expecting `serial`.
+    fn patch(
+        name: String,
+        epoch: i64,
+        serial: i64,
+        (upserts, deletes): (Vec<(String, String)>, Vec<String>),
+        answered: Vec<(i64, i64)>,
+    ) -> Self {
+        Write {
+            name,
+            epoch,
+            serial,
+            lineage: None,
+            replace: false,
+            set_serial: None,
+            upserts,
+            deletes,
+            answered,
+            by: who(),
+        }
+    }
+}
+
 /// Commits `write` on the run's session and checks that the backend that
 /// did it is the session's own (behind a pooler in transaction mode it may
 /// not be, and the lock would not hold); answers the new serial.
@@ -417,19 +442,8 @@ impl Backend for PostgresBackend {
         }
         // Intents of a run that never had a state: nothing to make
         // uncertain against, only rows to clear.
-        let (upserts, deletes) = state.as_ref().map(|s| rows_for(s, &touched)).unwrap_or_default();
-        let write = Write {
-            name: self.name.clone(),
-            epoch,
-            serial,
-            lineage: None,
-            replace: false,
-            set_serial: None,
-            upserts,
-            deletes,
-            answered,
-            by: who(),
-        };
+        let rows = state.as_ref().map(|s| rows_for(s, &touched)).unwrap_or_default();
+        let write = Write::patch(self.name.clone(), epoch, serial, rows, answered);
         let new_serial = commit_on(&self.session, write)?;
         let state = state.map(|mut s| {
             s.serial = new_serial as u64;

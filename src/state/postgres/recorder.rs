@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::session::{Fail, Session};
-use super::{commit_on, finish_transaction, lock_key, rows_for, who, Write};
+use super::{commit_on, finish_transaction, lock_key, rows_for, Write};
 use crate::provider::{Operation, Outcome};
 use crate::state::backend::{RecordBatches, Recorder};
 use crate::state::rescue::{Rescue, RescuedBatch, RESCUE_VERSION};
@@ -172,19 +172,11 @@ impl PostgresRecorder {
     }
 
     fn try_commit(&mut self, ops: &[Operation], answered: Vec<(i64, i64)>) -> Result<(), StateError> {
-        let (upserts, deletes) = rows_for(&self.state, ops);
-        self.bytes += upserts.iter().map(|(a, r)| a.len() + r.len()).sum::<usize>() as u64;
+        let rows = rows_for(&self.state, ops);
+        self.bytes += rows.0.iter().map(|(a, r)| a.len() + r.len()).sum::<usize>() as u64;
         let write = Write {
-            name: self.name.clone(),
-            epoch: self.epoch,
-            serial: self.serial,
             lineage: (!self.lineage_written).then_some(self.state.lineage),
-            replace: false,
-            set_serial: None,
-            upserts,
-            deletes,
-            answered,
-            by: who(),
+            ..Write::patch(self.name.clone(), self.epoch, self.serial, rows, answered)
         };
         let serial = commit_on(&self.session, write)?;
         self.serial = serial;
